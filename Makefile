@@ -1,0 +1,50 @@
+# HealthBridge: two commands set everything up on a fresh machine.
+#   make demo   the whole system on loopback (SQLite), telling the story
+#   make test   lint, type-check the pure core, and run every test
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: venv test lint demo demo-once bench clean browser
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Debian's chromium drives the browser tests; install it when we may (root, apt).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "could not install chromium; browser tests will say so"; \
+	  else echo "chromium not found; browser tests will say so"; fi; }
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy credential ledger/merkle.py ledger/note.py ledger/checkpoint.py ledger/entries.py ledger/rules.py
+
+test: $(STAMP) browser lint
+	$(BIN)/pytest --cov --cov-report=term:skip-covered
+
+demo: $(STAMP)
+	$(BIN)/healthbridge demo
+
+demo-once: $(STAMP)
+	$(BIN)/healthbridge demo --once
+
+bench: $(STAMP)
+	$(BIN)/python bench/verify.py
+	$(BIN)/python bench/ledger.py
+	$(BIN)/python bench/sync.py
+	$(BIN)/python bench/issue.py
+	$(BIN)/python bench/scan.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

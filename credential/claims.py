@@ -1,0 +1,78 @@
+"""The health credential's claims: what border staff need, and nothing else.
+
+Frozen dataclasses validated when built. No I/O, no clock: times are integer Unix
+seconds passed in by the caller.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from credential.errors import ClaimsError
+
+REGION_RE = re.compile(r"^[A-Z]{2,8}$")
+KID_RE = re.compile(r"^[A-Za-z0-9_-]{4,64}$")
+MAX_STATUS_INDEX = 2**40 - 1  # index space per region; far above any population
+MAX_MASKED_NAME_CHARS = 32  # characters
+MAX_DOCUMENT_HINT_CHARS = 16  # characters
+
+
+class StatusColour(StrEnum):
+    """The resident's health-code colour."""
+
+    GREEN = "green"
+    YELLOW = "yellow"
+    RED = "red"
+
+
+class StatusBasis(StrEnum):
+    """Why the resident has that colour."""
+
+    VACCINATION = "vaccination"
+    TEST = "test"  # a negative test; basis_time is when the sample was taken
+    RECOVERY = "recovery"
+    ADMIN = "admin"  # an admin decision (override, contact tracing)
+
+
+@dataclass(frozen=True)
+class HealthClaims:
+    """The claims of one credential, validated on construction.
+
+    `holder_key` is the DER SubjectPublicKeyInfo of the resident's device key; it is
+    rendered as an RFC 7800 `cnf` confirmation claim.
+    """
+
+    region: str
+    kid: str
+    status_index: int
+    issued_at: int
+    not_before: int
+    expires_at: int
+    colour: StatusColour
+    basis: StatusBasis
+    basis_time: int | None
+    masked_name: str
+    document_hint: str
+    holder_key: bytes
+
+    def __post_init__(self) -> None:
+        if not REGION_RE.fullmatch(self.region):
+            raise ClaimsError(f"region must be 2-8 capital letters, found {self.region!r}")
+        if not KID_RE.fullmatch(self.kid):
+            raise ClaimsError(f"kid must be 4-64 base64url characters, found {self.kid!r}")
+        if not 0 <= self.status_index <= MAX_STATUS_INDEX:
+            raise ClaimsError(f"status_index out of range: {self.status_index}")
+        if not self.issued_at <= self.expires_at or not self.not_before <= self.expires_at:
+            raise ClaimsError("expires_at must not precede issued_at or not_before")
+        if not isinstance(self.colour, StatusColour):
+            raise ClaimsError(f"colour must be a StatusColour, found {self.colour!r}")
+        if not isinstance(self.basis, StatusBasis):
+            raise ClaimsError(f"basis must be a StatusBasis, found {self.basis!r}")
+        if not 0 < len(self.masked_name) <= MAX_MASKED_NAME_CHARS:
+            raise ClaimsError("masked_name must be 1-32 characters")
+        if len(self.document_hint) > MAX_DOCUMENT_HINT_CHARS:
+            raise ClaimsError("document_hint must be at most 16 characters")
+        if not self.holder_key:
+            raise ClaimsError("holder_key (device public key) is required")
