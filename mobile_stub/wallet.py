@@ -18,11 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from credential.issue import read_claims_unverified
 from credential.presentation import WINDOW_SECONDS, make_presentation
 
 from credential.claims import HealthClaims
 from credential.errors import CredentialError
+from credential.issue import read_claims_unverified
 from mobile_stub.client import CodeDelivery, IssuedCredential, IssuerApi
 from mobile_stub.device import DeviceKey, DeviceKeyFile
 from mobile_stub.errors import (
@@ -146,7 +146,12 @@ class Wallet:
             )
         device = self.key_file.load()
         start, end = window_of(now)
-        text = make_presentation(entry.credential, device.private_key, now, challenge)
+        try:
+            text = make_presentation(entry.credential, device.private_key, now, challenge)
+        except (CredentialError, ValueError) as e:
+            raise StoreCorruptError(
+                f"cannot make a presentation from the stored {view.region} credential: {e}"
+            ) from e
         return ShownCode(qr_text=text, window_start=start, window_end=end, view=view)
 
     # -- talking to issuers ------------------------------------------------------------

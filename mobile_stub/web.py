@@ -1,0 +1,221 @@
+"""The phone-sized wallet page: `create_app(config)` serving the refreshing health code.
+
+The page shows the colour frame, masked name, a live clock and the QR, and fetches a
+fresh presentation from `GET /v1/presentation` every window. Presentations are made
+locally from the stored credential, so the page keeps working with no network; only
+`POST /v1/refresh` (run on load and every few minutes) talks to the issuer, and its
+failure turns on the offline banner rather than hiding the code.
+
+Config keys: `WALLET_DIR` (Path, required), `WALLET_PASSPHRASE` (bytes or None),
+`WALLET_REGION` (region shown by default, else the store's home), `CLOCK` (callable
+returning Unix seconds; tests inject one), `ISSUER_FACTORY` (callable url ->
+IssuerApi), `ALLOWED_HOSTS` (Host header values served; the page binds loopback and
+refuses other names so a web page elsewhere cannot reach it through DNS rebinding).
+
+Errors are JSON `{"error": "<code>", "message": "..."}` with a 4xx status; nothing
+here answers 500 for a resident's state (missing key, expired credential, ...).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, jsonify, render_template, request
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
+
+from mobile_stub.client import HttpIssuer, IssuerApi
+from mobile_stub.errors import (
+    CredentialExpiredError,
+    DeviceKeyCorruptError,
+    DeviceKeyMissingError,
+    InsecurePermissionsError,
+    IssuerRefusedError,
+    IssuerUnreachableError,
+    NotEnrolledError,
+    StoreCorruptError,
+    WalletError,
+)
+from mobile_stub.qr import svg_data_url
+from mobile_stub.wallet import Wallet, WalletView
+
+ISSUER_POLL_S = 300  # seconds between background refresh attempts from the page
+MIN_REFETCH_S = 0.5  # seconds; the page never refetches faster than this
+DEFAULT_ALLOWED_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+# (HTTP status, error code) for each resident-facing failure; most specific first.
+ERROR_CODES: tuple[tuple[type[WalletError], int, str], ...] = (
+    (NotEnrolledError, 404, "not_enrolled"),
+    (CredentialExpiredError, 410, "credential_expired"),
+    (DeviceKeyMissingError, 409, "device_key_missing"),
+    (DeviceKeyCorruptError, 409, "device_key_corrupt"),
+    (InsecurePermissionsError, 409, "insecure_permissions"),
+    (StoreCorruptError, 409, "store_corrupt"),
+    (WalletError, 409, "wallet_error"),
+)
+
+bp = Blueprint("wallet", __name__)
+
+
+def _now() -> float:
+    clock: Callable[[], float] = current_app.config["CLOCK"]
+    return float(clock())
+
+
+def _wallet() -> Wallet:
+    return Wallet.open(
+        Path(current_app.config["WALLET_DIR"]), current_app.config.get("WALLET_PASSPHRASE")
+    )
+
+
+def _region() -> str | None:
+    region = request.args.get("region") or current_app.config.get("WALLET_REGION")
+    return str(region) if region else None
+
+
+def _utc(ts: int | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _view_json(view: WalletView) -> dict[str, Any]:
+    return {
+        "region": view.region,
+        "masked_name": view.masked_name,
+        "document_hint": view.document_hint,
+        "colour": view.colour,
+        "basis": view.basis,
+        "basis_time": view.basis_time,
+        "basis_time_text": _utc(view.basis_time),
+        "not_before": view.not_before,
+        "expires_at": view.expires_at,
+        "expires_text": _utc(view.expires_at),
+        "expired": view.expired,
+        "refresh_due": view.refresh_due,
+    }
+
+
+def _error(e: WalletError) -> ResponseReturnValue:
+    for cls, status, code in ERROR_CODES:
+        if isinstance(e, cls):
+            return jsonify(error=code, message=str(e)), status
+    raise AssertionError("unreachable: WalletError is in ERROR_CODES")  # pragma: no cover
+
+
+@bp.before_app_request
+def _check_host() -> ResponseReturnValue | None:
+    host = request.host.rsplit(":", 1)[0] if not request.host.endswith("]") else request.host
+    if host not in current_app.config["ALLOWED_HOSTS"]:
+        return jsonify(error="forbidden_host", message=f"host {host!r} is not served"), 403
+    return None
+
+
+@bp.after_app_request
+def _headers(resp: Any) -> Any:
+    # The QR is an inline data: URL; nothing else is loaded from anywhere but here.
+    resp.headers["Content-Security-Policy"] = (
+        "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
+    )
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    resp.headers["Cache-Control"] = "no-store"  # a presentation must never be cached
+    resp.headers["Referrer-Policy"] = "no-referrer"
+    return resp
+
+
+@bp.get("/")
+def page() -> ResponseReturnValue:
+    wallet = _wallet()
+    doc = wallet.document()
+    view: dict[str, Any] | None = None
+    problem: str | None = None
+    try:
+        view = _view_json(wallet.view(_now(), _region()))
+    except WalletError as e:
+        problem = str(e)
+    return render_template(
+        "wallet.html",
+        view=view,
+        problem=problem,
+        regions=sorted(doc.entries),
+        region=_region() or doc.home,
+        poll_s=ISSUER_POLL_S,
+        min_refetch_s=MIN_REFETCH_S,
+    )
+
+
+@bp.get("/v1/presentation")
+def presentation() -> ResponseReturnValue:
+    now = _now()
+    try:
+        shown = _wallet().show(now, _region())
+        qr = svg_data_url(shown.qr_text)
+    except WalletError as e:
+        return _error(e)
+    return jsonify(
+        qr_text=shown.qr_text,
+        qr_svg=qr,
+        now=now,
+        window_start=shown.window_start,
+        window_end=shown.window_end,
+        refresh_in=max(MIN_REFETCH_S, shown.window_end - now),
+        **_view_json(shown.view),
+    )
+
+
+@bp.get("/v1/wallet")
+def wallet_summary() -> ResponseReturnValue:
+    try:
+        doc = _wallet().document()
+    except WalletError as e:
+        return _error(e)
+    return jsonify(home=doc.home, regions=sorted(doc.entries))
+
+
+@bp.post("/v1/refresh")
+def refresh() -> ResponseReturnValue:
+    """Try the issuer; report online/offline. An unreachable issuer is not an error here:
+    the page keeps showing the stored credential and raises the offline banner."""
+    wallet = _wallet()
+    try:
+        entry = wallet.entry(_region())
+        issuer = current_app.config["ISSUER_FACTORY"](entry.issuer_url)
+        result = wallet.refresh(issuer, _now(), entry.region)
+    except IssuerUnreachableError as e:
+        return jsonify(online=False, changed=False, error="issuer_unreachable", message=str(e))
+    except IssuerRefusedError as e:
+        return jsonify(online=True, changed=False, error=e.code, message=str(e))
+    except WalletError as e:
+        return _error(e)
+    return jsonify(online=True, changed=result.changed, error=None, message=None)
+
+
+def _json_http_error(e: HTTPException) -> ResponseReturnValue:
+    code = (e.name or "error").lower().replace(" ", "_")
+    return jsonify(error=code, message=e.description or ""), e.code or 400
+
+
+def _default_issuer(url: str) -> IssuerApi:
+    return HttpIssuer(url)
+
+
+def create_app(config: dict[str, Any]) -> Flask:
+    """Build the wallet page app. `config["WALLET_DIR"]` is required."""
+    if "WALLET_DIR" not in config:
+        raise WalletError("wallet page config needs WALLET_DIR")
+    app = Flask(__name__)
+    app.config.update(
+        CLOCK=time.time,
+        ISSUER_FACTORY=_default_issuer,
+        ALLOWED_HOSTS=DEFAULT_ALLOWED_HOSTS,
+        WALLET_PASSPHRASE=None,
+        WALLET_REGION=None,
+    )
+    app.config.update(config)
+    app.register_blueprint(bp)
+    app.register_error_handler(HTTPException, _json_http_error)
+    return app
