@@ -1,0 +1,110 @@
+"""Issuing a credential: claims -> compact JWS signed with pyjwt.
+
+The JWS protected header is canonical: exactly `{"alg":..,"kid":..,"zip":"DEF"}` as
+compact JSON with sorted keys, so a verifier can rebuild it byte for byte from the
+algorithm and the key id (which is how the QR framing drops it, see
+`credential.presentation`). The payload is the deflated claims (`credential.payload`).
+`credential_digest` is the SHA-256 anchored on the issuing region's log.
+
+Does not verify: see `credential.verify`. `read_claims_unverified` is for a wallet
+showing its own credential, never for a decision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from jwt.api_jws import PyJWS
+
+from credential.claims import HealthClaims
+from credential.errors import ClaimsError, MalformedError
+from credential.keys import PrivateKey, SigningAlg, alg_of, b64url, b64url_decode, key_id
+from credential.keys import public_key_der as _public_key_der
+from credential.payload import decode_payload, encode_payload
+
+MAX_JWS_CHARS = 8192  # characters of a compact JWS accepted for parsing
+ZIP_DEFLATE = "DEF"  # JWE `zip` value (RFC 7516 §4.1.3) reused on the JWS, as SHC do
+
+# pyjwt with every option set explicitly: no `typ`, sorted header members.
+_JWS = PyJWS()
+
+
+def canonical_header(alg: SigningAlg, kid: str) -> bytes:
+    """The exact protected-header bytes of a HealthBridge credential."""
+    return json.dumps(
+        {"alg": alg.value, "kid": kid, "zip": ZIP_DEFLATE}, separators=(",", ":"), sort_keys=True
+    ).encode("ascii")
+
+
+def sign_credential(claims: HealthClaims, private_key: PrivateKey, alg: SigningAlg) -> str:
+    """Sign the claims as a compact JWS (RFC 7515 §7.1) with pyjwt.
+
+    The key must match `alg` and `claims.kid` (the key id of its public key), so an
+    issuer cannot sign under a kid that names another key.
+    """
+    if alg_of(private_key) is not alg:
+        raise ClaimsError(f"expected a {alg} key, found a {alg_of(private_key)} key")
+    expected_kid = key_id(_public_key_der(private_key))
+    if claims.kid != expected_kid:
+        raise ClaimsError(f"claims kid {claims.kid!r} does not name the key ({expected_kid})")
+    token = _JWS.encode(
+        encode_payload(claims),
+        private_key,
+        algorithm=alg.value,
+        headers={"typ": None, "kid": claims.kid, "zip": ZIP_DEFLATE},
+        sort_headers=True,
+    )
+    header_b64 = token.split(".", 1)[0]
+    if header_b64 != b64url(canonical_header(alg, claims.kid)):
+        # The compact QR framing rebuilds this header; refuse to issue anything else.
+        raise ClaimsError("pyjwt produced a non-canonical JWS header")
+    return token
+
+
+def credential_digest(jws: str) -> bytes:
+    """SHA-256 of the ASCII compact JWS: the digest anchored on the ledger."""
+    return hashlib.sha256(jws.encode("ascii")).digest()
+
+
+@dataclass(frozen=True)
+class JwsParts:
+    """The three segments of a compact JWS, decoded."""
+
+    header: bytes
+    payload: bytes
+    signature: bytes
+
+
+def split_jws(jws: str) -> JwsParts:
+    """Split and base64url-decode a compact JWS (no verification)."""
+    if len(jws) > MAX_JWS_CHARS:
+        raise MalformedError(f"JWS longer than {MAX_JWS_CHARS} characters")
+    segments = jws.split(".")
+    if len(segments) != 3:
+        raise MalformedError(f"expected 3 JWS segments, found {len(segments)}")
+    try:
+        return JwsParts(*(b64url_decode(s) for s in segments))
+    except (ValueError, UnicodeEncodeError) as e:
+        raise MalformedError(f"JWS segment is not base64url: {e}") from e
+
+
+def parse_header(header: bytes) -> dict[str, object]:
+    """The JOSE header as a JSON object."""
+    try:
+        obj = json.loads(header.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise MalformedError(f"expected a JSON JWS header: {e}") from e
+    if not isinstance(obj, dict):
+        raise MalformedError(f"expected a JSON object header, found {type(obj).__name__}")
+    return obj
+
+
+def read_claims_unverified(jws: str) -> HealthClaims:
+    """The claims of a credential WITHOUT checking its signature (wallet display only)."""
+    parts = split_jws(jws)
+    kid = parse_header(parts.header).get("kid")
+    if not isinstance(kid, str):
+        raise MalformedError("JWS header has no string 'kid'")
+    return decode_payload(parts.payload, kid)

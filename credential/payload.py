@@ -1,0 +1,159 @@
+"""The credential payload: claims <-> canonical JSON <-> raw DEFLATE bytes.
+
+The JWS payload is the claims object as compact UTF-8 JSON (sorted keys, no
+whitespace, non-ASCII kept as UTF-8), compressed with raw DEFLATE (RFC 1951, no zlib
+or gzip wrapper), flagged by the JWS header `"zip":"DEF"` as SMART Health Cards do.
+Inflation is bounded (MAX_INFLATED_BYTES) against decompression bombs. The key id is
+not a payload member: it travels in the JWS header (`kid`) and is joined to the claims
+on parse. Does not sign or verify anything.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from typing import Any
+
+from credential.claims import HealthClaims, StatusBasis, StatusColour
+from credential.errors import ClaimsError, KeyFormatError, MalformedError, TooLargeError
+from credential.keys import b64url, b64url_decode, p256_der_from_point, p256_point_from_der
+
+MAX_INFLATED_BYTES = 4096  # bytes of claims JSON after inflation; real ones are ~350
+DEFLATE_LEVEL = 9  # smallest output; the payload is tiny so speed does not matter
+_RAW_DEFLATE_WBITS = -15  # zlib: negative window bits = raw DEFLATE, no header
+
+# Wire codes for colour and basis: one letter each keeps the QR small.
+COLOUR_CODES: dict[StatusColour, str] = {
+    StatusColour.GREEN: "g",
+    StatusColour.YELLOW: "y",
+    StatusColour.RED: "r",
+}
+BASIS_CODES: dict[StatusBasis, str] = {
+    StatusBasis.VACCINATION: "v",
+    StatusBasis.TEST: "t",
+    StatusBasis.RECOVERY: "r",
+    StatusBasis.ADMIN: "a",
+}
+_COLOUR_BY_CODE = {v: k for k, v in COLOUR_CODES.items()}
+_BASIS_BY_CODE = {v: k for k, v in BASIS_CODES.items()}
+_TOP_KEYS = frozenset({"iss", "sti", "iat", "nbf", "exp", "hs", "nm", "dh", "cnf"})
+_MAX_JSON_INT = 2**53 - 1  # I-JSON (RFC 7493 §2.2): integers exactly representable
+
+
+def claims_to_json(claims: HealthClaims) -> bytes:
+    """The canonical JSON of the claims (without kid, which lives in the header)."""
+    x, y = p256_point_from_der(claims.holder_key)
+    hs: dict[str, Any] = {"b": BASIS_CODES[claims.basis], "c": COLOUR_CODES[claims.colour]}
+    if claims.basis_time is not None:
+        hs["t"] = claims.basis_time
+    obj = {
+        "iss": claims.region,
+        "sti": claims.status_index,
+        "iat": claims.issued_at,
+        "nbf": claims.not_before,
+        "exp": claims.expires_at,
+        "hs": hs,
+        "nm": claims.masked_name,
+        "dh": claims.document_hint,
+        # RFC 7800 §3.2: the holder's device key as a JWK confirmation method.
+        "cnf": {"jwk": {"crv": "P-256", "kty": "EC", "x": b64url(x), "y": b64url(y)}},
+    }
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+
+
+def deflate(data: bytes) -> bytes:
+    """Raw DEFLATE (RFC 1951)."""
+    c = zlib.compressobj(DEFLATE_LEVEL, zlib.DEFLATED, _RAW_DEFLATE_WBITS)
+    return c.compress(data) + c.flush()
+
+
+def inflate(data: bytes, limit: int = MAX_INFLATED_BYTES) -> bytes:
+    """Inflate raw DEFLATE, refusing output beyond `limit` bytes, truncated streams and
+    trailing garbage."""
+    d = zlib.decompressobj(_RAW_DEFLATE_WBITS)
+    try:
+        out = d.decompress(data, limit)
+    except zlib.error as e:
+        raise MalformedError(f"expected a raw DEFLATE payload: {e}") from e
+    if d.unconsumed_tail:
+        raise TooLargeError(f"payload inflates beyond {limit} bytes")
+    if not d.eof:
+        raise MalformedError("DEFLATE payload is truncated")
+    if d.unused_data:
+        raise MalformedError(f"{len(d.unused_data)} bytes after the DEFLATE stream")
+    return out
+
+
+def encode_payload(claims: HealthClaims) -> bytes:
+    """The JWS payload bytes: deflated canonical claims JSON."""
+    return deflate(claims_to_json(claims))
+
+
+def _int(obj: dict[str, Any], name: str) -> int:
+    v = obj.get(name)
+    if type(v) is not int or not 0 <= v <= _MAX_JSON_INT:
+        raise MalformedError(f"claim {name!r}: expected a non-negative integer, found {v!r}")
+    return v
+
+
+def _str(obj: dict[str, Any], name: str) -> str:
+    v = obj.get(name)
+    if not isinstance(v, str):
+        raise MalformedError(f"claim {name!r}: expected a string, found {type(v).__name__}")
+    return v
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise MalformedError(f"duplicate JSON member {k!r}")
+        out[k] = v
+    return out
+
+
+def claims_from_json(data: bytes, kid: str) -> HealthClaims:
+    """Parse claims JSON strictly: exact member set, exact types, valid device key."""
+    try:
+        obj = json.loads(data.decode("utf-8"), object_pairs_hook=_reject_duplicates)
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise MalformedError(f"expected UTF-8 JSON claims: {e}") from e
+    if not isinstance(obj, dict) or set(obj) != _TOP_KEYS:
+        found = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
+        raise MalformedError(f"expected claims {sorted(_TOP_KEYS)}, found {found}")
+    hs = obj["hs"]
+    if not isinstance(hs, dict) or not {"b", "c"} <= set(hs) <= {"b", "c", "t"}:
+        raise MalformedError("claim 'hs': expected {b, c[, t]}")
+    colour = _COLOUR_BY_CODE.get(hs["c"]) if isinstance(hs["c"], str) else None
+    basis = _BASIS_BY_CODE.get(hs["b"]) if isinstance(hs["b"], str) else None
+    if colour is None or basis is None:
+        raise MalformedError(f"unknown status colour/basis codes {hs['c']!r}/{hs['b']!r}")
+    cnf = obj["cnf"]
+    jwk = cnf.get("jwk") if isinstance(cnf, dict) and set(cnf) == {"jwk"} else None
+    if not isinstance(jwk, dict) or set(jwk) != {"crv", "kty", "x", "y"}:
+        raise MalformedError("claim 'cnf': expected {jwk: {crv, kty, x, y}}")
+    if jwk["kty"] != "EC" or jwk["crv"] != "P-256":
+        raise MalformedError(f"device key: expected EC P-256, found {jwk['kty']}/{jwk['crv']}")
+    try:
+        holder_key = p256_der_from_point(b64url_decode(jwk["x"]), b64url_decode(jwk["y"]))
+        return HealthClaims(
+            region=_str(obj, "iss"),
+            kid=kid,
+            status_index=_int(obj, "sti"),
+            issued_at=_int(obj, "iat"),
+            not_before=_int(obj, "nbf"),
+            expires_at=_int(obj, "exp"),
+            colour=colour,
+            basis=basis,
+            basis_time=_int(hs, "t") if "t" in hs else None,
+            masked_name=_str(obj, "nm"),
+            document_hint=_str(obj, "dh"),
+            holder_key=holder_key,
+        )
+    except (ValueError, TypeError, ClaimsError, KeyFormatError) as e:
+        raise MalformedError(f"invalid claims: {e}") from e
+
+
+def decode_payload(payload: bytes, kid: str) -> HealthClaims:
+    """Inflate (bounded) and parse a JWS payload."""
+    return claims_from_json(inflate(payload), kid)

@@ -1,0 +1,252 @@
+"""The presentation a wallet shows as a QR: credential + holder proof, framed compactly.
+
+A presentation proves that the phone showing the credential holds the device key named
+in its `cnf` claim (RFC 7800), now: the device signs (ES256) the credential digest, the
+current 30-second window number and, when the verifier displays one, its challenge.
+
+QR text = "HB1:" + base45(frame), all in the QR alphanumeric alphabet. The frame drops
+what a verifier rebuilds exactly: the canonical JWS header (from an algorithm code and
+the key id), base64url (segments travel as raw bytes) and DER (signatures are raw
+r||s); the window travels as its low 8 bits. See docs/credential-format.md for the
+byte layout. Does not verify anything: see `credential.verify`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from credential.base45 import Base45Error, b45decode, b45encode
+from credential.errors import (
+    MalformedError,
+    PresentationFormatError,
+    TooLargeError,
+    UnsupportedVersionError,
+)
+from credential.issue import canonical_header, credential_digest, parse_header, split_jws
+from credential.keys import (
+    ES256_SIGNATURE_BYTES,
+    PrivateKey,
+    SigningAlg,
+    b64url,
+    es256_raw_signature,
+    public_key_der,
+)
+
+WINDOW_SECONDS = 30  # seconds per holder-proof window; the wallet refreshes this often
+WINDOW_TAG_MODULUS = 256  # the frame carries window mod 256 (1 byte)
+PREFIX_MAGIC = "HB"
+FORMAT_VERSION = 1
+QR_PREFIX = f"{PREFIX_MAGIC}{FORMAT_VERSION}:"
+MAX_PREFIX_CHARS = 8  # characters before ':' examined to report a version
+MAX_QR_BYTES = 4296  # characters; QR version 40-L alphanumeric capacity (ISO/IEC 18004)
+MAX_KID_BYTES = 64  # matches credential.claims.KID_RE
+MAX_HEADER_BYTES = 1024  # bytes of a verbatim JWS header
+PROOF_CONTEXT = b"HealthBridge holder proof v1\n"  # domain separation for the device key
+FLAG_CHALLENGE = 0x01  # frame flags bit 0: the proof covers a verifier challenge
+
+# Frame header forms: a canonical JWS header rebuilt from (alg, kid), or verbatim bytes.
+FORM_VERBATIM = 0x00
+FORM_CANONICAL: dict[SigningAlg, int] = {SigningAlg.ES256: 0x01, SigningAlg.EDDSA: 0x02}
+_ALG_BY_FORM = {v: k for k, v in FORM_CANONICAL.items()}
+CANONICAL_SIGNATURE_BYTES = 64  # ES256 r||s and Ed25519 signatures are both 64 bytes
+
+
+def window_of(now: float) -> int:
+    """The holder-proof window number containing `now`: floor(now / 30)."""
+    return math.floor(now / WINDOW_SECONDS)
+
+
+def resolve_window(tag: int, now: float) -> int:
+    """The window number with low byte `tag` nearest to `now`'s window (within ±128)."""
+    current = window_of(now)
+    delta = (tag - current) % WINDOW_TAG_MODULUS
+    if delta >= WINDOW_TAG_MODULUS // 2:
+        delta -= WINDOW_TAG_MODULUS
+    return current + delta
+
+
+def proof_signing_input(digest: bytes, window: int, challenge: bytes | None) -> bytes:
+    """The bytes the device key signs:
+    context || digest || u64be(window) [|| SHA-256(challenge)]."""
+    out = PROOF_CONTEXT + digest + window.to_bytes(8, "big")
+    if challenge is not None:
+        out += hashlib.sha256(challenge).digest()
+    return out
+
+
+@dataclass(frozen=True)
+class Presentation:
+    """A parsed presentation: the credential's JWS parts and the holder proof."""
+
+    header: bytes  # JWS protected header, decoded
+    payload: bytes  # JWS payload, decoded (raw DEFLATE of the claims)
+    signature: bytes  # JWS signature, raw
+    window_tag: int  # holder-proof window mod 256
+    challenge_bound: bool
+    proof: bytes  # ES256 raw r||s by the device key
+
+    @property
+    def signing_input(self) -> bytes:
+        """The JWS signing input (RFC 7515 §5.1 step 5)."""
+        return b64url(self.header).encode("ascii") + b"." + b64url(self.payload).encode("ascii")
+
+    @property
+    def credential_jws(self) -> str:
+        """The compact JWS, exactly as issued."""
+        return self.signing_input.decode("ascii") + "." + b64url(self.signature)
+
+    @property
+    def digest(self) -> bytes:
+        return credential_digest(self.credential_jws)
+
+
+def _canonical_form(header: bytes) -> tuple[int, bytes] | None:
+    """(form code, kid) when the header is canonical, else None."""
+    try:
+        obj = parse_header(header)
+    except MalformedError:
+        return None
+    alg, kid = obj.get("alg"), obj.get("kid")
+    if not isinstance(alg, str) or alg not in FORM_CANONICAL or not isinstance(kid, str):
+        return None
+    signing_alg = SigningAlg(alg)
+    if header != canonical_header(signing_alg, kid):
+        return None
+    return FORM_CANONICAL[signing_alg], kid.encode("ascii")
+
+
+def render_presentation(p: Presentation) -> str:
+    """The QR text of a presentation."""
+    frame = bytearray()
+    canon = _canonical_form(p.header)
+    if canon is not None and len(p.signature) == CANONICAL_SIGNATURE_BYTES:
+        form, kid = canon
+        if not 0 < len(kid) <= MAX_KID_BYTES:
+            raise PresentationFormatError(f"kid must be 1-{MAX_KID_BYTES} bytes")
+        frame += bytes([form, len(kid)]) + kid + p.signature
+    else:
+        if len(p.header) > MAX_HEADER_BYTES or len(p.signature) > 255:
+            raise PresentationFormatError("JWS header or signature too long to frame")
+        frame += bytes([FORM_VERBATIM]) + len(p.header).to_bytes(2, "big") + p.header
+        frame += bytes([len(p.signature)]) + p.signature
+    if len(p.proof) != ES256_SIGNATURE_BYTES or not 0 <= p.window_tag < WINDOW_TAG_MODULUS:
+        raise PresentationFormatError("proof must be 64 bytes and window_tag one byte")
+    if not p.payload:
+        raise PresentationFormatError("empty JWS payload")
+    frame += bytes([FLAG_CHALLENGE if p.challenge_bound else 0, p.window_tag]) + p.proof
+    frame += p.payload
+    return QR_PREFIX + b45encode(bytes(frame))
+
+
+class _Reader:
+    """Bounds-checked cursor over the frame bytes."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def take(self, n: int, what: str) -> bytes:
+        if self.pos + n > len(self.data):
+            raise MalformedError(f"frame truncated in {what}: need {n} bytes")
+        out = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def byte(self, what: str) -> int:
+        return self.take(1, what)[0]
+
+
+def _text_of(data: str | bytes) -> str:
+    if len(data) > MAX_QR_BYTES:
+        raise TooLargeError(f"QR content of {len(data)} exceeds {MAX_QR_BYTES} characters")
+    if isinstance(data, bytes | bytearray):
+        try:
+            return bytes(data).decode("ascii")
+        except UnicodeDecodeError as e:
+            raise MalformedError(f"expected ASCII QR text: {e}") from e
+    if not isinstance(data, str):
+        raise MalformedError(f"expected str or bytes, found {type(data).__name__}")
+    return data
+
+
+def parse_presentation(data: str | bytes) -> Presentation:
+    """Parse QR text (1. parse and bounds). Raises a VerificationError subclass."""
+    text = _text_of(data)
+    if not text.startswith(QR_PREFIX):
+        head, sep, _ = text[: MAX_PREFIX_CHARS + 1].partition(":")
+        if sep and head.startswith(PREFIX_MAGIC) and head[len(PREFIX_MAGIC) :].isdigit():
+            raise UnsupportedVersionError(
+                f"expected format version {FORMAT_VERSION}, found {head[len(PREFIX_MAGIC) :]}"
+            )
+        raise MalformedError(f"expected prefix {QR_PREFIX!r}, found {text[:8]!r}")
+    try:
+        frame = b45decode(text[len(QR_PREFIX) :])
+    except Base45Error as e:
+        raise MalformedError(f"expected base45 after the prefix: {e}") from e
+    r = _Reader(frame)
+    form = r.byte("header form")
+    if form in _ALG_BY_FORM:
+        kid_len = r.byte("kid length")
+        if not 0 < kid_len <= MAX_KID_BYTES:
+            raise MalformedError(f"kid length must be 1-{MAX_KID_BYTES}, found {kid_len}")
+        try:
+            kid = r.take(kid_len, "kid").decode("ascii")
+        except UnicodeDecodeError as e:
+            raise MalformedError("kid is not ASCII") from e
+        header = canonical_header(_ALG_BY_FORM[form], kid)
+        signature = r.take(CANONICAL_SIGNATURE_BYTES, "signature")
+    elif form == FORM_VERBATIM:
+        header_len = int.from_bytes(r.take(2, "header length"), "big")
+        if header_len > MAX_HEADER_BYTES:
+            raise MalformedError(f"header of {header_len} bytes exceeds {MAX_HEADER_BYTES}")
+        header = r.take(header_len, "header")
+        signature = r.take(r.byte("signature length"), "signature")
+    else:
+        raise MalformedError(f"unknown header form 0x{form:02x}")
+    flags = r.byte("flags")
+    if flags & ~FLAG_CHALLENGE:
+        raise MalformedError(f"unknown flag bits 0x{flags:02x}")
+    window_tag = r.byte("window")
+    proof = r.take(ES256_SIGNATURE_BYTES, "proof")
+    payload = frame[r.pos :]
+    if not payload:
+        raise MalformedError("frame truncated: no payload")
+    return Presentation(
+        header=header,
+        payload=payload,
+        signature=signature,
+        window_tag=window_tag,
+        challenge_bound=bool(flags & FLAG_CHALLENGE),
+        proof=proof,
+    )
+
+
+def make_presentation(
+    credential_jws: str, device_key: PrivateKey, now: float, challenge: bytes | None = None
+) -> str:
+    """The QR text a wallet shows at `now`: the credential plus a fresh holder proof."""
+    from credential.issue import read_claims_unverified
+
+    if not isinstance(device_key, ec.EllipticCurvePrivateKey):
+        raise PresentationFormatError("device keys are ES256 (P-256)")
+    claims = read_claims_unverified(credential_jws)
+    if claims.holder_key != public_key_der(device_key):
+        raise PresentationFormatError("the device key is not the one the credential names")
+    parts = split_jws(credential_jws)
+    window = window_of(now)
+    digest = credential_digest(credential_jws)
+    der = device_key.sign(proof_signing_input(digest, window, challenge), ec.ECDSA(hashes.SHA256()))
+    p = Presentation(
+        header=parts.header,
+        payload=parts.payload,
+        signature=parts.signature,
+        window_tag=window % WINDOW_TAG_MODULUS,
+        challenge_bound=challenge is not None,
+        proof=es256_raw_signature(der),
+    )
+    return render_presentation(p)

@@ -1,0 +1,359 @@
+"""Verifying a presentation: the numbered checklist of DESIGN.md §4, as a pure function.
+
+Input: the QR bytes or text, a `TrustState` (the station's synced view of the
+consortium's logs), a reference time `now`, a `StationPolicy`, optionally a replay
+guard and the station's challenge. No I/O, no clock. Each step raises its own
+`VerificationError` subclass carrying a `Reason`:
+
+1. parse and bounds (size, version prefix, base45, frame, bounded inflation, claims)
+2. issuer region is a consortium member
+3. key registered by that region under that kid; not compromised before anchoring
+4. JWS signature with the algorithm pinned by the registered key; key active at iat
+5. validity window, with CLOCK_SKEW_LEEWAY_S
+6. holder proof by the `cnf` device key over digest + window (+ challenge); fresh
+   window; not replayed
+7. revocation as of the synced checkpoint; sync age against the policy
+8. policy on the status colour (only in `verify_presentation`)
+
+Unknown key, our call: when the station's view of the region is older than the
+credential's `iat` (or the region was never synced), the key may have been registered
+after the last sync, so the reason is STATION_NEEDS_SYNC; otherwise the region's log
+as we know it covers the issuing time and never registered the key: UNKNOWN_KEY.
+Both deny; `iat` is unverified at that point, so it only selects the message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Protocol
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+from credential.claims import HealthClaims
+from credential.errors import (
+    AlgorithmMismatchError,
+    BadSignatureError,
+    ChallengeMismatchError,
+    CredentialError,
+    ExpiredError,
+    HolderProofInvalidError,
+    KeyCompromisedError,
+    KeyFormatError,
+    KeyNotActiveError,
+    KeyRegionMismatchError,
+    KeyRetiredError,
+    MalformedError,
+    NotYetValidError,
+    ProofReplayedError,
+    ProofStaleError,
+    RevocationUnknownError,
+    RevokedError,
+    StationNeedsSyncError,
+    UnknownKeyError,
+    UnknownRegionError,
+    VerificationError,
+)
+from credential.issue import ZIP_DEFLATE, credential_digest, parse_header
+from credential.keys import (
+    P256_SPKI_PREFIX,
+    PublicKey,
+    SigningAlg,
+    es256_der_signature,
+    load_public_key_der,
+)
+from credential.payload import decode_payload
+from credential.presentation import (
+    WINDOW_SECONDS,
+    Presentation,
+    parse_presentation,
+    proof_signing_input,
+    resolve_window,
+    window_of,
+)
+from credential.reasons import Reason
+from credential.trust import RegisteredKey, TrustState
+from credential.verdict import (
+    DEFAULT_POLICY,
+    Decision,
+    DisplayFields,
+    StationPolicy,
+    Verdict,
+)
+
+CLOCK_SKEW_LEEWAY_S = 60  # seconds of clock difference tolerated on nbf / exp
+MAX_PROOF_AGE_WINDOWS = 1  # a proof from the current or the previous window is fresh
+PROOF_FUTURE_SKEW_S = 5  # seconds: accept the next window this close to its start
+KEY_CACHE_SIZE = 256  # parsed issuer public keys kept (by DER)
+DEVICE_KEY_CACHE_SIZE = 1024  # parsed device public keys kept (by DER)
+REPLAY_GUARD_MAX_ENTRIES = 200_000  # proofs remembered by InMemoryReplayGuard
+DIGEST_PREFIX_BYTES = 8  # bytes of the credential digest shown in verdicts and logs
+HEADER_MEMBERS = frozenset({"alg", "kid", "zip"})  # exactly these; no `crit` extensions
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+_SEVERITY = {Decision.ADMIT: 0, Decision.MANUAL_CHECK: 1, Decision.DENY: 2}
+
+
+class ReplayGuard(Protocol):
+    """Remembers holder proofs for as long as they are fresh."""
+
+    def check_and_record(self, proof_id: bytes, expires_at: float, now: float) -> None:
+        """Record the proof; raise ProofReplayedError when it was already seen and
+        has not expired."""
+        ...
+
+
+class InMemoryReplayGuard:
+    """A ReplayGuard in a dictionary, pruned of expired proofs as it goes."""
+
+    def __init__(self, max_entries: int = REPLAY_GUARD_MAX_ENTRIES) -> None:
+        self._seen: OrderedDict[bytes, float] = OrderedDict()
+        self._max = max_entries
+
+    def check_and_record(self, proof_id: bytes, expires_at: float, now: float) -> None:
+        # Insertion order is close to expiry order: prune from the front.
+        while self._seen:
+            oldest, exp = next(iter(self._seen.items()))
+            if exp > now and len(self._seen) < self._max:
+                break
+            del self._seen[oldest]
+        seen_until = self._seen.get(proof_id)
+        if seen_until is not None and seen_until > now:
+            raise ProofReplayedError("this holder proof was already presented in its window")
+        self._seen[proof_id] = expires_at
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+
+@dataclass(frozen=True)
+class VerifiedPresentation:
+    """A presentation that passed checklist steps 1-7."""
+
+    claims: HealthClaims
+    credential_jws: str
+    digest: bytes
+    key: RegisteredKey
+    sync_age_s: int | None
+
+
+@lru_cache(maxsize=KEY_CACHE_SIZE)
+def _issuer_key(der: bytes) -> PublicKey:
+    return load_public_key_der(der)
+
+
+@lru_cache(maxsize=DEVICE_KEY_CACHE_SIZE)
+def _device_key(der: bytes) -> ec.EllipticCurvePublicKey:
+    if not der.startswith(P256_SPKI_PREFIX):
+        raise KeyFormatError("device key is not an uncompressed P-256 point")
+    # from_encoded_point checks the point is on the curve.
+    return ec.EllipticCurvePublicKey.from_encoded_point(
+        ec.SECP256R1(), der[len(P256_SPKI_PREFIX) :]
+    )
+
+
+class _Scratch:
+    """What the checklist learned so far, for a verdict built after a failure."""
+
+    def __init__(self) -> None:
+        self.digest: bytes | None = None
+        self.region: str | None = None
+        self.claims: HealthClaims | None = None  # set once the signature verified
+        self.sync_age_s: int | None = None
+        self.revocation_unknown = False
+
+
+def _check_signature(p: Presentation, alg: str, key: RegisteredKey) -> None:
+    # Step 4 (RFC 8725 §3.1): the algorithm comes from the registration, and the token's
+    # header must name that same algorithm; `none`, HS256 and any other value fail here.
+    if alg != key.alg.value:
+        raise AlgorithmMismatchError(f"key registered for {key.alg}, token header says {alg!r}")
+    try:
+        pub = _issuer_key(key.public_key_der)
+    except KeyFormatError as e:
+        raise BadSignatureError(f"registered key cannot be loaded: {e}") from e
+    try:
+        if key.alg is SigningAlg.ES256 and isinstance(pub, ec.EllipticCurvePublicKey):
+            pub.verify(es256_der_signature(p.signature), p.signing_input, _ECDSA_SHA256)
+        elif key.alg is SigningAlg.EDDSA and isinstance(pub, ed25519.Ed25519PublicKey):
+            pub.verify(p.signature, p.signing_input)
+        else:
+            raise BadSignatureError(f"registered key type does not match {key.alg}")
+    except (InvalidSignature, ValueError) as e:
+        raise BadSignatureError("issuer signature does not verify") from e
+
+
+def _run(
+    data: str | bytes,
+    trust: TrustState,
+    now: float,
+    policy: StationPolicy,
+    replay: ReplayGuard | None,
+    challenge: bytes | None,
+    s: _Scratch,
+) -> VerifiedPresentation:
+    # 1. Parse and bounds.
+    p = parse_presentation(data)
+    header = parse_header(p.header)
+    if set(header) != HEADER_MEMBERS:
+        raise MalformedError(f"expected header members {sorted(HEADER_MEMBERS)}")
+    alg, kid = header["alg"], header["kid"]
+    if not isinstance(alg, str) or not isinstance(kid, str) or header["zip"] != ZIP_DEFLATE:
+        raise MalformedError("header alg/kid must be strings and zip must be DEF")
+    jws = p.credential_jws
+    s.digest = digest = credential_digest(jws)
+    claims = decode_payload(p.payload, kid)
+    region = claims.region
+
+    # 2. Issuer region known.
+    if region not in trust.regions():
+        raise UnknownRegionError(f"region {region!r} is not a consortium member")
+    s.region = region
+    synced_at = trust.synced_at(region)
+    if synced_at is not None:
+        s.sync_age_s = max(0, int(now - synced_at))
+
+    # 3. Key registered by that region and not compromised before this was anchored.
+    key = trust.key(region, kid)
+    if key is None:
+        if synced_at is None or claims.issued_at > synced_at:
+            raise StationNeedsSyncError(f"{region} key {kid!r} unknown to a view older than iat")
+        raise UnknownKeyError(f"{region} never registered key {kid!r}")
+    if key.region != region or key.kid != kid:
+        raise KeyRegionMismatchError(f"key {kid!r} belongs to {key.region}, code says {region}")
+    if key.compromised_at is not None:
+        anchored = trust.anchored_at(region, digest)
+        if anchored is None or anchored >= key.compromised_at:
+            raise KeyCompromisedError(
+                f"key compromised at {key.compromised_at}, credential anchored at {anchored}"
+            )
+
+    # 4. Signature, algorithm pinned by the registration; key active when it signed.
+    _check_signature(p, alg, key)
+    s.claims = claims
+    if claims.issued_at < key.not_before or (
+        key.not_after is not None and claims.issued_at > key.not_after
+    ):
+        raise KeyNotActiveError(f"iat {claims.issued_at} outside the key's validity")
+    if key.retired_at is not None and claims.issued_at >= key.retired_at:
+        raise KeyRetiredError(f"iat {claims.issued_at} after retirement {key.retired_at}")
+
+    # 5. Validity window.
+    if now + CLOCK_SKEW_LEEWAY_S < claims.not_before:
+        raise NotYetValidError(f"valid from {claims.not_before}, now {int(now)}")
+    if now - CLOCK_SKEW_LEEWAY_S >= claims.expires_at:
+        raise ExpiredError(f"expired at {claims.expires_at}, now {int(now)}")
+
+    # 6. Holder proof: fresh window, device key, challenge, replay.
+    if p.challenge_bound != (challenge is not None):
+        raise ChallengeMismatchError(
+            f"station challenge {'set' if challenge is not None else 'unset'}, "
+            f"proof {'binds' if p.challenge_bound else 'does not bind'} one"
+        )
+    window = resolve_window(p.window_tag, now)
+    current = window_of(now)
+    newest = current + (1 if (current + 1) * WINDOW_SECONDS - now <= PROOF_FUTURE_SKEW_S else 0)
+    if not current - MAX_PROOF_AGE_WINDOWS <= window <= newest:
+        raise ProofStaleError(f"proof window {window}, current window {current}")
+    try:
+        device = _device_key(claims.holder_key)
+        device.verify(
+            es256_der_signature(p.proof),
+            proof_signing_input(digest, window, challenge),
+            _ECDSA_SHA256,
+        )
+    except (InvalidSignature, ValueError, KeyFormatError) as e:
+        raise HolderProofInvalidError("holder proof does not verify with the cnf key") from e
+    if replay is not None:
+        # Keyed on what was proven, not on the signature bytes: ECDSA signatures are
+        # malleable ((r, s) and (r, n - s) both verify).
+        proof_id = hashlib.sha256(proof_signing_input(digest, window, challenge)).digest()
+        replay.check_and_record(
+            proof_id, (window + MAX_PROOF_AGE_WINDOWS + 1) * WINDOW_SECONDS, now
+        )
+
+    # 7. Revocation as of the synced checkpoint, and how old that view is.
+    if trust.is_revoked(region, claims.status_index):
+        raise RevokedError(f"{region} status index {claims.status_index} is revoked")
+    if synced_at is None or now - synced_at > policy.max_sync_age_s:
+        s.revocation_unknown = True
+        if policy.on_revocation_unknown is Decision.DENY:
+            raise RevocationUnknownError(
+                f"{region} view is {s.sync_age_s} s old, policy allows {policy.max_sync_age_s} s"
+            )
+    return VerifiedPresentation(claims, jws, digest, key, s.sync_age_s)
+
+
+def check_presentation(
+    data: str | bytes,
+    trust: TrustState,
+    now: float,
+    policy: StationPolicy = DEFAULT_POLICY,
+    replay: ReplayGuard | None = None,
+    challenge: bytes | None = None,
+) -> VerifiedPresentation:
+    """Checklist steps 1-7; raises a VerificationError subclass on the first failure.
+
+    An unknown revocation state raises RevocationUnknownError whatever the policy: a
+    caller who wants policy-driven leniency uses `verify_presentation`.
+    """
+    strict = StationPolicy(policy.colours, policy.max_sync_age_s, Decision.DENY)
+    return _run(data, trust, now, strict, replay, challenge, _Scratch())
+
+
+def _display(c: HealthClaims) -> DisplayFields:
+    return DisplayFields(c.region, c.masked_name, c.document_hint, c.colour, c.basis, c.expires_at)
+
+
+def verify_presentation(
+    data: str | bytes,
+    trust: TrustState,
+    now: float,
+    policy: StationPolicy = DEFAULT_POLICY,
+    replay: ReplayGuard | None = None,
+    challenge: bytes | None = None,
+) -> Verdict:
+    """Run the whole checklist and return a verdict; never raises on bad input."""
+    s = _Scratch()
+    try:
+        vp = _run(data, trust, now, policy, replay, challenge, s)
+    except VerificationError as e:
+        return _failed(s, e.reason)
+    except (CredentialError, ValueError, TypeError, RecursionError):
+        return _failed(s, Reason.MALFORMED)
+    # 8. Policy on the colour (and on an unknown revocation state, when not fatal).
+    c = vp.claims
+    decision = policy.colours[c.colour]
+    reasons: list[Reason] = []
+    if c.colour.value == "yellow":
+        reasons.append(Reason.STATUS_YELLOW)
+    elif c.colour.value == "red":
+        reasons.append(Reason.STATUS_RED)
+    if s.revocation_unknown:
+        reasons.append(Reason.REVOCATION_UNKNOWN)
+        if _SEVERITY[policy.on_revocation_unknown] > _SEVERITY[decision]:
+            decision = policy.on_revocation_unknown
+    return Verdict(
+        decision=decision,
+        reasons=tuple(reasons),
+        colour=c.colour,
+        display=_display(c),
+        region=c.region,
+        digest_prefix=vp.digest[:DIGEST_PREFIX_BYTES].hex(),
+        sync_age_s=vp.sync_age_s,
+    )
+
+
+def _failed(s: _Scratch, reason: Reason) -> Verdict:
+    return Verdict(
+        decision=Decision.DENY,
+        reasons=(reason,),
+        colour=s.claims.colour if s.claims else None,
+        display=_display(s.claims) if s.claims else None,
+        region=s.region,
+        digest_prefix=s.digest[:DIGEST_PREFIX_BYTES].hex() if s.digest else None,
+        sync_age_s=s.sync_age_s,
+    )
