@@ -66,10 +66,20 @@ class Holder(Base):
     __tablename__ = "holders"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     holder_id: Mapped[str] = mapped_column(String(64), unique=True)
-    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id"), index=True)
+    # A holder enrolled here belongs to a resident; one converted from another region's
+    # credential has no resident row: it carries that credential's masked fields instead.
+    resident_id: Mapped[int | None] = mapped_column(
+        ForeignKey("residents.id"), index=True, nullable=True
+    )
     device_key: Mapped[bytes] = mapped_column(LargeBinary)
     via: Mapped[str] = mapped_column(String(16))  # enrolment | conversion
     source_region: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    carried_name: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    carried_hint: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    carried_colour: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    carried_basis: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    carried_basis_time: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    carried_until: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
     last_auth_ts: Mapped[int] = mapped_column(BigInteger, default=0)
 

@@ -1,0 +1,115 @@
+"""The wallet's `Authorization: HB-Device` header: parse, render and verify.
+
+Format (see issuer/openapi.yaml):
+    HB-Device <holder_id>.<unix_ts>.<base64url ES256 signature>
+The signature (DER, or raw r||s of 64 bytes as in RFC 7518 §3.4) is made with the
+enrolled device key over the ASCII bytes "HB-Device\\n<METHOD>\\n<path>\\n<unix_ts>".
+Pure: the caller supplies the enrolled key and the reference time; replay of one header
+is bounded by the skew window and by the caller refusing a timestamp not newer than the
+last one it accepted from that holder.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+from issuer.errors import BadRequestError, UnauthorizedError
+
+SCHEME = "HB-Device"
+MAX_HEADER_CHARS = 512  # a header longer than this is refused before parsing
+RAW_P256_SIGNATURE_BYTES = 64  # r||s, RFC 7518 §3.4
+P256_COORDINATE_BYTES = 32
+HOLDER_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+SIG_RE = re.compile(r"^[A-Za-z0-9_-]{40,200}$")
+
+
+@dataclass(frozen=True)
+class DeviceAuth:
+    holder_id: str
+    timestamp: int
+    signature: bytes
+
+    @classmethod
+    def parse(cls, header: str) -> DeviceAuth:
+        if len(header) > MAX_HEADER_CHARS:
+            raise UnauthorizedError(f"Authorization header longer than {MAX_HEADER_CHARS}")
+        scheme, _, value = header.partition(" ")
+        if scheme != SCHEME:
+            raise UnauthorizedError(f"expected the {SCHEME} scheme, found {scheme[:16]!r}")
+        parts = value.strip().split(".")
+        if len(parts) != 3:
+            raise UnauthorizedError("expected <holder_id>.<unix_ts>.<signature>")
+        holder_id, ts, sig = parts
+        if not HOLDER_ID_RE.fullmatch(holder_id) or not ts.isdigit() or len(ts) > 12:
+            raise UnauthorizedError("malformed holder id or timestamp in HB-Device header")
+        if not SIG_RE.fullmatch(sig):
+            raise UnauthorizedError("malformed signature in HB-Device header")
+        return cls(holder_id, int(ts), b64url_decode(sig))
+
+    def render(self) -> str:
+        return f"{SCHEME} {self.holder_id}.{self.timestamp}.{b64url_encode(self.signature)}"
+
+
+def signed_message(method: str, path: str, timestamp: int) -> bytes:
+    return f"{SCHEME}\n{method.upper()}\n{path}\n{timestamp}".encode("ascii")
+
+
+def b64url_encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as e:
+        raise BadRequestError("expected base64url text") from e
+
+
+def load_device_key(der: bytes) -> ec.EllipticCurvePublicKey:
+    """Load a device key (DER SPKI) and insist on P-256: device keys are ES256 only."""
+    try:
+        key = load_der_public_key(der)
+    except (ValueError, TypeError) as e:
+        raise BadRequestError("device_key is not a DER SubjectPublicKeyInfo") from e
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+        raise BadRequestError("device_key must be a P-256 (ES256) public key")
+    return key
+
+
+def verify_device_auth(
+    auth: DeviceAuth,
+    device_key_der: bytes,
+    method: str,
+    path: str,
+    now: int,
+    skew_s: int,
+    last_accepted_ts: int = 0,
+) -> None:
+    """Raise UnauthorizedError unless the header is fresh, newer than the last accepted
+    one, and signed by the enrolled device key."""
+    if abs(now - auth.timestamp) > skew_s:
+        raise UnauthorizedError(
+            f"HB-Device timestamp {auth.timestamp} is outside +-{skew_s}s of {now}"
+        )
+    if auth.timestamp < last_accepted_ts:
+        raise UnauthorizedError("HB-Device timestamp older than one already used")
+    sig = auth.signature
+    if len(sig) == RAW_P256_SIGNATURE_BYTES:
+        r = int.from_bytes(sig[:P256_COORDINATE_BYTES], "big")
+        s = int.from_bytes(sig[P256_COORDINATE_BYTES:], "big")
+        sig = encode_dss_signature(r, s)
+    try:
+        load_device_key(device_key_der).verify(
+            sig, signed_message(method, path, auth.timestamp), ec.ECDSA(hashes.SHA256())
+        )
+    except (InvalidSignature, ValueError, BadRequestError) as e:
+        raise UnauthorizedError("HB-Device signature does not verify") from e

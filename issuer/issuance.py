@@ -1,0 +1,272 @@
+"""Issuing credentials: status index allocation, signing, the anchoring outbox, and the
+revocation of a resident's outstanding credentials when their status changes.
+
+Every issuance writes the credential row and its outbox row (the CredentialAnchored
+entry bytes) in ONE database transaction: either both exist or neither does, so a
+crash at any instant never leaves a credential that will not be anchored (the anchor
+worker, issuer.anchor, drains the outbox). Status indices come from a counter row
+incremented inside the same transaction: a committed index is never handed out again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from credential.claims import HealthClaims, StatusBasis, StatusColour
+from credential.issue import credential_digest, sign_credential
+from credential.keys import SigningAlg
+from issuer import log_entries
+from issuer.context import IssuerContext
+from issuer.errors import ConflictError, SigningKeyError
+from issuer.masking import document_hint, mask_name
+from issuer.models import (
+    Counter,
+    CredentialRow,
+    HealthRecordRow,
+    Holder,
+    OutboxRow,
+    Resident,
+    SigningKeyRow,
+    StatusOverrideRow,
+)
+from issuer.status_rules import (
+    HealthRecord,
+    Override,
+    RecordKind,
+    StatusDecision,
+    StatusRule,
+    TestResult,
+    decide_status,
+)
+
+STATUS_INDEX_COUNTER = "status_index"
+REVOKE_REASON_STATUS_CHANGE = "status_change"
+
+
+@dataclass(frozen=True)
+class Issued:
+    credential: CredentialRow
+    outbox_id: int
+    fresh: bool  # False when the holder's current credential was returned unchanged
+
+
+def ensure_counters(session: Session) -> None:
+    if session.get(Counter, STATUS_INDEX_COUNTER) is None:
+        session.add(Counter(name=STATUS_INDEX_COUNTER, value=0))
+        session.flush()
+
+
+def next_status_index(session: Session) -> int:
+    """Increment and return the region's status index (UPDATE ... RETURNING holds the
+    row lock until commit on PostgreSQL; SQLite runs writers one at a time)."""
+    ensure_counters(session)
+    value = session.execute(
+        update(Counter)
+        .where(Counter.name == STATUS_INDEX_COUNTER)
+        .values(value=Counter.value + 1)
+        .returning(Counter.value)
+    ).scalar_one()
+    return int(value)
+
+
+def add_outbox(session: Session, kind: str, ref: str, entry: bytes, now: int) -> OutboxRow:
+    row = OutboxRow(
+        kind=kind, ref=ref, entry=entry, created_at=now, attempts=0, next_attempt_at=0.0
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def active_signing_key(session: Session, now: int) -> SigningKeyRow:
+    row = session.scalars(
+        select(SigningKeyRow)
+        .where(
+            SigningKeyRow.state == "active",
+            SigningKeyRow.not_before <= now,
+            SigningKeyRow.not_after > now,
+        )
+        .order_by(SigningKeyRow.not_before.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        raise SigningKeyError("no active signing key: run `healthbridge issuer keys rotate`")
+    return row
+
+
+def resident_records(session: Session, resident_id: int) -> list[HealthRecord]:
+    rows = session.scalars(
+        select(HealthRecordRow).where(HealthRecordRow.resident_id == resident_id)
+    ).all()
+    return [
+        HealthRecord(RecordKind(r.kind), r.at, TestResult(r.result) if r.result else None)
+        for r in rows
+    ]
+
+
+def active_override(session: Session, resident_id: int) -> Override | None:
+    row = session.scalars(
+        select(StatusOverrideRow)
+        .where(StatusOverrideRow.resident_id == resident_id, StatusOverrideRow.active.is_(True))
+        .order_by(StatusOverrideRow.id.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else Override(StatusColour(row.colour), row.at, row.until)
+
+
+def resident_status(session: Session, resident_id: int, now: int) -> StatusDecision:
+    return decide_status(
+        resident_records(session, resident_id), now, active_override(session, resident_id)
+    )
+
+
+def holder_status(session: Session, holder: Holder, now: int) -> StatusDecision:
+    if holder.resident_id is not None:
+        return resident_status(session, holder.resident_id, now)
+    # A converted holder: the other region's decision, valid until that credential ends.
+    if holder.carried_until is None or holder.carried_until <= now:
+        raise ConflictError("the converted credential has expired: convert again")
+    return StatusDecision(
+        StatusColour(holder.carried_colour or "yellow"),
+        StatusBasis(holder.carried_basis or "admin"),
+        holder.carried_basis_time,
+        holder.carried_until,
+        StatusRule.OVERRIDE,
+    )
+
+
+def issue_credential(
+    ctx: IssuerContext,
+    session: Session,
+    holder: Holder,
+    now: int,
+    decision: StatusDecision | None = None,
+) -> Issued:
+    """Sign a fresh credential for the holder and queue its anchor (same transaction)."""
+    decision = decision or holder_status(session, holder, now)
+    key = active_signing_key(session, now)
+    expires = min(now + ctx.config.credential_validity_s, key.not_after)
+    if decision.valid_until is not None:
+        expires = min(expires, decision.valid_until)
+    if holder.resident_id is not None:
+        resident = session.get_one(Resident, holder.resident_id)
+        masked, hint = mask_name(resident.name), document_hint(resident.document_number)
+    else:
+        masked, hint = holder.carried_name or "*", holder.carried_hint or ""
+    index = next_status_index(session)
+    claims = HealthClaims(
+        region=ctx.region,
+        kid=key.kid,
+        status_index=index,
+        issued_at=now,
+        not_before=now,
+        expires_at=expires,
+        colour=decision.colour,
+        basis=decision.basis,
+        basis_time=decision.basis_time,
+        masked_name=masked,
+        document_hint=hint,
+        holder_key=holder.device_key,
+    )
+    jws = sign_credential(claims, ctx.keys.signing_key(key.kid), SigningAlg(key.alg))
+    digest = credential_digest(jws)
+    row = CredentialRow(
+        credential_id=digest[:16].hex(),
+        status_index=index,
+        holder_pk=holder.id,
+        kid=key.kid,
+        colour=decision.colour.value,
+        basis=decision.basis.value,
+        rule=decision.rule.value,
+        issued_at=now,
+        expires_at=expires,
+        digest=digest,
+        jws=jws,
+        state="active",
+    )
+    session.add(row)
+    entry = log_entries.credential_anchored(ctx.region, digest, index, key.kid, expires)
+    box = add_outbox(session, "credential_anchored", str(index), entry, now)
+    session.flush()
+    return Issued(row, box.id, True)
+
+
+def current_credential(ctx: IssuerContext, session: Session, holder: Holder, now: int) -> Issued:
+    """The holder's current credential, or a fresh one when the status changed or the
+    current one is within `refresh_before_s` of its expiry."""
+    decision = holder_status(session, holder, now)
+    row = session.scalars(
+        select(CredentialRow)
+        .where(CredentialRow.holder_pk == holder.id, CredentialRow.state == "active")
+        .order_by(CredentialRow.id.desc())
+        .limit(1)
+    ).first()
+    if (
+        row is not None
+        and row.colour == decision.colour.value
+        and row.basis == decision.basis.value
+        and row.expires_at - now > ctx.config.refresh_before_s
+        and row.issued_at <= now
+    ):
+        box = session.scalars(
+            select(OutboxRow.id).where(
+                OutboxRow.kind == "credential_anchored", OutboxRow.ref == str(row.status_index)
+            )
+        ).first()
+        return Issued(row, int(box or 0), False)
+    return issue_credential(ctx, session, holder, now, decision)
+
+
+def revoke_credential_row(
+    ctx: IssuerContext, session: Session, row: CredentialRow, reason: str, now: int
+) -> OutboxRow:
+    if row.state == "revoked":
+        raise ConflictError(f"credential {row.status_index} is already revoked")
+    row.state = "revoked"
+    row.revoked_at = now
+    row.revoke_reason = reason
+    entry = log_entries.credential_revoked(ctx.region, row.status_index, reason, now)
+    return add_outbox(session, "credential_revoked", str(row.status_index), entry, now)
+
+
+def reinstate_credential_row(
+    ctx: IssuerContext, session: Session, row: CredentialRow, now: int
+) -> OutboxRow:
+    if row.state != "revoked":
+        raise ConflictError(f"credential {row.status_index} is not revoked")
+    row.state = "active"
+    row.revoked_at = None
+    row.revoke_reason = None
+    entry = log_entries.credential_reinstated(ctx.region, row.status_index, now)
+    return add_outbox(session, "credential_reinstated", str(row.status_index), entry, now)
+
+
+def outstanding_credentials(session: Session, resident_id: int, now: int) -> list[CredentialRow]:
+    return list(
+        session.scalars(
+            select(CredentialRow)
+            .join(Holder, Holder.id == CredentialRow.holder_pk)
+            .where(
+                Holder.resident_id == resident_id,
+                CredentialRow.state == "active",
+                CredentialRow.expires_at > now,
+            )
+        ).all()
+    )
+
+
+def revoke_on_status_change(
+    ctx: IssuerContext, session: Session, resident_id: int, before: StatusDecision, now: int
+) -> list[OutboxRow]:
+    """If the resident's status differs from `before`, revoke every outstanding
+    credential on the log so the wallet's next fetch gets a fresh one."""
+    after = resident_status(session, resident_id, now)
+    if (after.colour, after.basis) == (before.colour, before.basis):
+        return []
+    return [
+        revoke_credential_row(ctx, session, row, REVOKE_REASON_STATUS_CHANGE, now)
+        for row in outstanding_credentials(session, resident_id, now)
+    ]

@@ -1,0 +1,99 @@
+"""Signing-key life cycle: generate and register, rotate, revoke for compromise.
+
+Registration writes a KeyAdded entry (signed by the region root key) to the outbox in
+the transaction that records the key; rotation retires the previous key with a
+KeyRevoked entry carrying `retired_at` (what it signed stays valid until it expires);
+revocation for compromise carries `compromised_at` (credentials anchored before that
+instant stay valid, verifiers refuse the rest) and deletes the private key file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from credential.keys import SigningAlg, public_key_der
+from issuer import log_entries
+from issuer.context import IssuerContext
+from issuer.errors import ConflictError, NotFoundError
+from issuer.issuance import add_outbox
+from issuer.models import SigningKeyRow
+
+KEY_STATE_ACTIVE = "active"
+KEY_STATE_RETIRED = "retired"
+KEY_STATE_COMPROMISED = "compromised"
+REASON_ROTATION = "rotation"
+REASON_COMPROMISE = "compromise"
+
+
+@dataclass(frozen=True)
+class KeyChange:
+    kid: str
+    outbox_ids: tuple[int, ...]
+
+
+def list_keys(session: Session) -> list[SigningKeyRow]:
+    return list(session.scalars(select(SigningKeyRow).order_by(SigningKeyRow.created_at)).all())
+
+
+def _retire(
+    ctx: IssuerContext, s: Session, row: SigningKeyRow, now: int, compromised_at: int | None
+) -> int:
+    row.retired_at = now
+    row.compromised_at = compromised_at
+    row.state = KEY_STATE_RETIRED if compromised_at is None else KEY_STATE_COMPROMISED
+    reason = REASON_ROTATION if compromised_at is None else REASON_COMPROMISE
+    entry = log_entries.key_revoked(
+        ctx.region, row.kid, now, compromised_at, reason, ctx.keys.root_key()
+    )
+    return add_outbox(s, "key_revoked", row.kid, entry, now).id
+
+
+def rotate_key(ctx: IssuerContext, alg: SigningAlg = SigningAlg.ES256) -> KeyChange:
+    """Create a new active key, register it, and retire the keys active until now."""
+    now = ctx.now()
+    kid, key = ctx.keys.create_signing_key(alg)
+    der = public_key_der(key)
+    with ctx.sessions.begin() as s:
+        ids = []
+        for old in s.scalars(select(SigningKeyRow).where(SigningKeyRow.state == "active")):
+            ids.append(_retire(ctx, s, old, now, None))
+        not_after = now + ctx.config.key_validity_s
+        s.add(
+            SigningKeyRow(
+                kid=kid,
+                alg=alg.value,
+                public_key_der=der,
+                state=KEY_STATE_ACTIVE,
+                not_before=now,
+                not_after=not_after,
+                created_at=now,
+            )
+        )
+        entry = log_entries.key_added(
+            ctx.region, kid, alg, der, now, not_after, ctx.keys.root_key()
+        )
+        # The new key is registered before the old one is retired on the log.
+        ids.insert(0, add_outbox(s, "key_added", kid, entry, now).id)
+    return KeyChange(kid, tuple(ids))
+
+
+def revoke_key(ctx: IssuerContext, kid: str, compromised_at: int | None) -> KeyChange:
+    """Revoke a key: for compromise (with the compromise time) or plain retirement."""
+    now = ctx.now()
+    if compromised_at is not None and compromised_at > now:
+        raise ConflictError(f"compromise time {compromised_at} is in the future (now {now})")
+    with ctx.sessions.begin() as s:
+        row = s.get(SigningKeyRow, kid)
+        if row is None:
+            raise NotFoundError(f"no signing key {kid}")
+        if row.state == KEY_STATE_COMPROMISED:
+            raise ConflictError(f"key {kid} is already revoked for compromise")
+        if row.state == KEY_STATE_RETIRED and compromised_at is None:
+            raise ConflictError(f"key {kid} is already retired")
+        box = _retire(ctx, s, row, now, compromised_at)
+    if compromised_at is not None:
+        ctx.keys.destroy_signing_key(kid)
+    return KeyChange(kid, (box,))
