@@ -18,11 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from credential.presentation import WINDOW_SECONDS, make_presentation
-
 from credential.claims import HealthClaims
 from credential.errors import CredentialError
 from credential.issue import read_claims_unverified
+from credential.presentation import WINDOW_SECONDS, make_presentation
+from credential.presentation import window_of as proof_window
 from mobile_stub.client import CodeDelivery, IssuedCredential, IssuerApi
 from mobile_stub.device import DeviceKey, DeviceKeyFile
 from mobile_stub.errors import (
@@ -72,8 +72,8 @@ class RefreshResult:
 
 
 def window_of(now: float) -> tuple[int, int]:
-    """The presentation window containing `now` (aligned to WINDOW_SECONDS)."""
-    start = int(now) - int(now) % WINDOW_SECONDS
+    """[start, end) in Unix seconds of the holder-proof window containing `now`."""
+    start = proof_window(now) * WINDOW_SECONDS
     return start, start + WINDOW_SECONDS
 
 
