@@ -31,9 +31,10 @@ from mobile_stub.errors import (
     IssuerProtocolError,
     IssuerRefusedError,
     IssuerUnreachableError,
+    StoreCorruptError,
     WrongCodeError,
 )
-from mobile_stub.store import MAX_JWS_CHARS, StatusSummary, StoreCorruptError
+from mobile_stub.store import MAX_JWS_CHARS, StatusSummary
 
 DEFAULT_TIMEOUT_S = 10.0  # seconds per request
 MAX_RESPONSE_BYTES = 64 * 1024  # bytes; an issuer answer is a credential and a status

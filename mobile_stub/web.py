@@ -130,10 +130,13 @@ def _headers(resp: Any) -> Any:
 @bp.get("/")
 def page() -> ResponseReturnValue:
     wallet = _wallet()
-    doc = wallet.document()
     view: dict[str, Any] | None = None
     problem: str | None = None
+    regions: list[str] = []
+    home: str | None = None
     try:
+        doc = wallet.document()
+        regions, home = sorted(doc.entries), doc.home
         view = _view_json(wallet.view(_now(), _region()))
     except WalletError as e:
         problem = str(e)
@@ -141,8 +144,8 @@ def page() -> ResponseReturnValue:
         "wallet.html",
         view=view,
         problem=problem,
-        regions=sorted(doc.entries),
-        region=_region() or doc.home,
+        regions=regions,
+        region=_region() or home,
         poll_s=ISSUER_POLL_S,
         min_refetch_s=MIN_REFETCH_S,
     )
@@ -218,4 +221,6 @@ def create_app(config: dict[str, Any]) -> Flask:
     app.config.update(config)
     app.register_blueprint(bp)
     app.register_error_handler(HTTPException, _json_http_error)
+    # Any wallet failure that a view did not map itself is still a typed 4xx.
+    app.register_error_handler(WalletError, _error)
     return app

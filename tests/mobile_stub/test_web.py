@@ -1,0 +1,129 @@
+"""The wallet page's JSON API through Flask's test client, with an injected clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from credential.claims import StatusColour
+from credential.presentation import WINDOW_SECONDS
+from credential.trust import InMemoryTrustState
+from credential.verify import verify_presentation
+from mobile_stub.device import DEVICE_KEY_FILE
+from mobile_stub.wallet import Wallet
+from mobile_stub.web import create_app
+from tests.mobile_stub.fakes import FakeIssuer
+
+NOW = 1_800_000_010.0
+
+
+@dataclass
+class Clock:
+    now: float
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture()
+def setup(tmp_path: Path):  # type: ignore[no-untyped-def]
+    folder = tmp_path / "wallet"
+    issuer = FakeIssuer("GD", NOW)
+    wallet = Wallet.open(folder)
+    wallet.request_code(issuer, "G12345678")
+    holder = wallet.enrol(issuer, "G12345678", "123456", NOW).holder_id
+    clock = Clock(NOW)
+    app = create_app({"WALLET_DIR": folder, "CLOCK": clock, "ISSUER_FACTORY": lambda url: issuer})
+    return app.test_client(), clock, issuer, holder, folder
+
+
+def test_presentation_endpoint_returns_a_verifying_code(setup) -> None:  # type: ignore[no-untyped-def]
+    client, _clock, issuer, _holder, _folder = setup
+    resp = client.get("/v1/presentation")
+    assert resp.status_code == 200
+    data = resp.get_json()
+    assert data["colour"] == "green"
+    assert data["masked_name"] == "C** T** M**"
+    assert data["qr_svg"].startswith("data:image/svg+xml")
+    assert data["window_end"] - data["window_start"] == WINDOW_SECONDS
+    assert 0 < data["refresh_in"] <= WINDOW_SECONDS
+    trust = InMemoryTrustState()
+    issuer.register(trust)
+    assert verify_presentation(data["qr_text"], trust, NOW).decision == "admit"
+    assert resp.headers["Cache-Control"] == "no-store"
+
+
+def test_next_window_gives_a_new_code(setup) -> None:  # type: ignore[no-untyped-def]
+    client, clock, *_ = setup
+    first = client.get("/v1/presentation").get_json()
+    clock.now += WINDOW_SECONDS
+    second = client.get("/v1/presentation").get_json()
+    assert second["window_start"] == first["window_end"]
+    assert second["qr_text"] != first["qr_text"]
+
+
+def test_page_shows_colour_and_masked_name(setup) -> None:  # type: ignore[no-untyped-def]
+    client, *_ = setup
+    html = client.get("/").get_data(as_text=True)
+    assert 'data-colour="green"' in html
+    assert "C** T** M**" in html
+    assert "G12345678" not in html
+
+
+def test_refresh_reports_offline_and_keeps_the_code(setup) -> None:  # type: ignore[no-untyped-def]
+    client, _clock, issuer, _holder, _folder = setup
+    issuer.online = False
+    data = client.post("/v1/refresh").get_json()
+    assert data["online"] is False
+    assert data["error"] == "issuer_unreachable"
+    assert client.get("/v1/presentation").status_code == 200
+
+
+def test_refresh_picks_up_a_status_change(setup) -> None:  # type: ignore[no-untyped-def]
+    client, _clock, issuer, holder, _folder = setup
+    issuer.set_colour(holder, StatusColour.YELLOW)
+    data = client.post("/v1/refresh").get_json()
+    assert data == {"online": True, "changed": True, "error": None, "message": None}
+    assert client.get("/v1/presentation").get_json()["colour"] == "yellow"
+
+
+@pytest.mark.parametrize(
+    ("damage", "status", "code"),
+    [
+        (lambda folder: (folder / DEVICE_KEY_FILE).unlink(), 409, "device_key_missing"),
+        (lambda folder: (folder / DEVICE_KEY_FILE).write_bytes(b"x"), 409, "device_key_corrupt"),
+        (lambda folder: (folder / "credentials.json").write_bytes(b"{"), 409, "store_corrupt"),
+        (lambda folder: (folder / "credentials.json").unlink(), 404, "not_enrolled"),
+    ],
+)
+def test_damaged_wallet_gets_a_json_error_not_a_500(setup, damage, status, code) -> None:  # type: ignore[no-untyped-def]
+    client, _clock, _issuer, _holder, folder = setup
+    damage(folder)
+    resp = client.get("/v1/presentation")
+    assert resp.status_code == status
+    assert resp.get_json()["error"] == code
+    assert client.get("/").status_code == 200  # the page still loads and shows the problem
+
+
+def test_expired_credential_gets_410(setup) -> None:  # type: ignore[no-untyped-def]
+    client, clock, *_ = setup
+    clock.now += 2 * 24 * 3600
+    resp = client.get("/v1/presentation")
+    assert resp.status_code == 410
+    assert resp.get_json()["error"] == "credential_expired"
+
+
+def test_foreign_host_name_is_refused(setup) -> None:  # type: ignore[no-untyped-def]
+    client, *_ = setup
+    resp = client.get("/v1/presentation", headers={"Host": "evil.example:8480"})
+    assert resp.status_code == 403
+    assert resp.get_json()["error"] == "forbidden_host"
+
+
+def test_unknown_route_is_json_404(setup) -> None:  # type: ignore[no-untyped-def]
+    client, *_ = setup
+    resp = client.get("/v1/nope")
+    assert resp.status_code == 404
+    assert resp.get_json()["error"] == "not_found"
