@@ -97,7 +97,7 @@ def phone_screen(
     text: str | bytes, colour: str = "green", module_px: int = MODULE_PX
 ) -> tuple[Image, npt.NDArray[np.float32]]:
     """A phone (bezel + screen) showing the code; returns the BGR image and the code's
-    four corners (TL, TR, BR, BL) in that image."""
+    four symbol corners (TL, TR, BR, BL) in that image."""
     code = qr_image(text, module_px)
     side = code.shape[0]
     width = int(side * 1.12)
@@ -114,9 +114,13 @@ def phone_screen(
     left = (width - side) // 2
     screen[top : top + side, left : left + side] = code[:, :, None]
     img[bezel : bezel + height, bezel : bezel + width] = screen
-    x0, y0 = float(bezel + left), float(bezel + top)
+    # Corners of the symbol itself (inside the quiet zone), as decoders report them.
+    quiet = QUIET_ZONE_MODULES * module_px
+    x0, y0 = float(bezel + left + quiet), float(bezel + top + quiet)
+    inner = float(side - 2 * quiet)
     corners = np.array(
-        [[x0, y0], [x0 + side, y0], [x0 + side, y0 + side], [x0, y0 + side]], dtype=np.float32
+        [[x0, y0], [x0 + inner, y0], [x0 + inner, y0 + inner], [x0, y0 + inner]],
+        dtype=np.float32,
     )
     return img, corners
 
