@@ -74,7 +74,7 @@ def key_revoked(
         kid=kid,
         compromised_at=compromised_at,
         retired_at=retired_at,
-        reason=reason,
+        reason=le.KeyRevocationReason(reason),
         root_signature=b"",
     )
     return le.encode_entry(le.sign_key_entry(entry, root_key))

@@ -1,0 +1,337 @@
+"""The administrative service layer: what the admin console and the admin JSON API call.
+
+Every operation takes an `Actor` (who, which region, which role) and checks it first:
+a region's admin can never touch another region's credentials or keys, and read-only
+roles can only look. Every change is written to the audit log and returns the pending
+log entry (`PendingEntry`), whose anchoring and cosigning can be asked about later
+(`entry_state`). No HTTP here; the ledger is reached through small callables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from credential.claims import StatusColour
+from issuer import keymgmt
+from issuer.context import IssuerContext
+from issuer.errors import BadRequestError, NotFoundError, PermissionDeniedError
+from issuer.issuance import (
+    reinstate_credential_row,
+    resident_status,
+    revoke_credential_row,
+    revoke_on_status_change,
+)
+from issuer.models import AuditRow, CredentialRow, Holder, OutboxRow, Resident, StatusOverrideRow
+from ledger.entries import RevocationReason
+
+MAX_REASON_CHARS = 500
+REVOCATION_REASONS = frozenset(r.value for r in RevocationReason)
+
+
+class Role(StrEnum):
+    ADMIN = "admin"  # every operation in its region
+    OPERATOR = "operator"  # credentials and statuses, not keys
+    VIEWER = "viewer"  # read only
+
+
+class EntryState(StrEnum):
+    PENDING = "pending"  # in the outbox, not yet accepted by the node
+    SEQUENCED = "sequenced"  # the node gave it a log index
+    ANCHORED = "anchored"  # a signed checkpoint covers the index
+    COSIGNED = "cosigned"  # ...and that checkpoint satisfies the witness quorum
+
+
+@dataclass(frozen=True)
+class Actor:
+    name: str
+    region: str
+    role: Role
+
+
+@dataclass(frozen=True)
+class PendingEntry:
+    outbox_id: int
+    kind: str
+    ref: str
+    log_index: int | None
+
+
+@dataclass(frozen=True)
+class CredentialInfo:
+    credential_id: str
+    status_index: int
+    holder_id: str
+    kid: str
+    colour: str
+    basis: str
+    issued_at: int
+    expires_at: int
+    state: str
+    revoke_reason: str | None
+
+
+@dataclass(frozen=True)
+class CheckpointView:
+    """What the ledger says now: tree size and whether its cosignatures meet the quorum."""
+
+    size: int
+    cosigned: bool
+
+
+_WRITE_ROLES = {Role.ADMIN, Role.OPERATOR}
+
+
+class AdminService:
+    def __init__(self, ctx: IssuerContext) -> None:
+        self.ctx = ctx
+
+    # permission checks ------------------------------------------------------------------
+    def _check(self, actor: Actor, region: str, roles: set[Role]) -> None:
+        if actor.region != region or region != self.ctx.region:
+            raise PermissionDeniedError(
+                f"actor of region {actor.region} may not act on region {region}'s data"
+            )
+        if actor.role not in roles:
+            raise PermissionDeniedError(f"role {actor.role} may not do this")
+
+    def _audit(
+        self, s: Session, actor: Actor, action: str, target: str, reason: str, outbox_id: int | None
+    ) -> None:
+        s.add(
+            AuditRow(
+                at=self.ctx.now(),
+                actor=actor.name[:64],
+                action=action,
+                target=target[:64],
+                reason=reason[:MAX_REASON_CHARS],
+                outbox_id=outbox_id,
+            )
+        )
+
+    @staticmethod
+    def _pending(box: OutboxRow) -> PendingEntry:
+        return PendingEntry(box.id, box.kind, box.ref, box.log_index)
+
+    # lookups ----------------------------------------------------------------------------
+    def find_credentials(
+        self,
+        actor: Actor,
+        *,
+        status_index: int | None = None,
+        credential_id: str | None = None,
+        document_number: str | None = None,
+        region: str | None = None,
+    ) -> list[CredentialInfo]:
+        self._check(actor, region or actor.region, {Role.ADMIN, Role.OPERATOR, Role.VIEWER})
+        q = select(CredentialRow, Holder.holder_id).join(
+            Holder, Holder.id == CredentialRow.holder_pk
+        )
+        if status_index is not None:
+            q = q.where(CredentialRow.status_index == status_index)
+        elif credential_id is not None:
+            q = q.where(CredentialRow.credential_id == credential_id)
+        elif document_number is not None:
+            q = q.join(Resident, Resident.id == Holder.resident_id).where(
+                Resident.document_number == document_number
+            )
+        else:
+            raise BadRequestError("give a status index, a credential id or a document number")
+        with self.ctx.sessions() as s:
+            return [
+                CredentialInfo(
+                    c.credential_id,
+                    c.status_index,
+                    hid,
+                    c.kid,
+                    c.colour,
+                    c.basis,
+                    c.issued_at,
+                    c.expires_at,
+                    c.state,
+                    c.revoke_reason,
+                )
+                for c, hid in s.execute(q.order_by(CredentialRow.id)).all()
+            ]
+
+    def _credential(self, s: Session, status_index: int) -> CredentialRow:
+        row = s.scalars(
+            select(CredentialRow).where(CredentialRow.status_index == status_index)
+        ).first()
+        if row is None:
+            raise NotFoundError(f"no credential with status index {status_index}")
+        return row
+
+    @staticmethod
+    def _reason(code: str, note: str) -> str:
+        if code not in REVOCATION_REASONS:
+            raise BadRequestError(f"reason must be one of {sorted(REVOCATION_REASONS)}")
+        if len(note) > MAX_REASON_CHARS:
+            raise BadRequestError(f"note longer than {MAX_REASON_CHARS} characters")
+        return code
+
+    # credential changes --------------------------------------------------------------------
+    def revoke(
+        self,
+        actor: Actor,
+        status_index: int,
+        reason: str,
+        note: str = "",
+        region: str | None = None,
+    ) -> PendingEntry:
+        self._check(actor, region or actor.region, _WRITE_ROLES)
+        code = self._reason(reason, note)
+        with self.ctx.sessions.begin() as s:
+            box = revoke_credential_row(
+                self.ctx, s, self._credential(s, status_index), code, self.ctx.now()
+            )
+            self._audit(s, actor, "revoke", str(status_index), f"{code}: {note}", box.id)
+        return self._pending(box)
+
+    def reinstate(
+        self,
+        actor: Actor,
+        status_index: int,
+        reason: str,
+        note: str = "",
+        region: str | None = None,
+    ) -> PendingEntry:
+        self._check(actor, region or actor.region, _WRITE_ROLES)
+        with self.ctx.sessions.begin() as s:
+            box = reinstate_credential_row(
+                self.ctx, s, self._credential(s, status_index), self.ctx.now()
+            )
+            self._audit(s, actor, "reinstate", str(status_index), f"{reason}: {note}", box.id)
+        return self._pending(box)
+
+    def bulk_revoke(
+        self,
+        actor: Actor,
+        status_indices: Iterable[int],
+        reason: str,
+        note: str = "",
+        progress: Callable[[int, int], None] | None = None,
+        region: str | None = None,
+        batch: int = 500,
+    ) -> list[PendingEntry]:
+        """Revoke many credentials, `batch` per transaction; already-revoked or unknown
+        indices are skipped (reported through the returned list's length)."""
+        self._check(actor, region or actor.region, _WRITE_ROLES)
+        code = self._reason(reason, note)
+        indices = list(status_indices)
+        out: list[PendingEntry] = []
+        for start in range(0, len(indices), batch):
+            with self.ctx.sessions.begin() as s:
+                for idx in indices[start : start + batch]:
+                    row = s.scalars(
+                        select(CredentialRow).where(CredentialRow.status_index == idx)
+                    ).first()
+                    if row is None or row.state == "revoked":
+                        continue
+                    box = revoke_credential_row(self.ctx, s, row, code, self.ctx.now())
+                    self._audit(s, actor, "bulk_revoke", str(idx), f"{code}: {note}", box.id)
+                    out.append(self._pending(box))
+            if progress:
+                progress(min(start + batch, len(indices)), len(indices))
+        return out
+
+    def override_status(
+        self,
+        actor: Actor,
+        document_number: str,
+        colour: StatusColour | None,
+        reason: str,
+        until: int | None = None,
+        region: str | None = None,
+    ) -> list[PendingEntry]:
+        """Set (or, with colour None, lift) an admin override; revokes what it outdates."""
+        self._check(actor, region or actor.region, _WRITE_ROLES)
+        if not reason.strip() or len(reason) > MAX_REASON_CHARS:
+            raise BadRequestError(f"a reason of 1-{MAX_REASON_CHARS} characters is required")
+        now = self.ctx.now()
+        with self.ctx.sessions.begin() as s:
+            resident = s.scalars(
+                select(Resident).where(Resident.document_number == document_number)
+            ).first()
+            if resident is None or resident.region != actor.region:
+                raise NotFoundError(f"no resident of {actor.region} with that document number")
+            before = resident_status(s, resident.id, now)
+            for old in s.scalars(
+                select(StatusOverrideRow).where(
+                    StatusOverrideRow.resident_id == resident.id, StatusOverrideRow.active.is_(True)
+                )
+            ):
+                old.active = False
+            if colour is not None:
+                s.add(
+                    StatusOverrideRow(
+                        resident_id=resident.id,
+                        colour=colour.value,
+                        reason=reason,
+                        actor=actor.name[:64],
+                        at=now,
+                        until=until,
+                        active=True,
+                    )
+                )
+                s.flush()
+            boxes = revoke_on_status_change(self.ctx, s, resident.id, before, now)
+            self._audit(
+                s,
+                actor,
+                "override",
+                f"resident:{resident.id}",
+                f"{colour or 'lifted'}: {reason}",
+                boxes[0].id if boxes else None,
+            )
+            return [self._pending(b) for b in boxes]
+
+    # keys ------------------------------------------------------------------------------------
+    def rotate_key(self, actor: Actor, region: str | None = None) -> list[PendingEntry]:
+        self._check(actor, region or actor.region, {Role.ADMIN})
+        change = keymgmt.rotate_key(self.ctx)
+        return self._audited_key(actor, "rotate_key", change)
+
+    def revoke_key(
+        self,
+        actor: Actor,
+        kid: str,
+        compromised_at: int | None,
+        reason: str,
+        region: str | None = None,
+    ) -> list[PendingEntry]:
+        self._check(actor, region or actor.region, {Role.ADMIN})
+        change = keymgmt.revoke_key(self.ctx, kid, compromised_at)
+        return self._audited_key(actor, "revoke_key", change, reason)
+
+    def _audited_key(
+        self, actor: Actor, action: str, change: keymgmt.KeyChange, reason: str = ""
+    ) -> list[PendingEntry]:
+        with self.ctx.sessions.begin() as s:
+            boxes = [s.get_one(OutboxRow, i) for i in change.outbox_ids]
+            self._audit(s, actor, action, change.kid, reason, change.outbox_ids[0])
+            return [self._pending(b) for b in boxes]
+
+    # ledger state ------------------------------------------------------------------------------
+    def entry_state(
+        self, actor: Actor, outbox_id: int, checkpoint: Callable[[], CheckpointView] | None = None
+    ) -> EntryState:
+        """Pending, sequenced, anchored (checkpoint size > index) or cosigned (and the
+        checkpoint satisfies the consortium's witness quorum)."""
+        self._check(actor, actor.region, {Role.ADMIN, Role.OPERATOR, Role.VIEWER})
+        with self.ctx.sessions() as s:
+            box = s.get(OutboxRow, outbox_id)
+            if box is None:
+                raise NotFoundError(f"no outbox entry {outbox_id}")
+        if box.log_index is None:
+            return EntryState.PENDING
+        if checkpoint is None:
+            return EntryState.SEQUENCED
+        view = checkpoint()
+        if view.size <= box.log_index:
+            return EntryState.SEQUENCED
+        return EntryState.COSIGNED if view.cosigned else EntryState.ANCHORED
