@@ -1,0 +1,147 @@
+"""The wallet page in headless Chromium at a phone viewport.
+
+The wallet page is served over real HTTP (werkzeug on 127.0.0.1) with an injected
+clock; the issuer behind it is the in-memory one, so status changes and outages can be
+staged. Screenshots go to test-artifacts/ and the QR read back from them (zxing-cpp)
+must verify with credential.verify.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import pytest
+import zxingcpp
+
+from credential.claims import StatusColour
+from credential.presentation import WINDOW_SECONDS
+from credential.trust import InMemoryTrustState
+from credential.verify import verify_presentation
+from mobile_stub.wallet import Wallet
+from mobile_stub.web import create_app
+from tests.conftest import CHROMIUM_ARGS, chromium_path, free_port
+from tests.mobile_stub.fakes import FakeIssuer
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+PHONE = {"width": 390, "height": 844}  # CSS pixels, a common phone viewport
+# 3 s before the end of a window, so the page's own timer rolls over during the test.
+START = 1_800_000_010 - 1_800_000_010 % WINDOW_SECONDS + WINDOW_SECONDS - 3
+FRAME_RGB = {"green": "rgb(11, 122, 52)", "red": "rgb(196, 28, 28)"}
+
+
+@dataclass
+class Clock:
+    now: float
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Served:
+    url: str
+    clock: Clock
+    issuer: FakeIssuer
+    holder: str
+    trust: InMemoryTrustState
+
+
+@pytest.fixture()
+def served(tmp_path: Path) -> Iterator[Served]:
+    from werkzeug.serving import make_server
+
+    issuer = FakeIssuer("GD", START)
+    wallet = Wallet.open(tmp_path / "wallet")
+    wallet.request_code(issuer, "G12345678")
+    holder = wallet.enrol(issuer, "G12345678", "123456", START).holder_id
+    trust = InMemoryTrustState()
+    issuer.register(trust)
+    clock = Clock(float(START))
+    app = create_app(
+        {"WALLET_DIR": tmp_path / "wallet", "CLOCK": clock, "ISSUER_FACTORY": lambda u: issuer}
+    )
+    port = free_port()
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Served(f"http://127.0.0.1:{port}/", clock, issuer, holder, trust)
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+
+
+def decode_screenshot(path: Path) -> str:
+    found = zxingcpp.read_barcodes(cv2.imread(str(path)))
+    assert len(found) == 1, f"expected one QR in {path}, found {len(found)}"
+    return str(found[0].text)
+
+
+def test_phone_page_shows_a_verifying_code_that_refreshes_and_recolours(served: Served) -> None:
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(
+                viewport=PHONE, device_scale_factor=2, is_mobile=True
+            ).new_page()
+            page.goto(served.url)
+            # Selector waits, not wait_for_function: the page's CSP forbids eval.
+            page.wait_for_selector("#qr[data-window]:not([data-window=''])", state="attached")
+
+            # The colour matches the status, in the frame and in the status word.
+            assert page.get_attribute("body", "data-colour") == "green"
+            border = page.eval_on_selector("#frame", "e => getComputedStyle(e).borderTopColor")
+            assert border == FRAME_RGB["green"]
+            assert page.inner_text("#status-word") == "GREEN"
+            assert page.inner_text("#name") == "C** T** M**"
+            assert page.is_hidden("#offline")
+
+            # A code captured from the screen verifies.
+            shot = ARTIFACTS / "wallet-page-green.png"
+            page.screenshot(path=str(shot), full_page=True)
+            first = decode_screenshot(shot)
+            verdict = verify_presentation(first, served.trust, served.clock.now)
+            assert verdict.decision == "admit", verdict.reasons
+
+            # The next window brings a new code, fetched by the page's own timer.
+            window = page.get_attribute("#qr", "data-window")
+            served.clock.now += WINDOW_SECONDS
+            page.wait_for_selector(
+                f"#qr:not([data-window='{window}'])", state="attached", timeout=15_000
+            )
+            shot = ARTIFACTS / "wallet-page-next-window.png"
+            page.screenshot(path=str(shot), full_page=True)
+            second = decode_screenshot(shot)
+            assert second != first
+            verdict = verify_presentation(second, served.trust, served.clock.now)
+            assert verdict.decision == "admit", verdict.reasons
+
+            # A status change at the issuer reaches the page on its next issuer poll.
+            served.issuer.set_colour(served.holder, StatusColour.RED)
+            served.issuer.now = served.clock.now
+            page.evaluate("window.hbWallet.pollIssuer()")
+            page.wait_for_selector("body[data-colour='red']", state="attached", timeout=10_000)
+            border = page.eval_on_selector("#frame", "e => getComputedStyle(e).borderTopColor")
+            assert border == FRAME_RGB["red"]
+            page.screenshot(path=str(ARTIFACTS / "wallet-page-red.png"), full_page=True)
+
+            # Issuer gone: the offline banner shows and the code keeps working.
+            served.issuer.online = False
+            page.evaluate("window.hbWallet.pollIssuer()")
+            page.wait_for_selector("#offline", state="visible", timeout=10_000)
+            shot = ARTIFACTS / "wallet-page-offline.png"
+            page.screenshot(path=str(shot), full_page=True)
+            offline_code = decode_screenshot(shot)
+            verdict = verify_presentation(offline_code, served.trust, served.clock.now)
+            assert verdict.colour == StatusColour.RED
+        finally:
+            browser.close()
