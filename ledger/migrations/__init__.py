@@ -15,12 +15,12 @@ from alembic.config import Config
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from ledger.errors import LedgerError
+from ledger.storage import StorageError
 
 HERE = Path(__file__).resolve().parent
 
 
-class MigrationError(LedgerError):
+class MigrationError(StorageError):
     """The database could not be brought to the schema this code expects."""
 
 
