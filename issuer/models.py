@@ -169,3 +169,12 @@ class AuditRow(Base):
     target: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(String(500))
     outbox_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class SeenProof(Base):
+    """Holder proofs already used for a conversion, kept until their window closes, so a
+    presentation cannot be converted twice (by any worker process)."""
+
+    __tablename__ = "seen_proofs"
+    proof_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)

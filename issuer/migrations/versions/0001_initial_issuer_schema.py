@@ -64,6 +64,13 @@ def upgrade() -> None:
         sa.UniqueConstraint("document_number"),
     )
     op.create_table(
+        "seen_proofs",
+        sa.Column("proof_id", sa.String(length=128), nullable=False),
+        sa.Column("expires_at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("proof_id"),
+    )
+    op.create_index(op.f("ix_seen_proofs_expires_at"), "seen_proofs", ["expires_at"], unique=False)
+    op.create_table(
         "signing_keys",
         sa.Column("kid", sa.String(length=64), nullable=False),
         sa.Column("alg", sa.String(length=8), nullable=False),
@@ -196,6 +203,8 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_enrolment_codes_resident_id"), table_name="enrolment_codes")
     op.drop_table("enrolment_codes")
     op.drop_table("signing_keys")
+    op.drop_index(op.f("ix_seen_proofs_expires_at"), table_name="seen_proofs")
+    op.drop_table("seen_proofs")
     op.drop_table("residents")
     op.drop_index("ix_rate_events_key_at", table_name="rate_events")
     op.drop_table("rate_events")
