@@ -1,0 +1,144 @@
+"""The witness: tlog-witness add-checkpoint answers, atomic state, fork evidence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ledger.checkpoint import CosignatureVerifier, cosignature_vkey, verify_cosignature
+from ledger.witness import (
+    AddCheckpointRequest,
+    EvidenceKind,
+    ForkError,
+    InconsistentError,
+    LogSignatureError,
+    MalformedRequestError,
+    OldSizeMismatchError,
+    RuleRefusedError,
+    UnknownLogError,
+    Witness,
+    WitnessStore,
+)
+from tests.ledger.test_joint_helpers import MemoryLog, consortium_of, member_keys
+
+
+@pytest.fixture
+def setup(tmp_path: Path):
+    gd, mo = member_keys("GD"), member_keys("MO")
+    consortium = consortium_of(gd, mo)
+    store = WitnessStore.open(f"sqlite:///{tmp_path / 'w.db'}")
+    witness = Witness(consortium, mo.witness_signer, store, clock=lambda: 1_700_000_000)
+    log = MemoryLog(gd)
+    return witness, log, mo, store
+
+
+def request(log: MemoryLog, old: int, size: int | None = None) -> bytes:
+    return AddCheckpointRequest(old, tuple(log.proof(old, size)), log.signed(size)).render()
+
+
+def test_request_round_trips() -> None:
+    req = AddCheckpointRequest(3, (b"a" * 32, b"b" * 32), b"origin\n1\nroot\n\n- sig\n")
+    assert AddCheckpointRequest.parse(req.render()) == req
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"old 1\n", b"old 01\n\nx", b"new 1\n\nx", b"old 1\nnot base64!\n\nx",
+     b"old 1\nAAAA\n\nx", b"old \xff\n\nx", b"old 1\n" + b"A" * 70000],
+)  # fmt: skip
+def test_malformed_requests_get_400(body: bytes) -> None:
+    with pytest.raises(MalformedRequestError) as info:
+        AddCheckpointRequest.parse(body)
+    assert info.value.status == 400
+
+
+def test_witness_cosigns_growing_log_and_refuses_stale_old_size(setup) -> None:
+    witness, log, mo, _ = setup
+    log.leaves += [b"a", b"b", b"c"]
+    line = witness.add_checkpoint(request(log, 0))
+    verifier = CosignatureVerifier.from_vkey(cosignature_vkey(mo.witness_signer))
+    assert verify_cosignature(log.checkpoint(), line, verifier) == 1_700_000_000
+    log.leaves += [b"d", b"e"]
+    witness.add_checkpoint(request(log, 3))
+    with pytest.raises(OldSizeMismatchError) as info:
+        witness.add_checkpoint(request(log, 3))
+    assert (info.value.status, info.value.latest_size) == (409, 5)
+    # Same checkpoint again: cosigned again (idempotent).
+    witness.add_checkpoint(request(log, 5))
+
+
+def test_unknown_origin_is_404_and_bad_signature_403(setup) -> None:
+    witness, log, _, _ = setup
+    log.leaves.append(b"a")
+    stranger = MemoryLog(member_keys("XX"))
+    stranger.leaves.append(b"a")
+    with pytest.raises(UnknownLogError) as info:
+        witness.add_checkpoint(request(stranger, 0))
+    assert info.value.status == 404
+    forged = MemoryLog(member_keys("GD"))  # same origin, another key
+    forged.leaves.append(b"a")
+    with pytest.raises(LogSignatureError) as info2:
+        witness.add_checkpoint(request(forged, 0))
+    assert info2.value.status == 403
+
+
+def test_old_size_beyond_checkpoint_is_400(setup) -> None:
+    witness, log, _, _ = setup
+    log.leaves.append(b"a")
+    body = AddCheckpointRequest(5, (), log.signed()).render()
+    with pytest.raises(MalformedRequestError):
+        witness.add_checkpoint(body)
+
+
+def test_witness_refuses_fork_and_keeps_evidence(setup) -> None:
+    witness, log, _, store = setup
+    log.leaves += [b"a", b"b"]
+    witness.add_checkpoint(request(log, 0))
+    held = log.signed()
+    log.leaves[1] = b"B"  # the log rewrites history and signs a new root for size 2
+    with pytest.raises(ForkError) as info:
+        witness.add_checkpoint(request(log, 2))
+    assert info.value.status == 409
+    [ev] = store.evidence()
+    assert ev.kind is EvidenceKind.SAME_SIZE_OTHER_ROOT
+    assert ev.held_note == held and ev.conflicting_note == log.signed()
+    assert store.latest(log.keys.origin).note == held  # state unchanged
+
+
+def test_inconsistent_proof_is_422_with_evidence(setup) -> None:
+    witness, log, _, store = setup
+    log.leaves += [b"a", b"b", b"c"]
+    witness.add_checkpoint(request(log, 0))
+    log.leaves[0] = b"X"
+    log.leaves.append(b"d")
+    with pytest.raises(InconsistentError) as info:
+        witness.add_checkpoint(request(log, 3))
+    assert info.value.status == 422
+    assert store.evidence()[0].kind is EvidenceKind.INCONSISTENT_PROOF
+
+
+def test_validator_refusal_names_the_rule_and_cosigns_nothing(setup) -> None:
+    witness, log, _, store = setup
+
+    def refuse(latest, opened):
+        raise RuleRefusedError("GD revoked an MO credential", "WRONG_REGION", 0)
+
+    witness.validator = refuse
+    log.leaves.append(b"a")
+    with pytest.raises(RuleRefusedError) as info:
+        witness.add_checkpoint(request(log, 0))
+    assert info.value.rule == "WRONG_REGION" and info.value.status == 422
+    assert store.latest(log.keys.origin) is None
+    assert store.evidence()[0].kind is EvidenceKind.RULE_VIOLATION
+
+
+def test_state_survives_restart(setup, tmp_path: Path) -> None:
+    witness, log, mo, _ = setup
+    log.leaves += [b"a", b"b"]
+    witness.add_checkpoint(request(log, 0))
+    again = Witness(witness.consortium, mo.witness_signer,
+                    WitnessStore.open(f"sqlite:///{tmp_path / 'w.db'}"))  # fmt: skip
+    with pytest.raises(OldSizeMismatchError) as info:
+        again.add_checkpoint(request(log, 0))
+    assert info.value.latest_size == 2
