@@ -1,0 +1,368 @@
+"""The single writer of one log: pools submissions, validates, sequences, commits, signs.
+
+What it does: submitters hand in encoded entries and block; one background thread
+seals a batch every `max_batch_delay_s` (<= 500 ms) or `max_batch_entries`, drops
+entries already logged (dedupe by SHA-256 of the entry bytes: a retried submission gets
+its existing index), validates each new entry with `ledger.rules.apply_entry` against
+the log state (a refused submission is refused whole, naming the rule), computes the
+changed tiles and the new root (ledger.tiles), signs the checkpoint of the new size and
+commits entries + tiles + tree state + checkpoint in ONE transaction
+(`Store.commit_batch`). Only then are submitters answered, so an acknowledged entry is
+durable, and because the checkpoint of a size is stored with the tree of that size, a
+node never signs two different checkpoints for one size, even across crashes.
+What it does not: no HTTP (ledger.node) and no cosignature collection of its own (it
+calls the configured hook after each commit, off the sequencing thread).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from ledger import tiles
+from ledger.checkpoint import Checkpoint
+from ledger.config import SUBMIT_TIMEOUT_S, NodeConfig
+from ledger.entries import TimestampedEntry, encode_leaf
+from ledger.errors import LedgerError
+from ledger.merkle import leaf_hash
+from ledger.note import NoteSigner, sign_note
+from ledger.rules import LogState, RuleViolationError, apply_entry
+from ledger.storage import NewLeaf, StorageError, Store, TreeState
+
+log = logging.getLogger(__name__)
+
+TILE_CACHE_LIMIT = 64  # tiles kept in memory for the right edge of the tree
+Clock = Callable[[], float]
+
+
+class SequencerError(LedgerError):
+    """Root of the sequencer's own failures."""
+
+
+class SubmissionRefusedError(SequencerError):
+    """An entry broke a ledger rule (or could not be decoded); nothing of it was logged."""
+
+    def __init__(self, message: str, rule: str, position: int) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.position = position
+
+
+class SequencerUnavailableError(SequencerError):
+    """The sequencer is stopped, or the batch could not be committed; retry later."""
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """Where an acknowledged entry sits in the log."""
+
+    index: int
+    entry_hash: bytes  # SHA-256 of the submitted entry bytes
+
+
+@dataclass
+class _Submission:
+    entries: list[bytes]
+    hashes: list[bytes]
+    done: threading.Event = field(default_factory=threading.Event)
+    receipts: list[Receipt] | None = None
+    error: SequencerError | None = None
+
+
+def entry_hash(entry: bytes) -> bytes:
+    """The idempotency key of an entry: SHA-256 of its encoded bytes."""
+    return hashlib.sha256(entry).digest()
+
+
+def checkpoint_text(origin: str, size: int, root: bytes) -> str:
+    return Checkpoint(origin=origin, size=size, root_hash=root).render()
+
+
+class _OverlayReader:
+    """TileReader that sees tiles of the batch being sequenced over the cache and store."""
+
+    def __init__(
+        self,
+        overlay: Mapping[tuple[int, int], bytes],
+        cache: dict[tuple[int, int], bytes],
+        store: Store,
+    ) -> None:
+        self.overlay = overlay
+        self.cache = cache
+        self.store = store
+
+    def read_tile(self, level: int, index: int) -> bytes:
+        key = (level, index)
+        if key in self.overlay:
+            return self.overlay[key]
+        if key not in self.cache:
+            self.cache[key] = self.store.read_tile(level, index)
+        return self.cache[key]
+
+
+def rebuild_log_state(store: Store, initial: LogState, size: int) -> LogState:
+    """Replay every stored leaf through the rules (startup; the rules are pure)."""
+    from ledger.entries import decode_leaf
+
+    state = initial
+    for raw in store.iter_leaves(size):
+        state = apply_entry(state, decode_leaf(raw))
+    return state
+
+
+class Sequencer:
+    """One log's writer thread. `submit` is safe to call from any number of threads."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: NodeConfig,
+        signer: NoteSigner,
+        initial_state: LogState,
+        clock: Clock = time.time,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.signer = signer
+        self.clock = clock
+        self._cond = threading.Condition()
+        self._pending: list[_Submission] = []
+        self._pending_count = 0
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._cache: dict[tuple[int, int], bytes] = {}
+        self.tree = store.tree_state()
+        self._check_root()
+        self.log_state = rebuild_log_state(store, initial_state, self.tree.size)
+        self._ensure_checkpoint()
+        self._cosign_cond = threading.Condition()
+        self._cosign_next: tuple[int, bytes] | None = None
+        self._cosign_thread: threading.Thread | None = None
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="ledger-sequencer", daemon=True)
+        self._thread.start()
+        if self.config.cosign_hook is not None:
+            self._cosign_thread = threading.Thread(
+                target=self._cosign_loop, name="ledger-cosigner", daemon=True
+            )
+            self._cosign_thread.start()
+            latest = self.store.latest_checkpoint()
+            if latest is not None and not latest.cosignatures:
+                self._queue_cosign(latest.size, latest.note)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        with self._cosign_cond:
+            self._cosign_cond.notify_all()
+        for t in (self._thread, self._cosign_thread):
+            if t is not None:
+                t.join(timeout)
+
+    # -- submission ----------------------------------------------------------------
+
+    def submit(self, entries: Sequence[bytes], timeout: float = SUBMIT_TIMEOUT_S) -> list[Receipt]:
+        """Log `entries` (all or none) and return their receipts once committed."""
+        sub = _Submission(list(entries), [entry_hash(e) for e in entries])
+        if not sub.entries:
+            return []
+        with self._cond:
+            if self._stopping:
+                raise SequencerUnavailableError("the sequencer is stopped")
+            self._pending.append(sub)
+            self._pending_count += len(sub.entries)
+            self._cond.notify_all()
+        if not sub.done.wait(timeout):
+            raise SequencerUnavailableError(
+                f"no commit within {timeout} s; the entries may still be logged, resubmit "
+                "to learn their index"
+            )
+        if sub.error is not None:
+            raise sub.error
+        assert sub.receipts is not None
+        return sub.receipts
+
+    # -- the writer thread ---------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    self._fail_pending(SequencerUnavailableError("the sequencer stopped"))
+                    return
+                deadline = time.monotonic() + self.config.max_batch_delay_s
+                while self._pending_count < self.config.max_batch_entries and not self._stopping:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
+                batch = self._take_batch()
+            try:
+                self._sequence(batch)
+            except Exception as e:  # the writer must survive anything: fail the batch only
+                log.exception("sequencing a batch failed")
+                err = SequencerUnavailableError(f"batch not committed: {type(e).__name__}")
+                for sub in batch:
+                    if not sub.done.is_set():
+                        sub.error = err
+                        sub.done.set()
+                self._reload()
+
+    def _take_batch(self) -> list[_Submission]:
+        batch: list[_Submission] = []
+        count = 0
+        while self._pending and (
+            not batch or count + len(self._pending[0].entries) <= self.config.max_batch_entries
+        ):
+            sub = self._pending.pop(0)
+            batch.append(sub)
+            count += len(sub.entries)
+        self._pending_count -= count
+        return batch
+
+    def _fail_pending(self, err: SequencerError) -> None:
+        for sub in self._pending:
+            sub.error = err
+            sub.done.set()
+        self._pending.clear()
+        self._pending_count = 0
+
+    def _sequence(self, batch: list[_Submission]) -> None:
+        old = self.tree
+        all_hashes = list({h for sub in batch for h in sub.hashes})
+        existing = self.store.find_indices(all_hashes)
+        now_ms = int(self.clock() * 1000)
+        # Leaf timestamps never go backwards (ledger.rules: TIMESTAMP_REGRESSION).
+        ts = max(now_ms, old.last_timestamp_ms)
+        state = self.log_state
+        new: list[NewLeaf] = []
+        assigned: dict[bytes, int] = {}
+        accepted: list[tuple[_Submission, list[int]]] = []
+        for sub in batch:
+            trial = state
+            local: dict[bytes, int] = {}
+            sub_new: list[NewLeaf] = []
+            indices: list[int] = []
+            try:
+                for pos, (raw, h) in enumerate(zip(sub.entries, sub.hashes, strict=True)):
+                    known = existing.get(h, assigned.get(h, local.get(h)))
+                    if known is not None:
+                        indices.append(known)
+                        continue
+                    leaf = TimestampedEntry(timestamp_ms=ts, entry_bytes=raw)
+                    try:
+                        trial = apply_entry(trial, leaf)
+                    except RuleViolationError as e:
+                        raise SubmissionRefusedError(
+                            f"entry {pos} refused: {e}", str(e.rule), pos
+                        ) from e
+                    except LedgerError as e:
+                        raise SubmissionRefusedError(
+                            f"entry {pos} malformed: {e}", "malformed_entry", pos
+                        ) from e
+                    idx = old.size + len(new) + len(sub_new)
+                    local[h] = idx
+                    indices.append(idx)
+                    sub_new.append(NewLeaf(idx, h, encode_leaf(leaf)))
+            except SubmissionRefusedError as e:
+                sub.error = e
+                sub.done.set()
+                continue
+            state = trial
+            new.extend(sub_new)
+            assigned.update(local)
+            accepted.append((sub, indices))
+        if new:
+            hashes = [leaf_hash(n.leaf) for n in new]
+            changed = tiles.append_leaves(
+                old.size, hashes, _OverlayReader({}, self._cache, self.store)
+            )
+            size = old.size + len(new)
+            root = tiles.tree_root(size, _OverlayReader(changed, self._cache, self.store))
+            tree = TreeState(size, root, ts)
+            note = sign_note(checkpoint_text(self.config.origin, size, root), [self.signer])
+            self.store.commit_batch(old.size, new, changed, tree, note, now_ms)
+            self.tree = tree
+            self.log_state = state
+            self._remember(changed)
+            self._queue_cosign(size, note)
+        for sub, indices in accepted:
+            sub.receipts = [Receipt(i, h) for i, h in zip(indices, sub.hashes, strict=True)]
+            sub.done.set()
+
+    def _remember(self, changed: Mapping[tuple[int, int], bytes]) -> None:
+        self._cache.update(changed)
+        if len(self._cache) > TILE_CACHE_LIMIT:
+            # Full tiles are never read again when appending; keep only the right edge.
+            for key in [k for k, v in self._cache.items() if len(v) == tiles.TILE_WIDTH * 32]:
+                del self._cache[key]
+            if len(self._cache) > TILE_CACHE_LIMIT:
+                self._cache.clear()
+
+    def _reload(self) -> None:
+        """After a failed commit, forget everything in memory and reread the store."""
+        self._cache.clear()
+        try:
+            stored = self.store.tree_state()
+            if stored.size != self.tree.size:
+                log.error(
+                    "stored tree moved from %d to %d under this writer", self.tree.size, stored.size
+                )
+        except StorageError:
+            log.exception("cannot reread the tree state")
+
+    def _check_root(self) -> None:
+        if self.tree.size == 0:
+            return
+        root = tiles.tree_root(self.tree.size, self.store)
+        if root != self.tree.root_hash:
+            raise StorageError(
+                f"stored tiles give root {root.hex()} at size {self.tree.size}, "
+                f"tree state says {self.tree.root_hash.hex()}"
+            )
+
+    def _ensure_checkpoint(self) -> None:
+        """Sign the checkpoint of the stored size if none is stored (only size 0)."""
+        if self.store.checkpoint(self.tree.size) is None:
+            note = sign_note(
+                checkpoint_text(self.config.origin, self.tree.size, self.tree.root_hash),
+                [self.signer],
+            )
+            self.store.add_checkpoint_if_absent(self.tree.size, note, int(self.clock() * 1000))
+
+    # -- cosignatures ----------------------------------------------------------------
+
+    def _queue_cosign(self, size: int, note: bytes) -> None:
+        if self.config.cosign_hook is None:
+            return
+        with self._cosign_cond:
+            self._cosign_next = (size, note)
+            self._cosign_cond.notify_all()
+
+    def _cosign_loop(self) -> None:
+        hook = self.config.cosign_hook
+        assert hook is not None
+        while True:
+            with self._cosign_cond:
+                while self._cosign_next is None and not self._stopping:
+                    self._cosign_cond.wait()
+                if self._stopping:
+                    return
+                size, note = self._cosign_next  # type: ignore[misc]
+                self._cosign_next = None
+            try:
+                lines = list(hook(note))
+                if lines:
+                    self.store.set_cosignatures(size, lines)
+            except Exception:  # a witness outage must never stop the log
+                log.exception("collecting cosignatures for size %d failed", size)
