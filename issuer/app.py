@@ -283,6 +283,7 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     c = context or IssuerContext.open(config)
+    c.config = config  # a test may hand in a context opened with an earlier variant
     app.extensions["issuer"] = c
     if trust is not None:
         app.extensions["issuer.trust"] = trust
