@@ -34,7 +34,8 @@ DEDUPE_SECONDS = 4.0  # seconds a code must be out of view before it is reported
 DEDUPE_CAPACITY = 256  # distinct codes remembered at once
 SYNC_REASONS = frozenset({Reason.STATION_NEEDS_SYNC, Reason.REVOCATION_UNKNOWN})
 
-Verify = Callable[[bytes, float], Verdict]
+# (payload, reference time, use the replay guard) -> verdict
+Verify = Callable[[bytes, float, bool], Verdict]
 
 
 class Deduper:
@@ -128,8 +129,10 @@ def presentation_verifier(
 
     guard = replay if replay is not None else InMemoryReplayGuard()
 
-    def verify(data: bytes, now: float) -> Verdict:
-        return verify_presentation(data, trust(), now, policy=policy, replay=guard)
+    def verify(data: bytes, now: float, use_guard: bool = True) -> Verdict:
+        return verify_presentation(
+            data, trust(), now, policy=policy, replay=guard if use_guard else None
+        )
 
     return verify
 
@@ -153,13 +156,17 @@ class Station:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def _verify_with_sync(self, data: bytes, now: float) -> tuple[Verdict, bool]:
-        verdict = self.verify(data, now)
+        verdict = self.verify(data, now, True)
         if self.syncer is None or not SYNC_REASONS.intersection(verdict.reasons):
             return verdict, False
         # The station lacks data for this code: one sync, then one more verification.
         if not self.syncer.sync_now(verdict.region):
             return verdict, False
-        return self.verify(data, now), True
+        # A verdict of REVOCATION_UNKNOWN got past the holder-proof step, so the replay
+        # guard already recorded this proof: checking it again would call this very
+        # scan a replay. STATION_NEEDS_SYNC stopped before that step: guard it now.
+        use_guard = Reason.REVOCATION_UNKNOWN not in verdict.reasons
+        return self.verify(data, now, use_guard), True
 
     def process(self, frame: Frame) -> list[ScanEvent]:
         """Decode, dedupe, verify, log and announce; returns the new events."""
