@@ -1,0 +1,211 @@
+"""Benchmark: presentations verified per second on one core, against the crypto ceiling.
+
+Builds distinct presentations (one device key each, so the device-key cache never
+hits), verifies them with `credential.verify.verify_presentation`, and in the same run
+measures the ceiling: the two raw ES256 verifications each presentation needs (issuer
+signature + holder proof) with preloaded keys and DER signatures, via `cryptography`.
+Also measures the QR version of our presentation (segno, ECC M) and, for comparison,
+of the EU DCC and SMART Health Cards samples in the shared vectors.
+
+Usage: .venv/bin/python bench/verify.py [--count N] [--rounds R]
+The last output line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import segno
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from segno import consts as qr_consts
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from credential.claims import HealthClaims, StatusBasis, StatusColour  # noqa: E402
+from credential.issue import credential_digest, sign_credential  # noqa: E402
+from credential.keys import (  # noqa: E402
+    SigningAlg,
+    es256_der_signature,
+    generate_private_key,
+    key_id,
+    public_key_der,
+)
+from credential.presentation import (  # noqa: E402
+    make_presentation,
+    parse_presentation,
+    proof_signing_input,
+    resolve_window,
+)
+from credential.trust import InMemoryTrustState, RegisteredKey  # noqa: E402
+from credential.verdict import Decision  # noqa: E402
+from credential.verify import verify_presentation  # noqa: E402
+
+VECTORS = ROOT.parent / "shared" / "vectors" / "credentials"
+NOW = 1_760_000_000  # fixed reference time, Unix seconds
+DAY = 86_400  # seconds
+
+
+def build(count: int) -> tuple[InMemoryTrustState, list[str], list[tuple]]:
+    issuer = generate_private_key(SigningAlg.ES256)
+    der = public_key_der(issuer)
+    kid = key_id(der)
+    trust = InMemoryTrustState()
+    trust.add_key(RegisteredKey("GD", kid, SigningAlg.ES256, der, not_before=NOW - 365 * DAY))
+    trust.sync_times["GD"] = NOW - 60
+    texts: list[str] = []
+    raw: list[tuple] = []
+    for i in range(count):
+        device = generate_private_key()
+        claims = HealthClaims(
+            region="GD",
+            kid=kid,
+            status_index=100_000_000 + i,
+            issued_at=NOW - DAY,
+            not_before=NOW - DAY,
+            expires_at=NOW + 29 * DAY,
+            colour=StatusColour.GREEN,
+            basis=StatusBasis.TEST,
+            basis_time=NOW - DAY - 3600,
+            masked_name="欧阳*明",
+            document_hint="C1234****",
+            holder_key=public_key_der(device),
+        )
+        jws = sign_credential(claims, issuer, SigningAlg.ES256)
+        text = make_presentation(jws, device, NOW)
+        texts.append(text)
+        p = parse_presentation(text)
+        window = resolve_window(p.window_tag, NOW)
+        raw.append(
+            (
+                issuer.public_key(),  # type: ignore[union-attr]
+                es256_der_signature(p.signature),
+                p.signing_input,
+                device.public_key(),  # type: ignore[union-attr]
+                es256_der_signature(p.proof),
+                proof_signing_input(credential_digest(jws), window, None),
+            )
+        )
+    return trust, texts, raw
+
+
+def time_verify(trust: InMemoryTrustState, texts: list[str]) -> float:
+    t0 = time.perf_counter()
+    for text in texts:
+        v = verify_presentation(text, trust, NOW)
+        if v.decision is not Decision.ADMIT:
+            raise SystemExit(f"benchmark presentation not admitted: {v.reasons}")
+    return len(texts) / (time.perf_counter() - t0)
+
+
+def time_ceiling(raw: list[tuple]) -> float:
+    alg = ec.ECDSA(hashes.SHA256())
+    t0 = time.perf_counter()
+    for ipub, isig, imsg, dpub, dsig, dmsg in raw:
+        ipub.verify(isig, imsg, alg)
+        dpub.verify(dsig, dmsg, alg)
+    return len(raw) / (time.perf_counter() - t0)
+
+
+def qr_version(content: object, error: str) -> int:
+    return int(segno.make(content, error=error, boost_error=False).version)  # type: ignore[arg-type]
+
+
+def dcc_versions() -> dict[str, object]:
+    """QR versions of the EU DCC raw test texts (`PREFIX`, all alphanumeric), at ECC Q
+    (the DCC specification's recommended level) and at M (ours), for comparison."""
+    versions_q: list[int] = []
+    versions_m: list[int] = []
+    for path in sorted(
+        glob.glob(str(VECTORS / "dgc-testdata" / "**" / "raw" / "*.json"), recursive=True)
+    ):
+        try:
+            obj = json.loads(Path(path).read_text(encoding="utf-8-sig"))
+        except (ValueError, UnicodeDecodeError):
+            continue
+        text = obj.get("PREFIX") if isinstance(obj, dict) else None
+        if not isinstance(text, str) or not text.startswith("HC1:"):
+            continue
+        try:
+            versions_q.append(qr_version(text, "q"))
+            versions_m.append(qr_version(text, "m"))
+        except Exception:
+            continue
+    return _summary("dcc", versions_q, versions_m, "q")
+
+
+def shc_versions() -> dict[str, object]:
+    """QR versions of the SMART Health Cards `shc:/` numeric texts: byte segment for
+    the prefix, numeric segment for the digits, as the SHC specification requires; ECC L
+    is the level SHC examples use."""
+    versions_l: list[int] = []
+    versions_m: list[int] = []
+    for path in sorted(
+        glob.glob(str(VECTORS / "shc-examples" / "examples" / "*-f-qr-code-numeric-value-*.txt"))
+    ):
+        text = Path(path).read_text().strip()
+        if not text.startswith("shc:/"):
+            continue
+        # Chunked examples read `shc:/K/N/<digits>`: the slashes stay in the byte segment.
+        head, _, digits = text.rpartition("/")
+        segments = [(head + "/", qr_consts.MODE_BYTE), (digits, qr_consts.MODE_NUMERIC)]
+        versions_l.append(qr_version(segments, "l"))
+        versions_m.append(qr_version(segments, "m"))
+    return _summary("shc", versions_l, versions_m, "l")
+
+
+def _summary(name: str, native: list[int], at_m: list[int], level: str) -> dict[str, object]:
+    if not native:
+        return {f"{name}_samples": 0}
+    return {
+        f"{name}_samples": len(native),
+        f"{name}_qr_ecc": level.upper(),
+        f"{name}_qr_version_min": min(native),
+        f"{name}_qr_version_median": statistics.median(native),
+        f"{name}_qr_version_max": max(native),
+        f"{name}_qr_version_median_at_m": statistics.median(at_m),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--count", type=int, default=2000, help="distinct presentations")
+    ap.add_argument("--rounds", type=int, default=3, help="timed rounds; best is kept")
+    args = ap.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
+    trust, texts, raw = build(args.count)
+    # Interleave rounds so both measurements see the same machine load.
+    verify_rates, ceiling_rates = [], []
+    for _ in range(args.rounds):
+        verify_rates.append(time_verify(trust, texts))
+        ceiling_rates.append(time_ceiling(raw))
+    pps, ceiling = max(verify_rates), max(ceiling_rates)
+    qr = segno.make(texts[0], error="m", boost_error=False)
+    result: dict[str, object] = {
+        "presentations": args.count,
+        "rounds": args.rounds,
+        "presentations_per_s": round(pps, 1),
+        "ceiling_per_s": round(ceiling, 1),
+        "ratio": round(pps / ceiling, 3),
+        "qr_text_chars": len(texts[0]),
+        "qr_version": int(qr.version),  # type: ignore[arg-type]
+        "qr_ecc": qr.error,
+        "qr_mode": qr.mode,
+    }
+    result.update(dcc_versions())
+    result.update(shc_versions())
+    print(f"verify: {pps:.0f}/s  ceiling (2x raw ES256 verify): {ceiling:.0f}/s", file=sys.stderr)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
