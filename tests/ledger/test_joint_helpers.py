@@ -96,3 +96,51 @@ class MemoryLog:
         if old == 0 or old == n:
             return []
         return consistency_path(old, self.hashes(n))
+
+
+# -- a region's log with real entries, in memory ---------------------------------------
+
+
+def key_added(keys: MemberKeys, issuer_key, not_before: int = 1_600_000_000):
+    from credential.keys import SigningAlg, key_id, public_key_der
+    from ledger.entries import KeyAdded, sign_key_entry
+
+    der = public_key_der(issuer_key)
+    entry = KeyAdded(keys.id, key_id(der), SigningAlg.ES256, der, not_before, None)
+    return sign_key_entry(entry, keys.root_key)
+
+
+def leaf_of(entry, timestamp_ms: int = 1_700_000_000_000) -> bytes:
+    from ledger.entries import TimestampedEntry, encode_entry, encode_leaf
+
+    return encode_leaf(TimestampedEntry(timestamp_ms, encode_entry(entry)))
+
+
+@dataclass
+class MemorySource:
+    """A LogSource over a MemoryLog, cosigned by the given witnesses."""
+
+    log: MemoryLog
+    cosigners: list[MemberKeys]
+    name: str = "memory"
+    timestamp: int = 1_700_000_000
+    down: bool = False
+    bundle_calls: int = 0
+
+    def checkpoint(self) -> bytes:
+        from ledger.checkpoint import attach_signatures, cosign
+
+        if self.down:
+            from ledger.sync import SourceError
+
+            raise SourceError(f"{self.name} is down")
+        cp = self.log.checkpoint()
+        lines = [cosign(cp, w.witness_signer, self.timestamp) for w in self.cosigners]
+        return attach_signatures(self.log.signed(), lines)
+
+    def entry_bundle(self, index: int, width: int) -> bytes:
+        from ledger.tiles import encode_entry_bundle
+
+        self.bundle_calls += 1
+        start = index * 256
+        return encode_entry_bundle(self.log.leaves[start : start + width])
