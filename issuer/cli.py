@@ -1,10 +1,297 @@
-"""Command-line group for `healthbridge issuer`."""
+"""Command-line group for `healthbridge issuer`: init, serve, imports, keys, worker, seed.
+
+Every command reads the issuer config from `--config FILE` (TOML, `[issuer]` table) or
+HB_ISSUER_* environment variables. Errors are printed as one line, never a traceback.
+"""
 
 from __future__ import annotations
 
+import functools
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
 import click
+import tomli_w
+
+from issuer.config import IssuerConfig, load_config, render_config
+from issuer.errors import IssuerError
+
+F = TypeVar("F", bound=Callable[..., Any])
+DEFAULT_CONFIG_NAME = "issuer.toml"
+
+
+def _config(path: str | None) -> IssuerConfig:
+    return load_config(Path(path) if path else None)
+
+
+def friendly(fn: F) -> F:
+    """Turn the issuer's (and the ledger's) typed errors into a one-line message."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from ledger.errors import LedgerError
+
+        try:
+            return fn(*args, **kwargs)
+        except IssuerError as e:
+            raise click.ClickException(f"{e.code}: {e.message}") from e
+        except (LedgerError, OSError) as e:
+            raise click.ClickException(f"{type(e).__name__}: {e}") from e
+
+    return wrapper  # type: ignore[return-value]
+
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="HB_ISSUER_CONFIG",
+    help="Issuer TOML config (or HB_ISSUER_* variables).",
+)
+
+
+def _progress(label: str) -> Callable[[int, int], None]:
+    def show(done: int, total: int) -> None:
+        click.echo(f"\r{label}: {done}/{total or '?'}", nl=False, err=True)
+        if total and done >= total:
+            click.echo("", err=True)
+
+    return show
 
 
 @click.group()
 def cli() -> None:
-    """Issuer commands."""
+    """Regional issuer: enrolment, issuance, anchoring, keys, conversion."""
+
+
+@cli.command()
+@click.option("--region", required=True, help="Region id, e.g. GD or MO.")
+@click.option("--data-dir", type=click.Path(file_okay=False), required=True)
+@click.option("--ledger-url", default=None, help="The region's ledger node URL.")
+@click.option("--consortium", type=click.Path(dir_okay=False), default=None)
+@click.option("--database-url", default="", help="Default: SQLite in the data dir.")
+@click.option(
+    "--root-passphrase-env",
+    default=None,
+    help="Name of an env variable holding a passphrase for the root key.",
+)
+@friendly
+def init(
+    region: str,
+    data_dir: str,
+    ledger_url: str | None,
+    consortium: str | None,
+    database_url: str,
+    root_passphrase_env: str | None,
+) -> None:
+    """Write the config, create keys (mode 0600) and the database, register a key."""
+    from issuer import keymgmt
+    from issuer.context import IssuerContext
+
+    cfg = IssuerConfig(
+        region=region,
+        data_dir=Path(data_dir).resolve(),
+        database_url=database_url,
+        ledger_url=ledger_url,
+        consortium_path=Path(consortium).resolve() if consortium else None,
+        root_key_passphrase_env=root_passphrase_env,
+    )
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    path = cfg.data_dir / DEFAULT_CONFIG_NAME
+    path.write_text(tomli_w.dumps(render_config(cfg)), encoding="utf-8")
+    ctx = IssuerContext.open(cfg)
+    if not cfg.root_key_path.exists():
+        ctx.keys.create_root_key()
+    if not cfg.writer_key_path.exists():
+        ctx.keys.create_writer_key()
+    for token in (cfg.authority_token_path, cfg.admin_token_path):
+        if not token.exists():
+            ctx.keys.create_token(token)
+    from ledger.entries import root_public_key_bytes
+
+    with ctx.sessions() as s:
+        has_key = bool(keymgmt.list_keys(s))
+    if not has_key:
+        change = keymgmt.rotate_key(ctx)
+        click.echo(f"signing key {change.kid} created; its KeyAdded entry waits in the outbox")
+    import base64
+
+    click.echo(f"config: {path}")
+    click.echo(
+        "root public key (ledger node root_public_key): "
+        + base64.b64encode(root_public_key_bytes(ctx.keys.root_key())).decode()
+    )
+    click.echo(
+        "writer public key (ledger node writer_public_keys): "
+        + base64.b64encode(root_public_key_bytes(ctx.keys.writer_key())).decode()
+    )
+
+
+@cli.command()
+@config_option
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=8080, type=int)
+@click.option("--workers", default=2, type=int, help="gunicorn worker processes")
+@click.option("--dev", is_flag=True, help="Werkzeug's server instead of gunicorn.")
+@friendly
+def serve(config_path: str | None, host: str, port: int, workers: int, dev: bool) -> None:
+    """Serve the issuer API (gunicorn; --dev for werkzeug)."""
+    cfg = _config(config_path)
+    if dev:
+        from issuer.app import create_app
+
+        create_app(cfg).run(host=host, port=port)
+        return
+    import os
+
+    env = dict(os.environ)
+    if config_path:
+        env["HB_ISSUER_CONFIG"] = str(Path(config_path).resolve())
+    os.execvpe(  # noqa: S606 -- replace this process with gunicorn, args fixed here
+        sys.executable,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--workers",
+            str(workers),
+            "--bind",
+            f"{host}:{port}",
+            "issuer.wsgi:app",
+        ],
+        env,
+    )
+
+
+@cli.command("import-residents")
+@config_option
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@friendly
+def import_residents(config_path: str | None, file: str) -> None:
+    """Load residents from CSV (document_number,name,region)."""
+    from issuer.context import IssuerContext
+    from issuer.residents import add_residents, read_csv
+
+    ctx = IssuerContext.open(_config(config_path))
+    rows = read_csv(Path(file).read_text(encoding="utf-8"), {"document_number", "name"})
+    r = add_residents(ctx, rows, _progress("residents"))
+    click.echo(f"residents added: {r.added}, unchanged or skipped: {r.unchanged}")
+
+
+@cli.command("import-records")
+@config_option
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@friendly
+def import_records(config_path: str | None, file: str) -> None:
+    """Load health records from CSV (document_number,kind,at,result)."""
+    from issuer.context import IssuerContext
+    from issuer.residents import import_records_csv
+
+    ctx = IssuerContext.open(_config(config_path))
+    r = import_records_csv(ctx, Path(file).read_text(encoding="utf-8"), _progress("records"))
+    click.echo(
+        f"records added: {r.added}, duplicates: {r.unchanged}, "
+        f"credentials revoked by status changes: {r.revoked}"
+    )
+
+
+@cli.command("seed-demo")
+@config_option
+@friendly
+def seed_demo(config_path: str | None) -> None:
+    """Add synthetic residents (Chinese and Portuguese names) with varied records."""
+    from issuer.context import IssuerContext
+    from issuer.residents import SEED, seed_demo
+
+    cfg = _config(config_path)
+    r = seed_demo(IssuerContext.open(cfg))
+    click.echo(f"demo residents added: {r.added}")
+    for _name, doc in SEED.get(cfg.region, []):
+        click.echo(f"  document number {doc}")
+
+
+@cli.command("anchor-worker")
+@config_option
+@click.option("--once", is_flag=True, help="Drain the outbox once and exit.")
+@friendly
+def anchor_worker(config_path: str | None, once: bool) -> None:
+    """Anchor outbox rows on the region's log (also runs inside `serve`)."""
+    from issuer import anchor
+    from issuer.context import IssuerContext
+
+    ctx = IssuerContext.open(_config(config_path))
+    port = anchor.ledger_port_for(ctx)
+    if once:
+        click.echo(f"anchored {anchor.drain(ctx, port)}; pending {anchor.pending_count(ctx)}")
+        return
+    worker = anchor.AnchorWorker(ctx, port).start()
+    click.echo("anchor worker running; Ctrl-C to stop", err=True)
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        worker.stop()
+
+
+@cli.group()
+def keys() -> None:
+    """Signing keys: list, rotate, revoke."""
+
+
+def _admin_actor(cfg: IssuerConfig) -> Any:
+    from issuer.services import Actor, Role
+
+    return Actor("cli", cfg.region, Role.ADMIN)
+
+
+@keys.command("list")
+@config_option
+@friendly
+def keys_list(config_path: str | None) -> None:
+    from issuer import keymgmt
+    from issuer.context import IssuerContext
+
+    ctx = IssuerContext.open(_config(config_path))
+    with ctx.sessions() as s:
+        for k in keymgmt.list_keys(s):
+            iso = datetime.fromtimestamp(k.not_after, UTC).date().isoformat()
+            extra = f" compromised_at={k.compromised_at}" if k.compromised_at else ""
+            click.echo(f"{k.kid}  {k.alg}  {k.state:<11}  until {iso}{extra}")
+
+
+@keys.command("rotate")
+@config_option
+@friendly
+def keys_rotate(config_path: str | None) -> None:
+    from issuer.context import IssuerContext
+    from issuer.services import AdminService
+
+    cfg = _config(config_path)
+    pending = AdminService(IssuerContext.open(cfg)).rotate_key(_admin_actor(cfg))
+    click.echo(f"new key {pending[0].ref}; {len(pending)} log entries queued")
+
+
+@keys.command("revoke")
+@config_option
+@click.argument("kid")
+@click.option(
+    "--compromised-at",
+    default=None,
+    help="Unix seconds or ISO 8601: the key is untrusted from then on.",
+)
+@click.option("--reason", default="", help="Free text for the audit log.")
+@friendly
+def keys_revoke(config_path: str | None, kid: str, compromised_at: str | None, reason: str) -> None:
+    from issuer.context import IssuerContext
+    from issuer.residents import parse_time
+    from issuer.services import AdminService
+
+    cfg = _config(config_path)
+    when = parse_time(compromised_at) if compromised_at else None
+    AdminService(IssuerContext.open(cfg)).revoke_key(_admin_actor(cfg), kid, when, reason)
+    what = f"compromised since {when}" if when is not None else "retired"
+    click.echo(f"key {kid} {what}; KeyRevoked entry queued")

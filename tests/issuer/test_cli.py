@@ -1,0 +1,83 @@
+"""`healthbridge issuer ...` end to end through click: init creates 0600 keys and a
+database, imports load CSV files, keys rotate and revoke, errors are one line."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from issuer.cli import cli
+from issuer.config import load_config
+from issuer.context import IssuerContext
+from issuer.models import CredentialRow, HealthRecordRow, Resident, SigningKeyRow
+
+
+def run(*args: str) -> str:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_init_creates_private_files_with_mode_0600_and_a_registered_key(tmp_path: Path) -> None:
+    out = run("init", "--region", "MO", "--data-dir", str(tmp_path))
+    assert "root public key" in out
+    cfg = load_config(tmp_path / "issuer.toml")
+    secrets = [
+        cfg.root_key_path,
+        cfg.writer_key_path,
+        cfg.admin_token_path,
+        cfg.authority_token_path,
+        *cfg.signing_key_dir.iterdir(),
+    ]
+    for path in secrets:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    listed = run("keys", "list", "--config", str(tmp_path / "issuer.toml"))
+    assert "active" in listed
+
+
+def test_imports_seed_and_key_rotation_and_compromise(tmp_path: Path) -> None:
+    run("init", "--region", "MO", "--data-dir", str(tmp_path))
+    conf = str(tmp_path / "issuer.toml")
+    (tmp_path / "r.csv").write_text(
+        "document_number,name,region\nM2000001,Maria da Silva,MO\nG2000001,王芳,GD\n",
+        encoding="utf-8",
+    )
+    assert "residents added: 1" in run(
+        "import-residents", "--config", conf, str(tmp_path / "r.csv")
+    )
+    (tmp_path / "h.csv").write_text(
+        "document_number,kind,at,result\nM2000001,test,2026-01-01T00:00:00Z,negative\n"
+        "M2000001,test,2026-01-01T00:00:00Z,negative\n",
+        encoding="utf-8",
+    )
+    assert "records added: 1, duplicates: 1" in run(
+        "import-records", "--config", conf, str(tmp_path / "h.csv")
+    )
+    run("seed-demo", "--config", conf)
+    ctx = IssuerContext.open(load_config(Path(conf)))
+    with ctx.sessions() as s:
+        assert s.query(Resident).filter_by(region="MO").count() == 7
+        assert s.query(Resident).filter_by(region="GD").count() == 0
+        assert s.query(HealthRecordRow).count() >= 1
+        old = s.query(SigningKeyRow).one().kid
+    run("keys", "rotate", "--config", conf)
+    run("keys", "revoke", "--config", conf, old, "--compromised-at", "1700000000")
+    with ctx.sessions() as s:
+        states = {k.kid: k.state for k in s.query(SigningKeyRow)}
+        assert states[old] == "compromised"
+        assert sorted(states.values()) == ["active", "compromised"]
+        assert s.query(CredentialRow).count() == 0
+    assert not (ctx.config.signing_key_dir / f"{old}.pem").exists()
+
+
+def test_bad_csv_is_one_clear_line_not_a_traceback(tmp_path: Path) -> None:
+    run("init", "--region", "MO", "--data-dir", str(tmp_path))
+    (tmp_path / "bad.csv").write_text("document_number,kind,at\nM2000001,sneeze,5\n")
+    result = CliRunner().invoke(
+        cli,
+        ["import-records", "--config", str(tmp_path / "issuer.toml"), str(tmp_path / "bad.csv")],
+    )
+    assert result.exit_code != 0
+    assert "bad_record" in result.output and "Traceback" not in result.output
