@@ -38,7 +38,6 @@ from verifier.errors import DecodeInputError
 Image = npt.NDArray[Any]  # 8-bit; checked by to_gray at the boundary
 Point = tuple[float, float]
 
-QR_FORMATS = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
 SMALL_FRAME_SIDE_PX = 1000  # a whole frame this small or smaller is worth a 2x upscale
 SMALL_CODE_SIDE_PX = 220  # a located-but-undecoded code smaller than this is upscaled
 CROP_MARGIN = 0.35  # fraction of the located code's size added on every side of a crop
@@ -96,7 +95,9 @@ class _Pass:
     image: Image
     scale: float  # image pixels per frame pixel
     offset: Point  # frame coordinates of the image's (0, 0)
-    binarizer: zxingcpp.Binarizer = zxingcpp.Binarizer.LocalAverage
+    # The binarizer's name, resolved per call: holding nanobind enum objects in module
+    # state makes the extension report leaks at interpreter exit.
+    binarizer: str = "LocalAverage"
 
 
 def to_gray(frame: Image) -> Image:
@@ -126,8 +127,8 @@ def _read(p: _Pass, with_errors: bool = False) -> list[zxingcpp.Barcode]:
     return list(
         zxingcpp.read_barcodes(
             p.image,
-            formats=QR_FORMATS,
-            binarizer=p.binarizer,
+            formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode),  # QR only
+            binarizer=getattr(zxingcpp.Binarizer, p.binarizer),
             return_errors=with_errors,
         )
     )
@@ -158,7 +159,7 @@ def _crop_box(
 
 def _retries(gray: Image, located: Sequence[tuple[Point, ...]]) -> Iterator[_Pass]:
     """The retry chain, built lazily so a pass costs nothing until it is tried."""
-    yield _Pass(Attempt.GLOBAL_HISTOGRAM, gray, 1.0, (0.0, 0.0), zxingcpp.Binarizer.GlobalHistogram)
+    yield _Pass(Attempt.GLOBAL_HISTOGRAM, gray, 1.0, (0.0, 0.0), "GlobalHistogram")
     boxes = [b for b in (_crop_box(c, gray.shape) for c in located) if b is not None]
     for x0, y0, x1, y1 in boxes:
         crop = gray[y0:y1, x0:x1]

@@ -1,0 +1,127 @@
+"""The staff kiosk: JSON status, MJPEG view, and the page in real headless Chromium."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import requests
+from werkzeug.serving import make_server
+
+from credential.reasons import Reason
+from credential.verdict import describe
+from tests.conftest import CHROMIUM_ARGS, chromium_path, free_port
+from tests.verifier.conftest import T0, Mint
+from verifier.frames import Frame
+from verifier.kiosk import KioskState, create_app
+from verifier.scanlog import ScanLog
+from verifier.station import Station, presentation_verifier
+from verifier.synth import qr_image
+
+
+@dataclass
+class Kiosk:
+    url: str
+    state: KioskState
+    station: Station
+
+
+@pytest.fixture()
+def kiosk(mint: Mint) -> Iterator[Kiosk]:
+    log = ScanLog()
+    state = KioskState(log=log, sync_ages=lambda: {"GD": 60, "MO": 3600}, online=lambda: True)
+    station = Station(
+        verify=presentation_verifier(lambda: mint.trust),
+        log=log,
+        clock=lambda f: T0 + f.timestamp,
+        listeners=[state.on_event],
+        frame_listeners=[state.on_frame],
+    )
+    app = create_app({"KIOSK_STATE": state, "TESTING": True})
+    port = free_port()
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Kiosk(f"http://127.0.0.1:{port}", state, station)
+    finally:
+        server.shutdown()
+        thread.join(5)
+
+
+def show(k: Kiosk, text: str, t: float = 0.0) -> None:
+    k.station.process(Frame(qr_image(text), t, 0))
+
+
+def test_status_json_carries_verdict_and_sync_ages(kiosk: Kiosk, mint: Mint) -> None:
+    empty = requests.get(kiosk.url + "/v1/status", timeout=5).json()
+    assert empty["verdict"] is None and empty["sync_age_s"] == {"GD": 60, "MO": 3600}
+    show(kiosk, mint.scenarios()["revoked"])
+    body = requests.get(kiosk.url + "/v1/status", timeout=5).json()
+    assert body["verdict"]["label"] == "DENY"
+    assert body["verdict"]["messages"] == [describe(Reason.REVOKED)]
+    assert body["verdict"]["holder"]["masked_name"] == "C** T** M***"
+    # the recent list is for the queue, not for identifying anyone
+    assert "holder" not in body["recent"][0]
+
+
+def test_unknown_api_paths_get_json_errors(kiosk: Kiosk) -> None:
+    r = requests.get(kiosk.url + "/v1/nope", timeout=5)
+    assert r.status_code == 404 and r.json()["error"] == "not_found"
+    r = requests.post(kiosk.url + "/v1/status", data=b"\x00\xff", timeout=5)
+    assert r.status_code == 405 and r.json()["error"] == "method_not_allowed"
+
+
+def test_mjpeg_stream_sends_annotated_jpeg_frames(kiosk: Kiosk, mint: Mint) -> None:
+    show(kiosk, mint.present(mint.claims()))
+    with requests.get(kiosk.url + "/stream.mjpg", stream=True, timeout=5) as r:
+        assert r.headers["Content-Type"].startswith("multipart/x-mixed-replace")
+        chunk = next(r.iter_content(4096))
+    assert chunk.startswith(b"--frame\r\nContent-Type: image/jpeg")
+    assert b"\xff\xd8" in chunk  # JPEG start-of-image marker
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize(
+    ("scenario", "css_class", "label", "reason"),
+    [
+        ("valid", "admit", "ADMIT", None),
+        ("yellow", "manual_check", "CHECK", Reason.STATUS_YELLOW),
+        ("revoked", "deny", "DENY", Reason.REVOKED),
+        ("stale_screenshot", "deny", "DENY", Reason.PROOF_STALE),
+    ],
+)
+def test_verdict_panel_shows_colour_and_reason(
+    kiosk: Kiosk, mint: Mint, scenario: str, css_class: str, label: str, reason: Reason | None
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    texts = mint.scenarios()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(kiosk.url + "/", wait_until="domcontentloaded")
+            expect(page.locator("#label")).to_have_text("READY")
+            expect(page.locator("#sync-text")).to_contain_text("GD 60 s")
+            show(kiosk, texts[scenario])
+            panel = page.locator("#verdict")
+            expect(panel).to_have_attribute("data-decision", css_class)
+            expect(page.locator("#label")).to_have_text(label)
+            if reason is not None:
+                expect(page.locator("#message")).to_contain_text(describe(reason))
+            expect(page.locator("#masked-name")).to_have_text("C** T** M***")
+            expect(page.locator("#region")).to_have_text("GD")
+            expect(page.locator("#recent li")).to_have_count(1)
+            # the panel colour is the decision's, not merely a class name
+            bg = panel.evaluate("e => getComputedStyle(e).backgroundColor")
+            expected = {
+                "admit": "rgb(10, 125, 32)",
+                "manual_check": "rgb(255, 196, 0)",
+                "deny": "rgb(196, 0, 0)",
+            }[css_class]
+            assert bg == expected
+        finally:
+            browser.close()
