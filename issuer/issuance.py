@@ -34,11 +34,11 @@ from issuer.models import (
 )
 from issuer.status_rules import (
     HealthRecord,
+    LabResult,
     Override,
     RecordKind,
     StatusDecision,
     StatusRule,
-    TestResult,
     decide_status,
 )
 
@@ -102,7 +102,7 @@ def resident_records(session: Session, resident_id: int) -> list[HealthRecord]:
         select(HealthRecordRow).where(HealthRecordRow.resident_id == resident_id)
     ).all()
     return [
-        HealthRecord(RecordKind(r.kind), r.at, TestResult(r.result) if r.result else None)
+        HealthRecord(RecordKind(r.kind), r.at, LabResult(r.result) if r.result else None)
         for r in rows
     ]
 

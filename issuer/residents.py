@@ -23,7 +23,7 @@ from issuer.context import IssuerContext
 from issuer.errors import RecordError, UnknownResidentError
 from issuer.issuance import resident_status, revoke_on_status_change
 from issuer.models import HealthRecordRow, Resident
-from issuer.status_rules import HealthRecord, RecordKind, TestResult
+from issuer.status_rules import HealthRecord, LabResult, RecordKind
 
 MAX_NAME_CHARS = 128
 MAX_DOCUMENT_CHARS = 32
@@ -60,7 +60,7 @@ def parse_record(row: Mapping[str, object]) -> tuple[str, HealthRecord]:
     try:
         kind = RecordKind(str(row.get("kind", "")).strip())
         raw = str(row.get("result") or "").strip()
-        result = TestResult(raw) if raw else None
+        result = LabResult(raw) if raw else None
         return doc, HealthRecord(kind, parse_time(row.get("at")), result)
     except ValueError as e:
         raise RecordError(f"bad health record: {e}") from e
@@ -212,7 +212,7 @@ def seed_demo(ctx: IssuerContext) -> ImportReport:
                 (doc, HealthRecord(RecordKind.VACCINATION, now - 90 * DAY)),
             ]
         elif i % 3 == 1:  # recent negative test
-            recs.append((doc, HealthRecord(RecordKind.TEST, now - DAY, TestResult.NEGATIVE)))
+            recs.append((doc, HealthRecord(RecordKind.TEST, now - DAY, LabResult.NEGATIVE)))
         else:  # recovered
             recs.append((doc, HealthRecord(RecordKind.RECOVERY, now - 30 * DAY)))
     add_records(ctx, recs, "seed")

@@ -44,7 +44,7 @@ class RecordKind(StrEnum):
     CONTACT_CLEARED = "contact_cleared"  # the flag lifted by the health authority
 
 
-class TestResult(StrEnum):
+class LabResult(StrEnum):
     POSITIVE = "positive"
     NEGATIVE = "negative"
 
@@ -67,7 +67,7 @@ class HealthRecord:
 
     kind: RecordKind
     at: int
-    result: TestResult | None = None
+    result: LabResult | None = None
 
     def __post_init__(self) -> None:
         if (self.kind is RecordKind.TEST) != (self.result is not None):
@@ -114,11 +114,11 @@ def decide_status(
         )
     past = sorted((r for r in records if r.at <= now), key=lambda r: r.at)
 
-    def latest(kind: RecordKind, result: TestResult | None = None) -> HealthRecord | None:
+    def latest(kind: RecordKind, result: LabResult | None = None) -> HealthRecord | None:
         found = [r for r in past if r.kind is kind and (result is None or r.result is result)]
         return found[-1] if found else None
 
-    positive = latest(RecordKind.TEST, TestResult.POSITIVE)
+    positive = latest(RecordKind.TEST, LabResult.POSITIVE)
     recovery = latest(RecordKind.RECOVERY)
     recovered_since = recovery is not None and positive is not None and recovery.at >= positive.at
     if positive is not None and now < positive.at + ISOLATION_S and not recovered_since:
@@ -140,7 +140,7 @@ def decide_status(
             flag.at + CONTACT_FLAG_S,
             StatusRule.CONTACT_FLAG,
         )
-    negative = latest(RecordKind.TEST, TestResult.NEGATIVE)
+    negative = latest(RecordKind.TEST, LabResult.NEGATIVE)
     if negative is not None and now < negative.at + NEGATIVE_TEST_S:
         return StatusDecision(
             StatusColour.GREEN,
