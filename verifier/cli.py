@@ -1,10 +1,266 @@
-"""Command-line group for `healthbridge verifier`."""
+"""Command-line group for `healthbridge verifier`: init, sync, scan, export-log.
+
+`scan` runs the station: frames from a camera, a stream, a video or a folder; verdicts
+on the kiosk page (default) or as one JSON line each on stdout (`--headless`); a
+background sync while online. Everything keeps working offline on the last synced
+state. Every failure the user can cause ends in a one-line message, not a traceback.
+"""
 
 from __future__ import annotations
 
+import json
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
 import click
+
+DEFAULT_DIR = "verifier-station"
+dir_option = click.option(
+    "--dir",
+    "station_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_DIR,
+    show_default=True,
+    envvar="HEALTHBRIDGE_VERIFIER_DIR",
+    help="The station folder.",
+)
+
+
+def _fail(e: Exception) -> click.ClickException:
+    return click.ClickException(f"{type(e).__name__}: {e}")
 
 
 @click.group()
 def cli() -> None:
-    """Verifier commands."""
+    """Verifier station commands."""
+
+
+@cli.command()
+@click.option(
+    "--consortium",
+    "consortium_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The consortium file (trust root), handed over out of band.",
+)
+@dir_option
+@click.option("--name", default="station", show_default=True, help="Station name.")
+@click.option("--force", is_flag=True, help="Overwrite an existing station configuration.")
+def init(consortium_file: Path, station_dir: Path, name: str, force: bool) -> None:
+    """Create a station folder: trust root, configuration, empty state and scan log."""
+    from ledger.consortium import load_consortium
+    from verifier.config import StationConfig, StationDir, render_config
+    from verifier.errors import VerifierError
+    from verifier.scanlog import ScanLog
+
+    d = StationDir(station_dir)
+    try:
+        consortium = load_consortium(consortium_file)  # validate before copying
+        if d.config.exists() and not force:
+            raise click.ClickException(f"{d.config} exists; pass --force to overwrite")
+        d.root.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(consortium_file, d.consortium)
+        d.config.write_text(render_config(StationConfig(name=name)))
+        ScanLog(d.scan_log).close()
+    except (VerifierError, ValueError, OSError) as e:
+        raise _fail(e) from e
+    regions = ", ".join(consortium.regions())
+    click.echo(f"station {name!r} ready in {d.root} (regions: {regions})")
+    click.echo("next: healthbridge verifier sync")
+
+
+def _load(station_dir: Path) -> tuple[Any, Any, Any]:
+    from ledger.consortium import load_consortium
+    from verifier.config import StationDir
+    from verifier.errors import VerifierError
+
+    d = StationDir(station_dir)
+    try:
+        config = d.load()
+        consortium = load_consortium(d.consortium)
+    except (VerifierError, ValueError, OSError) as e:
+        raise _fail(e) from e
+    return d, config, consortium
+
+
+@cli.command()
+@dir_option
+@click.option("--region", default=None, help="Sync only this region.")
+def sync(station_dir: Path, region: str | None) -> None:
+    """Sync every region's log state (quorum-cosigned checkpoints) into the station."""
+    from verifier.syncing import LedgerSyncer
+
+    d, _, consortium = _load(station_dir)
+    syncer = LedgerSyncer(consortium, d.state_db)
+    bars: dict[str, Any] = {}
+
+    def progress(p: Any) -> None:
+        bar = bars.get(p.region)
+        if bar is None:
+            bar = click.progressbar(length=max(1, p.total), label=f"{p.region} entries")
+            bar.__enter__()
+            bars[p.region] = bar
+        bar.update(p.done - bar.pos)
+
+    try:
+        outcome = syncer.sync(region, progress=progress)
+    finally:
+        for bar in bars.values():
+            bar.__exit__(None, None, None)
+    if outcome.report is None:
+        raise click.ClickException(f"sync failed: {outcome.error}")
+    for r in outcome.report.regions:
+        age = outcome.report.staleness_s(r.region)
+        line = f"{r.region}: {r.status.value}, size {r.old_size} -> {r.new_size}"
+        line += f", checkpoint age {age} s" if age is not None else ", never synced"
+        click.echo(line + (f" (from {r.source})" if r.source else ""))
+        for err in r.errors:
+            click.echo(f"  {err}", err=True)
+    if not outcome.ok:
+        raise click.ClickException("no region could be synced (offline?); the old state is kept")
+
+
+@cli.command()
+@dir_option
+@click.option("--camera", type=int, default=None, help="Camera index (OpenCV).")
+@click.option("--video", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--images", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.option("--url", default=None, help="Network stream (MJPEG over HTTP, RTSP).")
+@click.option("--headless", is_flag=True, help="No kiosk: one JSON line per verdict.")
+@click.option("--kiosk-port", type=int, default=None, help="Kiosk port (default: config).")
+@click.option("--width", type=int, default=1280, show_default=True)
+@click.option("--height", type=int, default=720, show_default=True)
+@click.option("--fps", type=float, default=30.0, show_default=True)
+@click.option("--no-sync", is_flag=True, help="Never touch the network (offline station).")
+@click.option(
+    "--at",
+    "at",
+    type=float,
+    default=None,
+    help="Verify as of this Unix time plus the media time (re-checking a recording).",
+)
+def scan(
+    station_dir: Path,
+    camera: int | None,
+    video: Path | None,
+    images: Path | None,
+    url: str | None,
+    headless: bool,
+    kiosk_port: int | None,
+    width: int,
+    height: int,
+    fps: float,
+    no_sync: bool,
+    at: float | None,
+) -> None:
+    """Scan codes from a camera, stream, video or image folder and show verdicts."""
+    from ledger.sync import SyncedTrustState
+    from verifier.errors import VerifierError
+    from verifier.frames import CaptureSettings, SourceEvent, open_source
+    from verifier.kiosk import KioskState, create_app
+    from verifier.scanlog import ScanLog
+    from verifier.station import Deduper, ScanEvent, Station, presentation_verifier
+    from verifier.syncing import BackgroundSync, LedgerSyncer, sync_ages
+
+    d, config, consortium = _load(station_dir)
+
+    def on_source(e: SourceEvent) -> None:
+        click.echo(f"{e.source}: {e.kind.value} {e.detail}".rstrip(), err=True)
+
+    try:
+        source = open_source(
+            camera=camera,
+            video=video,
+            images=images,
+            url=url,
+            settings=CaptureSettings(width, height, fps),
+            on_event=on_source,
+        )
+        log = ScanLog(d.scan_log)
+    except VerifierError as e:
+        raise _fail(e) from e
+    trust = SyncedTrustState(d.state_db)
+    syncer = None if no_sync else LedgerSyncer(consortium, d.state_db)
+    background = None
+    if syncer is not None:
+        background = BackgroundSync(syncer, config.sync_interval_s)
+        background.start()
+    station = Station(
+        verify=presentation_verifier(lambda: trust, config.policy),
+        log=log,
+        syncer=syncer,
+        deduper=Deduper(config.dedupe_s),
+    )
+    if at is not None:
+        start = at
+        station.clock = lambda f: start + f.timestamp
+    regions = consortium.regions()
+    server = None
+    if headless:
+
+        def emit(ev: ScanEvent) -> None:
+            sys.stdout.write(json.dumps(ev.to_json(), sort_keys=True) + "\n")
+            sys.stdout.flush()
+
+        station.listeners.append(emit)
+    else:
+        from werkzeug.serving import make_server
+
+        state = KioskState(
+            log=log,
+            sync_ages=lambda: sync_ages(d.state_db, time.time(), regions),
+            online=lambda: None if syncer is None else syncer.online,
+        )
+        station.listeners.append(state.on_event)
+        station.frame_listeners.append(state.on_frame)
+        port = kiosk_port or config.kiosk_port
+        server = make_server("127.0.0.1", port, create_app({"KIOSK_STATE": state}), threaded=True)
+        threading.Thread(target=server.serve_forever, name="kiosk", daemon=True).start()
+        click.echo(f"kiosk: http://127.0.0.1:{port}/", err=True)
+        station.listeners.append(
+            lambda ev: click.echo(
+                f"{ev.verdict.decision.value} {','.join(r.value for r in ev.verdict.reasons)}",
+                err=True,
+            )
+        )
+    try:
+        for _ in station.run(source):
+            pass
+        if server is not None:
+            click.echo("source ended; kiosk stays up until Ctrl-C", err=True)
+            threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    except VerifierError as e:
+        raise _fail(e) from e
+    finally:
+        source.close()
+        if background is not None:
+            background.stop()
+        if server is not None:
+            server.shutdown()
+        trust.close()
+        log.close()
+
+
+@cli.command("export-log")
+@dir_option
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def export_log(station_dir: Path, out: Path) -> None:
+    """Export the scan log (no personal data) as CSV for re-checking after a sync."""
+    from verifier.config import StationDir
+    from verifier.errors import VerifierError
+    from verifier.scanlog import ScanLog
+
+    d = StationDir(station_dir)
+    if not d.scan_log.exists():
+        raise click.ClickException(f"no scan log at {d.scan_log}: run `verifier init` first")
+    try:
+        n = ScanLog(d.scan_log).export_csv(out)
+    except VerifierError as e:
+        raise _fail(e) from e
+    click.echo(f"{n} scans written to {out}")

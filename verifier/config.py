@@ -1,0 +1,149 @@
+"""The station folder and its configuration file (station.toml).
+
+What it does: names the files of a station folder (the consortium trust root copied in
+at `init`, the synced ledger state, the scan log, the configuration) and parses /
+renders the configuration: the station's policy (what each status colour means here,
+how old the revocation view may be, what to do when it is older — fail closed by
+default) and its scan settings. Every field is validated and errors name the field.
+
+What it does not do: sync, scan or hold secrets — a station has no private key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from credential.claims import StatusColour
+from credential.verdict import DEFAULT_MAX_SYNC_AGE_S, Decision, StationPolicy
+from verifier.errors import StationConfigError
+
+CONFIG_VERSION = 1
+CONFIG_FILE = "station.toml"
+CONSORTIUM_FILE = "consortium.toml"
+STATE_DB = "state.db"  # the sync client's SQLite state (ledger.sync)
+SCAN_LOG_DB = "scans.db"
+MAX_CONFIG_BYTES = 64 * 1024  # bytes
+DEFAULT_SYNC_INTERVAL_S = 300  # seconds between background syncs while online
+DEFAULT_KIOSK_PORT = 8088
+DEFAULT_DEDUPE_S = 4.0  # seconds
+
+
+@dataclass(frozen=True)
+class StationConfig:
+    """A station's settings; `policy` decides, the rest tunes the loop."""
+
+    name: str = "station"
+    policy: StationPolicy = field(default_factory=StationPolicy)
+    sync_interval_s: int = DEFAULT_SYNC_INTERVAL_S
+    kiosk_port: int = DEFAULT_KIOSK_PORT
+    dedupe_s: float = DEFAULT_DEDUPE_S
+
+    def __post_init__(self) -> None:
+        if not self.name or len(self.name) > 64:
+            raise StationConfigError("name: expected 1-64 characters")
+        if self.sync_interval_s < 10:
+            raise StationConfigError(
+                f"sync_interval_s: expected >= 10, found {self.sync_interval_s}"
+            )
+        if not 0 < self.kiosk_port < 65536:
+            raise StationConfigError(f"kiosk_port: expected 1-65535, found {self.kiosk_port}")
+        if not 0 < self.dedupe_s <= 60:
+            raise StationConfigError(f"dedupe_s: expected 0-60 seconds, found {self.dedupe_s}")
+
+
+def render_config(c: StationConfig) -> str:
+    doc: dict[str, Any] = {
+        "version": CONFIG_VERSION,
+        "name": c.name,
+        "sync_interval_s": c.sync_interval_s,
+        "kiosk_port": c.kiosk_port,
+        "dedupe_s": c.dedupe_s,
+        "policy": {
+            "max_sync_age_s": c.policy.max_sync_age_s,
+            "on_revocation_unknown": c.policy.on_revocation_unknown.value,
+            "colours": {k.value: v.value for k, v in c.policy.colours.items()},
+        },
+    }
+    return tomli_w.dumps(doc)
+
+
+def _get(table: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    value = table.get(key)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        found = type(value).__name__ if key in table else "nothing"
+        raise StationConfigError(f"{where}{key}: expected {kind}, found {found}")
+    return value
+
+
+def parse_config(data: str | bytes) -> StationConfig:
+    if isinstance(data, bytes):
+        if len(data) > MAX_CONFIG_BYTES:
+            raise StationConfigError(
+                f"expected at most {MAX_CONFIG_BYTES} bytes, found {len(data)}"
+            )
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise StationConfigError("expected UTF-8 TOML") from e
+    try:
+        doc = tomllib.loads(data)
+    except tomllib.TOMLDecodeError as e:
+        raise StationConfigError(f"not valid TOML: {e}") from e
+    if doc.get("version") != CONFIG_VERSION:
+        raise StationConfigError(
+            f"version: expected {CONFIG_VERSION}, found {doc.get('version')!r}"
+        )
+    pol = _get(doc, "policy", dict, "")
+    colours_raw = _get(pol, "colours", dict, "policy.")
+    try:
+        colours = {StatusColour(k): Decision(v) for k, v in colours_raw.items()}
+        on_unknown = Decision(_get(pol, "on_revocation_unknown", str, "policy."))
+        policy = StationPolicy(colours, _get(pol, "max_sync_age_s", int, "policy."), on_unknown)
+    except ValueError as e:
+        raise StationConfigError(f"policy: {e}") from e
+    return StationConfig(
+        name=_get(doc, "name", str, ""),
+        policy=policy,
+        sync_interval_s=_get(doc, "sync_interval_s", int, ""),
+        kiosk_port=_get(doc, "kiosk_port", int, ""),
+        dedupe_s=float(_get(doc, "dedupe_s", (int, float), "")),
+    )
+
+
+@dataclass(frozen=True)
+class StationDir:
+    """The files of one station folder."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / CONFIG_FILE
+
+    @property
+    def consortium(self) -> Path:
+        return self.root / CONSORTIUM_FILE
+
+    @property
+    def state_db(self) -> Path:
+        return self.root / STATE_DB
+
+    @property
+    def scan_log(self) -> Path:
+        return self.root / SCAN_LOG_DB
+
+    def load(self) -> StationConfig:
+        if not self.config.is_file():
+            raise StationConfigError(
+                f"no station at {self.root}: run `healthbridge verifier init` first"
+            )
+        return parse_config(self.config.read_bytes())
+
+
+DEFAULT_CONFIG = StationConfig()
+__all__ = ["DEFAULT_CONFIG", "DEFAULT_MAX_SYNC_AGE_S", "StationConfig", "StationDir"]

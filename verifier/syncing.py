@@ -1,0 +1,144 @@
+"""Keeping the station's ledger view fresh: sync on demand and in the background.
+
+What it does: `LedgerSyncer` wraps `ledger.sync.SyncClient` for the station. One sync
+at a time (a lock); each run opens its own client and connection, so it can run in the
+scan thread (a code signed by an unseen key) or in the `BackgroundSync` thread. Failed
+attempts make the station "offline" and are not retried on every scan: a miss within
+`MISS_RETRY_S` of a failed attempt returns False at once, so an offline station answers
+"station needs sync" without waiting on the network for every code.
+
+What it does not do: verify checkpoints or entries itself (the sync client does), or
+decide anything about a presentation.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ledger.consortium import Consortium
+from ledger.errors import LedgerError
+from ledger.sync import (
+    ForkDetectedError,
+    ProgressCallback,
+    RegionStatus,
+    SyncClient,
+    SyncedTrustState,
+    SyncReport,
+)
+
+log = logging.getLogger(__name__)
+
+MISS_RETRY_S = 15.0  # seconds after a failed sync before a scan may trigger another
+
+
+@dataclass(frozen=True)
+class SyncOutcome:
+    ok: bool
+    report: SyncReport | None
+    error: str | None
+    at: float
+
+
+class LedgerSyncer:
+    """The station's Syncer over the real sync client."""
+
+    def __init__(
+        self,
+        consortium: Consortium,
+        state_db: str | Path,
+        client_factory: Callable[[Consortium, Path], Any] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.consortium = consortium
+        self.state_db = Path(state_db)
+        self._factory = client_factory or (lambda c, p: SyncClient(c, p))
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.last: SyncOutcome | None = None
+        self.fork_alarm: str | None = None
+
+    @property
+    def online(self) -> bool | None:
+        return None if self.last is None else self.last.ok
+
+    def sync(
+        self, region: str | None = None, progress: ProgressCallback | None = None
+    ) -> SyncOutcome:
+        """Run one sync; never raises for network or ledger trouble (reports it)."""
+        with self._lock:
+            client = self._factory(self.consortium, self.state_db)
+            try:
+                report = client.sync(region, progress=progress)
+                ok = any(r.status is not RegionStatus.FAILED for r in report.regions)
+                errors = [e for r in report.regions for e in r.errors]
+                outcome = SyncOutcome(
+                    ok, report, None if ok else "; ".join(errors)[:500], self._clock()
+                )
+            except ForkDetectedError as e:
+                # Evidence of a split view: keep the old state, raise the alarm loudly.
+                self.fork_alarm = str(e)
+                log.error("ledger fork detected: %s", e)
+                outcome = SyncOutcome(False, None, f"fork detected: {e}", self._clock())
+            except (LedgerError, OSError) as e:
+                outcome = SyncOutcome(False, None, str(e), self._clock())
+            finally:
+                client.close()
+            self.last = outcome
+            return outcome
+
+    def sync_now(self, region: str | None) -> bool:
+        """Syncer protocol: a sync prompted by a scan, skipped while known offline."""
+        last = self.last
+        if last is not None and not last.ok and self._clock() - last.at < MISS_RETRY_S:
+            return False
+        return self.sync(region).ok
+
+
+def sync_ages(
+    state_db: str | Path, now: float, regions: tuple[str, ...]
+) -> Mapping[str, int | None]:
+    """Seconds since each region's synced checkpoint (None: never synced).
+
+    Opens its own read connection: safe to call from the kiosk's request threads.
+    """
+    if not Path(state_db).exists():
+        return dict.fromkeys(regions)
+    state = SyncedTrustState(state_db)
+    try:
+        out: dict[str, int | None] = {}
+        for r in regions:
+            at = state.synced_at(r)
+            out[r] = None if at is None else max(0, int(now - at))
+        return out
+    finally:
+        state.close()
+
+
+class BackgroundSync:
+    """Syncs every `interval_s` seconds in a daemon thread until stopped."""
+
+    def __init__(self, syncer: LedgerSyncer, interval_s: float) -> None:
+        self.syncer = syncer
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="background-sync", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            outcome = self.syncer.sync(None)
+            if not outcome.ok:
+                log.warning("background sync failed (station keeps its state): %s", outcome.error)
+            self._stop.wait(self.interval_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5.0)
