@@ -1,6 +1,6 @@
 """Issuing a credential: claims -> compact JWS signed with pyjwt.
 
-The JWS protected header is canonical: exactly `{"alg":..,"kid":..,"zip":"DEF"}` as
+The JWS protected header is canonical: exactly `{"alg":..,"kid":..,"zip":"HBZ1"}` as
 compact JSON with sorted keys, so a verifier can rebuild it byte for byte from the
 algorithm and the key id (which is how the QR framing drops it, see
 `credential.presentation`). The payload is the deflated claims (`credential.payload`).
@@ -25,7 +25,9 @@ from credential.keys import public_key_der as _public_key_der
 from credential.payload import decode_payload, encode_payload
 
 MAX_JWS_CHARS = 8192  # characters of a compact JWS accepted for parsing
-ZIP_DEFLATE = "DEF"  # JWE `zip` value (RFC 7516 §4.1.3) reused on the JWS, as SHC do
+# JWE `zip` header (RFC 7516 §4.1.3) reused on the JWS as SMART Health Cards do with
+# "DEF"; ours names raw DEFLATE with the preset dictionary of `credential.payload`.
+ZIP_DEFLATE = "HBZ1"
 
 # pyjwt with every option set explicitly: no `typ`, sorted header members.
 _JWS = PyJWS()

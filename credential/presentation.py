@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -90,7 +91,7 @@ class Presentation:
     challenge_bound: bool
     proof: bytes  # ES256 raw r||s by the device key
 
-    @property
+    @cached_property
     def signing_input(self) -> bytes:
         """The JWS signing input (RFC 7515 §5.1 step 5)."""
         return b64url(self.header).encode("ascii") + b"." + b64url(self.payload).encode("ascii")

@@ -34,7 +34,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from credential.claims import HealthClaims
+from credential.claims import HealthClaims, StatusColour
 from credential.errors import (
     AlgorithmMismatchError,
     BadSignatureError,
@@ -202,7 +202,7 @@ def _run(
         raise MalformedError(f"expected header members {sorted(HEADER_MEMBERS)}")
     alg, kid = header["alg"], header["kid"]
     if not isinstance(alg, str) or not isinstance(kid, str) or header["zip"] != ZIP_DEFLATE:
-        raise MalformedError("header alg/kid must be strings and zip must be DEF")
+        raise MalformedError("header alg/kid must be strings and zip must be " + ZIP_DEFLATE)
     jws = p.credential_jws
     s.digest = digest = credential_digest(jws)
     claims = decode_payload(p.payload, kid)
@@ -328,9 +328,9 @@ def verify_presentation(
     c = vp.claims
     decision = policy.colours[c.colour]
     reasons: list[Reason] = []
-    if c.colour.value == "yellow":
+    if c.colour is StatusColour.YELLOW:
         reasons.append(Reason.STATUS_YELLOW)
-    elif c.colour.value == "red":
+    elif c.colour is StatusColour.RED:
         reasons.append(Reason.STATUS_RED)
     if s.revocation_unknown:
         reasons.append(Reason.REVOCATION_UNKNOWN)

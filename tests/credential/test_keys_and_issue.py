@@ -124,7 +124,7 @@ def test_signed_credential_round_trips_and_has_canonical_header(world: World) ->
         kid = world.gd_kid if region == "GD" else world.mo_kid
         jws = world.credential(key, region=region, kid=kid)
         header = json.loads(split_jws(jws).header)
-        assert header == {"alg": header["alg"], "kid": kid, "zip": "DEF"}
+        assert header == {"alg": header["alg"], "kid": kid, "zip": "HBZ1"}
         assert read_claims_unverified(jws) == world.claims(region=region, kid=kid)
         assert credential_digest(jws) == hashlib.sha256(jws.encode()).digest()
 
@@ -136,7 +136,9 @@ def test_pyjwt_verifies_our_jws_with_the_pinned_algorithm(world: World) -> None:
         world.gd_key.public_key(),
         algorithms=["ES256"],  # type: ignore[union-attr]
     )
-    assert zlib.decompress(raw, -15) == claims_to_json(world.claims())
+    assert inflate(raw) == claims_to_json(world.claims())
+    with pytest.raises(zlib.error):  # a generic inflater needs the preset dictionary
+        zlib.decompress(raw, -15)
 
 
 def test_signing_under_a_kid_of_another_key_is_refused(world: World) -> None:
