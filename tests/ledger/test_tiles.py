@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.checkpoint import Checkpoint
-from ledger.errors import MerkleError, TileError
+from ledger.errors import InclusionProofError, MerkleError, TileError
 from ledger.merkle import (
     consistency_path,
     inclusion_path,
@@ -251,32 +251,40 @@ def test_tile_proofs_equal_in_memory_proofs(batches: list[int], data: st.DataObj
 
 
 class SyntheticTree:
-    """A TileReader for a huge tree whose tiles are computed on demand and cached:
-    leaf i's hash is SHA-256 of i, so no leaf list is ever held in memory."""
+    """A TileReader for a huge but genuine Merkle tree whose tiles are computed on
+    demand: leaves of the tile holding `special` and of the right edge are SHA-256 of
+    their index; every other full level-0 tile repeats one fixed tile, so its root
+    (and every subtree built only from such tiles) is hashed once and reused."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, special: int) -> None:
         self.size = size
+        self.special_tile = special // TILE_WIDTH
+        self.generic = b"".join(hashlib.sha256(b"g%d" % i).digest() for i in range(TILE_WIDTH))
         self.cache: dict[tuple[int, int], bytes] = {}
+        self.roots: dict[bytes, bytes] = {}
+
+    @staticmethod
+    def leaf(i: int) -> bytes:
+        return hashlib.sha256(i.to_bytes(8, "big")).digest()
 
     def read_tile(self, level: int, index: int) -> bytes:
         if (level, index) not in self.cache:
             width = tile_width(level, index, self.size)
-            if level == 0:
+            if level == 0 and width == TILE_WIDTH and index != self.special_tile:
+                data = self.generic
+            elif level == 0:
                 first = index * TILE_WIDTH
-                hashes = [
-                    hashlib.sha256(i.to_bytes(8, "big")).digest()
-                    for i in range(first, first + width)
-                ]
+                data = b"".join(self.leaf(i) for i in range(first, first + width))
             else:
-                hashes = [
-                    root_hash(self._hashes(level - 1, index * TILE_WIDTH + j)) for j in range(width)
-                ]
-            self.cache[(level, index)] = b"".join(hashes)
+                data = b"".join(self._root(level - 1, index * TILE_WIDTH + j) for j in range(width))
+            self.cache[(level, index)] = data
         return self.cache[(level, index)]
 
-    def _hashes(self, level: int, index: int) -> list[bytes]:
+    def _root(self, level: int, index: int) -> bytes:
         data = self.read_tile(level, index)
-        return [data[i : i + 32] for i in range(0, len(data), 32)]
+        if data not in self.roots:
+            self.roots[data] = root_hash([data[i : i + 32] for i in range(0, len(data), 32)])
+        return self.roots[data]
 
 
 class CountingReader:
@@ -289,20 +297,20 @@ class CountingReader:
         return self.inner.read_tile(level, index)
 
 
-@pytest.mark.slow
 def test_ten_million_leaf_proof_reads_a_handful_of_tiles() -> None:
     size = 10_000_000
     index = 1_234_567
-    tree = SyntheticTree(size)
-    leaf = hashlib.sha256(index.to_bytes(8, "big")).digest()
-    # Warm the synthetic tree's own cache (building tiles is the fixture's cost).
-    inclusion_proof(index, size, tree)
-    root = tree_root(size, tree)
+    tree = SyntheticTree(size, special=index)
+    root = tree_root(size, tree)  # also builds the synthetic tiles it needs
     counting = CountingReader(tree)
     t0 = time.perf_counter()
     proof = inclusion_proof(index, size, counting)
     elapsed = time.perf_counter() - t0
-    verify_inclusion(leaf, index, size, proof, root)
+    verify_inclusion(SyntheticTree.leaf(index), index, size, proof, root)
+    with pytest.raises(InclusionProofError):
+        verify_inclusion(SyntheticTree.leaf(index), index + 1, size, proof, root)
     # Its own three tiles (levels 0, 1, 2) plus the right edge of the tree.
     assert counting.reads <= 6, counting.reads
     print(f"10M-leaf inclusion proof: {counting.reads} tile reads, {elapsed * 1e3:.3f} ms")
+    old = consistency_proof(size - 1_000_000, size, counting)
+    verify_consistency(size - 1_000_000, size, tree_root(size - 1_000_000, tree), root, old)
