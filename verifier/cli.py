@@ -260,7 +260,11 @@ def export_log(station_dir: Path, out: Path) -> None:
     if not d.scan_log.exists():
         raise click.ClickException(f"no scan log at {d.scan_log}: run `verifier init` first")
     try:
-        n = ScanLog(d.scan_log).export_csv(out)
+        log = ScanLog(d.scan_log)
+        try:
+            n = log.export_csv(out)
+        finally:
+            log.close()
     except VerifierError as e:
         raise _fail(e) from e
     click.echo(f"{n} scans written to {out}")

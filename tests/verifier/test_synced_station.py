@@ -1,0 +1,237 @@
+"""The station over a real synced ledger state (ledger.sync with in-memory log sources):
+admit, revoke-then-deny after a sync, and the unseen-key sync prompt online and offline.
+Also the command line: init, scan (headless, offline) and export-log."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import cv2
+import pytest
+from click.testing import CliRunner
+
+from credential.claims import HealthClaims, StatusBasis, StatusColour
+from credential.issue import credential_digest, sign_credential
+from credential.keys import SigningAlg, generate_private_key, key_id, public_key_der
+from credential.presentation import make_presentation
+from credential.reasons import Reason
+from credential.verdict import Decision
+from ledger.consortium import write_consortium
+from ledger.entries import CredentialAnchored, CredentialRevoked, RevocationReason
+from ledger.sync import SyncClient, SyncedTrustState
+from tests.ledger.test_joint_helpers import (
+    MemoryLog,
+    MemorySource,
+    consortium_of,
+    key_added,
+    leaf_of,
+    member_keys,
+)
+from verifier.cli import cli
+from verifier.frames import Frame
+from verifier.station import Station, presentation_verifier
+from verifier.syncing import LedgerSyncer
+from verifier.synth import qr_image
+
+COSIGNED_AT = 1_700_000_000  # the memory sources' cosignature time
+NOW = COSIGNED_AT + 40.0  # the scans happen 40 s after that checkpoint
+
+
+class World:
+    """Two regions' logs in memory, one GD issuer key, one resident's device."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.gd, self.mo = member_keys("GD"), member_keys("MO")
+        self.consortium = consortium_of(self.gd, self.mo)
+        self.logs = {"GD": MemoryLog(self.gd), "MO": MemoryLog(self.mo)}
+        self.sources = {
+            r: [MemorySource(self.logs[r], [self.gd, self.mo], name=f"{r}-node")] for r in self.logs
+        }
+        self.db = tmp / "state.db"
+        self.issuer = generate_private_key()
+        self.kid = key_id(public_key_der(self.issuer))
+        self.device = generate_private_key()
+        self.logs["GD"].leaves.append(leaf_of(key_added(self.gd, self.issuer)))
+
+    def client(self, c: Any, path: Path) -> SyncClient:
+        return SyncClient(c, path, sources=lambda r: self.sources[r], clock=lambda: NOW)
+
+    def credential(
+        self, index: int, issuer: Any = None, issued_at: int = COSIGNED_AT - 3600
+    ) -> str:
+        key = issuer or self.issuer
+        claims = HealthClaims(
+            region="GD",
+            kid=key_id(public_key_der(key)),
+            status_index=index,
+            issued_at=issued_at,
+            not_before=issued_at,
+            expires_at=issued_at + 7 * 86400,
+            colour=StatusColour.GREEN,
+            basis=StatusBasis.TEST,
+            basis_time=issued_at,
+            masked_name="L** W**",
+            document_hint="***0042",
+            holder_key=public_key_der(self.device),
+        )
+        jws = sign_credential(claims, key, SigningAlg.ES256)
+        self.logs["GD"].leaves.append(
+            leaf_of(
+                CredentialAnchored(
+                    "GD", credential_digest(jws), index, claims.kid, claims.expires_at
+                )
+            )
+        )
+        return jws
+
+    def set_down(self, down: bool) -> None:
+        for srcs in self.sources.values():
+            for s in srcs:
+                s.down = down
+
+
+@pytest.fixture()
+def world(tmp_path: Path) -> World:
+    return World(tmp_path)
+
+
+def station_over(world: World) -> tuple[Station, LedgerSyncer, SyncedTrustState]:
+    syncer = LedgerSyncer(
+        world.consortium, world.db, client_factory=world.client, clock=lambda: NOW
+    )
+    trust = SyncedTrustState(world.db)
+    station = Station(verify=presentation_verifier(lambda: trust), syncer=syncer,
+                      clock=lambda f: NOW + f.timestamp)  # fmt: skip
+    return station, syncer, trust
+
+
+def show(station: Station, text: str, t: float) -> Any:
+    (event,) = station.process(Frame(qr_image(text), t, int(t)))
+    return event.verdict
+
+
+def test_synced_station_admits_then_denies_after_revocation_sync(world: World) -> None:
+    jws = world.credential(11)
+    station, syncer, _ = station_over(world)
+    assert syncer.sync().ok
+    assert show(station, make_presentation(jws, world.device, NOW), 0.0).decision is Decision.ADMIT
+    world.logs["GD"].leaves.append(
+        leaf_of(CredentialRevoked("GD", 11, RevocationReason.FRAUD, COSIGNED_AT))
+    )
+    assert syncer.sync("GD").ok
+    verdict = show(station, make_presentation(jws, world.device, NOW + 31), 31.0)  # next window
+    assert (verdict.decision, verdict.reasons) == (Decision.DENY, (Reason.REVOKED,))
+
+
+def test_key_registered_after_last_sync_prompts_a_sync_online(world: World) -> None:
+    station, syncer, _ = station_over(world)
+    assert syncer.sync().ok
+    new_issuer = generate_private_key()
+    world.logs["GD"].leaves.append(leaf_of(key_added(world.gd, new_issuer)))
+    for s in world.sources["GD"]:
+        s.timestamp = COSIGNED_AT + 30  # a newer cosigned checkpoint holds the key
+    jws = world.credential(12, issuer=new_issuer, issued_at=COSIGNED_AT + 20)
+    verdict = show(station, make_presentation(jws, world.device, NOW), 0.0)
+    assert verdict.decision is Decision.ADMIT
+    assert verdict.sync_age_s == 10
+
+
+def test_key_registered_after_last_sync_offline_says_needs_sync(world: World) -> None:
+    station, syncer, _ = station_over(world)
+    assert syncer.sync().ok
+    new_issuer = generate_private_key()
+    world.logs["GD"].leaves.append(leaf_of(key_added(world.gd, new_issuer)))
+    jws = world.credential(13, issuer=new_issuer, issued_at=COSIGNED_AT + 20)
+    world.set_down(True)
+    verdict = show(station, make_presentation(jws, world.device, NOW), 0.0)
+    assert (verdict.decision, verdict.reasons) == (Decision.DENY, (Reason.STATION_NEEDS_SYNC,))
+    assert syncer.online is False
+    # the old state still admits what it knows, offline
+    known = world.credential(14)
+    assert (
+        show(station, make_presentation(known, world.device, NOW), 1.0).decision is Decision.ADMIT
+    )
+
+
+def test_cli_init_scan_headless_offline_and_export(world: World, tmp_path: Path) -> None:
+    consortium_file = tmp_path / "consortium.toml"
+    write_consortium(consortium_file, world.consortium)
+    station_dir = tmp_path / "station"
+    runner = CliRunner()
+    r = runner.invoke(
+        cli, ["init", "--consortium", str(consortium_file), "--dir", str(station_dir)]
+    )
+    assert r.exit_code == 0, r.output
+    assert "regions: GD, MO" in r.output
+    again = runner.invoke(
+        cli, ["init", "--consortium", str(consortium_file), "--dir", str(station_dir)]
+    )
+    assert again.exit_code == 1 and "--force" in again.output
+    good = world.credential(21)
+    world.logs["GD"].leaves.append(
+        leaf_of(CredentialRevoked("GD", 22, RevocationReason.FRAUD, COSIGNED_AT))
+    )
+    revoked = world.credential(22)
+    client = world.client(world.consortium, station_dir / "state.db")
+    client.sync()  # what `verifier sync` does, over the in-memory sources
+    client.close()
+    images = tmp_path / "images"
+    images.mkdir()
+    for i, jws in enumerate((good, revoked)):
+        cv2.imwrite(str(images / f"{i}.png"), qr_image(make_presentation(jws, world.device, NOW)))
+    (images / "junk.png").write_bytes(b"\x89PNG broken")
+    r = runner.invoke(
+        cli,
+        [
+            "scan",
+            "--dir",
+            str(station_dir),
+            "--images",
+            str(images),
+            "--headless",
+            "--no-sync",
+            "--at",
+            str(NOW),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    lines = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
+    assert [(x["decision"], x["reasons"]) for x in lines] == [
+        ("admit", []),
+        ("deny", ["revoked"]),
+    ]
+    assert "L** W**" not in r.stdout
+    out = tmp_path / "log.csv"
+    r = runner.invoke(cli, ["export-log", "--dir", str(station_dir), "--out", str(out)])
+    assert r.exit_code == 0 and "2 scans" in r.output
+    with out.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [row["decision"] for row in rows] == ["admit", "deny"]
+    assert all(row["region"] == "GD" and len(row["digest_prefix"]) == 16 for row in rows)
+
+
+def test_cli_errors_are_one_line_messages(tmp_path: Path, world: World) -> None:
+    runner = CliRunner()
+    r = runner.invoke(cli, ["scan", "--dir", str(tmp_path / "none"), "--images", str(tmp_path)])
+    assert r.exit_code == 1 and "verifier init" in r.output and "Traceback" not in r.output
+    consortium_file = tmp_path / "c.toml"
+    write_consortium(consortium_file, world.consortium)
+    d = tmp_path / "st"
+    assert (
+        runner.invoke(
+            cli, ["init", "--consortium", str(consortium_file), "--dir", str(d)]
+        ).exit_code
+        == 0
+    )
+    r = runner.invoke(cli, ["scan", "--dir", str(d), "--video", str(tmp_path / "missing.avi"),
+                            "--headless", "--no-sync"])  # fmt: skip
+    assert r.exit_code == 1 and "expected a video file" in r.output
+    r = runner.invoke(cli, ["scan", "--dir", str(d), "--headless", "--no-sync"])
+    assert r.exit_code == 1 and "exactly one frame source" in r.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text("not = [valid")
+    r = runner.invoke(cli, ["init", "--consortium", str(bad), "--dir", str(tmp_path / "x")])
+    assert r.exit_code == 1 and "Traceback" not in r.output
