@@ -250,3 +250,7 @@ def audit(url: str, vkey: str | None, root_public_key: str | None, region: str |
             indent=2,
         )
     )
+
+
+if __name__ == "__main__":  # python -m ledger.cli (used by the kill test)
+    cli()
