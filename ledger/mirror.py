@@ -1,0 +1,311 @@
+"""The validating mirror (C2SP tlog-mirror, pull mode): before this node's witness
+cosigns another region's checkpoint, fetch the new entries from that region's node,
+check that they hash to the checkpoint's root, re-apply the ledger rules to every one,
+and keep the copy — tiles, entries and the cosigned checkpoint — to serve it under
+`/mirror/<hex SHA-256 of the origin>/` (tlog-mirror's URL prefix) while the origin is
+down.
+
+What it checks, in order: (1) entries fetched from the origin hash, appended to the
+mirror's own tiles, to the checkpoint's root (RFC 9162 §2.1 via ledger.tiles); (2)
+`ledger.rules.apply_entry` accepts each, from the mirror's running `LogState` (for
+example an MO key added under GD's root key, or GD revoking an MO credential, is
+refused naming the rule); (3) when the checkpoint commits a revocation snapshot
+(ledger.revocation extension line), the digest re-derived from the state matches.
+Only then are the new leaves and tiles stored (one transaction) and the witness may
+cosign. It serves no HTTP itself (ledger.witness_api does).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from ledger import tiles
+from ledger.checkpoint import OpenedCheckpoint, attach_signatures
+from ledger.consortium import Consortium, Member
+from ledger.entries import EntryType, decode_entry, decode_leaf, encode_entry
+from ledger.errors import LedgerError
+from ledger.merkle import leaf_hash
+from ledger.revocation import RevocationSnapshot, find_extension
+from ledger.rules import LogState, RuleViolationError, apply_entry
+from ledger.sync import BUNDLE_WIDTH, HttpLogSource, LogSource
+from ledger.witness import InconsistentError, RuleRefusedError, WitnessedCheckpoint
+
+log = logging.getLogger(__name__)
+
+REVOCATION_SNAPSHOT_RULE = "revocation_snapshot_mismatch"
+KEY_TYPES = (EntryType.KEY_ADDED, EntryType.KEY_REVOKED)
+
+metadata = sa.MetaData()
+leaf_table = sa.Table(
+    "mirror_leaf",
+    metadata,
+    sa.Column("origin", sa.String(255), primary_key=True),
+    sa.Column("idx", sa.BigInteger, primary_key=True),
+    sa.Column("leaf", sa.LargeBinary, nullable=False),
+)
+tile_table = sa.Table(
+    "mirror_tile",
+    metadata,
+    sa.Column("origin", sa.String(255), primary_key=True),
+    sa.Column("level", sa.Integer, primary_key=True),
+    sa.Column("idx", sa.BigInteger, primary_key=True),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
+checkpoint_table = sa.Table(
+    "mirror_checkpoint",
+    metadata,
+    sa.Column("origin", sa.String(255), primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("note", sa.LargeBinary, nullable=False),
+)
+
+
+def origin_hash(origin: str) -> str:
+    """tlog-mirror: the URL path element naming a mirrored log."""
+    return hashlib.sha256(origin.encode()).hexdigest()
+
+
+class MirrorStore:
+    """Mirrored leaves, tiles and served checkpoints of several origins, in SQL."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        metadata.create_all(engine)
+
+    def size(self, origin: str) -> int:
+        with self.engine.connect() as c:
+            n = c.execute(
+                sa.select(sa.func.count())
+                .select_from(leaf_table)
+                .where(leaf_table.c.origin == origin)
+            ).scalar()
+        return int(n or 0)
+
+    def reader(self, origin: str) -> _Reader:
+        return _Reader(self, origin)
+
+    def read_tile(self, origin: str, level: int, index: int) -> bytes:
+        with self.engine.connect() as c:
+            data = c.execute(
+                sa.select(tile_table.c.data).where(
+                    tile_table.c.origin == origin,
+                    tile_table.c.level == level,
+                    tile_table.c.idx == index,
+                )
+            ).scalar()
+        return b"" if data is None else bytes(data)
+
+    def leaves(self, origin: str, start: int, end: int) -> list[bytes]:
+        with self.engine.connect() as c:
+            rows = c.execute(
+                sa.select(leaf_table.c.leaf)
+                .where(leaf_table.c.origin == origin, leaf_table.c.idx >= start,
+                       leaf_table.c.idx < end)
+                .order_by(leaf_table.c.idx)
+            ).scalars()  # fmt: skip
+            return [bytes(r) for r in rows]
+
+    def append(
+        self,
+        origin: str,
+        start: int,
+        leaves: Sequence[bytes],
+        changed: dict[tuple[int, int], bytes],
+        note: bytes,
+        size: int,
+    ) -> None:
+        """Store new leaves, changed tiles and the pending checkpoint, atomically."""
+        with self.engine.begin() as c:
+            if leaves:
+                c.execute(
+                    sa.insert(leaf_table),
+                    [{"origin": origin, "idx": start + i, "leaf": x} for i, x in enumerate(leaves)],
+                )
+            for (level, idx), data in changed.items():
+                c.execute(
+                    sa.delete(tile_table).where(
+                        tile_table.c.origin == origin,
+                        tile_table.c.level == level,
+                        tile_table.c.idx == idx,
+                    )
+                )
+                c.execute(sa.insert(tile_table).values(origin=origin, level=level, idx=idx,
+                                                       data=data))  # fmt: skip
+            self._put_checkpoint(c, origin, size, note)
+
+    def _put_checkpoint(self, c: sa.Connection, origin: str, size: int, note: bytes) -> None:
+        c.execute(sa.delete(checkpoint_table).where(checkpoint_table.c.origin == origin))
+        c.execute(sa.insert(checkpoint_table).values(origin=origin, size=size, note=note))
+
+    def add_signatures(self, origin: str, size: int, lines: Sequence[str]) -> None:
+        """Attach cosignature lines to the served checkpoint if it is still of `size`."""
+        with self.engine.begin() as c:
+            row = c.execute(
+                sa.select(checkpoint_table).where(checkpoint_table.c.origin == origin)
+            ).one_or_none()
+            if row is None or row.size != size:
+                return
+            self._put_checkpoint(c, origin, size, attach_signatures(row.note, lines))
+
+    def checkpoint(self, origin: str) -> bytes | None:
+        with self.engine.connect() as c:
+            note = c.execute(
+                sa.select(checkpoint_table.c.note).where(checkpoint_table.c.origin == origin)
+            ).scalar()
+        return None if note is None else bytes(note)
+
+    def origins(self) -> list[str]:
+        with self.engine.connect() as c:
+            return list(c.execute(sa.select(checkpoint_table.c.origin)).scalars())
+
+
+@dataclass
+class _Reader:
+    store: MirrorStore
+    origin: str
+
+    def read_tile(self, level: int, index: int) -> bytes:
+        return self.store.read_tile(self.origin, level, index)
+
+
+@dataclass
+class _Overlay:
+    changed: dict[tuple[int, int], bytes]
+    base: _Reader
+
+    def read_tile(self, level: int, index: int) -> bytes:
+        got = self.changed.get((level, index))
+        return got if got is not None else self.base.read_tile(level, index)
+
+
+SourceFactory = Callable[[Member], LogSource]
+
+
+def _origin_source(member: Member) -> LogSource:
+    return HttpLogSource(member.node_url)
+
+
+@dataclass
+class _MirroredLog:
+    state: LogState
+    key_entries: list[bytes]
+
+
+class ValidatingMirror:
+    """Mirror and validate the logs of the other members (a `witness.Validator`)."""
+
+    def __init__(
+        self,
+        consortium: Consortium,
+        store: MirrorStore,
+        source_for: SourceFactory = _origin_source,
+    ) -> None:
+        self.consortium = consortium
+        self.store = store
+        self.source_for = source_for
+        self._logs: dict[str, _MirroredLog] = {}
+        self._lock = threading.Lock()
+
+    def _member(self, origin: str) -> Member:
+        m = self.consortium.log_member_by_origin(origin)
+        if m is None:
+            raise InconsistentError(f"no member runs log {origin!r}")
+        return m
+
+    def _log(self, member: Member) -> _MirroredLog:
+        assert member.log_origin is not None
+        cached = self._logs.get(member.log_origin)
+        if cached is not None:
+            return cached
+        state = LogState.empty(member.id, member.root_public_key_raw)
+        keys: list[bytes] = []
+        size = self.store.size(member.log_origin)
+        for raw in self.store.leaves(member.log_origin, 0, size):
+            leaf = decode_leaf(raw)
+            state = apply_entry(state, leaf)
+            if decode_entry(leaf.entry_bytes).type in KEY_TYPES:
+                keys.append(leaf.entry_bytes)
+        mirrored = _MirroredLog(state, keys)
+        self._logs[member.log_origin] = mirrored
+        return mirrored
+
+    def __call__(self, latest: WitnessedCheckpoint | None, opened: OpenedCheckpoint) -> None:
+        with self._lock:
+            self._validate(opened)
+
+    def _validate(self, opened: OpenedCheckpoint) -> None:
+        cp = opened.checkpoint
+        member = self._member(cp.origin)
+        mirrored = self._log(member)
+        old = self.store.size(cp.origin)
+        if cp.size < old:
+            raise InconsistentError(f"mirror holds {old} entries, checkpoint has {cp.size}")
+        leaves = self._fetch(member, old, cp.size)
+        hashes = [leaf_hash(x) for x in leaves]
+        base = self.store.reader(cp.origin)
+        try:
+            changed = tiles.append_leaves(old, hashes, base) if hashes else {}
+            root = tiles.tree_root(cp.size, _Overlay(changed, base))
+        except LedgerError as e:
+            raise InconsistentError(f"cannot rebuild the tree of {cp.origin}: {e}") from e
+        if root != cp.root_hash:
+            raise InconsistentError(
+                f"entries {old}..{cp.size} of {cp.origin} give root {root.hex()[:16]}.., "
+                f"checkpoint says {cp.root_hash.hex()[:16]}.."
+            )
+        state = mirrored.state
+        keys = list(mirrored.key_entries)
+        for i, raw in enumerate(leaves):
+            try:
+                leaf = decode_leaf(raw)
+                state = apply_entry(state, leaf)
+            except RuleViolationError as e:
+                raise RuleRefusedError(
+                    f"entry {old + i} of {cp.origin}: {e}", str(e.rule), old + i
+                ) from e
+            except LedgerError as e:
+                raise RuleRefusedError(
+                    f"entry {old + i} of {cp.origin}: {e}", "malformed_entry", old + i
+                ) from e
+            entry = decode_entry(leaf.entry_bytes)
+            if entry.type in KEY_TYPES:
+                keys.append(encode_entry(entry))
+        committed = find_extension(cp.extensions)
+        if committed is not None:
+            derived = snapshot_of(state, cp.size, keys).digest()
+            if derived != committed:
+                raise RuleRefusedError(
+                    f"checkpoint commits revocation snapshot {committed.hex()[:16]}.., "
+                    f"the entries give {derived.hex()[:16]}..",
+                    REVOCATION_SNAPSHOT_RULE,
+                )
+        self.store.append(cp.origin, old, leaves, changed, opened.note.render(), cp.size)
+        self._logs[cp.origin] = _MirroredLog(state, keys)
+
+    def _fetch(self, member: Member, start: int, end: int) -> list[bytes]:
+        source = self.source_for(member)
+        out: list[bytes] = []
+        pos = start
+        while pos < end:
+            n = pos // BUNDLE_WIDTH
+            width = min(BUNDLE_WIDTH, end - n * BUNDLE_WIDTH)
+            try:
+                bundle = tiles.decode_entry_bundle(source.entry_bundle(n, width))
+            except LedgerError as e:
+                raise InconsistentError(f"cannot fetch entries of {member.id}: {e}") from e
+            if len(bundle) != width:
+                raise InconsistentError(f"bundle {n}: expected {width} entries, got {len(bundle)}")
+            out.extend(bundle[pos - n * BUNDLE_WIDTH :])
+            pos = n * BUNDLE_WIDTH + width
+        return out
+
+
+def snapshot_of(state: LogState, size: int, key_entries: Sequence[bytes]) -> RevocationSnapshot:
+    """The revocation snapshot a checkpoint of `size` commits to (ledger.revocation)."""
+    return RevocationSnapshot(state.region, size, frozenset(state.revoked), tuple(key_entries))

@@ -1,0 +1,339 @@
+"""Joint operation wired into a ledger node: the witness and mirror HTTP endpoints, and
+the post-checkpoint hook that collects cosignatures from every member's witness.
+
+Endpoints (a Flask blueprint registered through `ledger.node.create_app(config,
+extra_blueprints=...)`):
+
+- `POST /add-checkpoint` — C2SP tlog-witness@v1.0.0; 200 with cosignature lines;
+  409 `text/x.tlog.size` when the old size is stale; other refusals as JSON
+  {"error", "message", ...} with the spec's status (400/403/404/409/422), a rule
+  violation found by the validating mirror naming the rule (`"rule"`).
+- `GET /v1/alarms` — fork and misbehaviour evidence (both signed notes, base64).
+- `GET /v1/witness/status` — the latest checkpoint cosigned per origin.
+- `GET /mirror/<origin hash>/checkpoint`, `/mirror/<origin hash>/tile/...` — the
+  mirrored copy of another region's log (C2SP tlog-mirror / tlog-tiles read API).
+
+`JointServices.open(...)` builds the witness, mirror and collector for one member;
+`CosignatureCollector` is the node's `cosign_hook`. The domain logic lives in
+ledger.witness and ledger.mirror; this module only translates HTTP.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+import sqlalchemy as sa
+from flask import Blueprint, Flask, Response, jsonify, request
+
+from ledger import tiles
+from ledger.checkpoint import Checkpoint, attach_signatures
+from ledger.consortium import Consortium, Member
+from ledger.errors import LedgerError, TileError
+from ledger.mirror import MirrorStore, ValidatingMirror, origin_hash
+from ledger.note import NoteSigner, SignedNote
+from ledger.witness import (
+    MAX_REQUEST_BYTES,
+    SIZE_MEDIA_TYPE,
+    AddCheckpointRequest,
+    ForkError,
+    OldSizeMismatchError,
+    RuleRefusedError,
+    Witness,
+    WitnessError,
+    WitnessStore,
+)
+
+log = logging.getLogger(__name__)
+
+PUSH_TIMEOUT_S = 10.0  # seconds for one add-checkpoint call to a peer witness
+RETRY_INTERVAL_S = 2.0  # seconds between retries of witnesses that did not cosign yet
+SQLITE_BUSY_TIMEOUT_S = 10.0  # seconds a connection waits on a locked SQLite file
+ProofSource = Callable[[int, int], list[bytes]]
+
+
+def make_engine(url: str) -> sa.Engine:
+    """An engine for the witness and mirror tables; SQLite waits on a busy writer."""
+    if url.startswith("sqlite"):
+        return sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def _json_error(status: int, code: str, message: str, **extra: Any) -> Response:
+    resp = jsonify(error=code, message=message, **extra)
+    resp.status_code = status
+    return resp
+
+
+def joint_blueprint(witness: Witness, mirror: MirrorStore) -> Blueprint:
+    bp = Blueprint("joint", __name__)
+
+    @bp.post("/add-checkpoint")
+    def add_checkpoint() -> Response:
+        body = request.get_data(cache=False)
+        if len(body) > MAX_REQUEST_BYTES:
+            return _json_error(400, "bad_request", f"body over {MAX_REQUEST_BYTES} bytes")
+        try:
+            line = witness.add_checkpoint(body)
+        except OldSizeMismatchError as e:
+            # tlog-witness: 409 with the latest cosigned size as text/x.tlog.size.
+            return Response(f"{e.latest_size}\n", status=409, mimetype=SIZE_MEDIA_TYPE)
+        except ForkError as e:
+            return _json_error(409, e.code, str(e), latest_size=e.latest_size)
+        except RuleRefusedError as e:
+            return _json_error(422, e.code, str(e), rule=e.rule, index=e.index)
+        except WitnessError as e:
+            return _json_error(e.status, e.code, str(e))
+        except LedgerError as e:
+            return _json_error(400, "bad_request", str(e))
+        try:
+            req = AddCheckpointRequest.parse(body)
+            cp = Checkpoint.parse(SignedNote.parse(req.checkpoint).text)
+            mirror.add_signatures(cp.origin, cp.size, [line])
+        except LedgerError:
+            log.exception("could not attach our cosignature to the mirrored checkpoint")
+        return Response(line, status=200, mimetype="text/plain")
+
+    @bp.get("/v1/alarms")
+    def alarms() -> Response:
+        items = [
+            {
+                "id": ev.id,
+                "origin": ev.origin,
+                "kind": str(ev.kind),
+                "size": ev.size,
+                "detail": ev.detail,
+                "detected_at": ev.detected_at,
+                "held_note": base64.b64encode(ev.held_note).decode(),
+                "conflicting_note": base64.b64encode(ev.conflicting_note).decode(),
+            }
+            for ev in witness.store.evidence()
+        ]
+        return jsonify(alarms=items, count=len(items))
+
+    @bp.get("/v1/witness/status")
+    def status() -> Response:
+        logs = []
+        for origin in witness.logs:
+            latest = witness.store.latest(origin)
+            logs.append(
+                {
+                    "origin": origin,
+                    "size": latest.size if latest else 0,
+                    "root_hash": base64.b64encode(latest.root_hash).decode() if latest else None,
+                }
+            )
+        return jsonify(witness=witness.signer.name, logs=logs,
+                       alarms=len(witness.store.evidence()))  # fmt: skip
+
+    def _origin(h: str) -> str:
+        for origin in witness.logs:
+            if origin_hash(origin) == h:
+                return origin
+        raise KeyError(h)
+
+    @bp.get("/mirror/<h>/checkpoint")
+    def mirror_checkpoint(h: str) -> Response:
+        try:
+            note = mirror.checkpoint(_origin(h))
+        except KeyError:
+            note = None
+        if note is None:
+            return _json_error(404, "not_found", "no mirrored log with that origin hash")
+        resp = Response(note, mimetype="text/plain; charset=utf-8")
+        resp.headers["Cache-Control"] = "no-cache"
+        return resp
+
+    @bp.get("/mirror/<h>/tile/<path:subpath>")
+    def mirror_tile(h: str, subpath: str) -> Response:
+        try:
+            origin = _origin(h)
+            tid = tiles.TileId.parse_path("tile/" + subpath)
+        except (KeyError, TileError, ValueError):
+            return _json_error(404, "not_found", "no such mirrored tile")
+        size = mirror.size(origin)
+        level = 0 if tid.level == tiles.ENTRIES_LEVEL else tid.level
+        available = tiles.tile_width(level, tid.index, size)
+        if available == 0 or tid.width > available or (not tid.is_partial and available < 256):
+            return _json_error(404, "not_found", f"{tid.path()} not in the mirrored tree")
+        if tid.level == tiles.ENTRIES_LEVEL:
+            start = tid.index * tiles.TILE_WIDTH
+            body = tiles.encode_entry_bundle(mirror.leaves(origin, start, start + tid.width))
+        else:
+            body = mirror.read_tile(origin, tid.level, tid.index)[: tid.width * 32]
+        return Response(body, mimetype="application/octet-stream")
+
+    return bp
+
+
+@dataclass
+class CosignatureCollector:
+    """The node's post-checkpoint hook: push the new checkpoint to every witness in the
+    consortium (this node's own in-process, peers over HTTP), return their lines.
+
+    It remembers each witness's last cosigned size (learned from 200s and from 409
+    `text/x.tlog.size` answers) to send the right consistency proof, and `retry()`
+    re-asks witnesses missing on the latest checkpoint (a peer back after an outage
+    catches up without waiting for new entries)."""
+
+    consortium: Consortium
+    self_id: str
+    local: Witness | None = None
+    proofs: ProofSource | None = None
+    timeout: float = PUSH_TIMEOUT_S
+    sizes: dict[str, int] = field(default_factory=dict)
+    session: requests.Session = field(default_factory=requests.Session)
+    store_lines: Callable[[int, Sequence[str]], None] | None = None
+    _latest: tuple[int, bytes] | None = None
+    _lines: dict[str, str] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def attach_node(self, app: Flask) -> None:
+        """Take proofs from the node's tiles and store retried lines in its store."""
+        store = app.extensions["healthbridge_ledger"].store
+        self.proofs = lambda old, new: tiles.consistency_proof(old, new, store)
+        self.store_lines = store.set_cosignatures
+
+    def __call__(self, note: bytes) -> list[str]:
+        cp = Checkpoint.parse(SignedNote.parse(note).text)
+        with self._lock:
+            if self._latest is None or cp.size != self._latest[0]:
+                self._lines = {}
+            self._latest = (cp.size, note)
+            return self._collect(cp, note)
+
+    def retry(self) -> None:
+        """Ask again the witnesses that have not cosigned the latest checkpoint."""
+        with self._lock:
+            if self._latest is None:
+                return
+            size, note = self._latest
+            missing = [m for m in self.consortium.members if m.id not in self._lines]
+            if not missing:
+                return
+            cp = Checkpoint.parse(SignedNote.parse(note).text)
+            before = len(self._lines)
+            lines = self._collect(cp, note)
+            if len(self._lines) > before and self.store_lines is not None:
+                self.store_lines(size, lines)
+
+    def _collect(self, cp: Checkpoint, note: bytes) -> list[str]:
+        current = attach_signatures(note, list(self._lines.values())) if self._lines else note
+        order = sorted(self.consortium.members, key=lambda m: m.id != self.self_id)
+        for m in order:
+            if m.id in self._lines:
+                continue
+            line = self._ask(m, cp, current)
+            if line:
+                self._lines[m.id] = line
+                current = attach_signatures(current, [line])
+        return list(self._lines.values())
+
+    def _ask(self, m: Member, cp: Checkpoint, note: bytes) -> str | None:
+        for _ in range(2):
+            old = self.sizes.get(m.id, 0)
+            if old > cp.size:
+                return None
+            proof: list[bytes] = []
+            if 0 < old < cp.size:
+                if self.proofs is None:
+                    return None
+                proof = self.proofs(old, cp.size)
+            body = AddCheckpointRequest(old, tuple(proof), note).render()
+            if m.id == self.self_id and self.local is not None:
+                try:
+                    line = self.local.add_checkpoint(body, validate=False)
+                except OldSizeMismatchError as e:
+                    self.sizes[m.id] = e.latest_size
+                    continue
+                except WitnessError as e:
+                    log.error("own witness refused %s size %d: %s", cp.origin, cp.size, e)
+                    return None
+                self.sizes[m.id] = cp.size
+                return line
+            try:
+                r = self.session.post(f"{m.node_url}/add-checkpoint", data=body,
+                                      timeout=self.timeout)  # fmt: skip
+            except requests.RequestException as e:
+                log.warning("witness %s unreachable: %s", m.id, type(e).__name__)
+                return None
+            if r.status_code == 200:
+                self.sizes[m.id] = cp.size
+                return r.text
+            if r.status_code == 409 and r.headers.get("Content-Type", "").startswith(
+                SIZE_MEDIA_TYPE
+            ):
+                try:
+                    self.sizes[m.id] = int(r.text.strip())
+                except ValueError:
+                    return None
+                continue
+            log.warning("witness %s refused %s size %d: %s %s", m.id, cp.origin, cp.size,
+                        r.status_code, r.text[:300])  # fmt: skip
+            return None
+        return None
+
+
+@dataclass
+class JointServices:
+    """Everything joint operation adds to one member's node."""
+
+    consortium: Consortium
+    member: Member
+    witness: Witness
+    mirror: ValidatingMirror
+    collector: CosignatureCollector
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    @classmethod
+    def open(
+        cls,
+        consortium: Consortium,
+        member_id: str,
+        witness_key_file: str | Path,
+        database_url: str,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> JointServices:
+        member = consortium.member(member_id)
+        path = Path(witness_key_file)
+        if path.stat().st_mode & 0o077:
+            raise LedgerError(f"witness key file {path} must not be readable by others (0600)")
+        signer = NoteSigner.from_skey(path.read_text(encoding="ascii").strip())
+        if signer.name != member.witness.name or signer.public_key != member.witness.public_key:
+            raise LedgerError(
+                f"witness key {signer.name} is not member {member_id}'s {member.witness.name}"
+            )
+        engine = make_engine(database_url)
+        mirror = ValidatingMirror(consortium, MirrorStore(engine))
+        witness = Witness(consortium, signer, WitnessStore(engine), validator=mirror, clock=clock)
+        collector = CosignatureCollector(consortium, member_id, local=witness)
+        return cls(consortium, member, witness, mirror, collector)
+
+    def blueprints(self) -> list[Blueprint]:
+        return [joint_blueprint(self.witness, self.mirror.store)]
+
+    def attach(self, app: Flask, retry_interval_s: float = RETRY_INTERVAL_S) -> None:
+        """Bind the collector to the node's store and start the retry loop."""
+        self.collector.attach_node(app)
+
+        def loop() -> None:
+            while not self._stop.wait(retry_interval_s):
+                try:
+                    self.collector.retry()
+                except Exception:  # a witness outage must never stop the retry loop
+                    log.exception("cosignature retry failed")
+
+        self._thread = threading.Thread(target=loop, name="cosign-retry", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()

@@ -1,0 +1,321 @@
+"""Joint operation over real HTTP on 127.0.0.1: two regions (and a witness-only member)
+each running a ledger node with witness + validating mirror; a station syncing.
+
+Scenarios: (a) GD appends, MO validates and cosigns, a station sees the entry;
+(b) MO down: quorum not met, the station keeps its state and says how stale; MO back,
+catches up; (c) GD down: the station syncs GD from MO's mirror; (d) fork: MO refuses
+and keeps the evidence, the station refuses too; (e) rule-breaking GD entries: MO
+refuses naming the rule; (f) a witness-only third member with a 2-of-3 policy.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+from flask import Flask, Response
+from werkzeug.serving import make_server
+
+from credential.keys import SigningAlg, generate_private_key, key_id, public_key_der
+from ledger.client import LedgerClient
+from ledger.config import NodeConfig
+from ledger.consortium import Consortium
+from ledger.entries import (
+    CredentialAnchored,
+    CredentialRevoked,
+    KeyAdded,
+    RevocationReason,
+    encode_entry,
+    sign_key_entry,
+)
+from ledger.node import EXTENSION_KEY, create_app
+from ledger.sync import RegionStatus, SyncClient, SyncedTrustState
+from ledger.tiles import encode_entry_bundle
+from ledger.witness import AddCheckpointRequest
+from ledger.witness_api import JointServices
+from tests.conftest import free_port
+from tests.ledger.test_joint_helpers import (
+    MemberKeys,
+    MemoryLog,
+    consortium_of,
+    leaf_of,
+    member_keys,
+    write_key,
+)
+
+WAIT_S = 15.0  # seconds; generous for a loaded CI machine
+
+
+class Server:
+    """A Flask app served on a fixed loopback port, stoppable and restartable."""
+
+    def __init__(self, app: Flask, port: int) -> None:
+        self.app, self.port = app, port
+        self._srv = None
+        self._t: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._srv = make_server("127.0.0.1", self.port, self.app, threaded=True)
+        self._t = threading.Thread(target=self._srv.serve_forever, daemon=True)
+        self._t.start()
+
+    def stop(self) -> None:
+        if self._srv is not None:
+            self._srv.shutdown()
+            self._srv.server_close()
+            self._srv = None
+
+
+@dataclass
+class Region:
+    keys: MemberKeys
+    joint: JointServices
+    app: Flask | None
+    server: Server
+    writer: LedgerClient | None = None
+    issuer_key: object = None
+    kid: str = ""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.keys.port}"
+
+    def submit(self, *entries: object) -> None:
+        assert self.writer is not None
+        self.writer.submit([encode_entry(e) for e in entries])  # type: ignore[arg-type]
+
+    def register_key(self) -> None:
+        self.issuer_key = generate_private_key()
+        der = public_key_der(self.issuer_key)
+        self.kid = key_id(der)
+        entry = KeyAdded(self.keys.id, self.kid, SigningAlg.ES256, der, 0, None)
+        self.submit(sign_key_entry(entry, self.keys.root_key))
+
+    def anchor(self, index: int) -> None:
+        digest = index.to_bytes(32, "big")
+        self.submit(CredentialAnchored(self.keys.id, digest, index, self.kid, 4_000_000_000))
+
+    def checkpoint(self) -> bytes:
+        return requests.get(f"{self.url}/checkpoint", timeout=5).content
+
+
+@dataclass
+class World:
+    consortium: Consortium
+    regions: dict[str, Region]
+    tmp: Path
+    stations: list[SyncClient] = field(default_factory=list)
+
+    def station(self, name: str = "station") -> tuple[SyncClient, SyncedTrustState]:
+        client = SyncClient(self.consortium, self.tmp / f"{name}.db")
+        self.stations.append(client)
+        return client, SyncedTrustState(self.tmp / f"{name}.db")
+
+
+def build_world(tmp: Path, ids: list[tuple[str, bool]], threshold: int | str) -> World:
+    keys = [member_keys(mid, free_port(), witness_only=wo) for mid, wo in ids]
+    consortium = consortium_of(*keys, threshold=threshold)
+    regions: dict[str, Region] = {}
+    for k in keys:
+        folder = tmp / k.id
+        folder.mkdir()
+        wkey = write_key(folder / "witness.skey", k.witness_signer.skey())
+        db = f"sqlite:///{folder / 'node.db'}"
+        joint = JointServices.open(consortium, k.id, wkey, db)
+        if k.witness_only:
+            app = Flask(f"witness-{k.id}")
+            for bp in joint.blueprints():
+                app.register_blueprint(bp)
+            region = Region(k, joint, None, Server(app, k.port))
+        else:
+            lkey = write_key(folder / "log.skey", k.log_signer.skey())
+            root = k.root_public_raw()
+            config = NodeConfig(
+                region=k.id, origin=k.origin, log_key_file=lkey, database_url=db,
+                root_public_key=root, writer_public_keys=(root,), max_batch_delay_s=0.02,
+                cosign_hook=joint.collector,
+            )  # fmt: skip
+            app = create_app(config, extra_blueprints=joint.blueprints())
+            joint.attach(app, retry_interval_s=0.3)
+            region = Region(k, joint, app, Server(app, k.port))
+            region.writer = LedgerClient(region.url, k.root_key, timeout=10)
+        regions[k.id] = region
+    for r in regions.values():
+        r.server.start()
+    return World(consortium, regions, tmp)
+
+
+def shutdown(world: World) -> None:
+    for s in world.stations:
+        s.close()
+    for r in world.regions.values():
+        r.joint.stop()
+        r.server.stop()
+        if r.app is not None:
+            r.app.extensions[EXTENSION_KEY].sequencer.stop()
+            r.app.extensions[EXTENSION_KEY].store.dispose()
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    w = build_world(tmp_path, [("GD", False), ("MO", False)], "all")
+    try:
+        yield w
+    finally:
+        shutdown(w)
+
+
+def wait_for(pred, what: str, timeout: float = WAIT_S):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = pred()
+        if got:
+            return got
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def cosigned_by(region: Region, size: int, n: int) -> bool:
+    note = region.checkpoint()
+    lines = note.decode().split("\n\n", 1)[1]
+    return f"\n{size}\n".encode() in note and lines.count("\u2014 ") >= n + 1
+
+
+def test_a_gd_appends_mo_cosigns_station_sees_it(world: World) -> None:
+    gd = world.regions["GD"]
+    gd.register_key()
+    gd.anchor(1)
+    gd.submit(CredentialRevoked("GD", 1, RevocationReason.FRAUD, 1_700_000_000))
+    wait_for(lambda: cosigned_by(gd, 3, 2), "GD size 3 cosigned by GD and MO")
+    client, state = world.station()
+    report = client.sync()
+    assert report.region("GD").status is RegionStatus.UPDATED
+    assert report.region("GD").new_size == 3
+    assert state.is_revoked("GD", 1)
+    assert state.key("GD", gd.kid) is not None
+    status = requests.get(f"{world.regions['MO'].url}/v1/witness/status", timeout=5).json()
+    sizes = {x["origin"]: x["size"] for x in status["logs"]}
+    assert sizes[gd.keys.origin] == 3 and status["alarms"] == 0
+
+
+def test_b_mo_down_quorum_unmet_then_catches_up(world: World) -> None:
+    gd, mo = world.regions["GD"], world.regions["MO"]
+    gd.register_key()
+    wait_for(lambda: cosigned_by(gd, 1, 2), "size 1 cosigned")
+    client, state = world.station()
+    assert client.sync("GD").region("GD").new_size == 1
+    mo.server.stop()
+    gd.anchor(5)
+    gd.anchor(6)
+    wait_for(lambda: b"\n3\n" in gd.checkpoint(), "GD sequenced size 3")
+    r = client.sync("GD").region("GD")
+    assert r.status is RegionStatus.FAILED and r.new_size == 1
+    assert any("quorum" in e for e in r.errors)
+    assert r.synced_at is not None and state.synced_at("GD") == r.synced_at
+    assert state.tree_size("GD") == 1
+    mo.server.start()
+    wait_for(lambda: cosigned_by(gd, 3, 2), "MO catches up and cosigns size 3")
+    assert client.sync("GD").region("GD").new_size == 3
+
+
+def test_c_gd_down_station_syncs_from_mo_mirror(world: World) -> None:
+    gd, _mo = world.regions["GD"], world.regions["MO"]
+    gd.register_key()
+    assert gd.writer is not None
+    entries = [CredentialAnchored("GD", i.to_bytes(32, "big"), i, gd.kid, 4_000_000_000)
+               for i in range(1, 700)]  # fmt: skip
+    gd.submit(*entries)  # more than two entry bundles: full and partial tiles mirrored
+    wait_for(lambda: cosigned_by(gd, gd.writer.size(), 2), "GD cosigned")
+    size = gd.writer.size()
+    gd.server.stop()
+    client, state = world.station()
+    r = client.sync("GD").region("GD")
+    assert r.status is RegionStatus.UPDATED and r.new_size == size
+    assert "/mirror/" in (r.source or "")
+    assert state.anchored_at("GD", (650).to_bytes(32, "big")) is not None
+
+
+def test_d_fork_refused_by_witness_and_station(world: World) -> None:
+    gd, mo = world.regions["GD"], world.regions["MO"]
+    gd.register_key()
+    gd.anchor(1)
+    wait_for(lambda: cosigned_by(gd, 2, 2), "size 2 cosigned")
+    client, state = world.station()
+    client.sync("GD")
+    # GD's node signs another root for size 2 (as a compromised node would).
+    forged = MemoryLog(
+        gd.keys, [leaf_of(CredentialRevoked("GD", 9, RevocationReason.FRAUD, 1))] * 2
+    )
+    body = AddCheckpointRequest(2, (), forged.signed()).render()
+    r = requests.post(f"{mo.url}/add-checkpoint", data=body, timeout=5)
+    assert r.status_code == 409 and r.json()["error"] == "fork"
+    alarms = requests.get(f"{mo.url}/v1/alarms", timeout=5).json()
+    assert alarms["count"] == 1 and alarms["alarms"][0]["kind"] == "same_size_other_root"
+    # A station shown the forked checkpoint (cosigned only by GD) refuses it.
+    from tests.ledger.test_joint_helpers import MemorySource
+
+    fork_client = SyncClient(
+        world.consortium,
+        world.tmp / "station.db",
+        sources=lambda region: [MemorySource(forged, [gd.keys])],
+    )
+    world.stations.append(fork_client)
+    rep = fork_client.sync("GD").region("GD")
+    assert rep.status is RegionStatus.FAILED and state.tree_size("GD") == 2
+    assert not state.is_revoked("GD", 9)
+
+
+def test_e_rule_breaking_entries_are_refused_with_the_rule(tmp_path: Path) -> None:
+    w = build_world(tmp_path, [("GD", False), ("MO", False)], "all")
+    try:
+        gd, mo = w.regions["GD"], w.regions["MO"]
+        # GD's node turns rogue: it serves a log whose first entry adds a key for MO.
+        mo_key = generate_private_key()
+        der = public_key_der(mo_key)
+        bad = sign_key_entry(
+            KeyAdded("MO", key_id(der), SigningAlg.ES256, der, 0, None), gd.keys.root_key
+        )
+        rogue = MemoryLog(gd.keys, [leaf_of(bad)])
+        gd.server.stop()
+        app = Flask("rogue")
+
+        @app.get("/tile/entries/<int:n>.p/<int:width>")
+        def bundle(n: int, width: int) -> Response:
+            return Response(encode_entry_bundle(rogue.leaves[n * 256 : n * 256 + width]))
+
+        rogue_server = Server(app, gd.keys.port)
+        rogue_server.start()
+        try:
+            body = AddCheckpointRequest(0, (), rogue.signed()).render()
+            r = requests.post(f"{mo.url}/add-checkpoint", data=body, timeout=10)
+            assert r.status_code == 422
+            assert r.json()["error"] == "rule_violation" and r.json()["rule"] == "wrong_region"
+            # GD revoking a credential it never anchored is refused too.
+            rogue.leaves[0] = leaf_of(CredentialRevoked("GD", 77, RevocationReason.FRAUD, 1))
+            body = AddCheckpointRequest(0, (), rogue.signed()).render()
+            r = requests.post(f"{mo.url}/add-checkpoint", data=body, timeout=10)
+            assert r.status_code == 422 and r.json()["rule"] == "not_anchored"
+        finally:
+            rogue_server.stop()
+    finally:
+        shutdown(w)
+
+
+def test_f_witness_only_member_two_of_three(tmp_path: Path) -> None:
+    w = build_world(tmp_path, [("GD", False), ("MO", False), ("OBS", True)], 2)
+    try:
+        gd, mo = w.regions["GD"], w.regions["MO"]
+        mo.server.stop()
+        gd.register_key()
+        wait_for(lambda: cosigned_by(gd, 1, 2), "GD cosigned by GD and OBS")
+        client, state = w.station()
+        r = client.sync("GD").region("GD")
+        assert r.status is RegionStatus.UPDATED and r.new_size == 1
+        assert state.key("GD", gd.kid) is not None
+    finally:
+        shutdown(w)
