@@ -20,7 +20,10 @@ from verifier.errors import DecodeInputError
 from verifier.synth import Distortion, qr_image, synthetic_frame
 
 BOOFCV = ("qr-photos", "boofcv-v3-subset", "boofcv-v3", "detection")
-BOOFCV_FLOOR = 0.79  # measured 0.8125 (117/144)
+BOOFCV_FLOOR = 0.79  # measured 0.8125 (117/144) with the whole retry chain
+# Rates are about what the chain can read, not how fast: a loaded CI machine must not
+# cut retries short, so these tests lift the per-frame time budget.
+UNHURRIED = DecodeLimits(budget_ms=5000.0)
 DGC_QR_FLOOR = 0.97  # measured 1.0 (233/233 QR PNGs)
 GROUND_TRUTH_FLOOR = 0.95  # measured 1.0 (49/49 labelled photos in the subset)
 SYNTHETIC_FLOOR = 0.97  # measured 1.0 on 100 frames
@@ -48,7 +51,7 @@ def read_in_polygon(image_path: Path) -> bool:
     """The vectors' rule: read when a decoded code's centre lies inside a labelled polygon."""
     gray = cv2.imread(str(image_path), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_IGNORE_ORIENTATION)
     polys = boofcv_polygons(image_path.with_suffix(".txt"))
-    codes = decode_frame(gray)
+    codes = decode_frame(gray, UNHURRIED)
     return any(cv2.pointPolygonTest(q, c.centre, False) >= 0 for q in polys for c in codes)
 
 
@@ -102,7 +105,7 @@ def test_synthetic_phone_frames_meet_floor() -> None:
     hits = 0
     for _ in range(n):
         frame, _ = synthetic_frame(PRESENTATION_LIKE, rng)
-        hits += any(c.data == PRESENTATION_LIKE.encode() for c in decode_frame(frame))
+        hits += any(c.data == PRESENTATION_LIKE.encode() for c in decode_frame(frame, UNHURRIED))
     assert hits / n >= SYNTHETIC_FLOOR
 
 
@@ -125,7 +128,7 @@ def test_boofcv_ground_truth_texts_are_byte_exact() -> None:
             if not path.exists():  # the labels cover the full set, the subset is smaller
                 continue
             gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_IGNORE_ORIENTATION)
-            found = {c.data for c in decode_frame(gray)}
+            found = {c.data for c in decode_frame(gray, UNHURRIED)}
             labelled += 1
             matched += bool(found & {t.encode("utf-8") for t in texts})
     assert labelled >= 10
@@ -141,7 +144,7 @@ def test_dgc_qr_images_from_other_generators_meet_floor() -> None:
         if gray is None:  # one upstream file is not a PNG at all
             continue
         total += 1
-        codes = decode_frame(gray)
+        codes = decode_frame(gray, UNHURRIED)
         read += bool(codes) and all(c.data.startswith(b"HC1:") for c in codes)
     assert total >= 200
     assert read / total >= DGC_QR_FLOOR, f"expected >= {DGC_QR_FLOOR}, found {read}/{total}"
