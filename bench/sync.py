@@ -1,0 +1,185 @@
+"""Benchmark: compact revocation state sizes and station sync speed.
+
+Prints progress lines, then one JSON object on the last line:
+
+- revocation_state_bytes: a region's full revocation snapshot (ledger.revocation) with
+  10,000,000 anchored credentials, 1 % (100,000) revoked at random status indices,
+  plus 8 key entries;
+- daily_delta_bytes: one day's snapshot delta at 1 % churn, where churn is the share
+  of credentials whose revocation status flips in the day relative to the revoked set:
+  1 % churn of a 10 M region = 10,000 flips (0.1 % of credentials, 10 % of the revoked
+  set; half reinstatements, half new revocations) at random status indices — random
+  is the worst case for a bitmap. `delta_bytes_by_flips` gives 1,000 / 10,000 /
+  100,000 flips for comparison (docs/ledger-joint.md);
+- plain_hash_list_bytes: the same revoked set as a plain list of 16-byte hashes (as
+  EU DCC revocation lists ship it);
+- sync_100k_entries_s: a station syncing 100,000 new entries from an in-memory source,
+  everything included (checkpoint signature, cosignature quorum, staging in SQLite,
+  root recomputation, entry decoding, state update), with `ceiling_hash_decode_s`
+  (hashing + decoding the same leaves and nothing else) measured in the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+# bench/ledger.py would shadow the ledger package when run as a script from bench/.
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat  # noqa: E402
+
+from credential.keys import SigningAlg, generate_private_key, key_id, public_key_der  # noqa: E402
+from ledger.checkpoint import Checkpoint, attach_signatures, cosign, cosignature_vkey  # noqa: E402
+from ledger.checkpoint import signed_checkpoint as sign_cp  # noqa: E402
+from ledger.consortium import build_consortium  # noqa: E402
+from ledger.entries import (  # noqa: E402
+    CredentialAnchored,
+    CredentialRevoked,
+    KeyAdded,
+    RevocationReason,
+    TimestampedEntry,
+    decode_entry,
+    encode_entry,
+    encode_leaf,
+    sign_key_entry,
+)
+from ledger.merkle import leaf_hash, root_hash  # noqa: E402
+from ledger.note import NoteSigner  # noqa: E402
+from ledger.revocation import RevocationSnapshot, make_delta  # noqa: E402
+from ledger.sync import SyncClient  # noqa: E402
+from ledger.tiles import encode_entry_bundle  # noqa: E402
+
+POPULATION = 10_000_000  # anchored credentials in the region
+REVOKED_FRACTION = 0.01  # 1 % revoked
+DAILY_FLIPS = 10_000  # status flips per day in the headline delta (see the docstring)
+SYNC_ENTRIES = 100_000  # entries a station syncs in the timed run
+HASH_PREFIX_BYTES = 16  # bytes per entry in a plain hash list (EU DCC style)
+
+
+def say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def revocation_sizes() -> dict[str, object]:
+    rng = random.Random(2024)
+    revoked = set(rng.sample(range(POPULATION), int(POPULATION * REVOKED_FRACTION)))
+    keys = tuple(bytes(300) for _ in range(8))  # key entries are ~300 bytes each
+    t0 = time.perf_counter()
+    snap = RevocationSnapshot("GD", POPULATION + 10, frozenset(revoked), keys)
+    data = snap.to_bytes()
+    encode_s = time.perf_counter() - t0
+    say(f"snapshot: {len(data):,} bytes for {len(revoked):,} revoked of {POPULATION:,}")
+    by_flips: dict[str, int] = {}
+    headline = 0
+    for flips in (1_000, DAILY_FLIPS, 100_000):
+        changed = set(revoked)
+        revoked_list = sorted(revoked)
+        # Half reinstatements of revoked indices, half new revocations.
+        for i in rng.sample(revoked_list, flips // 2):
+            changed.discard(i)
+        while len(changed) < len(revoked) - flips // 2 + flips - flips // 2:
+            changed.add(rng.randrange(POPULATION))
+        new = RevocationSnapshot("GD", POPULATION + 20, frozenset(changed), keys)
+        size = len(make_delta(snap, new).to_bytes())
+        by_flips[str(flips)] = size
+        if flips == DAILY_FLIPS:
+            headline = size
+        say(f"delta for {flips:,} flips: {size:,} bytes")
+    return {
+        "revocation_state_bytes": len(data),
+        "revocation_state_encode_s": round(encode_s, 3),
+        "daily_delta_bytes": headline,
+        "daily_flips": DAILY_FLIPS,
+        "delta_bytes_by_flips": by_flips,
+        "plain_hash_list_bytes": len(revoked) * HASH_PREFIX_BYTES,
+    }
+
+
+@dataclass
+class _Source:
+    leaves: list[bytes]
+    note: bytes
+    name: str = "memory"
+
+    def checkpoint(self) -> bytes:
+        return self.note
+
+    def entry_bundle(self, index: int, width: int) -> bytes:
+        return encode_entry_bundle(self.leaves[index * 256 : index * 256 + width])
+
+
+def sync_speed() -> dict[str, object]:
+    origin = "gd.bench/log"
+    log_signer = NoteSigner.from_skey(NoteSigner.generate(origin)[0])
+    wits = [NoteSigner.from_skey(NoteSigner.generate(f"{r}.bench/w")[0]) for r in ("gd", "mo")]
+    root_key = Ed25519PrivateKey.generate()
+    root_raw = root_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    members = []
+    for i, (mid, w) in enumerate(zip(("GD", "MO"), wits, strict=True)):
+        log_skey = log_signer if mid == "GD" else NoteSigner.from_skey(
+            NoteSigner.generate("mo.bench/log")[0]
+        )  # fmt: skip
+        members.append(
+            {"id": mid, "name": mid, "log_origin": log_skey.name,
+             "log_vkey": log_skey.verifier().vkey(), "root_public_key": root_raw,
+             "witness_vkey": cosignature_vkey(w), "node_url": f"http://127.0.0.1:{9000 + i}"}
+        )  # fmt: skip
+    consortium = build_consortium(members)
+    issuer = generate_private_key()
+    der = public_key_der(issuer)
+    kid = key_id(der)
+    ts = 1_700_000_000_000
+    entries = [sign_key_entry(KeyAdded("GD", kid, SigningAlg.ES256, der, 0, None), root_key)]
+    for i in range(SYNC_ENTRIES - 1):
+        if i % 100 == 99:
+            entries.append(CredentialRevoked("GD", i - 50, RevocationReason.FRAUD, ts // 1000))
+        else:
+            entries.append(CredentialAnchored("GD", i.to_bytes(32, "big"), i, kid, 4_000_000_000))
+    leaves = [encode_leaf(TimestampedEntry(ts, encode_entry(e))) for e in entries]
+    say(f"built {len(leaves):,} leaves")
+    # Ceiling: hash and decode every leaf, nothing else.
+    t0 = time.perf_counter()
+    hashes = [leaf_hash(x) for x in leaves]
+    for x in leaves:
+        decode_entry(x[9:])  # one decode per entry: what the station cannot avoid
+    ceiling = time.perf_counter() - t0
+    cp = Checkpoint(origin, len(leaves), root_hash(hashes))
+    note = attach_signatures(sign_cp(cp, log_signer), [cosign(cp, w, ts // 1000) for w in wits])
+    source = _Source(leaves, note)
+    with tempfile.TemporaryDirectory() as tmp:
+        client = SyncClient(consortium, Path(tmp) / "station.db", sources=lambda r: [source])
+        t0 = time.perf_counter()
+        report = client.sync("GD")
+        elapsed = time.perf_counter() - t0
+        client.close()
+    assert report.region("GD").new_size == SYNC_ENTRIES, report
+    say(f"synced {SYNC_ENTRIES:,} entries in {elapsed:.2f} s (ceiling {ceiling:.2f} s)")
+    return {
+        "sync_100k_entries_s": round(elapsed, 3),
+        "ceiling_hash_decode_s": round(ceiling, 3),
+        "sync_entries_per_s": int(SYNC_ENTRIES / elapsed),
+    }
+
+
+def main() -> None:
+    result: dict[str, object] = {"population": POPULATION, "revoked_fraction": REVOKED_FRACTION}
+    result.update(revocation_sizes())
+    result.update(sync_speed())
+    result["goals"] = {
+        "revocation_state_bytes": 300_000,
+        "daily_delta_bytes": 30_000,
+        "sync_100k_entries_s": 5.0,
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
