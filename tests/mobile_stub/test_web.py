@@ -127,3 +127,73 @@ def test_unknown_route_is_json_404(setup) -> None:  # type: ignore[no-untyped-de
     resp = client.get("/v1/nope")
     assert resp.status_code == 404
     assert resp.get_json()["error"] == "not_found"
+
+
+def test_unreachable_issuer_over_http_raises_the_offline_banner(tmp_path: Path) -> None:
+    """The default issuer client against a closed loopback port: offline, code still shown."""
+    from mobile_stub.store import StoreFile
+    from tests.conftest import free_port
+
+    folder = tmp_path / "wallet"
+    issuer = FakeIssuer("GD", NOW, base_url=f"http://127.0.0.1:{free_port()}")
+    wallet = Wallet.open(folder)
+    wallet.request_code(issuer, "G12345678")
+    wallet.enrol(issuer, "G12345678", "123456", NOW)
+    assert StoreFile(folder).load().entries["GD"].issuer_url == issuer.base_url
+    client = create_app({"WALLET_DIR": folder, "CLOCK": Clock(NOW)}).test_client()
+    data = client.post("/v1/refresh").get_json()
+    assert (data["online"], data["error"]) == (False, "issuer_unreachable")
+    assert client.get("/v1/presentation").status_code == 200
+
+
+def test_wallet_serve_command_serves_the_page(tmp_path: Path) -> None:
+    """`healthbridge wallet serve` as a real process on a loopback port."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    from tests.conftest import free_port
+
+    folder = tmp_path / "wallet"
+    issuer = FakeIssuer("GD", time.time())
+    wallet = Wallet.open(folder)
+    wallet.request_code(issuer, "G12345678")
+    wallet.enrol(issuer, "G12345678", "123456", time.time())
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "healthbridge"),
+            "wallet",
+            "--dir",
+            str(folder),
+            "serve",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                resp = requests.get(f"http://127.0.0.1:{port}/v1/presentation", timeout=2)
+                break
+            except requests.ConnectionError:
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                assert time.monotonic() < deadline, "wallet page did not come up"
+                time.sleep(0.1)
+        assert resp.status_code == 200
+        assert resp.json()["colour"] == "green"
+        page = requests.get(f"http://127.0.0.1:{port}/", timeout=2)
+        assert 'data-colour="green"' in page.text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        for stream in (proc.stdout, proc.stderr):
+            if stream:
+                stream.close()
