@@ -142,3 +142,19 @@ def test_state_survives_restart(setup, tmp_path: Path) -> None:
     with pytest.raises(OldSizeMismatchError) as info:
         again.add_checkpoint(request(log, 0))
     assert info.value.latest_size == 2
+
+
+@pytest.mark.postgres
+def test_witness_state_and_evidence_on_postgresql(fresh_postgres_url: str) -> None:
+    gd, mo = member_keys("GD"), member_keys("MO")
+    store = WitnessStore.open(fresh_postgres_url)
+    witness = Witness(consortium_of(gd, mo), mo.witness_signer, store)
+    log = MemoryLog(gd)
+    log.leaves += [b"a", b"b"]
+    witness.add_checkpoint(request(log, 0))
+    log.leaves[0] = b"A"
+    with pytest.raises(ForkError):
+        witness.add_checkpoint(request(log, 2))
+    assert store.latest(gd.origin).size == 2
+    assert [e.kind for e in store.evidence()] == [EvidenceKind.SAME_SIZE_OTHER_ROOT]
+    store.engine.dispose()
