@@ -1,0 +1,29 @@
+# One image for every HealthBridge component; docker-compose.yml picks the command.
+FROM python:3.11-slim-bookworm AS base
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# libgl/libglib are what OpenCV's headless wheel still links against; the camera
+# device itself is mapped into the verifier container by docker-compose.yml.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libglib2.0-0 libgl1 curl \
+ && rm -rf /var/lib/apt/lists/*
+
+RUN useradd --create-home --uid 10001 healthbridge
+WORKDIR /app
+
+COPY pyproject.toml constraints.txt README.md ./
+COPY credential ./credential
+COPY ledger ./ledger
+COPY issuer ./issuer
+COPY verifier ./verifier
+COPY mobile_stub ./mobile_stub
+COPY healthbridge ./healthbridge
+RUN pip install -c constraints.txt .
+
+USER healthbridge
+ENTRYPOINT ["healthbridge"]
+CMD ["--help"]
