@@ -319,3 +319,27 @@ def test_f_witness_only_member_two_of_three(tmp_path: Path) -> None:
         assert state.key("GD", gd.kid) is not None
     finally:
         shutdown(w)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"\xff" * 40, b"old 0\n\n", b"old 0\n\nnot a note\n", b"old 99999999999999999999\n\nx"],
+)
+def test_garbage_add_checkpoint_bodies_get_4xx_json(world: World, body: bytes) -> None:
+    r = requests.post(f"{world.regions['MO'].url}/add-checkpoint", data=body, timeout=5)
+    assert 400 <= r.status_code < 500
+    assert "error" in r.json()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "mirror/zz/checkpoint",
+        "mirror/zz/tile/0/000",
+        "mirror/" + "0" * 64 + "/tile/../../etc",
+        "v1/alarms",
+    ],
+)
+def test_mirror_paths_never_500(world: World, path: str) -> None:
+    r = requests.get(f"{world.regions['MO'].url}/{path}", timeout=5)
+    assert r.status_code in (200, 404)
