@@ -289,6 +289,9 @@ def create_app(
         app.extensions["issuer.trust"] = trust
     for bp in (wallet, authority, admin, meta):
         app.register_blueprint(bp)
+    from issuer.console import init_console  # the admin console and per-admin API
+
+    init_console(app)
 
     @app.errorhandler(IssuerError)
     def _issuer_error(e: IssuerError) -> tuple[Response, int]:

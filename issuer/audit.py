@@ -36,9 +36,20 @@ MAX_TARGET_CHARS = 128
 APPEND_RETRIES = 5  # concurrent appenders race for the next seq; the loser retries
 DEFAULT_ANCHOR_INTERVAL_S = 300  # seconds between AuditDigest anchors at most
 CSV_COLUMNS = (
-    "seq", "at", "actor", "region", "action", "target", "detail", "address", "channel",
-    "outcome", "outbox_ids", "prev_hash", "row_hash",
-)  # fmt: skip
+    "seq",
+    "at",
+    "actor",
+    "region",
+    "action",
+    "target",
+    "detail",
+    "address",
+    "channel",
+    "outcome",
+    "outbox_ids",
+    "prev_hash",
+    "row_hash",
+)
 
 
 class AuditChainError(IssuerError):

@@ -1,1 +1,88 @@
-"""The admin console of a regional issuer: web pages, their store and operations."""
+"""The admin console of a regional issuer: web pages (server-rendered, usable without
+JavaScript), the per-admin JSON API, and what both share.
+
+`init_console(app)` wires it into the issuer's Flask app: the session cookie settings
+(HttpOnly, SameSite=Strict, Secure over https), the session signing key (a 0600 file
+under the issuer's key_dir), CSRF protection (flask-wtf) on every console form, the
+`AdminOps` object, and the two blueprints. The issuer's own JSON APIs are untouched:
+CSRF is enforced only on the console blueprint, whose pages are the only ones that
+authenticate with a cookie.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, request
+from flask.sessions import SecureCookieSessionInterface
+from flask_wtf.csrf import CSRFProtect
+
+from issuer.keystore import read_secret, write_secret
+
+if TYPE_CHECKING:  # the package itself stays import-light (issuer.audit imports models)
+    from issuer.console.ledger_view import LedgerView
+    from issuer.console.ops import AdminOps
+    from issuer.context import IssuerContext
+
+SESSION_KEY_FILE = "console-session.key"
+SESSION_KEY_BYTES = 32
+csrf = CSRFProtect()
+
+
+class ConsoleSessionInterface(SecureCookieSessionInterface):
+    """Marks the cookie Secure whenever the request itself came over https."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
+
+
+def session_key(ctx: IssuerContext) -> bytes:
+    path: Path = ctx.config.key_dir / SESSION_KEY_FILE
+    if not path.exists():
+        import secrets
+
+        write_secret(path, secrets.token_bytes(SESSION_KEY_BYTES))
+    return read_secret(path)
+
+
+def init_console(app: Flask, ledger: LedgerView | None = None) -> AdminOps:
+    from issuer.admin_api import api
+    from issuer.console.ledger_view import LedgerView
+    from issuer.console.ops import AdminOps
+    from issuer.console.views import console
+
+    ctx: IssuerContext = app.extensions["issuer"]
+    if ledger is None:
+        consortium = None
+        if ctx.config.consortium_path is not None:
+            from ledger.consortium import load_consortium
+
+            consortium = load_consortium(ctx.config.consortium_path)
+        ledger = LedgerView(consortium, ctx.region, ctx.config.ledger_url)
+    ops = AdminOps(ctx, ledger)
+
+    def wake() -> None:
+        worker: Any = app.extensions.get("issuer.worker")
+        if worker is not None:
+            worker.wake()
+
+    ops.on_change = wake
+    app.extensions["issuer.admin_ops"] = ops
+    if not app.secret_key:
+        app.secret_key = session_key(ctx)
+    app.config.update(
+        SESSION_COOKIE_NAME="hb_console",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_PATH="/console",
+        # CSRF checks run only where the console asks for them (see views.before_request).
+        WTF_CSRF_CHECK_DEFAULT=False,
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the (idle-limited) session
+    )
+    app.config.setdefault("SESSION_COOKIE_SECURE", False)
+    app.session_interface = ConsoleSessionInterface()
+    csrf.init_app(app)
+    app.register_blueprint(console)
+    app.register_blueprint(api)
+    return ops

@@ -1,0 +1,360 @@
+"""The console's web pages: a Flask blueprint under /console, server-rendered with
+Jinja, every form CSRF-protected, every page usable without JavaScript.
+
+Views only translate between HTTP and `AdminOps` (issuer.console.ops): they parse form
+fields, call one operation, and render or redirect (post/redirect/get). Errors become
+a plain page with the reason and a 4xx status - never a traceback.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from credential.claims import StatusColour
+from issuer.accounts import Permission
+from issuer.audit import Channel
+from issuer.console import accounts_db
+from issuer.console.ops import AdminOps, Who
+from issuer.errors import BadRequestError, IssuerError, RateLimitedError, UnauthorizedError
+from issuer.services import REVOCATION_REASONS
+
+console = Blueprint(
+    "console", __name__, url_prefix="/console", template_folder="templates", static_folder="static"
+)
+AUDIT_PAGE_ROWS = 100
+MAX_FORM_CHARS = 500
+
+
+def ops() -> AdminOps:
+    o: AdminOps = current_app.extensions["issuer.admin_ops"]
+    return o
+
+
+def address() -> str:
+    return (request.remote_addr or "unknown")[:64]
+
+
+def field(name: str, max_chars: int = MAX_FORM_CHARS, required: bool = True) -> str:
+    value = request.form.get(name, "").strip()
+    if required and not value:
+        raise BadRequestError(f"the field {name!r} is required")
+    if len(value) > max_chars:
+        raise BadRequestError(f"the field {name!r} is longer than {max_chars} characters")
+    return value
+
+
+def parse_time(text: str) -> int:
+    """Unix seconds or an ISO 8601 time (UTC unless it says otherwise)."""
+    text = text.strip()
+    if text.isdigit() and len(text) <= 12:
+        return int(text)
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise BadRequestError(f"expected a time like 2026-01-31T08:00, found {text[:32]!r}") from e
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return int(t.timestamp())
+
+
+@console.app_template_filter("when")
+def when(ts: int | None) -> str:
+    if ts is None:
+        return "—"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@console.context_processor
+def inject() -> dict[str, Any]:
+    who = g.get("who")
+    return {
+        "who": who,
+        "region": current_app.extensions["issuer"].region,
+        "may": (lambda p: who is not None and who.principal.may(Permission(p))),
+        "reasons": sorted(REVOCATION_REASONS),
+    }
+
+
+@console.before_request
+def authenticate() -> ResponseReturnValue | None:
+    if request.method == "POST":
+        from issuer.console import csrf
+
+        csrf.protect()
+    if request.endpoint in ("console.login", "console.static"):
+        return None
+    sid = session.get("sid")
+    if not isinstance(sid, str):
+        return redirect(url_for("console.login", next=request.full_path))
+    c = ops().ctx
+    try:
+        info = accounts_db.resume_session(c.sessions, sid, c.now())
+    except UnauthorizedError as e:
+        session.clear()
+        flash(f"{e.message} 请重新登录", "warn")
+        return redirect(url_for("console.login"))
+    g.who = Who(info.principal, address(), Channel.CONSOLE)
+    return None
+
+
+@console.after_request
+def headers(resp: Response) -> Response:
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["X-Frame-Options"] = "DENY"
+    resp.headers["Referrer-Policy"] = "same-origin"
+    resp.headers["Content-Security-Policy"] = (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "frame-ancestors 'none'; form-action 'self'"
+    )
+    return resp
+
+
+@console.errorhandler(IssuerError)
+def issuer_error(e: IssuerError) -> tuple[str, int]:
+    status = 503 if e.http_status >= 500 else e.http_status
+    return render_template("console/error.html", code=e.code, message=e.message), status
+
+
+@console.errorhandler(CSRFError)
+def csrf_error(e: CSRFError) -> tuple[str, int]:
+    msg = "The form was not sent by this console or has expired. Reload the page and retry."
+    return render_template("console/error.html", code="csrf", message=msg), 400
+
+
+@console.errorhandler(HTTPException)
+def http_error(e: HTTPException) -> tuple[str, int]:
+    return render_template(
+        "console/error.html", code=str(e.code), message=e.description or e.name
+    ), e.code or 400
+
+
+def who() -> Who:
+    w: Who = g.who
+    return w
+
+
+# -- login ----------
+@console.route("/login", methods=["GET", "POST"])
+def login() -> ResponseReturnValue:
+    if request.method == "GET":
+        return render_template("console/login.html")
+    c = ops().ctx
+    username = request.form.get("username", "").strip()[:64]
+    try:
+        p = accounts_db.login(
+            c.sessions, username, request.form.get("password", ""), address(), c.now()
+        )
+    except (UnauthorizedError, RateLimitedError) as e:
+        status = 429 if isinstance(e, RateLimitedError) else 401
+        return render_template("console/login.html", error=e.message, username=username), status
+    session.clear()
+    session["sid"] = accounts_db.start_session(c.sessions, p.username, address(), c.now())
+    target = request.args.get("next", "")
+    # Only same-site relative paths: no open redirect through ?next=.
+    if not target.startswith("/console/") or target.startswith("//"):
+        target = url_for("console.credentials")
+    return redirect(target)
+
+
+@console.post("/logout")
+def logout() -> ResponseReturnValue:
+    sid = session.get("sid")
+    if isinstance(sid, str):
+        accounts_db.end_session(ops().ctx.sessions, sid)
+    session.clear()
+    flash("Logged out 已登出", "ok")
+    return redirect(url_for("console.login"))
+
+
+@console.get("/")
+def home() -> ResponseReturnValue:
+    return redirect(url_for("console.credentials"))
+
+
+# -- credentials ----------
+@console.get("/credentials")
+def credentials() -> ResponseReturnValue:
+    by = request.args.get("by", "status_index")
+    q = request.args.get("q", "").strip()[:64]
+    found = ops().find(who(), who().principal.region, by, q) if q else None
+    return render_template("console/credentials.html", by=by, q=q, found=found)
+
+
+@console.get("/credentials/<region>/<int:idx>")
+def credential(region: str, idx: int) -> ResponseReturnValue:
+    d = ops().detail(who(), region, idx)
+    return render_template("console/credential.html", c=d)
+
+
+@console.post("/credentials/<region>/<int:idx>/revoke")
+def revoke(region: str, idx: int) -> ResponseReturnValue:
+    p = ops().revoke(who(), region, idx, field("reason", 32), field("note", required=False))
+    flash(
+        f"Revocation queued as log entry #{p.outbox_id}: pending until cosigned. "
+        "撤销已提交，等待见证签名",
+        "ok",
+    )
+    return redirect(url_for("console.credential", region=region, idx=idx))
+
+
+@console.post("/credentials/<region>/<int:idx>/reinstate")
+def reinstate(region: str, idx: int) -> ResponseReturnValue:
+    p = ops().reinstate(who(), region, idx, field("reason", 32), field("note", required=False))
+    flash(f"Reinstatement queued as log entry #{p.outbox_id}. 恢复已提交", "ok")
+    return redirect(url_for("console.credential", region=region, idx=idx))
+
+
+@console.post("/override")
+def override() -> ResponseReturnValue:
+    raw = field("colour", 8)
+    try:
+        colour = None if raw == "lift" else StatusColour(raw)
+    except ValueError as e:
+        raise BadRequestError("colour must be green, yellow, red or lift") from e
+    until_text = field("until", 40, required=False)
+    until = parse_time(until_text) if until_text else None
+    entries = ops().override(
+        who(), field("region", 8), field("document_number", 32), colour, field("reason"), until
+    )
+    flash(
+        f"Status override recorded; {len(entries)} credential(s) revoked for re-issue. 状态已更改",
+        "ok",
+    )
+    return redirect(url_for("console.credentials"))
+
+
+@console.get("/entries/<int:outbox_id>.json")
+def entry_state(outbox_id: int) -> ResponseReturnValue:
+    return {"outbox_id": outbox_id, "state": ops().entry_state(who(), outbox_id).value}
+
+
+# -- bulk ----------
+@console.get("/bulk")
+def bulk() -> ResponseReturnValue:
+    return render_template("console/bulk.html", preview=None)
+
+
+@console.post("/bulk")
+def bulk_upload() -> ResponseReturnValue:
+    upload = request.files.get("file")
+    if upload is None:
+        raise BadRequestError("choose a CSV file of status indices")
+    preview = ops().bulk_preview(
+        who(), field("region", 8), upload.read(), field("reason", 32), field("note", required=False)
+    )
+    return render_template("console/bulk.html", preview=preview)
+
+
+@console.post("/bulk/<job_id>/confirm")
+def bulk_confirm(job_id: str) -> ResponseReturnValue:
+    if request.form.get("confirm") != "yes":
+        raise BadRequestError("tick the confirmation box to start the revocation")
+    ops().bulk_confirm(who(), job_id)
+    return redirect(url_for("console.bulk_job", job_id=job_id))
+
+
+@console.get("/bulk/<job_id>")
+def bulk_job(job_id: str) -> ResponseReturnValue:
+    return render_template("console/bulk_job.html", job=ops().bulk_status(who(), job_id))
+
+
+@console.get("/bulk/<job_id>/progress.json")
+def bulk_progress(job_id: str) -> ResponseReturnValue:
+    s = ops().bulk_status(who(), job_id)
+    return {
+        "state": s.state,
+        "total": s.total,
+        "done": s.done,
+        "percent": s.percent,
+        "message": s.message,
+    }
+
+
+# -- keys ----------
+@console.get("/keys")
+def keys() -> ResponseReturnValue:
+    return render_template("console/keys.html", keys=ops().keys(who()))
+
+
+@console.post("/keys/rotate")
+def rotate_key() -> ResponseReturnValue:
+    if request.form.get("confirm") != "yes":
+        raise BadRequestError("tick the confirmation box to rotate the key")
+    entries = ops().rotate_key(who(), field("region", 8))
+    flash(f"New signing key registered; {len(entries)} log entries queued. 密钥已轮换", "ok")
+    return redirect(url_for("console.keys"))
+
+
+@console.post("/keys/<kid>/revoke")
+def revoke_key(kid: str) -> ResponseReturnValue:
+    region = field("region", 8)
+    compromised = field("compromised_at", 40, required=False)
+    reason = field("reason")
+    step = request.form.get("step", "1")
+    compromised_at = parse_time(compromised) if compromised else None
+    if step != "2":
+        # Step 1 of 2: show exactly what will happen and ask again.
+        return render_template(
+            "console/key_revoke_confirm.html",
+            kid=kid,
+            region=region,
+            compromised_at=compromised_at,
+            reason=reason,
+        )
+    if field("confirm_kid", 64) != kid:
+        raise BadRequestError("type the key id exactly to confirm its revocation")
+    ops().revoke_key(who(), region, kid, compromised_at, reason)
+    flash(f"Key {kid} revoked. 密钥已吊销", "ok")
+    return redirect(url_for("console.keys"))
+
+
+# -- ledger and audit ----------
+@console.get("/ledger")
+def ledger() -> ResponseReturnValue:
+    pending, oldest = ops().outbox_lag(who())
+    return render_template(
+        "console/ledger.html", regions=ops().ledger_regions(who()), pending=pending, oldest=oldest
+    )
+
+
+@console.get("/audit")
+def audit_log() -> ResponseReturnValue:
+    page = request.args.get("page", "0")
+    n = int(page) if page.isdigit() and len(page) < 7 else 0
+    rows = ops().audit_rows(who(), AUDIT_PAGE_ROWS, n * AUDIT_PAGE_ROWS)
+    count, head = ops().audit_verify(who())
+    return render_template(
+        "console/audit.html",
+        rows=rows,
+        page=n,
+        count=count,
+        head=head.hex(),
+        per_page=AUDIT_PAGE_ROWS,
+    )
+
+
+@console.get("/audit.csv")
+def audit_csv() -> ResponseReturnValue:
+    data = ops().audit_export(who())
+    return Response(
+        data,
+        mimetype="text/csv",
+        headers={"Content-Disposition": f"attachment; filename=audit-{who().principal.region}.csv"},
+    )
