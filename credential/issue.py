@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from jwt.api_jws import PyJWS
 
-from credential.claims import HealthClaims
+from credential.claims import KID_RE, HealthClaims
 from credential.errors import ClaimsError, MalformedError
 from credential.keys import PrivateKey, SigningAlg, alg_of, b64url, b64url_decode, key_id
 from credential.keys import public_key_der as _public_key_der
@@ -34,10 +34,12 @@ _JWS = PyJWS()
 
 
 def canonical_header(alg: SigningAlg, kid: str) -> bytes:
-    """The exact protected-header bytes of a HealthBridge credential."""
-    return json.dumps(
-        {"alg": alg.value, "kid": kid, "zip": ZIP_DEFLATE}, separators=(",", ":"), sort_keys=True
-    ).encode("ascii")
+    """The exact protected-header bytes of a HealthBridge credential: compact JSON,
+    sorted keys. Formatted directly (this runs on every scan); the kid must match
+    KID_RE, whose characters need no JSON escaping."""
+    if not KID_RE.fullmatch(kid):
+        raise MalformedError(f"kid must be 4-64 base64url characters, found {kid!r}")
+    return f'{{"alg":"{alg.value}","kid":"{kid}","zip":"{ZIP_DEFLATE}"}}'.encode("ascii")
 
 
 def sign_credential(claims: HealthClaims, private_key: PrivateKey, alg: SigningAlg) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from cryptography.hazmat.primitives import hashes
@@ -90,6 +90,9 @@ class Presentation:
     window_tag: int  # holder-proof window mod 256
     challenge_bound: bool
     proof: bytes  # ES256 raw r||s by the device key
+    # (alg, kid) when the frame used a canonical header form: the verifier then skips
+    # parsing the header it rebuilt itself. Not part of equality.
+    canonical: tuple[SigningAlg, str] | None = field(default=None, compare=False)
 
     @cached_property
     def signing_input(self) -> bytes:
@@ -116,7 +119,10 @@ def _canonical_form(header: bytes) -> tuple[int, bytes] | None:
     if not isinstance(alg, str) or alg not in FORM_CANONICAL or not isinstance(kid, str):
         return None
     signing_alg = SigningAlg(alg)
-    if header != canonical_header(signing_alg, kid):
+    try:
+        if header != canonical_header(signing_alg, kid):
+            return None
+    except MalformedError:  # a kid outside KID_RE: frame the header verbatim
         return None
     return FORM_CANONICAL[signing_alg], kid.encode("ascii")
 
@@ -199,9 +205,11 @@ def parse_presentation(data: str | bytes) -> Presentation:
             kid = r.take(kid_len, "kid").decode("ascii")
         except UnicodeDecodeError as e:
             raise MalformedError("kid is not ASCII") from e
-        header = canonical_header(_ALG_BY_FORM[form], kid)
+        canonical = (_ALG_BY_FORM[form], kid)
+        header = canonical_header(*canonical)
         signature = r.take(CANONICAL_SIGNATURE_BYTES, "signature")
     elif form == FORM_VERBATIM:
+        canonical = None
         header_len = int.from_bytes(r.take(2, "header length"), "big")
         if header_len > MAX_HEADER_BYTES:
             raise MalformedError(f"header of {header_len} bytes exceeds {MAX_HEADER_BYTES}")
@@ -224,6 +232,7 @@ def parse_presentation(data: str | bytes) -> Presentation:
         window_tag=window_tag,
         challenge_bound=bool(flags & FLAG_CHALLENGE),
         proof=proof,
+        canonical=canonical,
     )
 
 

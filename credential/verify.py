@@ -186,6 +186,17 @@ def _check_signature(p: Presentation, alg: str, key: RegisteredKey) -> None:
         raise BadSignatureError("issuer signature does not verify") from e
 
 
+def _verbatim_header(raw: bytes) -> tuple[str, str]:
+    """(alg, kid) of a header sent verbatim, checked to hold exactly our members."""
+    header = parse_header(raw)
+    if set(header) != HEADER_MEMBERS:
+        raise MalformedError(f"expected header members {sorted(HEADER_MEMBERS)}")
+    alg, kid = header["alg"], header["kid"]
+    if not isinstance(alg, str) or not isinstance(kid, str) or header["zip"] != ZIP_DEFLATE:
+        raise MalformedError("header alg/kid must be strings and zip must be " + ZIP_DEFLATE)
+    return alg, kid
+
+
 def _run(
     data: str | bytes,
     trust: TrustState,
@@ -197,12 +208,7 @@ def _run(
 ) -> VerifiedPresentation:
     # 1. Parse and bounds.
     p = parse_presentation(data)
-    header = parse_header(p.header)
-    if set(header) != HEADER_MEMBERS:
-        raise MalformedError(f"expected header members {sorted(HEADER_MEMBERS)}")
-    alg, kid = header["alg"], header["kid"]
-    if not isinstance(alg, str) or not isinstance(kid, str) or header["zip"] != ZIP_DEFLATE:
-        raise MalformedError("header alg/kid must be strings and zip must be " + ZIP_DEFLATE)
+    alg, kid = p.canonical if p.canonical is not None else _verbatim_header(p.header)
     jws = p.credential_jws
     s.digest = digest = credential_digest(jws)
     claims = decode_payload(p.payload, kid)

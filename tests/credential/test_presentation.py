@@ -37,7 +37,7 @@ presentations = st.builds(
         st.builds(
             canonical_header,
             st.sampled_from(SigningAlg),
-            st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True),
+            st.from_regex(r"[A-Za-z0-9_-]{4,64}", fullmatch=True),
         ),
         st.binary(max_size=300),
     ),
