@@ -295,3 +295,8 @@ def keys_revoke(config_path: str | None, kid: str, compromised_at: str | None, r
     AdminService(IssuerContext.open(cfg)).revoke_key(_admin_actor(cfg), kid, when, reason)
     what = f"compromised since {when}" if when is not None else "retired"
     click.echo(f"key {kid} {what}; KeyRevoked entry queued")
+
+
+from issuer.admin_cli import admin  # noqa: E402 - admin accounts and console operations
+
+cli.add_command(admin)
