@@ -1,0 +1,216 @@
+"""Benchmark of the verifier station's scan path, one core.
+
+Prints progress lines, then one JSON object on the last line:
+
+- frame_ms_p50 / frame_ms_p95: decode + verify of one 1280x720 synthetic phone-screen
+  frame (our real presentations, tilt up to 45 deg, glare, low contrast, moire, noise,
+  slight blur), with the station's default per-frame limits;
+- empty_frame_ms_p50 / p95: a frame with no code (most live frames), same limits;
+- synthetic_decode_rate: share of those frames whose exact presentation was read;
+- boofcv_decode_rate: the station's decoder (default limits) on the 144 BoofCV photos,
+  read = a decoded code's centre inside a labelled polygon (the vectors' rule);
+  opencv_boofcv_decode_rate / zxing_boofcv_decode_rate: plain cv2.QRCodeDetector and
+  plain zxing-cpp on the same photos, in the same run;
+- ceiling: what the same machine does at best in this run — plain zxing on a flat,
+  clean code in a 1280x720 frame, verification alone, and a fixed numpy workload
+  (calibration) — so figures from different machines can be compared.
+
+Usage: .venv/bin/python bench/scan.py [--frames N] [--seed S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import zxingcpp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from credential.claims import HealthClaims, StatusBasis, StatusColour  # noqa: E402
+from credential.issue import sign_credential  # noqa: E402
+from credential.keys import SigningAlg, generate_private_key, key_id, public_key_der  # noqa: E402
+from credential.presentation import make_presentation  # noqa: E402
+from credential.trust import InMemoryTrustState, RegisteredKey  # noqa: E402
+from credential.verdict import Decision  # noqa: E402
+from credential.verify import verify_presentation  # noqa: E402
+from verifier.decode import decode_frame  # noqa: E402
+from verifier.synth import synthetic_frame  # noqa: E402
+
+BOOFCV = ROOT.parent / "shared" / "vectors" / "qr-photos" / "boofcv-v3-subset" / "boofcv-v3"
+NOW = 1_800_000_001.0
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.array(values), q))
+
+
+def one_core() -> None:
+    cv2.setNumThreads(1)
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+
+
+def world(n: int) -> tuple[InMemoryTrustState, list[str]]:
+    issuer = generate_private_key()
+    der = public_key_der(issuer)
+    kid = key_id(der)
+    trust = InMemoryTrustState()
+    trust.add_key(RegisteredKey("GD", kid, SigningAlg.ES256, der, int(NOW - 86400 * 30)))
+    trust.sync_times["GD"] = int(NOW - 60)
+    texts = []
+    for i in range(n):
+        device = generate_private_key()
+        claims = HealthClaims(
+            "GD", kid, 1000 + i, int(NOW - 86400), int(NOW - 86400), int(NOW + 7 * 86400),
+            StatusColour.GREEN, StatusBasis.VACCINATION, int(NOW - 86400 * 60),
+            "C** T** M***", "***4567", public_key_der(device),
+        )  # fmt: skip
+        jws = sign_credential(claims, issuer, SigningAlg.ES256)
+        texts.append(make_presentation(jws, device, NOW))
+    return trust, texts
+
+
+def polygons(label: Path) -> list[np.ndarray]:
+    rows = [ln.split() for ln in label.read_text().splitlines() if ln.strip() and ln[0] != "#"]
+    if rows and rows[0] == ["SETS"]:
+        rows = rows[1:]
+    values = [float(v) for r in rows for v in r]
+    return [np.array(values[i : i + 8], np.float32).reshape(4, 2) for i in range(0, len(values), 8)]
+
+
+def inside(polys: list[np.ndarray], x: float, y: float) -> bool:
+    return any(cv2.pointPolygonTest(p, (x, y), False) >= 0 for p in polys)
+
+
+def boofcv_rates() -> dict[str, float | int]:
+    images = sorted(p for p in (BOOFCV / "detection").glob("*/*") if p.suffix in {".jpg", ".png"})
+    ours = zx = ocv = 0
+    ours_ms: list[float] = []
+    detector = cv2.QRCodeDetector()
+    fmt = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
+    for path in images:
+        gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_IGNORE_ORIENTATION)
+        polys = polygons(path.with_suffix(".txt"))
+        t = time.perf_counter()
+        codes = decode_frame(gray)
+        ours_ms.append((time.perf_counter() - t) * 1000)
+        ours += any(inside(polys, *c.centre) for c in codes)
+        hits = [r for r in zxingcpp.read_barcodes(gray, formats=fmt) if r.valid]
+        zx += any(
+            inside(polys, (r.position.top_left.x + r.position.bottom_right.x) / 2,
+                   (r.position.top_left.y + r.position.bottom_right.y) / 2)
+            for r in hits
+        )  # fmt: skip
+        try:
+            ok, texts, pts, _ = detector.detectAndDecodeMulti(gray)
+        except cv2.error:
+            ok, texts, pts = False, (), None
+        if ok and pts is not None:
+            ocv += any(
+                t and inside(polys, *q.mean(axis=0)) for t, q in zip(texts, pts, strict=False)
+            )
+    n = len(images)
+    return {
+        "boofcv_images": n,
+        "boofcv_decode_rate": round(ours / n, 4),
+        "zxing_boofcv_decode_rate": round(zx / n, 4),
+        "opencv_boofcv_decode_rate": round(ocv / n, 4),
+        "boofcv_decode_ms_p50": round(pct(ours_ms, 50), 2),
+        "boofcv_decode_ms_p95": round(pct(ours_ms, 95), 2),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--frames", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=20261129)
+    args = ap.parse_args()
+    one_core()
+    rng = np.random.default_rng(args.seed)
+    trust, texts = world(30)
+    print(f"rendering {args.frames} synthetic frames", file=sys.stderr)
+    frames = []
+    for i in range(args.frames):
+        text = texts[i % len(texts)]
+        frame, _ = synthetic_frame(text, rng)
+        frames.append((text, frame))
+
+    frame_ms: list[float] = []
+    read = admitted = 0
+    for text, frame in frames:
+        t = time.perf_counter()
+        codes = decode_frame(frame)
+        verdicts = [verify_presentation(c.data, trust, NOW) for c in codes]
+        frame_ms.append((time.perf_counter() - t) * 1000)
+        read += any(c.data == text.encode() for c in codes)
+        admitted += any(v.decision is Decision.ADMIT for v in verdicts)
+
+    empty_ms: list[float] = []
+    for _ in range(60):
+        bg = cv2.resize(rng.integers(40, 220, (19, 33, 3), dtype=np.uint8), (1280, 720))
+        t = time.perf_counter()
+        decode_frame(bg)
+        empty_ms.append((time.perf_counter() - t) * 1000)
+
+    # Ceiling: a flat, clean code; verification alone; a fixed CPU workload.
+    flat = np.full((720, 1280), 255, np.uint8)
+    from verifier.synth import qr_image
+
+    code = qr_image(texts[0], module_px=5)
+    flat[50 : 50 + code.shape[0], 300 : 300 + code.shape[1]] = code
+    fmt = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
+    flat_ms, verify_ms, calib_ms = [], [], []
+    for _ in range(50):
+        t = time.perf_counter()
+        zxingcpp.read_barcodes(flat, formats=fmt)
+        flat_ms.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        verify_presentation(texts[0], trust, NOW)
+        verify_ms.append((time.perf_counter() - t) * 1000)
+    a = np.random.default_rng(1).random((256, 256))
+    for _ in range(20):
+        t = time.perf_counter()
+        a @ a
+        calib_ms.append((time.perf_counter() - t) * 1000)
+
+    print("decoding the BoofCV photo subset (ours, plain zxing-cpp, plain OpenCV)", file=sys.stderr)
+    boof = boofcv_rates() if BOOFCV.is_dir() else {"boofcv_decode_rate": None}
+    import segno
+
+    result = {
+        "frames": len(frames),
+        "frame_ms_p50": round(pct(frame_ms, 50), 2),
+        "frame_ms_p95": round(pct(frame_ms, 95), 2),
+        "empty_frame_ms_p50": round(pct(empty_ms, 50), 2),
+        "empty_frame_ms_p95": round(pct(empty_ms, 95), 2),
+        "synthetic_decode_rate": round(read / len(frames), 4),
+        "synthetic_admit_rate": round(admitted / len(frames), 4),
+        "presentation_chars": len(texts[0]),
+        "presentation_qr_version": segno.make_qr(texts[0], error="m", boost_error=False).version,
+        **boof,
+        "ceiling": {
+            "zxing_flat_frame_ms_p50": round(statistics.median(flat_ms), 2),
+            "verify_only_ms_p50": round(statistics.median(verify_ms), 3),
+            "calibration_matmul256_ms_p50": round(statistics.median(calib_ms), 3),
+        },
+        "goals": {
+            "frame_ms_p50": 10,
+            "frame_ms_p95": 35,
+            "synthetic_decode_rate": 0.99,
+            "boofcv_decode_rate": 0.85,
+        },
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
