@@ -64,16 +64,20 @@ class SyncedTrustSource:
         self.min_interval_s = min_interval_s
         self._last = 0.0
         self._lock = threading.Lock()
+        self._local = threading.local()  # SQLite connections stay in their thread
 
     def trust(self) -> TrustState:
         from ledger.sync import SyncedTrustState
 
-        return SyncedTrustState(self.state_path)
+        state: TrustState | None = getattr(self._local, "state", None)
+        if state is None:
+            state = SyncedTrustState(self.state_path)
+            self._local.state = state
+        return state
 
     def refresh(self) -> None:
-        from ledger.sync import SyncClient
-
         from ledger.consortium import Consortium
+        from ledger.sync import SyncClient
 
         with self._lock:
             if time.monotonic() - self._last < self.min_interval_s:
