@@ -82,7 +82,11 @@ class SyncedTrustSource:
         with self._lock:
             if time.monotonic() - self._last < self.min_interval_s:
                 return
-            SyncClient(Consortium.load(self.consortium_path), self.state_path).sync()
+            client = SyncClient(Consortium.load(self.consortium_path), self.state_path)
+            try:
+                client.sync()
+            finally:
+                client.close()
             self._last = time.monotonic()
 
 
