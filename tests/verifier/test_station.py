@@ -44,6 +44,7 @@ def station_for(mint: Mint, log: ScanLog | None = None) -> Station:
     )
 
 
+@pytest.mark.slow
 def test_video_of_phone_screens_yields_expected_verdicts(mint: Mint, tmp_path: Path) -> None:
     texts = mint.scenarios()
     names = list(EXPECTED)
