@@ -13,8 +13,10 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select, update
 
 from issuer.context import IssuerContext
@@ -54,7 +56,7 @@ class InMemoryLedger:
 class ClientLedgerPort:
     """A LedgerPort over ledger.client.LedgerClient (real HTTP to the region's node)."""
 
-    def __init__(self, base_url: str, writer_key: object, timeout: float) -> None:
+    def __init__(self, base_url: str, writer_key: Ed25519PrivateKey | Path, timeout: float) -> None:
         from ledger.client import LedgerClient
 
         self.client = LedgerClient(base_url, writer_key, timeout)
