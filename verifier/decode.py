@@ -10,8 +10,10 @@ a different class of real photographs (glare, small codes, moiré, print bleed):
 2. a 2x upscale — of the region zxing located but could not decode when there is one,
    otherwise of the whole frame when the frame is small;
 3. a slight Gaussian blur — moiré of a phone screen and over-sharpened codes;
-4. contrast-limited histogram equalisation (CLAHE) — low contrast and shadows;
-5. Otsu thresholding — washed-out codes.
+4. contrast-limited histogram equalisation (CLAHE), with either binarizer — low
+   contrast, shadows, damage;
+5. Otsu thresholding — washed-out codes;
+6. a wide Gaussian adaptive threshold — a bright spot across part of the code.
 
 Every attempt checks the elapsed time against `DecodeLimits.budget_ms` first, so one
 frame stays within its time budget and the live view does not stall.
@@ -45,6 +47,8 @@ UPSCALE_FACTOR = 2.0
 BLUR_KERNEL_PX = 3  # "slight" blur: a 3x3 Gaussian
 CLAHE_CLIP_LIMIT = 2.0
 CLAHE_TILE_GRID = (8, 8)
+ADAPTIVE_BLOCK_PX = 51  # neighbourhood of the adaptive threshold; wider than a module
+ADAPTIVE_OFFSET = 2  # grey levels subtracted from the local mean
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,7 @@ class DecodeLimits:
     """
 
     budget_ms: float = 30.0  # milliseconds per frame, retries included
-    max_attempts: int = 8  # plain pass included
+    max_attempts: int = 10  # plain pass included
 
 
 DEFAULT_LIMITS = DecodeLimits()
@@ -72,6 +76,7 @@ class Attempt(StrEnum):
     BLUR = "blur"
     CLAHE = "clahe"
     OTSU = "otsu"
+    ADAPTIVE = "adaptive"
 
 
 @dataclass(frozen=True)
@@ -175,9 +180,20 @@ def _retries(gray: Image, located: Sequence[tuple[Point, ...]]) -> Iterator[_Pas
     blurred = cv2.GaussianBlur(gray, (BLUR_KERNEL_PX, BLUR_KERNEL_PX), 0)
     yield _Pass(Attempt.BLUR, blurred, 1.0, (0.0, 0.0))
     clahe = cv2.createCLAHE(clipLimit=CLAHE_CLIP_LIMIT, tileGridSize=CLAHE_TILE_GRID)
-    yield _Pass(Attempt.CLAHE, clahe.apply(gray), 1.0, (0.0, 0.0))
+    equalised = clahe.apply(gray)
+    yield _Pass(Attempt.CLAHE, equalised, 1.0, (0.0, 0.0))
+    yield _Pass(Attempt.CLAHE, equalised, 1.0, (0.0, 0.0), "GlobalHistogram")
     _, otsu = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     yield _Pass(Attempt.OTSU, np.asarray(otsu), 1.0, (0.0, 0.0))
+    adaptive = cv2.adaptiveThreshold(
+        gray,
+        255,
+        cv2.ADAPTIVE_THRESH_GAUSSIAN_C,
+        cv2.THRESH_BINARY,
+        ADAPTIVE_BLOCK_PX,
+        ADAPTIVE_OFFSET,
+    )
+    yield _Pass(Attempt.ADAPTIVE, np.asarray(adaptive), 1.0, (0.0, 0.0))
 
 
 def decode_frame(

@@ -20,7 +20,7 @@ from verifier.errors import DecodeInputError
 from verifier.synth import Distortion, qr_image, synthetic_frame
 
 BOOFCV = ("qr-photos", "boofcv-v3-subset", "boofcv-v3", "detection")
-BOOFCV_FLOOR = 0.79  # measured 0.8125 (117/144) with the whole retry chain
+BOOFCV_FLOOR = 0.80  # measured 0.819 (118/144) with the whole retry chain
 # Rates are about what the chain can read, not how fast: a loaded CI machine must not
 # cut retries short, so these tests lift the per-frame time budget.
 UNHURRIED = DecodeLimits(budget_ms=5000.0)
