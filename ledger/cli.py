@@ -1,9 +1,11 @@
-"""Command-line group for `healthbridge ledger`: init, serve, status, audit.
+"""Command-line group for `healthbridge ledger`: init, serve, status, audit, consortium.
 
-What it does: creates a node folder (keys with mode 0600, node.toml, migrated
-database), serves a node (werkzeug threaded server; gunicorn via
-`ledger.node:app_from_env()`), prints a node's status, and audits a log from its
-public read API. What it does not: any ledger logic of its own.
+What it does: creates a node folder (log, witness and optional root / writer keys with
+mode 0600, node.toml, member.toml with the public keys a consortium file needs, a
+migrated database), serves a node alone or in joint operation (werkzeug threaded
+server; gunicorn via `ledger.wsgi:app`), prints a node's status, audits a log from its
+public read API, and writes a consortium file from the members' member.toml files.
+What it does not: any ledger logic of its own.
 """
 
 from __future__ import annotations
@@ -24,6 +26,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from ledger.config import decode_ed25519_public_key, encode_ed25519_public_key
 
 SECRET_MODE = 0o600
+
+
+MEMBER_FILE = "member.toml"
+
+
+def _default_witness_name(origin: str) -> str:
+    base = origin[: -len("/log")] if origin.endswith("/log") else origin
+    return f"{base}/witness"
 
 
 def write_secret(path: Path, data: bytes) -> None:
@@ -80,6 +90,26 @@ def cli() -> None:
     is_flag=True,
     help="Also generate a writer key (writer.pem, mode 0600) and allow it.",
 )
+@click.option(
+    "--url",
+    "node_url",
+    default="http://127.0.0.1:8480",
+    show_default=True,
+    help="The URL other members and stations reach this node at (for member.toml).",
+)
+@click.option("--name", "display_name", default=None, help="Display name (default: region).")
+@click.option(
+    "--witness-name",
+    default=None,
+    help="Witness key name (default: the origin with /log replaced by /witness).",
+)
+@click.option(
+    "--consortium",
+    "consortium_file",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Consortium file to run joint operation with (can also be given to `serve`).",
+)
 def init(
     region: str,
     origin: str,
@@ -89,8 +119,13 @@ def init(
     root_public_key: str | None,
     writers: tuple[str, ...],
     generate_writer_key: bool,
+    node_url: str,
+    display_name: str | None,
+    witness_name: str | None,
+    consortium_file: str | None,
 ) -> None:
-    """Create a node: log signing key, optional root / writer keys, node.toml, database."""
+    """Create a node: log and witness keys, optional root / writer keys, node.toml,
+    member.toml (this member's public entry for the consortium file), database."""
     from ledger.note import NoteSigner
     from ledger.storage import StorageError, open_store
 
@@ -124,16 +159,39 @@ def init(
     # The root key may always write: it signs key entries itself (docs/ledger-node.md).
     if root_pub not in writer_keys:
         writer_keys.append(root_pub)
+    from ledger.checkpoint import cosignature_vkey
+
+    wname = witness_name or _default_witness_name(origin)
+    try:
+        w_skey, _ = NoteSigner.generate(wname)
+    except Exception as e:
+        raise click.ClickException(f"cannot make a witness key named {wname!r}: {e}") from e
+    write_secret(d / "witness.skey", w_skey.encode() + b"\n")
+    witness_vkey = cosignature_vkey(NoteSigner.from_skey(w_skey))
+    (d / "witness.vkey").write_text(witness_vkey + "\n", encoding="ascii")
+    member = {
+        "id": region,
+        "name": display_name or region,
+        "log_origin": origin,
+        "log_vkey": vkey,
+        "root_public_key": encode_ed25519_public_key(root_pub),
+        "witness_vkey": witness_vkey,
+        "node_url": node_url.rstrip("/"),
+    }
+    (d / MEMBER_FILE).write_bytes(tomli_w.dumps(member).encode())
     url = db or "sqlite:///ledger.db"
-    doc = {
+    doc: dict[str, object] = {
         "region": region,
         "origin": origin,
         "log_key_file": "log.skey",
         "database_url": url,
         "root_public_key": encode_ed25519_public_key(root_pub),
         "writer_public_keys": [encode_ed25519_public_key(k) for k in writer_keys],
+        "witness_key_file": "witness.skey",
         "sequencer": {"max_batch_delay_s": 0.5, "max_batch_entries": 4096},
     }
+    if consortium_file is not None:
+        doc["consortium_file"] = str(Path(consortium_file).resolve())
     (d / "node.toml").write_bytes(tomli_w.dumps(doc).encode())
     from ledger.config import load_config
 
@@ -143,6 +201,12 @@ def init(
     except StorageError as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"node {region} ready in {d}; log verifier key: {vkey}")
+    click.echo(f"witness verifier key: {witness_vkey}")
+    click.echo(
+        f"this member's consortium entry is in {d / MEMBER_FILE}; combine the members with "
+        "`healthbridge ledger consortium init --member <member.toml> ... --out FILE`"
+    )
+    click.echo(tomli_w.dumps({"members": [member]}))
 
 
 @cli.command()
@@ -155,20 +219,27 @@ def init(
 )
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8480, show_default=True, type=int)
-def serve(config_path: str, host: str, port: int) -> None:
+@click.option(
+    "--consortium",
+    "consortium_file",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Take part in joint operation (witness, mirror, cosignatures) with this file.",
+)
+def serve(config_path: str, host: str, port: int, consortium_file: str | None) -> None:
     """Serve the node (threaded werkzeug server; one process = one sequencer)."""
     from werkzeug.serving import make_server
 
-    from ledger.config import ConfigError, load_config
     from ledger.errors import LedgerError
-    from ledger.node import EXTENSION_KEY, create_app
+    from ledger.serving import open_node
 
     try:
-        app = create_app(load_config(config_path))
-    except (ConfigError, LedgerError) as e:
+        running = open_node(config_path, consortium_file)
+    except (LedgerError, OSError) as e:
         raise click.ClickException(str(e)) from e
-    server = make_server(host, port, app, threaded=True)
-    click.echo(f"ledger node listening on http://{host}:{server.server_port}", err=True)
+    server = make_server(host, port, running.app, threaded=True)
+    mode = "joint" if running.joint is not None else "standalone"
+    click.echo(f"ledger node ({mode}) listening on http://{host}:{server.server_port}", err=True)
 
     def _stop(_sig: int, _frame: FrameType | None) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()
@@ -178,8 +249,7 @@ def serve(config_path: str, host: str, port: int) -> None:
     try:
         server.serve_forever()
     finally:
-        app.extensions[EXTENSION_KEY].sequencer.stop()
-        app.extensions[EXTENSION_KEY].store.dispose()
+        running.close()
 
 
 @cli.command()
@@ -249,6 +319,78 @@ def audit(url: str, vkey: str | None, root_public_key: str | None, region: str |
             },
             indent=2,
         )
+    )
+
+
+@cli.group()
+def consortium() -> None:
+    """Consortium file (the trust root) tools."""
+
+
+@consortium.command("init")
+@click.option(
+    "--member",
+    "members",
+    multiple=True,
+    required=True,
+    type=click.Path(dir_okay=False, exists=True),
+    help="A member.toml written by `ledger init` (repeatable, one per member).",
+)
+@click.option(
+    "--node-url",
+    "urls",
+    multiple=True,
+    help="Override a member's node URL: ID=URL (repeatable).",
+)
+@click.option(
+    "--threshold",
+    default="all",
+    show_default=True,
+    help="Witnesses that must cosign: all, any, or a number.",
+)
+@click.option("--name", default="healthbridge", show_default=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def consortium_init(
+    members: tuple[str, ...],
+    urls: tuple[str, ...],
+    threshold: str,
+    name: str,
+    out: str,
+    force: bool,
+) -> None:
+    """Write a consortium TOML from the members' member.toml files (validated)."""
+    import tomllib
+
+    from ledger.consortium import ConsortiumError, build_consortium, write_consortium
+
+    overrides: dict[str, str] = {}
+    for item in urls:
+        mid, sep, url = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"expected ID=URL, found {item!r}", param_hint="--node-url")
+        overrides[mid] = url
+    tables = []
+    for path in members:
+        try:
+            table = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+            raise click.ClickException(f"cannot read member file {path}: {e}") from e
+        if str(table.get("id")) in overrides:
+            table["node_url"] = overrides.pop(str(table["id"]))
+        tables.append(table)
+    if overrides:
+        raise click.ClickException(f"--node-url names no member: {sorted(overrides)}")
+    t: int | str = int(threshold) if threshold.isdigit() else threshold
+    try:
+        c = build_consortium(tables, threshold=t, name=name)
+    except ConsortiumError as e:
+        raise click.ClickException(f"invalid consortium: {e}") from e
+    if Path(out).exists() and not force:
+        raise click.ClickException(f"{out} exists; give --force to overwrite")
+    write_consortium(out, c)
+    click.echo(
+        f"wrote {out}: members {', '.join(m.id for m in c.members)}; quorum {c.policy.describe()}"
     )
 
 

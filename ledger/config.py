@@ -80,6 +80,12 @@ class NodeConfig:
     max_batch_delay_s: float = MAX_BATCH_DELAY_S
     max_batch_entries: int = MAX_BATCH_ENTRIES
     cosign_hook: CosignHook | None = field(default=None, compare=False)
+    # Joint operation (docs/ledger-protocol.md §6): when `consortium_file` is set the
+    # node also runs this member's witness and validating mirror and collects
+    # cosignatures; `witness_key_file` holds the witness note key (mode 0600).
+    consortium_file: Path | None = None
+    witness_key_file: Path | None = None
+    member_id: str | None = None  # default: `region`
 
     def __post_init__(self) -> None:
         if not self.region or not self.region.isalnum():
@@ -126,6 +132,9 @@ def load_config(path: str | Path, cosign_hook: CosignHook | None = None) -> Node
             max_batch_delay_s=float(seq.get("max_batch_delay_s", MAX_BATCH_DELAY_S)),
             max_batch_entries=int(seq.get("max_batch_entries", MAX_BATCH_ENTRIES)),
             cosign_hook=cosign_hook,
+            consortium_file=_optional_path(data.get("consortium_file"), base),
+            witness_key_file=_optional_path(data.get("witness_key_file"), base),
+            member_id=str(data["member_id"]) if "member_id" in data else None,
         )
     except KeyError as e:
         raise ConfigError(f"node config {p} lacks required field {e.args[0]!r}") from e
@@ -133,6 +142,15 @@ def load_config(path: str | Path, cosign_hook: CosignHook | None = None) -> Node
         if isinstance(e, ConfigError):
             raise
         raise ConfigError(f"node config {p}: {e}") from e
+
+
+def _optional_path(value: object, base: Path) -> Path | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"expected a file name, found {value!r}")
+    p = Path(value)
+    return p if p.is_absolute() else base / p
 
 
 def resolve_sqlite_url(url: str, base: Path) -> str:
