@@ -468,6 +468,12 @@ def encode_leaf(leaf: TimestampedEntry) -> bytes:
 
 def decode_leaf(data: bytes) -> TimestampedEntry:
     """Parse a leaf; its entry bytes must themselves be a canonical entry."""
+    return decode_leaf_entry(data)[0]
+
+
+def decode_leaf_entry(data: bytes) -> tuple[TimestampedEntry, Entry]:
+    """Parse a leaf and its entry in one pass: the leaf and the decoded entry (readers
+    that need both avoid decoding the entry twice)."""
     if not isinstance(data, bytes | bytearray):
         raise EntryError(f"expected bytes, found {type(data).__name__}")
     data = bytes(data)
@@ -481,5 +487,4 @@ def decode_leaf(data: bytes) -> TimestampedEntry:
     if version != LEAF_VERSION:
         raise EntryError(f"expected leaf version {LEAF_VERSION}, found {version}")
     leaf = TimestampedEntry(int(ts), data[_LEAF_HEADER.size :])
-    decode_entry(leaf.entry_bytes)
-    return leaf
+    return leaf, decode_entry(leaf.entry_bytes)

@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import sqlite3
-import struct
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -45,15 +44,13 @@ from ledger import tiles
 from ledger.checkpoint import CosignatureVerifier, OpenedCheckpoint, open_checkpoint
 from ledger.consortium import Consortium, Member, QuorumError
 from ledger.entries import (
-    LEAF_VERSION,
     CredentialAnchored,
     CredentialReinstated,
     CredentialRevoked,
     Entry,
     KeyAdded,
     KeyRevoked,
-    decode_entry,
-    decode_leaf,
+    decode_leaf_entry,
 )
 from ledger.errors import LedgerError
 from ledger.merkle import HASH_SIZE, leaf_hash, node_hash
@@ -66,7 +63,6 @@ DEFAULT_TIMEOUT_S = 10.0  # seconds per HTTP request
 MAX_CHECKPOINT_BYTES = 1 << 16  # bytes
 MAX_BUNDLE_BYTES = BUNDLE_WIDTH * (2 + 0xFFFF)  # bytes; 256 entries of at most 64 KiB
 STAGE_CHUNK_BUNDLES = 64  # bundles staged per transaction (resume granularity)
-_LEAF_HEADER = struct.Struct(">BQ")  # ledger.entries leaf: version, u64 timestamp (ms)
 EMPTY_ROOT = hashlib.sha256(b"").digest()  # RFC 9162 §2.1.1: MTH({})
 
 
@@ -283,14 +279,9 @@ def _read_trusted(conn: sqlite3.Connection, member: Member) -> TrustedLog:
 
 
 def _decode(raw: bytes) -> tuple[int, Entry]:
-    """A leaf's timestamp (ms) and entry, decoding the entry once (decode_leaf would
-    decode it, discard it, and leave us to decode it again)."""
-    if len(raw) <= _LEAF_HEADER.size:
-        return decode_leaf(raw).timestamp_ms, decode_entry(b"")  # raises EntryError
-    version, ts = _LEAF_HEADER.unpack_from(raw)
-    if version != LEAF_VERSION:
-        decode_leaf(raw)  # raises the entries module's own error
-    return int(ts), decode_entry(raw[_LEAF_HEADER.size :])
+    """A leaf's timestamp (ms) and entry, decoding the entry once."""
+    leaf, entry = decode_leaf_entry(raw)
+    return leaf.timestamp_ms, entry
 
 
 def _apply_leaf(conn: sqlite3.Connection, region: str, raw: bytes) -> None:

@@ -24,6 +24,7 @@ from ledger.entries import (
     TimestampedEntry,
     decode_entry,
     decode_leaf,
+    decode_leaf_entry,
     encode_entry,
     encode_leaf,
     root_public_key_bytes,
@@ -189,3 +190,13 @@ def test_leaf_round_trip_and_malformed_leaves() -> None:
             decode_leaf(bad)
     with pytest.raises(EntryError):
         TimestampedEntry(-1, entry_bytes)
+
+
+def test_decode_leaf_entry_returns_leaf_and_entry_and_refuses_what_decode_leaf_refuses() -> None:
+    entry = samples()[4]
+    data = encode_leaf(TimestampedEntry(1_767_139_200_123, encode_entry(entry)))
+    leaf, decoded = decode_leaf_entry(data)
+    assert leaf == decode_leaf(data) and decoded == entry
+    for bad in [b"", data[:9], b"\x02" + data[1:], data + b"\x00", data[:-1], b"x" * 70_000]:
+        with pytest.raises(EntryError):
+            decode_leaf_entry(bad)
