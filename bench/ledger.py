@@ -24,6 +24,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# Run as `python bench/<name>.py`, sys.path[0] is bench/, where this very file would
+# shadow the `ledger` package: drop bench/ and put the project root first.
+_BENCH = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _BENCH]
 sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402

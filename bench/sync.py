@@ -28,8 +28,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-# bench/ledger.py would shadow the ledger package when run as a script from bench/.
 ROOT = Path(__file__).resolve().parent.parent
+# Run as `python bench/<name>.py`, sys.path[0] is bench/, where this very file would
+# shadow the `ledger` package: drop bench/ and put the project root first.
+_BENCH = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _BENCH]
 sys.path.insert(0, str(ROOT))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
