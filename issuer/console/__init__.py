@@ -11,6 +11,7 @@ authenticate with a cookie.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:  # the package itself stays import-light (issuer.audit imports
     from issuer.console.ops import AdminOps
     from issuer.context import IssuerContext
 
+log = logging.getLogger(__name__)
 SESSION_KEY_FILE = "console-session.key"
 SESSION_KEY_BYTES = 32
 csrf = CSRFProtect()
@@ -57,8 +59,13 @@ def init_console(app: Flask, ledger: LedgerView | None = None) -> AdminOps:
         consortium = None
         if ctx.config.consortium_path is not None:
             from ledger.consortium import load_consortium
+            from ledger.errors import LedgerError
 
-            consortium = load_consortium(ctx.config.consortium_path)
+            try:
+                consortium = load_consortium(ctx.config.consortium_path)
+            except (LedgerError, OSError, ValueError) as e:
+                # The console still serves; the ledger page says why it cannot check.
+                log.error("console cannot load the consortium file: %s", e)
         ledger = LedgerView(consortium, ctx.region, ctx.config.ledger_url)
     ops = AdminOps(ctx, ledger)
 

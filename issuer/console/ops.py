@@ -202,6 +202,10 @@ class AdminOps:
             ),
             self.ctx.now(),
         )
+        # The audit log's head goes on the region's log at most every few minutes.
+        audit.anchor_digest(
+            self.ctx.sessions, self.ctx.region, self.ctx.now(), audit.DEFAULT_ANCHOR_INTERVAL_S
+        )
 
     def _actor(self, who: Who, role: ServiceRole) -> Actor:
         return Actor(who.principal.username, who.principal.region, role)
@@ -521,12 +525,16 @@ class AdminOps:
         return EntryState.COSIGNED if view.cosigned else EntryState.ANCHORED
 
     def entry_state(self, who: Who, outbox_id: int) -> EntryState:
+        return self.entry(who, outbox_id)[0]
+
+    def entry(self, who: Who, outbox_id: int) -> tuple[EntryState, int | None]:
+        """(state, log index) of one queued log entry."""
         self._read(who, Permission.VIEW_CREDENTIALS)
         with self.ctx.sessions() as s:
             box = s.get(OutboxRow, outbox_id)
             if box is None:
                 raise NotFoundError(f"no log entry {outbox_id}")
-        return self._state(box.log_index, self.checkpoint_view())
+        return self._state(box.log_index, self.checkpoint_view()), box.log_index
 
     def ledger_regions(self, who: Who) -> list[RegionLedger]:
         self._read(who, Permission.VIEW_LEDGER)

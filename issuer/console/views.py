@@ -242,7 +242,8 @@ def override() -> ResponseReturnValue:
 
 @console.get("/entries/<int:outbox_id>.json")
 def entry_state(outbox_id: int) -> ResponseReturnValue:
-    return {"outbox_id": outbox_id, "state": ops().entry_state(who(), outbox_id).value}
+    state, log_index = ops().entry(who(), outbox_id)
+    return {"outbox_id": outbox_id, "state": state.value, "log_index": log_index}
 
 
 # -- bulk ----------

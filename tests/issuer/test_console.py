@@ -15,7 +15,7 @@ from issuer.accounts import Role
 from issuer.app import create_app
 from issuer.console import accounts_db
 from issuer.context import IssuerContext
-from issuer.models import CredentialRow
+from issuer.models import CredentialRow, OutboxRow
 from tests.issuer.helpers import enrol_directly, make_context, new_device
 
 PASSWORD = "correct horse battery"
@@ -112,6 +112,8 @@ def test_operator_revokes_and_reinstates(client: FlaskClient, gd: IssuerContext)
         actions = [(r.actor, r.action, r.channel, r.outcome) for r in audit.rows(s)]
         assert audit.verify_all(s) == len(actions)
     assert ("oper", "revoke", "console", "ok") in actions
+    with gd.sessions() as s:  # the audit log's head was queued for the region's log
+        assert s.query(OutboxRow).filter_by(kind=audit.AUDIT_DIGEST_KIND).count() == 1
     assert ("oper", "reinstate", "console", "ok") in actions
 
 

@@ -131,19 +131,13 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     ctx = browser.new_context(viewport={"width": 1280, "height": 900})
     pg = ctx.new_page()
     pg.set_default_timeout(WAIT_S * 1000)
+    failed_before = request.session.testsfailed
     yield pg
-    rep = getattr(request.node, "rep_call", None)
-    if rep is None or rep.failed:
+    # The call phase's report is logged before teardown, so a failure shows up here.
+    if request.session.testsfailed > failed_before:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         pg.screenshot(path=str(ARTIFACTS / f"FAILED-{request.node.name}.png"), full_page=True)
     ctx.close()
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
-    outcome = yield
-    rep = outcome.get_result()  # type: ignore[attr-defined]
-    setattr(item, "rep_" + rep.when, rep)
 
 
 def shot(page: Any, name: str) -> None:

@@ -17,7 +17,11 @@
   document.querySelectorAll("[data-poll-entry]").forEach((el) => {
     if (el.textContent.trim() === "cosigned") return;
     const url = "/console/entries/" + el.dataset.pollEntry + ".json";
-    poll(url, (d) => { el.textContent = d.state; el.className = "entry-state " + d.state; },
+    const cell = el.closest("tr") && el.closest("tr").querySelector(".log-index");
+    poll(url, (d) => {
+      el.textContent = d.state; el.className = "entry-state " + d.state;
+      if (cell && d.log_index !== null) cell.textContent = d.log_index;
+    },
       (d) => d.state === "cosigned");
   });
 
