@@ -43,6 +43,7 @@ from ledger.config import (
 )
 from ledger.errors import LedgerError, TileError
 from ledger.note import NoteSigner
+from ledger.revocation_api import RevocationPublisher, revocation_blueprint
 from ledger.rules import LogState
 from ledger.sequencer import (
     Clock,
@@ -57,6 +58,7 @@ log = logging.getLogger(__name__)
 AUTH_SCHEME = "HB-Ledger-Writer"
 AUTH_CONTEXT = b"HB-Ledger-Submit\n"  # domain separation for writer signatures
 EXTENSION_KEY = "healthbridge_ledger"
+REVOCATION_KEY = "healthbridge_ledger_revocation"  # the node's RevocationPublisher
 CHECKPOINT_MEDIA_TYPE = "text/plain; charset=utf-8"
 MAX_PROOF_QUERY_SIZE = 1 << 62  # tree sizes beyond this are refused outright
 
@@ -368,12 +370,22 @@ def create_app(
         raise LedgerError(f"cannot read the log signing key {config.log_key_file}: {e}") from e
     signer = NoteSigner.from_skey(skey)
     store = open_store(config.database_url)
+    # Every checkpoint commits the region's revocation snapshot (docs/ledger-protocol.md
+    # §8); the witnesses re-derive it before cosigning.
+    publisher = RevocationPublisher(config.region)
     sequencer = Sequencer(
-        store, config, signer, initial_state_for(config.region, config.root_public_key), clock=clock
+        store,
+        config,
+        signer,
+        initial_state_for(config.region, config.root_public_key),
+        clock=clock,
+        extender=publisher,
     )
     app.extensions[EXTENSION_KEY] = LedgerNode(config, store, sequencer, signer, clock)
+    app.extensions[REVOCATION_KEY] = publisher
     app.register_blueprint(api)
     app.register_blueprint(read)
+    app.register_blueprint(revocation_blueprint(publisher))
     for bp in extra_blueprints:
         app.register_blueprint(bp)
     _register_errors(app)

@@ -20,8 +20,9 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from ledger import tiles
 from ledger.checkpoint import Checkpoint
@@ -78,8 +79,27 @@ def entry_hash(entry: bytes) -> bytes:
     return hashlib.sha256(entry).digest()
 
 
-def checkpoint_text(origin: str, size: int, root: bytes) -> str:
-    return Checkpoint(origin=origin, size=size, root_hash=root).render()
+def checkpoint_text(origin: str, size: int, root: bytes, extensions: Sequence[str] = ()) -> str:
+    return Checkpoint(
+        origin=origin, size=size, root_hash=root, extensions=tuple(extensions)
+    ).render()
+
+
+class CheckpointExtender(Protocol):
+    """Adds extension lines (C2SP tlog-checkpoint: lines after the root hash) to each
+    checkpoint the sequencer signs, e.g. ledger.revocation_api.RevocationPublisher."""
+
+    def prime(self, entries: Iterable[bytes]) -> None:
+        """Learn the stored log's entries at startup (called once, in log order)."""
+
+    def lines(self, state: LogState, size: int, new_entries: Sequence[bytes]) -> list[str]:
+        """Lines for the checkpoint of `size`, `state` being the rules' state there."""
+
+    def committed(self) -> None:
+        """The batch of the last `lines` call is durable."""
+
+    def rolled_back(self) -> None:
+        """The batch of the last `lines` call was not committed."""
 
 
 class _OverlayReader:
@@ -104,13 +124,19 @@ class _OverlayReader:
         return self.cache[key]
 
 
-def rebuild_log_state(store: Store, initial: LogState, size: int) -> LogState:
-    """Replay every stored leaf through the rules (startup; the rules are pure)."""
+def rebuild_log_state(
+    store: Store, initial: LogState, size: int, entries: list[bytes] | None = None
+) -> LogState:
+    """Replay every stored leaf through the rules (startup; the rules are pure); when
+    `entries` is given, also collect every entry's bytes into it."""
     from ledger.entries import decode_leaf
 
     state = initial
     for raw in store.iter_leaves(size):
-        state = apply_entry(state, decode_leaf(raw))
+        leaf = decode_leaf(raw)
+        state = apply_entry(state, leaf)
+        if entries is not None:
+            entries.append(leaf.entry_bytes)
     return state
 
 
@@ -124,8 +150,10 @@ class Sequencer:
         signer: NoteSigner,
         initial_state: LogState,
         clock: Clock = time.time,
+        extender: CheckpointExtender | None = None,
     ) -> None:
         self.store = store
+        self.extender = extender
         self.config = config
         self.signer = signer
         self.clock = clock
@@ -137,7 +165,14 @@ class Sequencer:
         self._cache: dict[tuple[int, int], bytes] = {}
         self.tree = store.tree_state()
         self._check_root()
-        self.log_state = rebuild_log_state(store, initial_state, self.tree.size)
+        replayed: list[bytes] | None = [] if extender is not None else None
+        self.log_state = rebuild_log_state(store, initial_state, self.tree.size, replayed)
+        if extender is not None and replayed is not None:
+            extender.prime(replayed)
+            # The latest checkpoint's extension lines must be servable again (ledger.
+            # revocation_api keeps snapshots in memory): re-derive them.
+            extender.lines(self.log_state, self.tree.size, [])
+            extender.committed()
         self._ensure_checkpoint()
         self._cosign_cond = threading.Condition()
         self._cosign_next: tuple[int, bytes] | None = None
@@ -246,12 +281,14 @@ class Sequencer:
         ts = max(now_ms, old.last_timestamp_ms)
         state = self.log_state
         new: list[NewLeaf] = []
+        new_entries: list[bytes] = []
         assigned: dict[bytes, int] = {}
         accepted: list[tuple[_Submission, list[int]]] = []
         for sub in batch:
             trial = state
             local: dict[bytes, int] = {}
             sub_new: list[NewLeaf] = []
+            sub_entries: list[bytes] = []
             indices: list[int] = []
             try:
                 for pos, (raw, h) in enumerate(zip(sub.entries, sub.hashes, strict=True)):
@@ -274,12 +311,14 @@ class Sequencer:
                     local[h] = idx
                     indices.append(idx)
                     sub_new.append(NewLeaf(idx, h, encode_leaf(leaf)))
+                    sub_entries.append(raw)
             except SubmissionRefusedError as e:
                 sub.error = e
                 sub.done.set()
                 continue
             state = trial
             new.extend(sub_new)
+            new_entries.extend(sub_entries)
             assigned.update(local)
             accepted.append((sub, indices))
         if new:
@@ -290,8 +329,18 @@ class Sequencer:
             size = old.size + len(new)
             root = tiles.tree_root(size, _OverlayReader(changed, self._cache, self.store))
             tree = TreeState(size, root, ts)
-            note = sign_note(checkpoint_text(self.config.origin, size, root), [self.signer])
-            self.store.commit_batch(old.size, new, changed, tree, note, now_ms)
+            ext: list[str] = []
+            if self.extender is not None:
+                ext = self.extender.lines(state, size, new_entries)
+            note = sign_note(checkpoint_text(self.config.origin, size, root, ext), [self.signer])
+            try:
+                self.store.commit_batch(old.size, new, changed, tree, note, now_ms)
+            except BaseException:
+                if self.extender is not None:
+                    self.extender.rolled_back()
+                raise
+            if self.extender is not None:
+                self.extender.committed()
             self.tree = tree
             self.log_state = state
             self._remember(changed)
@@ -334,8 +383,12 @@ class Sequencer:
     def _ensure_checkpoint(self) -> None:
         """Sign the checkpoint of the stored size if none is stored (only size 0)."""
         if self.store.checkpoint(self.tree.size) is None:
+            ext: list[str] = []
+            if self.extender is not None:
+                ext = self.extender.lines(self.log_state, self.tree.size, [])
+                self.extender.committed()
             note = sign_note(
-                checkpoint_text(self.config.origin, self.tree.size, self.tree.root_hash),
+                checkpoint_text(self.config.origin, self.tree.size, self.tree.root_hash, ext),
                 [self.signer],
             )
             self.store.add_checkpoint_if_absent(self.tree.size, note, int(self.clock() * 1000))
