@@ -340,6 +340,9 @@ def run_demo(once: bool, workdir: str | None) -> int:
     except DemoError as e:
         failed = e
         say(f"  {FAIL} {e}")
+    except Exception as e:  # a component failing to start: one line, not a traceback
+        failed = DemoError(f"{type(e).__name__}: {e}")
+        say(f"  {FAIL} {failed}")
     finally:
         if world is not None:
             world.close()
