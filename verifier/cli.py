@@ -214,6 +214,8 @@ def scan(
             log=log,
             sync_ages=lambda: sync_ages(d.state_db, time.time(), regions),
             online=lambda: None if syncer is None else syncer.online,
+            alarm=lambda: None if syncer is None else syncer.fork_alarm,
+            max_sync_age_s=config.policy.max_sync_age_s,
         )
         station.listeners.append(state.on_event)
         station.frame_listeners.append(state.on_frame)

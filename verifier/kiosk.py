@@ -26,7 +26,7 @@ import numpy as np
 from flask import Blueprint, Flask, Response, current_app, jsonify, render_template
 from werkzeug.exceptions import HTTPException
 
-from credential.verdict import Decision, describe
+from credential.verdict import DEFAULT_MAX_SYNC_AGE_S, Decision, describe
 from verifier.decode import DecodedCode
 from verifier.frames import Frame
 from verifier.scanlog import ScanLog
@@ -58,6 +58,8 @@ class KioskState:
     log: ScanLog | None = None
     sync_ages: Callable[[], Mapping[str, int | None]] = _no_sync_info
     online: Callable[[], bool | None] = lambda: None
+    alarm: Callable[[], str | None] = lambda: None  # e.g. a ledger fork seen by the sync
+    max_sync_age_s: int = DEFAULT_MAX_SYNC_AGE_S
     clock: Callable[[], float] = time.time
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _jpeg: bytes | None = None
@@ -100,12 +102,15 @@ class KioskState:
         if latest is not None and age is not None and age > VERDICT_HOLD_S:
             latest = None  # an old verdict must not be read as the next person's
         ages = dict(self.sync_ages())
+        stale = any(a is None or a > self.max_sync_age_s for a in ages.values())
         return {
             "verdict": latest,
             "verdict_age_s": None if latest is None or age is None else round(age, 1),
             "recent": recent,
             "sync_age_s": ages,
+            "sync_stale": stale,
             "online": self.online(),
+            "alarm": self.alarm(),
         }
 
     def frame(self) -> tuple[int, bytes | None]:

@@ -58,6 +58,7 @@ def show(k: Kiosk, text: str, t: float = 0.0) -> None:
 def test_status_json_carries_verdict_and_sync_ages(kiosk: Kiosk, mint: Mint) -> None:
     empty = requests.get(kiosk.url + "/v1/status", timeout=5).json()
     assert empty["verdict"] is None and empty["sync_age_s"] == {"GD": 60, "MO": 3600}
+    assert empty["sync_stale"] is False and empty["alarm"] is None
     show(kiosk, mint.scenarios()["revoked"])
     body = requests.get(kiosk.url + "/v1/status", timeout=5).json()
     assert body["verdict"]["label"] == "DENY"
@@ -125,3 +126,29 @@ def test_verdict_panel_shows_colour_and_reason(
             assert bg == expected
         finally:
             browser.close()
+
+
+def test_stale_sync_and_fork_alarm_are_reported() -> None:
+    state = KioskState(
+        sync_ages=lambda: {"GD": 60, "MO": None},
+        alarm=lambda: "MO: cosigned root abcd.. for size 9, trusted 1234..",
+        max_sync_age_s=3600,
+    )
+    snap = state.snapshot()
+    assert snap["sync_stale"] is True  # MO never synced
+    assert snap["alarm"].startswith("MO:")
+
+
+def test_old_verdict_clears_from_the_panel(mint: Mint) -> None:
+    now = [1000.0]
+    state = KioskState(clock=lambda: now[0])
+    station = Station(
+        verify=presentation_verifier(lambda: mint.trust),
+        clock=lambda f: T0 + f.timestamp,
+        listeners=[state.on_event],
+    )
+    station.process(Frame(qr_image(mint.present(mint.claims())), 0.0, 0))
+    assert state.snapshot()["verdict"]["label"] == "ADMIT"
+    now[0] += 13.0  # longer than VERDICT_HOLD_S
+    snap = state.snapshot()
+    assert snap["verdict"] is None and snap["recent"][0]["label"] == "ADMIT"

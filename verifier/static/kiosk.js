@@ -33,6 +33,10 @@
     const parts = Object.keys(ages).sort().map((r) => r + " " + fmtAge(ages[r]));
     const online = status.online === false ? " (offline)" : "";
     $("sync-text").textContent = (parts.length ? parts.join(", ") : "never") + online;
+    $("sync").className = status.sync_stale ? "sync stale" : "sync";
+    const alarm = $("alarm");
+    alarm.hidden = !status.alarm;
+    alarm.textContent = status.alarm ? "LEDGER ALARM: " + status.alarm : "";
 
     const list = $("recent");
     list.replaceChildren();
