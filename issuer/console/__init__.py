@@ -40,11 +40,25 @@ class ConsoleSessionInterface(SecureCookieSessionInterface):
 
 
 def session_key(ctx: IssuerContext) -> bytes:
+    """The cookie-signing key, shared by every worker process of this issuer.
+
+    The first process to start creates it; the file appears atomically (hard link of
+    a finished temporary file), so gunicorn workers racing at start-up all end up
+    reading the same key instead of each keeping its own.
+    """
+    import os
+    import secrets
+
     path: Path = ctx.config.key_dir / SESSION_KEY_FILE
     if not path.exists():
-        import secrets
-
-        write_secret(path, secrets.token_bytes(SESSION_KEY_BYTES))
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        write_secret(tmp, secrets.token_bytes(SESSION_KEY_BYTES))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another worker won the race: use its key
+        finally:
+            tmp.unlink(missing_ok=True)
     return read_secret(path)
 
 

@@ -252,3 +252,11 @@ def test_ledger_page_without_consortium_says_so(client: FlaskClient) -> None:
     login(client, "viewer")
     html = client.get("/console/ledger").get_data(as_text=True)
     assert "no consortium file configured" in html and "waiting for the GD log" in html
+
+
+def test_workers_share_one_session_key_file_with_mode_0600(gd: IssuerContext) -> None:
+    a = create_app(gd.config, context=gd, start_workers=False)
+    b = create_app(gd.config, context=gd, start_workers=False)
+    assert a.secret_key == b.secret_key and len(a.secret_key) == 32
+    key_file = gd.config.key_dir / "console-session.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
