@@ -152,3 +152,24 @@ def test_old_verdict_clears_from_the_panel(mint: Mint) -> None:
     now[0] += 13.0  # longer than VERDICT_HOLD_S
     snap = state.snapshot()
     assert snap["verdict"] is None and snap["recent"][0]["label"] == "ADMIT"
+
+
+def test_network_stream_source_reads_codes_from_an_mjpeg_url(kiosk: Kiosk, mint: Mint) -> None:
+    """A real MJPEG-over-HTTP stream (this very kiosk's view) read by OpenCV's
+    VideoCapture through LiveSource, decoded by the station's decoder."""
+    import numpy as np
+
+    from verifier.decode import decode_frame
+    from verifier.frames import LiveSource, RetryPolicy
+    from verifier.synth import synthetic_frame
+
+    text = mint.present(mint.claims())
+    frame, _ = synthetic_frame(text, np.random.default_rng(5))
+    kiosk.state.on_frame(Frame(frame, 0.0, 0), [])
+    src = LiveSource(kiosk.url + "/stream.mjpg", retry=RetryPolicy(max_failures=3))
+    try:
+        got = next(iter(src))
+    finally:
+        src.close()
+    assert got.image.shape[:2] == (720, 1280)
+    assert [c.data for c in decode_frame(got.image)] == [text.encode()]
