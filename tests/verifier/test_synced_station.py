@@ -235,3 +235,20 @@ def test_cli_errors_are_one_line_messages(tmp_path: Path, world: World) -> None:
     bad.write_text("not = [valid")
     r = runner.invoke(cli, ["init", "--consortium", str(bad), "--dir", str(tmp_path / "x")])
     assert r.exit_code == 1 and "Traceback" not in r.output
+
+
+def test_cli_sync_offline_keeps_state_and_says_so(world: World, tmp_path: Path) -> None:
+    consortium_file = tmp_path / "consortium.toml"
+    write_consortium(consortium_file, world.consortium)  # node URLs: nothing listens there
+    d = tmp_path / "station"
+    runner = CliRunner()
+    assert (
+        runner.invoke(
+            cli, ["init", "--consortium", str(consortium_file), "--dir", str(d)]
+        ).exit_code
+        == 0
+    )
+    r = runner.invoke(cli, ["sync", "--dir", str(d)])
+    assert r.exit_code == 1
+    assert "GD: failed" in r.output and "old state is kept" in r.output
+    assert "Traceback" not in r.output
