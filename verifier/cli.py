@@ -137,6 +137,12 @@ def sync(station_dir: Path, region: str | None) -> None:
 @click.option("--fps", type=float, default=30.0, show_default=True)
 @click.option("--no-sync", is_flag=True, help="Never touch the network (offline station).")
 @click.option(
+    "--camera-retries",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Give up after this many consecutive camera/stream failures (default: never).",
+)
+@click.option(
     "--at",
     "at",
     type=float,
@@ -155,12 +161,13 @@ def scan(
     height: int,
     fps: float,
     no_sync: bool,
+    camera_retries: int | None,
     at: float | None,
 ) -> None:
     """Scan codes from a camera, stream, video or image folder and show verdicts."""
     from ledger.sync import SyncedTrustState
     from verifier.errors import VerifierError
-    from verifier.frames import CaptureSettings, SourceEvent, open_source
+    from verifier.frames import CaptureSettings, RetryPolicy, SourceEvent, open_source
     from verifier.kiosk import KioskState, create_app
     from verifier.scanlog import ScanLog
     from verifier.station import Deduper, ScanEvent, Station, presentation_verifier
@@ -178,6 +185,7 @@ def scan(
             images=images,
             url=url,
             settings=CaptureSettings(width, height, fps),
+            retry=RetryPolicy(max_failures=camera_retries),
             on_event=on_source,
         )
         log = ScanLog(d.scan_log)

@@ -252,3 +252,27 @@ def test_cli_sync_offline_keeps_state_and_says_so(world: World, tmp_path: Path) 
     assert r.exit_code == 1
     assert "GD: failed" in r.output and "old state is kept" in r.output
     assert "Traceback" not in r.output
+
+
+def test_cli_missing_camera_is_reported_and_retried_then_given_up(
+    world: World, tmp_path: Path
+) -> None:
+    consortium_file = tmp_path / "consortium.toml"
+    write_consortium(consortium_file, world.consortium)
+    d = tmp_path / "station"
+    runner = CliRunner()
+    assert (
+        runner.invoke(
+            cli, ["init", "--consortium", str(consortium_file), "--dir", str(d)]
+        ).exit_code
+        == 0
+    )
+    r = runner.invoke(
+        cli,
+        ["scan", "--dir", str(d), "--camera", "97", "--headless", "--no-sync",
+         "--camera-retries", "2"],
+    )  # fmt: skip
+    assert r.exit_code == 1
+    assert "camera 97: open-failed" in r.stderr
+    assert "camera 97: retrying in 0.5 s" in r.stderr
+    assert "consecutive failures" in r.output and "Traceback" not in r.output
