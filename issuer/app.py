@@ -20,7 +20,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from credential.claims import StatusColour
-from issuer import anchor, conversion, enrolment
+from issuer import anchor, conversion, enrolment, ledger_state
 from issuer.config import IssuerConfig
 from issuer.context import IssuerContext
 from issuer.device_auth import DeviceAuth, verify_device_auth
@@ -237,8 +237,27 @@ def status_override() -> tuple[Response, int]:
 @admin.get("/entries/<int:outbox_id>")
 def entry_state(outbox_id: int) -> tuple[Response, int]:
     actor = admin_actor()
-    state = AdminService(ctx()).entry_state(actor, outbox_id)
-    return jsonify({"outbox_id": outbox_id, "state": state.value}), 200
+    st = AdminService(ctx()).entry_status(actor, outbox_id, checkpoint_source())
+    return jsonify(
+        {
+            "outbox_id": outbox_id,
+            "state": st.state.value,
+            "log_index": st.log_index,
+            "checkpoint_size": st.checkpoint_size,
+            "witnesses": list(st.witnesses),
+            "quorum": st.quorum,
+            "ledger_error": st.ledger_error,
+        }
+    ), 200
+
+
+def checkpoint_source() -> ledger_state.ConsortiumCheckpoints | None:
+    """The region's cosigned-checkpoint view, built once per app from the consortium."""
+    key = "issuer.checkpoints"
+    if key not in current_app.extensions:
+        current_app.extensions[key] = ledger_state.ConsortiumCheckpoints.from_context(ctx())
+    source: ledger_state.ConsortiumCheckpoints | None = current_app.extensions[key]
+    return source
 
 
 # -- meta ------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from credential.claims import StatusColour
 from issuer import keymgmt
 from issuer.context import IssuerContext
-from issuer.errors import BadRequestError, NotFoundError, PermissionDeniedError
+from issuer.errors import BadRequestError, IssuerError, NotFoundError, PermissionDeniedError
 from issuer.issuance import (
     reinstate_credential_row,
     resident_status,
@@ -81,6 +81,21 @@ class CheckpointView:
 
     size: int
     cosigned: bool
+    witnesses: tuple[str, ...] = ()  # member ids whose witness cosigned this checkpoint
+    quorum: str = ""  # the consortium policy, described for people
+
+
+@dataclass(frozen=True)
+class EntryStatus:
+    """One queued log entry against the latest checkpoint of the region's log."""
+
+    outbox_id: int
+    state: EntryState
+    log_index: int | None
+    checkpoint_size: int | None = None
+    witnesses: tuple[str, ...] = ()  # who cosigned the checkpoint covering the entry
+    quorum: str = ""
+    ledger_error: str | None = None  # why the checkpoint could not be read, if so
 
 
 _WRITE_ROLES = {Role.ADMIN, Role.OPERATOR}
@@ -322,16 +337,30 @@ class AdminService:
     ) -> EntryState:
         """Pending, sequenced, anchored (checkpoint size > index) or cosigned (and the
         checkpoint satisfies the consortium's witness quorum)."""
+        return self.entry_status(actor, outbox_id, checkpoint).state
+
+    def entry_status(
+        self, actor: Actor, outbox_id: int, checkpoint: Callable[[], CheckpointView] | None = None
+    ) -> EntryStatus:
+        """`entry_state` with the log index and the witnesses that cosigned. A ledger
+        that cannot be read leaves a sequenced entry at SEQUENCED (never claims more)."""
         self._check(actor, actor.region, {Role.ADMIN, Role.OPERATOR, Role.VIEWER})
         with self.ctx.sessions() as s:
             box = s.get(OutboxRow, outbox_id)
             if box is None:
                 raise NotFoundError(f"no outbox entry {outbox_id}")
         if box.log_index is None:
-            return EntryState.PENDING
+            return EntryStatus(outbox_id, EntryState.PENDING, None)
         if checkpoint is None:
-            return EntryState.SEQUENCED
-        view = checkpoint()
+            return EntryStatus(outbox_id, EntryState.SEQUENCED, box.log_index)
+        try:
+            view = checkpoint()
+        except IssuerError as e:
+            return EntryStatus(
+                outbox_id, EntryState.SEQUENCED, box.log_index, ledger_error=e.message
+            )
         if view.size <= box.log_index:
-            return EntryState.SEQUENCED
-        return EntryState.COSIGNED if view.cosigned else EntryState.ANCHORED
+            state = EntryState.SEQUENCED
+        else:
+            state = EntryState.COSIGNED if view.cosigned else EntryState.ANCHORED
+        return EntryStatus(outbox_id, state, box.log_index, view.size, view.witnesses, view.quorum)
