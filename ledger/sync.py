@@ -50,11 +50,20 @@ from ledger.entries import (
     Entry,
     KeyAdded,
     KeyRevoked,
+    decode_entry,
     decode_leaf_entry,
 )
 from ledger.errors import LedgerError
 from ledger.merkle import HASH_SIZE, leaf_hash, node_hash
 from ledger.note import NoteVerifier
+from ledger.revocation import (
+    RevocationDelta,
+    RevocationError,
+    RevocationSnapshot,
+    apply_delta,
+    find_extension,
+    open_snapshot,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +71,7 @@ BUNDLE_WIDTH = tiles.TILE_WIDTH  # entries per full entry bundle (tlog-tiles)
 DEFAULT_TIMEOUT_S = 10.0  # seconds per HTTP request
 MAX_CHECKPOINT_BYTES = 1 << 16  # bytes
 MAX_BUNDLE_BYTES = BUNDLE_WIDTH * (2 + 0xFFFF)  # bytes; 256 entries of at most 64 KiB
+MAX_SNAPSHOT_BYTES = 64 << 20  # bytes; ledger.revocation.MAX_BITMAP_BYTES
 STAGE_CHUNK_BUNDLES = 64  # bundles staged per transaction (resume granularity)
 EMPTY_ROOT = hashlib.sha256(b"").digest()  # RFC 9162 §2.1.1: MTH({})
 
@@ -167,6 +177,23 @@ class HttpLogSource:
     def entry_bundle(self, index: int, width: int) -> bytes:
         return self._get(tiles.entry_bundle_path(index, width), MAX_BUNDLE_BYTES)
 
+    def revocation_snapshot(self, digest: bytes) -> bytes:
+        return self._get(f"revocation/snapshot/{digest.hex()}", MAX_SNAPSHOT_BYTES)
+
+    def revocation_delta(self, from_digest: bytes, to_digest: bytes) -> bytes:
+        return self._get(
+            f"revocation/delta/{from_digest.hex()}/{to_digest.hex()}", MAX_SNAPSHOT_BYTES
+        )
+
+
+class CompactLogSource(LogSource, Protocol):
+    """A source that also serves content-addressed revocation snapshots and deltas
+    (ledger.revocation_api); required by compact mode."""
+
+    def revocation_snapshot(self, digest: bytes) -> bytes: ...
+
+    def revocation_delta(self, from_digest: bytes, to_digest: bytes) -> bytes: ...
+
 
 def mirror_prefix(node_url: str, origin: str) -> str:
     """C2SP tlog-mirror: `<monitoring prefix>/<hex SHA-256 of the origin>`."""
@@ -218,6 +245,8 @@ CREATE TABLE IF NOT EXISTS log_state (
     region TEXT PRIMARY KEY, origin TEXT NOT NULL, size INTEGER NOT NULL,
     root_hash BLOB NOT NULL, frontier BLOB NOT NULL, checkpoint BLOB,
     synced_at INTEGER);
+CREATE TABLE IF NOT EXISTS compact_snapshot (
+    region TEXT PRIMARY KEY, digest BLOB NOT NULL, snapshot BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS staged (
     region TEXT NOT NULL, idx INTEGER NOT NULL, leaf BLOB NOT NULL,
     PRIMARY KEY (region, idx));
@@ -286,6 +315,10 @@ def _decode(raw: bytes) -> tuple[int, Entry]:
 
 def _apply_leaf(conn: sqlite3.Connection, region: str, raw: bytes) -> None:
     ts_ms, entry = _decode(raw)
+    _apply_entry(conn, region, entry, ts_ms)
+
+
+def _apply_entry(conn: sqlite3.Connection, region: str, entry: Entry, ts_ms: int) -> None:
     if entry.region != region:
         # Validating witnesses refuse such entries; a station refuses them too.
         raise BadEntriesError(f"entry of region {entry.region} in the log of {region}")
@@ -322,8 +355,13 @@ class SyncClient:
         *,
         sources: Callable[[str], Sequence[LogSource]] | None = None,
         clock: Callable[[], float] = time.time,
+        compact: bool = False,
     ) -> None:
         self.consortium = consortium
+        # Compact mode (docs/ledger-protocol.md §8): fetch checkpoint + quorum + the
+        # committed revocation snapshot or delta, not every entry. The station then
+        # knows keys and revoked indices but no anchors.
+        self.compact = compact
         self.path = Path(state_db_path)
         self.conn = _connect(self.path)
         self.sources = sources or (lambda region: default_sources(consortium, region))
@@ -416,6 +454,13 @@ class SyncClient:
                 return TrustedLog(region, trusted.origin, trusted.size, trusted.root_hash,
                                   trusted.frontier, synced_at)  # fmt: skip
             return trusted
+        if self.compact:
+            return self._advance_compact(member, trusted, source, opened, synced_at, data)
+        if trusted.size > 0 and not trusted.frontier:
+            raise SyncError(
+                f"{region}: this state file was synced in compact mode (no right edge kept); "
+                "use compact mode or a fresh file for full sync"
+            )
         self._stage(member, trusted, source, cp.size, cp.root_hash, progress)
         return self._commit(member, trusted, cp.size, cp.root_hash, synced_at, data)
 
@@ -518,6 +563,77 @@ class SyncClient:
             conn.execute("DELETE FROM staged WHERE region = ?", (region,))
             conn.execute("DELETE FROM staged_target WHERE region = ?", (region,))
         return TrustedLog(region, trusted.origin, size, root, tuple(frontier), synced_at)
+
+    def _advance_compact(
+        self,
+        member: Member,
+        trusted: TrustedLog,
+        source: LogSource,
+        opened: OpenedCheckpoint,
+        synced_at: int,
+        data: bytes,
+    ) -> TrustedLog:
+        cp = opened.checkpoint
+        region = member.id
+        digest = find_extension(cp.extensions)
+        if digest is None:
+            raise SourceError(f"{region}: checkpoint {cp.size} commits no revocation snapshot")
+        fetch_snapshot = getattr(source, "revocation_snapshot", None)
+        fetch_delta = getattr(source, "revocation_delta", None)
+        if fetch_snapshot is None:
+            raise SourceError(f"{source.name} serves no revocation snapshots")
+        conn = self.conn
+        row = conn.execute(
+            "SELECT digest, snapshot FROM compact_snapshot WHERE region = ?", (region,)
+        ).fetchone()
+        new: RevocationSnapshot | None = None
+        flipped: frozenset[int] | None = None
+        if row is not None and fetch_delta is not None:
+            try:
+                old = RevocationSnapshot.from_bytes(bytes(row[1]))
+                delta = RevocationDelta.from_bytes(fetch_delta(bytes(row[0]), digest))
+                if delta.to_digest != digest:
+                    raise RevocationError("delta lands on another snapshot than committed")
+                new, flipped = apply_delta(old, delta), delta.flipped
+            except (SourceError, RevocationError) as e:
+                log.info("sync %s: no usable delta (%s); fetching the full snapshot", region, e)
+        if new is None:
+            raw = fetch_snapshot(digest)
+            new = open_snapshot(raw, digest)
+        if new.region != region or new.tree_size != cp.size:
+            raise SourceError(
+                f"expected the snapshot of {region}@{cp.size}, found {new.region}@{new.tree_size}"
+            )
+        snapshot_bytes = new.to_bytes()
+        with _tx(conn):
+            if flipped is not None:
+                for i in flipped:
+                    if i in new.revoked:
+                        conn.execute("INSERT OR IGNORE INTO revoked VALUES (?, ?)", (region, i))
+                    else:
+                        conn.execute(
+                            "DELETE FROM revoked WHERE region = ? AND status_index = ?",
+                            (region, i),
+                        )
+            else:
+                conn.execute("DELETE FROM revoked WHERE region = ?", (region,))
+                conn.executemany(
+                    "INSERT INTO revoked VALUES (?, ?)", ((region, i) for i in sorted(new.revoked))
+                )
+            for entry_bytes in new.key_entries:
+                try:
+                    _apply_entry(conn, region, decode_entry(entry_bytes), 0)
+                except LedgerError as e:
+                    raise BadEntriesError(f"{region}: undecodable key entry: {e}") from e
+            conn.execute(
+                "INSERT OR REPLACE INTO log_state VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (region, trusted.origin, cp.size, cp.root_hash, b"", data, synced_at),
+            )
+            conn.execute(
+                "INSERT OR REPLACE INTO compact_snapshot VALUES (?, ?, ?)",
+                (region, digest, snapshot_bytes),
+            )
+        return TrustedLog(region, trusted.origin, cp.size, cp.root_hash, (), synced_at)
 
 
 class SyncedTrustState:
