@@ -68,6 +68,7 @@ class KioskState:
     _latest_at: float = 0.0
     _recent: list[dict[str, Any]] = field(default_factory=list)
     _outline: tuple[Decision, float] | None = None
+    _encoded_at: float = float("-inf")
 
     def on_event(self, event: ScanEvent) -> None:
         """Listener for Station.listeners: shows the newest verdict."""
@@ -85,6 +86,12 @@ class KioskState:
         """Listener for Station.frame_listeners: keeps the annotated JPEG of the view."""
         with self._lock:
             outline = self._outline
+            # JPEG encoding costs several ms per 1280x720 frame: encode no more often
+            # than the stream sends, unless codes are in view (their outline matters).
+            now = self.clock()
+            if not codes and now - self._encoded_at < 1.0 / STREAM_MAX_FPS:
+                return
+            self._encoded_at = now
         colour = NEUTRAL_BGR
         if outline is not None and self.clock() - outline[1] <= OUTLINE_HOLD_S:
             colour = BGR[outline[0]]

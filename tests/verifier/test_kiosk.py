@@ -173,3 +173,17 @@ def test_network_stream_source_reads_codes_from_an_mjpeg_url(kiosk: Kiosk, mint:
         src.close()
     assert got.image.shape[:2] == (720, 1280)
     assert [c.data for c in decode_frame(got.image)] == [text.encode()]
+
+
+def test_view_is_encoded_at_stream_rate_not_camera_rate() -> None:
+    import numpy as np
+
+    now = [0.0]
+    state = KioskState(clock=lambda: now[0])
+    img = np.zeros((72, 128, 3), np.uint8)
+    for i in range(30):  # one second of a 30 fps camera
+        now[0] = i / 30.0
+        state.on_frame(Frame(img, now[0], i), [])
+    seq, jpeg = state.frame()
+    assert jpeg is not None and jpeg.startswith(b"\xff\xd8")
+    assert 10 <= seq <= 16  # about STREAM_MAX_FPS encodes, not 30
