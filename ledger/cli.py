@@ -156,7 +156,7 @@ def init(
         writer = Ed25519PrivateKey.generate()
         write_secret(d / "writer.pem", _ed25519_pem(writer))
         writer_keys.append(_raw_public(writer))
-    # The root key may always write: it signs key entries itself (docs/ledger-node.md).
+    # The root key may always write: it signs key entries itself (docs/ledger-protocol.md).
     if root_pub not in writer_keys:
         writer_keys.append(root_pub)
     from ledger.checkpoint import cosignature_vkey

@@ -1,7 +1,7 @@
 """HTTP client of a ledger node: authenticated submissions and the tlog-tiles read API.
 
 What it does: `LedgerClient(base_url, writer_key, timeout)` signs POST /v1/entries with
-the writer's Ed25519 key (scheme in docs/ledger-node.md), fetches checkpoints, tiles,
+the writer's Ed25519 key (scheme in docs/ledger-protocol.md), fetches checkpoints, tiles,
 entry bundles and proofs, and maps every failure to a typed `LedgerClientError`
 subclass. What it does not: it does not verify what it fetches (checkpoint signatures,
 proofs); callers do that with ledger.checkpoint / ledger.merkle, as `ledger.audit` does.

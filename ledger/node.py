@@ -2,7 +2,7 @@
 
 What it does: `create_app(config, extra_blueprints=())` builds a Flask app around one
 `Store` and one `Sequencer` (the single writer of this log):
-  POST /v1/entries                      authenticated writer submissions (docs/ledger-node.md)
+  POST /v1/entries                      authenticated writer submissions (docs/ledger-protocol.md)
   GET  /checkpoint                      latest signed checkpoint + cosignatures (tlog-tiles)
   GET  /tile/<L>/<N>[.p/<W>]            hash tiles (tlog-tiles)
   GET  /tile/entries/<N>[.p/<W>]        entry bundles (tlog-tiles)
