@@ -27,6 +27,7 @@ from credential.reasons import Reason
 from credential.trust import TrustState
 from credential.verdict import DEFAULT_POLICY, Decision, StationPolicy, Verdict, describe
 from verifier.decode import DEFAULT_LIMITS, DecodedCode, DecodeLimits, decode_frame
+from verifier.errors import DecodeInputError
 from verifier.frames import Frame, FrameSource
 from verifier.scanlog import DIGEST_PREFIX_CHARS, ScanLog, ScanRecord
 
@@ -153,6 +154,7 @@ class Station:
     deduper: Deduper = field(default_factory=Deduper)
     listeners: list[Callable[[ScanEvent], None]] = field(default_factory=list)
     frame_listeners: list[Callable[[Frame, list[DecodedCode]], None]] = field(default_factory=list)
+    skipped_frames: int = 0  # frames that were not images the decoder could read
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def _verify_with_sync(self, data: bytes, now: float) -> tuple[Verdict, bool]:
@@ -171,7 +173,13 @@ class Station:
     def process(self, frame: Frame) -> list[ScanEvent]:
         """Decode, dedupe, verify, log and announce; returns the new events."""
         started = time.perf_counter()
-        codes = decode_frame(frame.image, self.limits)
+        try:
+            codes = decode_frame(frame.image, self.limits)
+        except DecodeInputError:
+            # A source handed over something that is not an 8-bit image (a driver
+            # glitch, an odd pixel format): drop that frame, keep the station running.
+            self.skipped_frames += 1
+            return []
         decode_ms = (time.perf_counter() - started) * 1000.0
         for fl in self.frame_listeners:
             fl(frame, codes)

@@ -187,3 +187,16 @@ def test_tilted_phone_with_glare_is_still_admitted(mint: Mint) -> None:
     frame, _ = synthetic_frame(text, np.random.default_rng(11))
     (event,) = station_for(mint).process(Frame(frame, 0.0, 0))
     assert event.verdict.decision is Decision.ADMIT
+
+
+def test_frame_in_an_unreadable_pixel_format_is_skipped_not_fatal(mint: Mint) -> None:
+    station = station_for(mint)
+    text = mint.present(mint.claims())
+    frames = [
+        Frame(np.zeros((720, 1280), np.uint16), 0.0, 0),
+        Frame(np.zeros((720, 1280, 2), np.uint8), 0.1, 1),
+        Frame(qr_image(text), 0.2, 2),
+    ]
+    events = list(station.run(frames))
+    assert station.skipped_frames == 2
+    assert [e.verdict.decision for e in events] == [Decision.ADMIT]
