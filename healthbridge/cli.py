@@ -27,10 +27,18 @@ main.add_command(wallet_cli, name="wallet")
 
 @main.command()
 @click.option("--once", is_flag=True, help="Exit after the story instead of serving.")
-@click.option("--workdir", type=click.Path(file_okay=False), default=None,
-              help="Where the demo keeps its databases and keys (default: a temp folder).")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where the demo keeps its databases and keys (default: a temp folder).",
+)
 def demo(once: bool, workdir: str | None) -> None:
     """Bring up both regions on loopback with SQLite and play the whole story."""
     from healthbridge.demo import run_demo
 
     raise SystemExit(run_demo(once=once, workdir=workdir))
+
+
+if __name__ == "__main__":
+    main()

@@ -84,23 +84,55 @@ def postgres_url() -> Iterator[str]:
         os.chown(workdir, pw.pw_uid, pw.pw_gid)
         prefix = ["runuser", "-u", "postgres", "--"]
     subprocess.run(
-        [*prefix, str(pg_bin / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
-         "--no-sync", "-E", "UTF8"],
-        check=True, capture_output=True,
+        [
+            *prefix,
+            str(pg_bin / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        ],
+        check=True,
+        capture_output=True,
     )
     log = workdir / "server.log"
     subprocess.run(
-        [*prefix, str(pg_bin / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "start",
-         "-o", f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off "
-               "-c max_connections=200"],
-        check=True, capture_output=True,
+        [
+            *prefix,
+            str(pg_bin / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(log),
+            "-w",
+            "start",
+            "-o",
+            f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c max_connections=200",
+        ],
+        check=True,
+        capture_output=True,
     )
     try:
         deadline = time.monotonic() + 30
         while True:
             r = subprocess.run(
-                [*prefix, str(pg_bin / "createdb"), "-h", "127.0.0.1", "-p", str(port),
-                 "-U", "postgres", "healthbridge"],
+                [
+                    *prefix,
+                    str(pg_bin / "createdb"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                    "-U",
+                    "postgres",
+                    "healthbridge",
+                ],
                 capture_output=True,
             )
             if r.returncode == 0 or time.monotonic() > deadline:
@@ -143,6 +175,11 @@ def chromium_path() -> str:
 
 
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
