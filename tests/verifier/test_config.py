@@ -1,0 +1,78 @@
+"""station.toml: round trip, defaults that fail closed, malformed files refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from credential.claims import StatusColour
+from credential.verdict import Decision, StationPolicy
+from verifier.config import StationConfig, StationDir, parse_config, render_config
+from verifier.errors import StationConfigError
+
+
+def test_default_policy_fails_closed() -> None:
+    c = parse_config(render_config(StationConfig()))
+    assert c.policy.on_revocation_unknown is Decision.DENY
+    assert c.policy.colours[StatusColour.YELLOW] is Decision.MANUAL_CHECK
+    assert c.policy.colours[StatusColour.RED] is Decision.DENY
+
+
+def test_round_trip_of_a_lenient_station() -> None:
+    policy = StationPolicy(
+        {
+            StatusColour.GREEN: Decision.ADMIT,
+            StatusColour.YELLOW: Decision.ADMIT,
+            StatusColour.RED: Decision.MANUAL_CHECK,
+        },
+        max_sync_age_s=600,
+        on_revocation_unknown=Decision.MANUAL_CHECK,
+    )
+    c = StationConfig("gate-3", policy, sync_interval_s=60, kiosk_port=9000, dedupe_s=2.5)
+    text = render_config(c)
+    assert parse_config(text) == c
+    assert render_config(parse_config(text.encode())) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("version = 2", "version"),
+        ("this is not toml", "TOML"),
+        ('version = 1\nname = "x"', "policy"),
+        (
+            'version = 1\nname = "x"\nsync_interval_s = 60\nkiosk_port = 8088\ndedupe_s = 4.0\n'
+            '[policy]\nmax_sync_age_s = 10\non_revocation_unknown = "deny"\n'
+            '[policy.colours]\ngreen = "admit"\n',
+            "missing",
+        ),
+        (
+            'version = 1\nname = "x"\nsync_interval_s = 60\nkiosk_port = 8088\ndedupe_s = 4.0\n'
+            '[policy]\nmax_sync_age_s = 10\non_revocation_unknown = "maybe"\n'
+            '[policy.colours]\ngreen = "admit"\nyellow = "deny"\nred = "deny"\n',
+            "policy",
+        ),
+        (
+            'version = 1\nname = "x"\nsync_interval_s = true\nkiosk_port = 8088\ndedupe_s = 4.0\n'
+            '[policy]\nmax_sync_age_s = 10\non_revocation_unknown = "deny"\n'
+            '[policy.colours]\ngreen = "admit"\nyellow = "deny"\nred = "deny"\n',
+            "sync_interval_s",
+        ),
+    ],
+)
+def test_malformed_config_names_the_problem(text: str, field: str) -> None:
+    with pytest.raises(StationConfigError, match=field):
+        parse_config(text)
+
+
+def test_binary_junk_is_refused() -> None:
+    with pytest.raises(StationConfigError):
+        parse_config(b"\xff\xfe\x00junk")
+    with pytest.raises(StationConfigError, match="at most"):
+        parse_config(b"#" * (70 * 1024))
+
+
+def test_missing_station_says_how_to_create_one(tmp_path: Path) -> None:
+    with pytest.raises(StationConfigError, match="verifier init"):
+        StationDir(tmp_path).load()
