@@ -16,14 +16,17 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
-# Debian's chromium drives the browser tests; install it when we may (root, apt).
+# Debian's chromium drives the browser tests, and a CJK font lets pages show their
+# Chinese labels; install them when we may (root, apt).
+BROWSER_PKGS := chromium fonts-noto-cjk
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@if ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi "noto.*cjk"; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing Debian's chromium for the browser tests"; \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	      || echo "could not install chromium; browser tests will say so"; \
-	  else echo "chromium not found; browser tests will say so"; fi; }
+	    echo "installing Debian's $(BROWSER_PKGS) for the browser tests"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PKGS) >/dev/null) \
+	      || echo "could not install $(BROWSER_PKGS); browser tests will say what is missing"; \
+	  else echo "chromium or a CJK font is missing; browser tests will say what is missing"; fi; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
