@@ -163,6 +163,10 @@ class LiveSource:
             cap.set(cv2.CAP_PROP_FRAME_HEIGHT, float(s.height))
         if s.fps:
             cap.set(cv2.CAP_PROP_FPS, float(s.fps))
+        # Keep at most one frame queued in the driver: when a scan takes longer than a
+        # frame interval, the next read gets the newest frame, not one from the past
+        # (backends that cannot do this ignore it).
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1.0)
         self.on_event(SourceEvent(SourceEventKind.OPENED, self.description))
         return cap
 

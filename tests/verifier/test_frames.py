@@ -90,6 +90,7 @@ def test_camera_that_fails_to_open_is_retried_with_backoff() -> None:
     ]
     assert SourceEventKind.OPENED in kinds
     assert good.props[cv2.CAP_PROP_FRAME_WIDTH] == 1280
+    assert good.props[cv2.CAP_PROP_BUFFERSIZE] == 1  # newest frame, not a backlog
     assert good.released
 
 

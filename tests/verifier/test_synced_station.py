@@ -276,3 +276,44 @@ def test_cli_missing_camera_is_reported_and_retried_then_given_up(
     assert "camera 97: open-failed" in r.stderr
     assert "camera 97: retrying in 0.5 s" in r.stderr
     assert "consecutive failures" in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.slow
+def test_cli_scans_a_recorded_video_headless(world: World, tmp_path: Path) -> None:
+    import numpy as np
+
+    from verifier.synth import Scene, write_video
+
+    consortium_file = tmp_path / "consortium.toml"
+    write_consortium(consortium_file, world.consortium)
+    d = tmp_path / "station"
+    runner = CliRunner()
+    assert (
+        runner.invoke(
+            cli, ["init", "--consortium", str(consortium_file), "--dir", str(d)]
+        ).exit_code
+        == 0
+    )
+    jws = world.credential(31)
+    client = world.client(world.consortium, d / "state.db")
+    client.sync()
+    client.close()
+    text = make_presentation(jws, world.device, NOW)
+    video = write_video(tmp_path / "gate.avi", [Scene(text, 1.0, 0.2)], np.random.default_rng(2))
+    r = runner.invoke(
+        cli,
+        [
+            "scan",
+            "--dir",
+            str(d),
+            "--video",
+            str(video),
+            "--headless",
+            "--no-sync",
+            "--at",
+            str(NOW),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    lines = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
+    assert [x["decision"] for x in lines] == ["admit"]  # ten frames, one verdict
