@@ -5,12 +5,27 @@ Each component owns its group in its own `cli` module; this module only assemble
 
 from __future__ import annotations
 
+import os
+import sys
+
 import click
 
+from credential.errors import CredentialError
 from issuer.cli import cli as issuer_cli
+from issuer.errors import IssuerError
 from ledger.cli import cli as ledger_cli
+from ledger.errors import LedgerError
 from mobile_stub.cli import cli as wallet_cli
+from mobile_stub.errors import WalletError
 from verifier.cli import cli as verifier_cli
+from verifier.errors import VerifierError
+
+# Exit codes for failures that escape a subcommand's own handling (sysexits.h).
+EXIT_DOMAIN_ERROR = 2
+EXIT_IO_ERROR = 74
+EXIT_INTERNAL_ERROR = 70
+EXIT_INTERRUPTED = 130
+DOMAIN_ERRORS = (CredentialError, LedgerError, IssuerError, VerifierError, WalletError)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -40,5 +55,39 @@ def demo(once: bool, workdir: str | None) -> None:
     raise SystemExit(run_demo(once=once, workdir=workdir))
 
 
+def run(argv: list[str] | None = None) -> None:
+    """Console entry point: no traceback ever reaches a user.
+
+    Subcommands report their own failures; anything that still escapes becomes one line
+    on stderr and a non-zero exit. `HEALTHBRIDGE_DEBUG=1` shows the traceback instead,
+    for whoever is debugging the command itself.
+    """
+    debug = os.environ.get("HEALTHBRIDGE_DEBUG", "") not in {"", "0"}
+    try:
+        main.main(args=argv, prog_name="healthbridge", standalone_mode=True)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except DOMAIN_ERRORS as e:
+        if debug:
+            raise
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_DOMAIN_ERROR)
+    except OSError as e:
+        if debug:
+            raise
+        click.echo(f"error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), err=True)
+        sys.exit(EXIT_IO_ERROR)
+    except Exception as e:
+        if debug:
+            raise
+        click.echo(
+            f"error: unexpected {type(e).__name__}: {e} "
+            "(run again with HEALTHBRIDGE_DEBUG=1 to see where)",
+            err=True,
+        )
+        sys.exit(EXIT_INTERNAL_ERROR)
+
+
 if __name__ == "__main__":
-    main()
+    run()
