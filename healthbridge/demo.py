@@ -206,8 +206,8 @@ class Story:
 
         def state() -> bool:
             url = f"{r.issuer_url}/v1/admin/log-entries/{outbox_id}"
-            got = requests.get(url, headers=auth, timeout=HTTP_TIMEOUT_S).json()
-            return got.get("state") == "cosigned"
+            got: dict[str, Any] = requests.get(url, headers=auth, timeout=HTTP_TIMEOUT_S).json()
+            return bool(got.get("state") == "cosigned")
 
         wait_for(state, "the revocation to be cosigned on GD's log")
         ledger = requests.get(f"{r.issuer_url}/v1/admin/ledger", headers=auth, timeout=10).json()

@@ -58,12 +58,9 @@ class DemoError(Exception):
     """The demo could not set up or run a step; the message says which and why."""
 
 
-def origin_of(region: str) -> str:
-    return f"{region.lower()}.healthbridge.demo/log"
-
-
-def witness_name_of(region: str) -> str:
-    return f"{region.lower()}.healthbridge.demo/witness"
+def origin_of(region: str, domain: str = "healthbridge.demo") -> str:
+    """The log origin of a region (C2SP tlog-checkpoint: a schema-less URL)."""
+    return f"{region.lower()}.{domain}/log"
 
 
 def run_cli(*args: str) -> str:
