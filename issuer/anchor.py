@@ -112,13 +112,16 @@ def anchor_once(ctx: IssuerContext, ledger: LedgerPort, now: float | None = None
                     )
                 )
         return 0
+    # One executemany for the batch (ORM bulk UPDATE by primary key): the indices of a
+    # whole submission are committed together, or not at all and the batch is re-sent.
     with ctx.sessions.begin() as s:
-        for r, index in zip(rows, indices, strict=True):
-            s.execute(
-                update(OutboxRow)
-                .where(OutboxRow.id == r.id)
-                .values(log_index=index, last_error=None)
-            )
+        s.execute(
+            update(OutboxRow),
+            [
+                {"id": r.id, "log_index": index, "last_error": None}
+                for r, index in zip(rows, indices, strict=True)
+            ],
+        )
     return len(rows)
 
 

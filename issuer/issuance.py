@@ -10,6 +10,7 @@ incremented inside the same transaction: a committed index is never handed out a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
@@ -62,14 +63,21 @@ def ensure_counters(session: Session) -> None:
 def next_status_index(session: Session) -> int:
     """Increment and return the region's status index (UPDATE ... RETURNING holds the
     row lock until commit on PostgreSQL; SQLite runs writers one at a time)."""
+    return next_status_indices(session, 1).start
+
+
+def next_status_indices(session: Session, count: int) -> range:
+    """Reserve `count` consecutive status indices with one counter update."""
+    if count <= 0:
+        raise ValueError(f"expected a positive count of status indices, found {count}")
     ensure_counters(session)
     value = session.execute(
         update(Counter)
         .where(Counter.name == STATUS_INDEX_COUNTER)
-        .values(value=Counter.value + 1)
+        .values(value=Counter.value + count)
         .returning(Counter.value)
     ).scalar_one()
-    return int(value)
+    return range(int(value) - count + 1, int(value) + 1)
 
 
 def add_outbox(session: Session, kind: str, ref: str, entry: bytes, now: int) -> OutboxRow:
@@ -146,52 +154,81 @@ def issue_credential(
     decision: StatusDecision | None = None,
 ) -> Issued:
     """Sign a fresh credential for the holder and queue its anchor (same transaction)."""
-    decision = decision or holder_status(session, holder, now)
+    return issue_many(ctx, session, [(holder, decision)], now)[0]
+
+
+def issue_many(
+    ctx: IssuerContext,
+    session: Session,
+    holders: Sequence[tuple[Holder, StatusDecision | None]],
+    now: int,
+) -> list[Issued]:
+    """Issue one credential per (holder, decision) in the caller's transaction: one key
+    lookup, one counter update and one flush for the whole group, so a group commit
+    pays the durable write (fsync) once. Every credential row and its outbox row are in
+    the same transaction: the caller hands credentials out only after it commits."""
+    if not holders:
+        return []
     key = active_signing_key(session, now)
-    expires = min(now + ctx.config.credential_validity_s, key.not_after)
-    if decision.valid_until is not None:
-        expires = min(expires, decision.valid_until)
-    if holder.resident_id is not None:
-        resident = session.get_one(Resident, holder.resident_id)
-        masked, hint = mask_name(resident.name), document_hint(resident.document_number)
-    else:
-        masked, hint = holder.carried_name or "*", holder.carried_hint or ""
-    index = next_status_index(session)
-    claims = HealthClaims(
-        region=ctx.region,
-        kid=key.kid,
-        status_index=index,
-        issued_at=now,
-        not_before=now,
-        expires_at=expires,
-        colour=decision.colour,
-        basis=decision.basis,
-        basis_time=decision.basis_time,
-        masked_name=masked,
-        document_hint=hint,
-        holder_key=holder.device_key,
-    )
-    jws = sign_credential(claims, ctx.keys.signing_key(key.kid), SigningAlg(key.alg))
-    digest = credential_digest(jws)
-    row = CredentialRow(
-        credential_id=digest[:16].hex(),
-        status_index=index,
-        holder_pk=holder.id,
-        kid=key.kid,
-        colour=decision.colour.value,
-        basis=decision.basis.value,
-        rule=decision.rule.value,
-        issued_at=now,
-        expires_at=expires,
-        digest=digest,
-        jws=jws,
-        state="active",
-    )
-    session.add(row)
-    entry = log_entries.credential_anchored(ctx.region, digest, index, key.kid, expires)
-    box = add_outbox(session, "credential_anchored", str(index), entry, now)
+    private_key = ctx.keys.signing_key(key.kid)
+    alg = SigningAlg(key.alg)
+    indices = next_status_indices(session, len(holders))
+    pairs: list[tuple[CredentialRow, OutboxRow]] = []
+    decided: dict[int, StatusDecision] = {}  # one status decision per holder per group
+    for (holder, given), index in zip(holders, indices, strict=True):
+        decision = given or decided.get(holder.id) or holder_status(session, holder, now)
+        decided[holder.id] = decision
+        expires = min(now + ctx.config.credential_validity_s, key.not_after)
+        if decision.valid_until is not None:
+            expires = min(expires, decision.valid_until)
+        if holder.resident_id is not None:
+            resident = session.get_one(Resident, holder.resident_id)
+            masked, hint = mask_name(resident.name), document_hint(resident.document_number)
+        else:
+            masked, hint = holder.carried_name or "*", holder.carried_hint or ""
+        claims = HealthClaims(
+            region=ctx.region,
+            kid=key.kid,
+            status_index=index,
+            issued_at=now,
+            not_before=now,
+            expires_at=expires,
+            colour=decision.colour,
+            basis=decision.basis,
+            basis_time=decision.basis_time,
+            masked_name=masked,
+            document_hint=hint,
+            holder_key=holder.device_key,
+        )
+        jws = sign_credential(claims, private_key, alg)
+        digest = credential_digest(jws)
+        row = CredentialRow(
+            credential_id=digest[:16].hex(),
+            status_index=index,
+            holder_pk=holder.id,
+            kid=key.kid,
+            colour=decision.colour.value,
+            basis=decision.basis.value,
+            rule=decision.rule.value,
+            issued_at=now,
+            expires_at=expires,
+            digest=digest,
+            jws=jws,
+            state="active",
+        )
+        entry = log_entries.credential_anchored(ctx.region, digest, index, key.kid, expires)
+        box = OutboxRow(
+            kind="credential_anchored",
+            ref=str(index),
+            entry=entry,
+            created_at=now,
+            attempts=0,
+            next_attempt_at=0.0,
+        )
+        pairs.append((row, box))
+    session.add_all([x for pair in pairs for x in pair])
     session.flush()
-    return Issued(row, box.id, True)
+    return [Issued(row, box.id, True) for row, box in pairs]
 
 
 def current_credential(ctx: IssuerContext, session: Session, holder: Holder, now: int) -> Issued:
