@@ -25,6 +25,7 @@ from issuer.config import IssuerConfig
 from issuer.context import IssuerContext
 from issuer.device_auth import DeviceAuth, verify_device_auth
 from issuer.errors import BadRequestError, IssuerError, UnauthorizedError
+from issuer.group_commit import GroupCommitter
 from issuer.issuance import Issued, current_credential
 from issuer.models import Holder
 from issuer.residents import add_records, parse_record
@@ -98,6 +99,27 @@ def fetch_credential() -> tuple[Response, int]:
     c = ctx()
     auth = DeviceAuth.parse(request.headers.get("Authorization", ""))
     now = c.now()
+    committer: GroupCommitter | None = current_app.extensions.get("issuer.committer")
+    if committer is not None:
+        # Authenticate here (read only), then write in the shared group transaction.
+        with c.sessions() as s:
+            holder = s.query(Holder).filter_by(holder_id=auth.holder_id).one_or_none()
+            if holder is None:
+                raise UnauthorizedError("unknown holder")
+            verify_device_auth(
+                auth,
+                holder.device_key,
+                request.method,
+                request.path,
+                now,
+                c.config.device_auth_skew_s,
+                holder.last_auth_ts,
+            )
+            holder_pk = holder.id
+        issued = committer.fetch(holder_pk, auth.timestamp, now)
+        if issued.fresh:
+            wake_worker()
+        return jsonify(credential_body(issued)), 200
     with c.sessions.begin() as s:
         holder = s.query(Holder).filter_by(holder_id=auth.holder_id).one_or_none()
         if holder is None:
@@ -331,6 +353,8 @@ def create_app(
         log.error("unexpected %s on %s %s", type(e).__name__, request.method, request.path)
         return error_body("unavailable", "the issuer could not complete the request", 503)
 
+    if config.group_commit:
+        app.extensions["issuer.committer"] = GroupCommitter(c).start()
     if start_workers and config.anchor_worker:
         port = ledger or (anchor.ledger_port_for(c) if config.ledger_url else None)
         if port is not None:
@@ -345,6 +369,9 @@ def create_app(
 
 
 def stop_app(app: Flask) -> None:
+    committer = app.extensions.get("issuer.committer")
+    if committer is not None:
+        committer.stop()
     worker = app.extensions.get("issuer.worker")
     if worker is not None:
         worker.stop()

@@ -60,6 +60,7 @@ class IssuerConfig:
     rate_window_s: int = DEFAULT_RATE_WINDOW_S
     device_auth_skew_s: int = DEFAULT_DEVICE_AUTH_SKEW_S
     anchor_worker: bool = True
+    group_commit: bool = True  # credential fetches of concurrent requests share one commit
     anchor_batch: int = DEFAULT_ANCHOR_BATCH
     anchor_interval_s: float = DEFAULT_ANCHOR_INTERVAL_S
     anchor_max_backoff_s: float = DEFAULT_ANCHOR_MAX_BACKOFF_S

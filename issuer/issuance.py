@@ -235,6 +235,17 @@ def current_credential(ctx: IssuerContext, session: Session, holder: Holder, now
     """The holder's current credential, or a fresh one when the status changed or the
     current one is within `refresh_before_s` of its expiry."""
     decision = holder_status(session, holder, now)
+    same = reusable_credential(ctx, session, holder, now, decision)
+    if same is not None:
+        return same
+    return issue_credential(ctx, session, holder, now, decision)
+
+
+def reusable_credential(
+    ctx: IssuerContext, session: Session, holder: Holder, now: int, decision: StatusDecision
+) -> Issued | None:
+    """The holder's active credential if it still matches `decision` and is not near
+    its expiry (then no re-issue is due), else None."""
     row = session.scalars(
         select(CredentialRow)
         .where(CredentialRow.holder_pk == holder.id, CredentialRow.state == "active")
@@ -254,7 +265,7 @@ def current_credential(ctx: IssuerContext, session: Session, holder: Holder, now
             )
         ).first()
         return Issued(row, int(box or 0), False)
-    return issue_credential(ctx, session, holder, now, decision)
+    return None
 
 
 def revoke_credential_row(

@@ -1,0 +1,130 @@
+"""Group commit of credential fetches: many request threads, one transaction.
+
+A wallet's `GET /v1/credential` writes twice: the holder's last accepted HB-Device
+timestamp, and (when its status changed or the credential nears expiry) a fresh
+credential with its outbox row. Committing each request alone costs one durable write
+(fsync with SQLite `synchronous=FULL`, a WAL flush on PostgreSQL) per request. The
+`GroupCommitter` takes every fetch queued while the previous group was being written
+and handles them in ONE transaction (`issue_many` signs them together); each
+request thread gets its credential only after that transaction committed, so nothing
+handed out can be lost with an uncommitted outbox row (DESIGN.md §7).
+
+What it does not do: authenticate (the request thread verified the device signature
+before queueing) or decide the status rules (issuer.issuance).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from issuer.context import IssuerContext
+from issuer.errors import IssuerError, LedgerUnavailableError, UnauthorizedError
+from issuer.issuance import Issued, holder_status, issue_many, reusable_credential
+from issuer.models import Holder
+from issuer.status_rules import StatusDecision
+
+log = logging.getLogger(__name__)
+MAX_GROUP = 256  # fetches per transaction at most
+WAIT_S = 30.0  # seconds a request waits for the commit lock before giving up
+
+
+@dataclass
+class Fetch:
+    """One authenticated fetch waiting for its group's commit."""
+
+    holder_pk: int
+    auth_ts: int
+    now: int
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Issued | None = None
+    error: Exception | None = None
+
+
+class GroupCommitter:
+    """Leader-based group commit, no extra thread: a request queues its fetch and takes
+    the commit lock; whoever holds the lock commits every fetch queued so far, so
+    requests that arrived during one commit share the next one (and a lone request
+    commits at once, with no hand-off between threads)."""
+
+    def __init__(self, ctx: IssuerContext, max_group: int = MAX_GROUP) -> None:
+        self.ctx, self.max_group = ctx, max_group
+        self._pending: list[Fetch] = []
+        self._pending_lock = threading.Lock()
+        self._commit_lock = threading.Lock()
+
+    def start(self) -> GroupCommitter:
+        return self
+
+    def stop(self) -> None:
+        return None
+
+    def fetch(self, holder_pk: int, auth_ts: int, now: int) -> Issued:
+        """Record the accepted timestamp and return the holder's current credential
+        (fresh when due), after the group transaction holding both has committed."""
+        job = Fetch(holder_pk, auth_ts, now)
+        with self._pending_lock:
+            self._pending.append(job)
+        while not job.done.is_set():
+            if not self._commit_lock.acquire(timeout=WAIT_S):
+                raise LedgerUnavailableError(f"the issuance group did not commit in {WAIT_S}s")
+            try:
+                if not job.done.is_set():
+                    self._lead()
+            finally:
+                self._commit_lock.release()
+        if job.error is not None:
+            raise job.error
+        assert job.result is not None
+        return job.result
+
+    def _lead(self) -> None:
+        with self._pending_lock:
+            group = self._pending[: self.max_group]
+            del self._pending[: self.max_group]
+        if not group:
+            return
+        try:
+            self._commit(group)
+        except Exception as e:  # the whole transaction failed: every member fails
+            log.warning("group of %d fetches failed: %s", len(group), type(e).__name__)
+            for job in group:
+                job.result = None
+                job.error = (
+                    e
+                    if isinstance(e, IssuerError)
+                    else LedgerUnavailableError("the issuer could not commit the credential")
+                )
+        for job in group:
+            job.done.set()
+
+    def _commit(self, group: list[Fetch]) -> None:
+        ready: list[tuple[Fetch, Issued]] = []
+        with self.ctx.sessions.begin() as s:
+            due: list[tuple[Fetch, Holder, StatusDecision]] = []
+            for job in group:
+                holder = s.get(Holder, job.holder_pk)
+                # Re-checked inside the write transaction: two fetches racing with the
+                # same or older timestamps cannot both pass (replay of a header).
+                if holder is None or job.auth_ts < holder.last_auth_ts:
+                    job.error = UnauthorizedError("HB-Device timestamp older than one already used")
+                    continue
+                holder.last_auth_ts = job.auth_ts
+                try:
+                    decision = holder_status(s, holder, job.now)
+                except IssuerError as e:
+                    job.error = e
+                    continue
+                current = reusable_credential(self.ctx, s, holder, job.now, decision)
+                if current is not None:
+                    ready.append((job, current))
+                else:
+                    due.append((job, holder, decision))
+            if due:
+                now = max(job.now for job, _, _ in due)
+                issued = issue_many(self.ctx, s, [(h, d) for _, h, d in due], now)
+                ready.extend((job, i) for (job, _, _), i in zip(due, issued, strict=True))
+        # Only now, after the commit, do the request threads see their credentials.
+        for job, result in ready:
+            job.result = result

@@ -1,0 +1,75 @@
+"""Group commit of credential fetches: concurrent requests share transactions, each gets
+its own committed credential and outbox row; an older HB-Device timestamp is refused."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from issuer.errors import UnauthorizedError
+from issuer.group_commit import GroupCommitter
+from issuer.issuance import Issued
+from issuer.models import CredentialRow, OutboxRow
+from tests.issuer.helpers import enrol_directly, make_context, new_device
+
+THREADS = 8
+PER_THREAD = 10
+
+
+def test_concurrent_fetches_each_get_a_committed_credential(tmp_path: Path) -> None:
+    ctx = make_context(tmp_path, "MO", refresh_before_s=10 * 86_400)  # every fetch re-issues
+    holders = [enrol_directly(ctx, f"M100000{i}", new_device()) for i in range(1, 5)]
+    with ctx.sessions() as s:
+        pks = [
+            s.scalar(
+                select(CredentialRow.holder_pk).where(CredentialRow.jws == h.issued.credential.jws)
+            )
+            for h in holders
+        ]
+    committer = GroupCommitter(ctx)
+    got: list[Issued] = []
+    lock = threading.Lock()
+
+    def run(pk: int) -> None:
+        for _ in range(PER_THREAD):
+            issued = committer.fetch(pk, ctx.now(), ctx.now())
+            with lock:
+                got.append(issued)
+
+    threads = [threading.Thread(target=run, args=(pks[i % len(pks)],)) for i in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == THREADS * PER_THREAD
+    assert all(i.fresh for i in got)
+    indices = [i.credential.status_index for i in got]
+    assert len(set(indices)) == len(indices)
+    with ctx.sessions() as s:
+        # Every credential handed out is committed, with its own outbox row.
+        for i in got:
+            assert s.get(OutboxRow, i.outbox_id) is not None
+            assert (
+                s.scalar(
+                    select(func.count()).where(
+                        CredentialRow.status_index == i.credential.status_index
+                    )
+                )
+                == 1
+            )
+    ctx.dispose()
+
+
+def test_older_device_timestamp_is_refused_in_the_group(tmp_path: Path) -> None:
+    ctx = make_context(tmp_path, "MO")
+    h = enrol_directly(ctx, "M1000001", new_device())
+    pk = h.issued.credential.holder_pk
+    committer = GroupCommitter(ctx)
+    now = ctx.now()
+    committer.fetch(pk, now, now)
+    with pytest.raises(UnauthorizedError):
+        committer.fetch(pk, now - 10, now)
+    ctx.dispose()
