@@ -232,9 +232,8 @@ def _open_node(world: World, r: Region) -> Any:
 
 
 def _start_issuer(world: World, r: Region) -> None:
-    from issuer.accounts import Role
     from issuer.app import create_app, stop_app
-    from issuer.console import accounts_db
+    from issuer.keystore import write_secret
 
     app = create_app(r.issuer_config)
     r.issuer_app = app
@@ -245,10 +244,21 @@ def _start_issuer(world: World, r: Region) -> None:
         ctx.dispose()
 
     world.closers.append(close)
-    roles = frozenset(Role(x) for x in ADMIN_ROLES)
-    now = int(time.time())
-    accounts_db.create_account(ctx.sessions, r.admin_username, r.id, roles, r.admin_password, now)
-    r.admin_token = accounts_db.issue_token(ctx.sessions, r.admin_username, "demo story", now)
+    # The region's demo admin, made with the issuer's own account commands.
+    password_file = r.folder / "admin-password.txt"
+    token_file = r.folder / "admin-api.token"
+    write_secret(password_file, r.admin_password.encode())
+    config = str(r.issuer_config_path)
+    roles = [a for role in ADMIN_ROLES for a in ("--role", role)]
+    run_cli(
+        "issuer", "admin", "create", "--config", config, "--username", r.admin_username,
+        *roles, "--password-file", str(password_file),
+    )  # fmt: skip
+    run_cli(
+        "issuer", "admin", "token", "--config", config, "--username", r.admin_username,
+        "--label", "demo story", "--output", str(token_file),
+    )  # fmt: skip
+    r.admin_token = token_file.read_text(encoding="ascii").strip()
     world.add(serve(f"issuer-{r.id}", app, world.ports[f"issuer-{r.id}"]))
 
 
