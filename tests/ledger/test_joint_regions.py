@@ -34,11 +34,10 @@ from ledger.entries import (
     sign_key_entry,
 )
 from ledger.node import EXTENSION_KEY, create_app
-from ledger.sync import RegionStatus, SyncClient, SyncedTrustState
+from ledger.sync import HttpLogSource, RegionStatus, SyncClient, SyncedTrustState
 from ledger.tiles import encode_entry_bundle
 from ledger.witness import AddCheckpointRequest
 from ledger.witness_api import JointServices
-from tests.conftest import free_port
 from tests.ledger.test_joint_helpers import (
     MemberKeys,
     MemoryLog,
@@ -52,23 +51,49 @@ WAIT_S = 15.0  # seconds; generous for a loaded CI machine
 
 
 class Server:
-    """A Flask app served on a fixed loopback port, stoppable and restartable."""
+    """A Flask app on a loopback port that can be taken down and brought back.
 
-    def __init__(self, app: Flask, port: int) -> None:
-        self.app, self.port = app, port
-        self._srv = None
+    The listening socket is bound once and kept until `close()`: "down" means every
+    request gets 503 with `Connection: close`. Closing and re-binding the same port
+    instead raced with other processes grabbing the freed port, and kept-alive
+    connections to the old server's handler threads still reached the app, so a
+    "down" node sometimes answered.
+    """
+
+    def __init__(self, app: Flask | None = None, port: int = 0) -> None:
+        self.app = app
+        self.down = threading.Event()
+        self._srv = make_server("127.0.0.1", port, self._wsgi, threaded=True)
+        self.port = self._srv.server_port
         self._t: threading.Thread | None = None
 
+    def _wsgi(self, environ, start_response):  # type: ignore[no-untyped-def]
+        if self.down.is_set() or self.app is None:
+            start_response(
+                "503 Service Unavailable",
+                [("Content-Type", "application/json"), ("Connection", "close")],
+            )
+            return [b'{"error": "down", "message": "taken down by the test"}']
+        return self.app(environ, start_response)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
     def start(self) -> None:
-        self._srv = make_server("127.0.0.1", self.port, self.app, threaded=True)
-        self._t = threading.Thread(target=self._srv.serve_forever, daemon=True)
-        self._t.start()
+        self.down.clear()
+        if self._t is None:
+            self._t = threading.Thread(target=self._srv.serve_forever, daemon=True)
+            self._t.start()
 
     def stop(self) -> None:
-        if self._srv is not None:
+        self.down.set()
+
+    def close(self) -> None:
+        if self._t is not None:
             self._srv.shutdown()
-            self._srv.server_close()
-            self._srv = None
+            self._t = None
+        self._srv.server_close()
 
 
 @dataclass
@@ -118,10 +143,16 @@ class World:
 
 
 def build_world(tmp: Path, ids: list[tuple[str, bool]], threshold: int | str) -> World:
-    keys = [member_keys(mid, free_port(), witness_only=wo) for mid, wo in ids]
+    # Bind every port first (port 0: the kernel picks), then build the consortium
+    # naming them: nothing can take a port between choosing and binding it.
+    servers = [Server() for _ in ids]
+    keys = [
+        member_keys(mid, srv.port, witness_only=wo)
+        for (mid, wo), srv in zip(ids, servers, strict=True)
+    ]
     consortium = consortium_of(*keys, threshold=threshold)
     regions: dict[str, Region] = {}
-    for k in keys:
+    for k, server in zip(keys, servers, strict=True):
         folder = tmp / k.id
         folder.mkdir()
         wkey = write_key(folder / "witness.skey", k.witness_signer.skey())
@@ -131,7 +162,8 @@ def build_world(tmp: Path, ids: list[tuple[str, bool]], threshold: int | str) ->
             app = Flask(f"witness-{k.id}")
             for bp in joint.blueprints():
                 app.register_blueprint(bp)
-            region = Region(k, joint, None, Server(app, k.port))
+            server.app = app
+            region = Region(k, joint, None, server)
         else:
             lkey = write_key(folder / "log.skey", k.log_signer.skey())
             root = k.root_public_raw()
@@ -142,7 +174,8 @@ def build_world(tmp: Path, ids: list[tuple[str, bool]], threshold: int | str) ->
             )  # fmt: skip
             app = create_app(config, extra_blueprints=joint.blueprints())
             joint.attach(app, retry_interval_s=0.3)
-            region = Region(k, joint, app, Server(app, k.port))
+            server.app = app
+            region = Region(k, joint, app, server)
             region.writer = LedgerClient(region.url, k.root_key, timeout=10)
         regions[k.id] = region
     for r in regions.values():
@@ -155,7 +188,7 @@ def shutdown(world: World) -> None:
         s.close()
     for r in world.regions.values():
         r.joint.stop()
-        r.server.stop()
+        r.server.close()
         if r.app is not None:
             r.app.extensions[EXTENSION_KEY].sequencer.stop()
             r.app.extensions[EXTENSION_KEY].store.dispose()
@@ -281,15 +314,17 @@ def test_e_rule_breaking_entries_are_refused_with_the_rule(tmp_path: Path) -> No
             KeyAdded("MO", key_id(der), SigningAlg.ES256, der, 0, None), gd.keys.root_key
         )
         rogue = MemoryLog(gd.keys, [leaf_of(bad)])
-        gd.server.stop()
         app = Flask("rogue")
 
         @app.get("/tile/entries/<int:n>.p/<int:width>")
         def bundle(n: int, width: int) -> Response:
             return Response(encode_entry_bundle(rogue.leaves[n * 256 : n * 256 + width]))
 
-        rogue_server = Server(app, gd.keys.port)
+        # The rogue log is served on its own fresh port and MO's mirror reads GD's log
+        # from there: no stopping GD and re-binding its port.
+        rogue_server = Server(app)
         rogue_server.start()
+        mo.joint.mirror.source_for = lambda member: HttpLogSource(rogue_server.url)
         try:
             body = AddCheckpointRequest(0, (), rogue.signed()).render()
             r = requests.post(f"{mo.url}/add-checkpoint", data=body, timeout=10)
@@ -301,7 +336,7 @@ def test_e_rule_breaking_entries_are_refused_with_the_rule(tmp_path: Path) -> No
             r = requests.post(f"{mo.url}/add-checkpoint", data=body, timeout=10)
             assert r.status_code == 422 and r.json()["rule"] == "not_anchored"
         finally:
-            rogue_server.stop()
+            rogue_server.close()
     finally:
         shutdown(w)
 

@@ -32,6 +32,7 @@ from tests.ledger.test_node_support import ORIGIN, REGION, anchor, key_added, ma
 
 KILLS = 50
 STARTUP_TIMEOUT_S = 30.0
+START_ATTEMPTS = 5
 
 
 def _write_config(tmp: Path, url: str) -> tuple[Path, object]:
@@ -50,7 +51,13 @@ def _write_config(tmp: Path, url: str) -> tuple[Path, object]:
     return path, keys
 
 
-def _start(config: Path, port: int) -> subprocess.Popen[bytes]:
+def _spawn(config: Path, port: int) -> subprocess.Popen[bytes] | None:
+    """Start a node on `port` and wait until *it* answers; None if the port was taken.
+
+    free_port() only proposes a port: another process on the shared machine may bind it
+    before the node does. The node then exits (bind error) or, worse, someone else's
+    server answers /v1/status, so the answer is checked to be this log's.
+    """
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     log = config.parent / "node.log"
     with log.open("ab") as err:
@@ -73,14 +80,37 @@ def _start(config: Path, port: int) -> subprocess.Popen[bytes]:
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
+            if "Address already in use" in log.read_text(errors="replace")[-2000:]:
+                return None
             raise AssertionError(f"node exited: {log.read_text()[-2000:]}")
         try:
-            requests.get(f"http://127.0.0.1:{port}/v1/status", timeout=0.5)
-            return proc
+            r = requests.get(f"http://127.0.0.1:{port}/v1/status", timeout=0.5)
         except requests.RequestException:
             time.sleep(0.05)
+            continue
+        if r.status_code != 200:
+            time.sleep(0.05)
+            continue
+        try:
+            origin = r.json().get("origin")
+        except ValueError:
+            origin = None
+        if origin == ORIGIN:
+            return proc
+        proc.kill()  # a foreign server holds the port
+        proc.wait()
+        return None
     proc.kill()
     raise AssertionError("node did not start")
+
+
+def _start(config: Path) -> tuple[subprocess.Popen[bytes], int]:
+    for _ in range(START_ATTEMPTS):
+        port = free_port()
+        proc = _spawn(config, port)
+        if proc is not None:
+            return proc, port
+    raise AssertionError(f"no free port after {START_ATTEMPTS} attempts")
 
 
 def _check_store(url: str, acked: dict[bytes, int], served: dict[int, bytes], keys) -> int:
@@ -113,8 +143,7 @@ def _run(tmp: Path, url: str) -> None:
     next_index = [0]
     first = True
     for cycle in range(KILLS):
-        port = free_port()
-        proc = _start(config, port)
+        proc, port = _start(config)
         base = f"http://127.0.0.1:{port}"
         client = LedgerClient(base, keys.writer, timeout=5, origin=ORIGIN)
         if first:
