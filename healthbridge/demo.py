@@ -129,7 +129,7 @@ def serve_wallet_page(world: World, w: DemoWallet, port_name: str, region: str) 
 
 def shot(w: DemoWallet, region: str, now: float | None = None) -> Shot:
     shown = w.wallet.show(time.time() if now is None else now, region)
-    return Shot(shown.qr_text, shown.view.colour, w.label)
+    return Shot(shown.qr_text, shown.view.colour, w.label, shown.window_end)
 
 
 def code_line(w: DemoWallet, region: str) -> str:
@@ -143,18 +143,16 @@ def code_line(w: DemoWallet, region: str) -> str:
     )
 
 
-def next_window(after: float) -> None:
-    """Sleep until the wallet's next 30-s proof window when `after` is in this one."""
-    from mobile_stub.wallet import window_of
-
-    _, end = window_of(after)
-    left = end - time.time()
+def next_window(window_end: int) -> None:
+    """Sleep until the wallet's next 30-s proof window once `window_end` is passed."""
+    left = window_end - time.time()
     if left > -WINDOW_MARGIN_S:
+        wait = max(0.0, left) + WINDOW_MARGIN_S
         say(
-            f"     (waiting {max(0.0, left) + WINDOW_MARGIN_S:.0f} s for the wallet's next "
-            "code: a station accepts each holder proof once per window)"
+            f"     (waiting {wait:.0f} s for the wallet's next code: "
+            "a station accepts each holder proof once per window)"
         )
-        time.sleep(max(0.0, left) + WINDOW_MARGIN_S)
+        time.sleep(wait)
 
 
 # -- the story --------------------------------------------------------------------------------
@@ -165,7 +163,7 @@ class Story:
     world: World
     station: DemoStation
     wallets: dict[str, DemoWallet]
-    scanned_gd_at: float = 0.0
+    gd_window_end: int = 0  # end of the proof window of the GD code scanned in step 2
 
     def step1_enrol(self) -> None:
         w = self.world
@@ -181,8 +179,9 @@ class Story:
         wait_settled(self.world)
         self.sync_line("station syncs both logs")
         gd, mo = self.wallets["gd"], self.wallets["mo"]
-        self.scanned_gd_at = time.time()
-        events = self.station.scan([shot(gd, "GD"), shot(mo, "MO")])
+        gd_code = shot(gd, "GD")
+        self.gd_window_end = gd_code.window_end
+        events = self.station.scan([gd_code, shot(mo, "MO")])
         words = [expect(2, e, "admit") for e in events]
         say(f"  {OK} 2. station scans both phones through its camera → {words[0]}, {words[1]}")
         say("       (both regions' codes accepted at one station)")
@@ -223,7 +222,7 @@ class Story:
 
     def step4_rescan_revoked(self) -> None:
         self.sync_line("station syncs")
-        next_window(self.scanned_gd_at)
+        next_window(self.gd_window_end)
         [event] = self.station.scan([shot(self.wallets["gd"], "GD")])
         words = expect(4, event, "deny", "revoked")
         say(f"  {OK} 4. station scans the GD resident again → {words}")

@@ -40,6 +40,7 @@ class Shot:
     text: str
     colour: str
     label: str  # what the story calls it, e.g. "GD resident"
+    window_end: int = 0  # Unix seconds: end of the holder-proof window the code was made in
 
 
 @dataclass
