@@ -217,7 +217,7 @@ class Story:
         say(
             f"  {OK} 3. GD admin {r.admin_username} revokes the GD resident's credential "
             f"(status index {index}) → appended to GD's log → checkpoint size {view['size']} "
-            f"cosigned by {' and '.join(cosigners)} (MO's witness checked it first)"
+            f"cosigned by {' and '.join(cosigners)} (MO's witness validated the entry first)"
         )
 
     def step4_rescan_revoked(self) -> None:

@@ -40,6 +40,8 @@ DB_PASSWORD_BYTES = 24  # random bytes of a PostgreSQL password
 CONTAINER_SECRETS = Path("/run/secrets")
 CONTAINER_CONSORTIUM = Path("/etc/healthbridge/consortium.toml")
 SECRET_MODE = 0o600
+IMAGE_UID = 10001  # the Dockerfile's `healthbridge` user
+POSTGRES_UID = 999  # the postgres image's `postgres` user, which reads the password file
 ORIGIN_DOMAIN = "healthbridge.example"  # replace with the operators' own domain
 
 
@@ -163,9 +165,13 @@ def main(deploy_dir: Path) -> None:
     for f in made:
         click.echo(f"{f.region}: secrets in {f.secrets}, node config {f.node_toml}")
     click.echo(f"consortium (trust root): {deploy_dir / 'generated' / 'consortium.toml'}")
+    secrets_dir = deploy_dir / "secrets"
     click.echo(
-        "The containers run as uid 10001: give it the secrets, e.g. "
-        f"`sudo chown -R 10001 {deploy_dir / 'secrets'}`, then `docker compose up -d`."
+        "docker compose (without swarm) bind-mounts secret files with their host owner and "
+        f"mode: give HealthBridge's uid {IMAGE_UID} its files and PostgreSQL's uid "
+        f"{POSTGRES_UID} the database password, then `docker compose up -d`:\n"
+        f"  sudo chown -R {IMAGE_UID} {secrets_dir}\n"
+        f"  sudo chown {POSTGRES_UID} {secrets_dir}/*/db-password"
     )
 
 
