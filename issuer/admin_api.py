@@ -128,23 +128,25 @@ def find(region: str) -> Response:
     raise BadRequestError("give status_index, credential_id or document_number")
 
 
-@api.get("/regions/<region>/credentials/<int:idx>")
-def detail(region: str, idx: int) -> Response:
-    return jsonify(detail_json(ops().detail(who(), region, idx)))
+@api.get("/regions/<region>/credentials/<int:status_index>")
+def detail(region: str, status_index: int) -> Response:
+    return jsonify(detail_json(ops().detail(who(), region, status_index)))
 
 
-@api.post("/regions/<region>/credentials/<int:idx>/revoke")
-def revoke(region: str, idx: int) -> tuple[Response, int]:
+@api.post("/regions/<region>/credentials/<int:status_index>/revoke")
+def revoke(region: str, status_index: int) -> tuple[Response, int]:
     w, data = who(), body()
-    p = ops().revoke(w, region, idx, text(data, "reason", 32), text(data, "note", required=False))
+    p = ops().revoke(
+        w, region, status_index, text(data, "reason", 32), text(data, "note", required=False)
+    )
     return jsonify({"entry": entry(p)}), 202
 
 
-@api.post("/regions/<region>/credentials/<int:idx>/reinstate")
-def reinstate(region: str, idx: int) -> tuple[Response, int]:
+@api.post("/regions/<region>/credentials/<int:status_index>/reinstate")
+def reinstate(region: str, status_index: int) -> tuple[Response, int]:
     w, data = who(), body()
     p = ops().reinstate(
-        w, region, idx, text(data, "reason", 32), text(data, "note", required=False)
+        w, region, status_index, text(data, "reason", 32), text(data, "note", required=False)
     )
     return jsonify({"entry": entry(p)}), 202
 

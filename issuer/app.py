@@ -1,8 +1,10 @@
 """The issuer's Flask application: `create_app(config)` and its blueprints.
 
 Blueprints: `wallet` (enrolment, credential fetch, conversion), `authority` (health
-records posted by the health authority, bearer token), `admin` (the admin JSON API
-over issuer.services, bearer token), `meta` (status, the OpenAPI document). Every error
+records posted by the health authority, bearer token), `meta` (status, the OpenAPI
+document). The admin JSON API and console come from `issuer.console` (per-admin
+accounts and tokens, roles, hash-chained audit log); there is no shared admin token.
+Every error
 is a JSON body {"error": code, "message": ...} with a 4xx (or 503 when the ledger or
 a key is unavailable); no handler lets an exception escape as a 500 with a traceback.
 The anchor worker and the periodic sync run as daemon threads unless disabled.
@@ -19,8 +21,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from credential.claims import StatusColour
-from issuer import anchor, conversion, enrolment, ledger_state
+from issuer import anchor, conversion, enrolment
 from issuer.config import IssuerConfig
 from issuer.context import IssuerContext
 from issuer.device_auth import DeviceAuth, verify_device_auth
@@ -29,7 +30,6 @@ from issuer.group_commit import GroupCommitter
 from issuer.issuance import Issued, current_credential
 from issuer.models import Holder
 from issuer.residents import add_records, parse_record
-from issuer.services import Actor, AdminService, Role
 
 log = logging.getLogger(__name__)
 OPENAPI_PATH = Path(__file__).resolve().parent / "openapi.yaml"
@@ -38,7 +38,6 @@ MAX_RECORDS_PER_REQUEST = 1000
 
 wallet = Blueprint("wallet", __name__, url_prefix="/v1")
 authority = Blueprint("authority", __name__, url_prefix="/v1")
-admin = Blueprint("admin", __name__, url_prefix="/v1/admin")
 meta = Blueprint("meta", __name__)
 
 
@@ -152,7 +151,7 @@ def convert() -> tuple[Response, int]:
     return jsonify(credential_body(issued, holder_id)), 201
 
 
-# -- health authority and admin --------------------------------------------------------------
+# -- health authority --------------------------------------------------------------
 def require_token(path: Path) -> None:
     expected = ctx().keys.token(path)
     header = request.headers.get("Authorization", "")
@@ -181,105 +180,6 @@ def post_records() -> tuple[Response, int]:
     return jsonify(
         {"added": report.added, "unchanged": report.unchanged, "revoked": report.revoked}
     ), 200
-
-
-def admin_actor() -> Actor:
-    require_token(ctx().config.admin_token_path)
-    return Actor("api-admin", ctx().region, Role.ADMIN)
-
-
-def int_arg(name: str) -> int | None:
-    raw = request.args.get(name)
-    if raw is None:
-        return None
-    if not raw.isdigit() or len(raw) > 15:
-        raise BadRequestError(f"{name} must be a non-negative integer")
-    return int(raw)
-
-
-@admin.get("/credentials")
-def find_credentials() -> tuple[Response, int]:
-    actor = admin_actor()
-    found = AdminService(ctx()).find_credentials(
-        actor,
-        status_index=int_arg("status_index"),
-        credential_id=request.args.get("credential_id"),
-        document_number=request.args.get("document_number"),
-    )
-    return jsonify({"credentials": [vars(f) for f in found]}), 200
-
-
-@admin.post("/credentials/<int:status_index>/revoke")
-def revoke(status_index: int) -> tuple[Response, int]:
-    actor = admin_actor()
-    data = body()
-    note = data.get("note", "")
-    if not isinstance(note, str):
-        raise BadRequestError("note must be a string")
-    p = AdminService(ctx()).revoke(actor, status_index, text_field(data, "reason", 32), note)
-    wake_worker()
-    return jsonify({"entry": vars(p)}), 202
-
-
-@admin.post("/credentials/<int:status_index>/reinstate")
-def reinstate(status_index: int) -> tuple[Response, int]:
-    actor = admin_actor()
-    data = body()
-    note = data.get("note", "")
-    if not isinstance(note, str):
-        raise BadRequestError("note must be a string")
-    p = AdminService(ctx()).reinstate(actor, status_index, text_field(data, "reason", 32), note)
-    wake_worker()
-    return jsonify({"entry": vars(p)}), 202
-
-
-@admin.post("/status-override")
-def status_override() -> tuple[Response, int]:
-    actor = admin_actor()
-    data = body()
-    raw_colour = data.get("colour")
-    try:
-        colour = None if raw_colour is None else StatusColour(str(raw_colour))
-    except ValueError as e:
-        raise BadRequestError("colour must be green, yellow, red or null") from e
-    until = data.get("until")
-    if until is not None and (not isinstance(until, int) or isinstance(until, bool) or until < 0):
-        raise BadRequestError("until must be Unix seconds or null")
-    entries = AdminService(ctx()).override_status(
-        actor,
-        text_field(data, "document_number", 32),
-        colour,
-        text_field(data, "reason", 500),
-        until,
-    )
-    wake_worker()
-    return jsonify({"entries": [vars(e) for e in entries]}), 202
-
-
-@admin.get("/entries/<int:outbox_id>")
-def entry_state(outbox_id: int) -> tuple[Response, int]:
-    actor = admin_actor()
-    st = AdminService(ctx()).entry_status(actor, outbox_id, checkpoint_source())
-    return jsonify(
-        {
-            "outbox_id": outbox_id,
-            "state": st.state.value,
-            "log_index": st.log_index,
-            "checkpoint_size": st.checkpoint_size,
-            "witnesses": list(st.witnesses),
-            "quorum": st.quorum,
-            "ledger_error": st.ledger_error,
-        }
-    ), 200
-
-
-def checkpoint_source() -> ledger_state.ConsortiumCheckpoints | None:
-    """The region's cosigned-checkpoint view, built once per app from the consortium."""
-    key = "issuer.checkpoints"
-    if key not in current_app.extensions:
-        current_app.extensions[key] = ledger_state.ConsortiumCheckpoints.from_context(ctx())
-    source: ledger_state.ConsortiumCheckpoints | None = current_app.extensions[key]
-    return source
 
 
 # -- meta ------------------------------------------------------------------------------------
@@ -328,7 +228,7 @@ def create_app(
     app.extensions["issuer"] = c
     if trust is not None:
         app.extensions["issuer.trust"] = trust
-    for bp in (wallet, authority, admin, meta):
+    for bp in (wallet, authority, meta):
         app.register_blueprint(bp)
     from issuer.console import init_console  # the admin console and per-admin API
 

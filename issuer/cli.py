@@ -52,6 +52,13 @@ config_option = click.option(
     envvar="HB_ISSUER_CONFIG",
     help="Issuer TOML config (or HB_ISSUER_* variables).",
 )
+admin_token_option = click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False),
+    envvar="HB_ADMIN_TOKEN_FILE",
+    required=True,
+    help="File (mode 0600) holding your admin API token (`issuer admin token`).",
+)
 
 
 def _progress(label: str) -> Callable[[int, int], None]:
@@ -108,9 +115,8 @@ def init(
         ctx.keys.create_root_key()
     if not cfg.writer_key_path.exists():
         ctx.keys.create_writer_key()
-    for token in (cfg.authority_token_path, cfg.admin_token_path):
-        if not token.exists():
-            ctx.keys.create_token(token)
+    if not cfg.authority_token_path.exists():
+        ctx.keys.create_token(cfg.authority_token_path)
     from ledger.entries import root_public_key_bytes
 
     with ctx.sessions() as s:
@@ -242,12 +248,6 @@ def keys() -> None:
     """Signing keys: list, rotate, revoke."""
 
 
-def _admin_actor(cfg: IssuerConfig) -> Any:
-    from issuer.services import Actor, Role
-
-    return Actor("cli", cfg.region, Role.ADMIN)
-
-
 @keys.command("list")
 @config_option
 @friendly
@@ -263,36 +263,43 @@ def keys_list(config_path: str | None) -> None:
             click.echo(f"{k.kid}  {k.alg}  {k.state:<11}  until {iso}{extra}")
 
 
+# Key changes are admin actions: they act as the admin whose API token is given (role
+# key_admin), through the console's operations layer, so they are region- and
+# role-checked and land on the hash-chained audit log (channel "cli") like the console's.
 @keys.command("rotate")
 @config_option
+@admin_token_option
 @friendly
-def keys_rotate(config_path: str | None) -> None:
-    from issuer.context import IssuerContext
-    from issuer.services import AdminService
+def keys_rotate(config_path: str | None, token_file: str) -> None:
+    """Create and register a new signing key; retire the active one."""
+    from issuer.admin_cli import _ops, _who
 
-    cfg = _config(config_path)
-    pending = AdminService(IssuerContext.open(cfg)).rotate_key(_admin_actor(cfg))
+    ops = _ops(config_path)
+    pending = ops.rotate_key(_who(ops, token_file), ops.ctx.region)
     click.echo(f"new key {pending[0].ref}; {len(pending)} log entries queued")
 
 
 @keys.command("revoke")
 @config_option
+@admin_token_option
 @click.argument("kid")
 @click.option(
     "--compromised-at",
     default=None,
     help="Unix seconds or ISO 8601: the key is untrusted from then on.",
 )
-@click.option("--reason", default="", help="Free text for the audit log.")
+@click.option("--reason", default="retired", help="Free text for the audit log.")
 @friendly
-def keys_revoke(config_path: str | None, kid: str, compromised_at: str | None, reason: str) -> None:
-    from issuer.context import IssuerContext
+def keys_revoke(
+    config_path: str | None, token_file: str, kid: str, compromised_at: str | None, reason: str
+) -> None:
+    """Revoke a signing key (a compromise time, or a plain retirement)."""
+    from issuer.admin_cli import _ops, _who
     from issuer.residents import parse_time
-    from issuer.services import AdminService
 
-    cfg = _config(config_path)
     when = parse_time(compromised_at) if compromised_at else None
-    AdminService(IssuerContext.open(cfg)).revoke_key(_admin_actor(cfg), kid, when, reason)
+    ops = _ops(config_path)
+    ops.revoke_key(_who(ops, token_file), ops.ctx.region, kid, when, reason)
     what = f"compromised since {when}" if when is not None else "retired"
     click.echo(f"key {kid} {what}; KeyRevoked entry queued")
 

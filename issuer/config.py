@@ -101,6 +101,9 @@ class IssuerConfig:
 
     @property
     def admin_token_path(self) -> Path:
+        # Not read by the issuer: admins authenticate with their own API tokens
+        # (`issuer admin token`). Named only so provisioning that still writes the
+        # file keeps working until it stops doing so.
         return self.key_dir / "admin.token"
 
     @property

@@ -45,7 +45,6 @@ def make_context(
     ctx.keys.create_root_key()
     ctx.keys.create_writer_key()
     ctx.keys.create_token(cfg.authority_token_path)
-    ctx.keys.create_token(cfg.admin_token_path)
     keymgmt.rotate_key(ctx)
     residents.seed_demo(ctx)
     return ctx

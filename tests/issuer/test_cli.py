@@ -1,5 +1,6 @@
 """`healthbridge issuer ...` end to end through click: init creates 0600 keys and a
-database, imports load CSV files, keys rotate and revoke, errors are one line."""
+database, imports load CSV files, keys rotate and revoke (as a key admin with a token,
+audited; refused without one), errors are one line."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from issuer import audit
+from issuer.accounts import Role
 from issuer.cli import cli
 from issuer.config import load_config
+from issuer.console import accounts_db
 from issuer.context import IssuerContext
+from issuer.keystore import write_secret
 from issuer.models import CredentialRow, HealthRecordRow, Resident, SigningKeyRow
 
 
@@ -27,7 +32,6 @@ def test_init_creates_private_files_with_mode_0600_and_a_registered_key(tmp_path
     secrets = [
         cfg.root_key_path,
         cfg.writer_key_path,
-        cfg.admin_token_path,
         cfg.authority_token_path,
         *cfg.signing_key_dir.iterdir(),
     ]
@@ -35,6 +39,16 @@ def test_init_creates_private_files_with_mode_0600_and_a_registered_key(tmp_path
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     listed = run("keys", "list", "--config", str(tmp_path / "issuer.toml"))
     assert "active" in listed
+
+
+def key_admin_token(ctx: IssuerContext, tmp: Path) -> str:
+    roles = frozenset({Role.KEY_ADMIN})
+    accounts_db.create_account(
+        ctx.sessions, "keys", ctx.region, roles, "a long pass phrase", ctx.now()
+    )
+    path = tmp / "keys.token"
+    write_secret(path, accounts_db.issue_token(ctx.sessions, "keys", "test", ctx.now()).encode())
+    return str(path)
 
 
 def test_imports_seed_and_key_rotation_and_compromise(tmp_path: Path) -> None:
@@ -62,14 +76,25 @@ def test_imports_seed_and_key_rotation_and_compromise(tmp_path: Path) -> None:
         assert s.query(Resident).filter_by(region="GD").count() == 0
         assert s.query(HealthRecordRow).count() >= 1
         old = s.query(SigningKeyRow).one().kid
-    run("keys", "rotate", "--config", conf)
-    run("keys", "revoke", "--config", conf, old, "--compromised-at", "1700000000")
+    # Key changes act as a named admin: no token, no change.
+    refused = CliRunner().invoke(cli, ["keys", "rotate", "--config", conf])
+    assert refused.exit_code != 0 and "--token-file" in refused.output
+    token = key_admin_token(ctx, tmp_path)
+    run("keys", "rotate", "--config", conf, "--token-file", token)
+    run(
+        "keys", "revoke", "--config", conf, "--token-file", token, old,
+        "--compromised-at", "1700000000",
+    )  # fmt: skip
     with ctx.sessions() as s:
         states = {k.kid: k.state for k in s.query(SigningKeyRow)}
         assert states[old] == "compromised"
         assert sorted(states.values()) == ["active", "compromised"]
         assert s.query(CredentialRow).count() == 0
     assert not (ctx.config.signing_key_dir / f"{old}.pem").exists()
+    with ctx.sessions() as s:
+        actions = [(r.actor, r.action, r.channel, r.outcome) for r in audit.rows(s)]
+    assert ("keys", "rotate_key", "cli", "ok") in actions
+    assert ("keys", "revoke_key", "cli", "ok") in actions
 
 
 def test_bad_csv_is_one_clear_line_not_a_traceback(tmp_path: Path) -> None:

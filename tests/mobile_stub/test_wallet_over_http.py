@@ -103,6 +103,16 @@ def enrol(r: Regions, folder: Path) -> None:
     assert GD_DOC not in result.output
 
 
+def operator_token(ctx: IssuerContext) -> str:
+    """An API token of a GD operator account: admins act as themselves, never shared."""
+    from issuer.accounts import Role
+    from issuer.console import accounts_db
+
+    roles = frozenset({Role.OPERATOR})
+    accounts_db.create_account(ctx.sessions, "gd-ops", ctx.region, roles, "a long pass phrase", 0)
+    return accounts_db.issue_token(ctx.sessions, "gd-ops", "wallet test", ctx.now())
+
+
 def shown_code(folder: Path, *extra: str) -> str:
     result = wallet_cmd(folder, "show", "--once", "--text", *extra)
     assert result.exit_code == 0, result.output
@@ -124,9 +134,9 @@ def test_enrol_show_refresh_and_convert_over_http(regions: Regions, tmp_path: Pa
     assert result.output.startswith("Unchanged.")
 
     # GD's admin turns the resident red; the next refresh brings a red credential.
-    token = regions.gd.keys.token(regions.gd.config.admin_token_path)
+    token = operator_token(regions.gd)
     r = requests.post(
-        f"{regions.gd_url}/v1/admin/status-override",
+        f"{regions.gd_url}/v1/admin/regions/GD/status-overrides",
         json={"document_number": GD_DOC, "colour": "red", "reason": "contact tracing"},
         headers={"Authorization": f"Bearer {token}"},
         timeout=10,
