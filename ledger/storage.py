@@ -14,6 +14,8 @@ its dedupe hash and 32 bytes of tile.
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,7 @@ TILE_WIDTH_HASHES = 256  # hashes per full tile (C2SP tlog-tiles)
 FULL_TILE_BYTES = HASH_BYTES * TILE_WIDTH_HASHES  # bytes
 SQLITE_BUSY_TIMEOUT_MS = 10_000  # milliseconds a connection waits on a locked database
 LEAF_FETCH_CHUNK = 10_000  # rows per query when streaming every leaf
+FULL_TILE_CACHE_TILES = 1024  # full tiles kept in memory per store (8 MiB at 8 KiB each)
 VERSION_TABLE = "ledger_alembic_version"
 
 # SQLite only treats "INTEGER PRIMARY KEY" as the rowid alias; BIGINT would add a
@@ -167,6 +170,11 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # Full tiles are immutable (C2SP tlog-tiles), so caching them can never serve a
+        # stale tile; partial tiles are always read from the database. Upper-level tiles
+        # are on every proof's path, so even a small cache removes most proof reads.
+        self._full_tiles: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+        self._full_lock = threading.Lock()
 
     # -- reads ---------------------------------------------------------------------
 
@@ -181,11 +189,23 @@ class Store:
 
     def read_tile(self, level: int, index: int) -> bytes:
         """TileReader: the stored bytes of the tile (widest version), b"" if absent."""
+        key = (level, index)
+        with self._full_lock:
+            cached = self._full_tiles.get(key)
+            if cached is not None:
+                self._full_tiles.move_to_end(key)
+                return cached
         with self._conn() as c:
             data = c.execute(
                 sa.select(TileRow.data).where(TileRow.level == level, TileRow.idx == index)
             ).scalar()
-        return b"" if data is None else bytes(data)
+        tile = b"" if data is None else bytes(data)
+        if len(tile) == FULL_TILE_BYTES:
+            with self._full_lock:
+                self._full_tiles[key] = tile
+                if len(self._full_tiles) > FULL_TILE_CACHE_TILES:
+                    self._full_tiles.popitem(last=False)
+        return tile
 
     def leaves(self, start: int, end: int) -> list[bytes]:
         """Leaf bytes for indices [start, end), in order."""
@@ -342,6 +362,8 @@ class Store:
         leaves: Sequence[NewLeaf] = (),
     ) -> None:
         """Bulk-load tiles and tree state without sequencing (benchmarks, imports)."""
+        with self._full_lock:
+            self._full_tiles.clear()
         with self.engine.begin() as c:
             c.execute(sa.delete(TreeStateRow))
             c.execute(
@@ -373,6 +395,11 @@ class _Wrapped:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # Full tiles are immutable (C2SP tlog-tiles), so caching them can never serve a
+        # stale tile; partial tiles are always read from the database. Upper-level tiles
+        # are on every proof's path, so even a small cache removes most proof reads.
+        self._full_tiles: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+        self._full_lock = threading.Lock()
         self.conn: sa.Connection | None = None
 
     def __enter__(self) -> sa.Connection:
