@@ -1,19 +1,36 @@
 """QR decoding of camera frames: zxing-cpp first, then a short, time-bounded retry chain.
 
-What it does: takes one frame (8-bit grayscale or BGR numpy array), looks for QR codes
-only (never other symbologies: a stray Codabar hit must not become a "presentation"),
-and returns each code's exact payload bytes with its corner polygon in frame pixels.
-When the plain pass finds nothing, it tries a few cheap variants, each of which rescues
-a different class of real photographs (glare, small codes, moiré, print bleed):
+What it does: takes one frame (8-bit grayscale, BGR or BGRA numpy array), looks for QR
+codes only (never other symbologies: a stray Codabar hit must not become a
+"presentation"), and returns each code's exact payload bytes with its corner polygon in
+frame pixels.
 
-1. the other zxing binarizer (GlobalHistogram) — bright spots and glare;
-2. a 2x upscale — of the region zxing located but could not decode when there is one,
-   otherwise of the whole frame when the frame is small;
-3. a slight Gaussian blur — moiré of a phone screen and over-sharpened codes;
-4. contrast-limited histogram equalisation (CLAHE), with either binarizer — low
-   contrast, shadows, damage;
-5. Otsu thresholding — washed-out codes;
-6. a wide Gaussian adaptive threshold — a bright spot across part of the code.
+When the plain pass (zxing-cpp, LocalAverage binarizer) reads nothing, the decoder
+first asks whether a retry can pay off at all: if zxing located no candidate symbol
+and the frame holds no patch dense in sharp steps of brightness (a QR code's module
+edges are; a wall, smooth shading or mild sensor noise are not), it gives up at once,
+so frames with no code in view (most live frames) cost one zxing call plus about a
+millisecond. Otherwise it tries variants, each of which
+rescues a different class of real photographs:
+
+1. the GlobalHistogram binarizer — bright spots and glare;
+2. each located-but-undecoded region, cropped and rescaled so the code is about
+   `CROP_TARGET_PX` wide (upscaled when small, downscaled when huge), with either
+   binarizer — small, far, or heavily damaged codes;
+3. a 2x upscale of the whole frame when it is small and nothing was located;
+4. a darkening gamma — washed-out, over-exposed codes;
+5. the red channel instead of luma (colour frames) — warm paper and coloured light,
+   where the blue channel carries little contrast and most of the sensor noise;
+6. a 3x3 median — moire and salt noise on printed or on-screen codes;
+7. contrast-limited histogram equalisation (CLAHE) — shadows and low contrast;
+8. a brightening gamma — dark, under-exposed codes;
+9. zxing's "pure" mode — a code filling a clean image whose finder patterns are
+   damaged or crowded by dark borders (screenshots, renderings);
+10. OpenCV's QR detector, then its ArUco-based one, on a frame scaled down to at most
+    `OPENCV_SIDE_PX` — a second, independently written localiser and decoder that
+    reads some codes without a quiet zone or with odd finder patterns. Payloads stay
+    byte-exact: OpenCV's bytes are kept only when they are ASCII (it transcodes the
+    rest), otherwise zxing decodes the module grid OpenCV sampled.
 
 Every attempt checks the elapsed time against `DecodeLimits.budget_ms` first, so one
 frame stays within its time budget and the live view does not stall.
@@ -39,28 +56,44 @@ from verifier.errors import DecodeInputError
 
 Image = npt.NDArray[Any]  # 8-bit; checked by to_gray at the boundary
 Point = tuple[float, float]
+Corners = tuple[Point, Point, Point, Point]
+
+# Early-out: a frame is worth retrying only if some patch of it is dense in sharp steps.
+STRUCTURE_SIDE_PX = 640  # frames are scaled down to this long side for the check
+STRUCTURE_STEP_MIN = 16  # |4-neighbour Laplacian| in grey levels that counts as a sharp step
+STRUCTURE_WINDOW_PX = 16  # side of the patch (in the scaled frame) whose density counts
+# Share of sharp-step pixels in the densest patch: every BoofCV photo with a readable code
+# measures 0.2 or more, a smooth scene with sensor noise of sigma 4 below 0.08.
+STRUCTURE_MIN_DENSITY = 0.15
 
 SMALL_FRAME_SIDE_PX = 1000  # a whole frame this small or smaller is worth a 2x upscale
-SMALL_CODE_SIDE_PX = 220  # a located-but-undecoded code smaller than this is upscaled
-CROP_MARGIN = 0.35  # fraction of the located code's size added on every side of a crop
 UPSCALE_FACTOR = 2.0
-BLUR_KERNEL_PX = 3  # "slight" blur: a 3x3 Gaussian
+CROP_MARGIN = 0.35  # fraction of the located code's size added on every side of a crop
+CROP_TARGET_PX = 400  # a located code is rescaled to about this many pixels across
+CROP_MAX_SCALE = 3.0  # never upscale a crop more than this (interpolation invents detail)
+MAX_CROPS = 3  # located-but-undecoded regions retried, largest first
+MIN_CROP_PX = 8
+GAMMA_DARKEN = 2.0  # output = input ** gamma on [0, 1]: > 1 darkens the mid-tones
+GAMMA_BRIGHTEN = 0.5
+MEDIAN_KERNEL_PX = 3
 CLAHE_CLIP_LIMIT = 2.0
 CLAHE_TILE_GRID = (8, 8)
-ADAPTIVE_BLOCK_PX = 51  # neighbourhood of the adaptive threshold; wider than a module
-ADAPTIVE_OFFSET = 2  # grey levels subtracted from the local mean
+OPENCV_SIDE_PX = 800  # OpenCV's detectors run on frames scaled down to this long side
+GRID_MODULE_PX = 4  # OpenCV's sampled module grid is re-rendered at this many px per module
+GRID_QUIET_ZONE_MODULES = 4  # ISO/IEC 18004 quiet zone around the re-rendered symbol
+RED_CHANNEL = 2  # index of red in OpenCV's BGR / BGRA order
 
 
 @dataclass(frozen=True)
 class DecodeLimits:
     """How much work one frame may cost.
 
-    The budget is checked before each retry, never in the middle of a zxing call, so a
-    frame can overrun it by at most one attempt.
+    The budget is checked before each retry, never in the middle of a decoder call, so
+    a frame can overrun it by at most one attempt.
     """
 
     budget_ms: float = 30.0  # milliseconds per frame, retries included
-    max_attempts: int = 10  # plain pass included
+    max_attempts: int = 20  # plain pass included
 
 
 DEFAULT_LIMITS = DecodeLimits()
@@ -73,10 +106,16 @@ class Attempt(StrEnum):
     GLOBAL_HISTOGRAM = "global-histogram"
     UPSCALE_CROP = "upscale-crop"
     UPSCALE = "upscale"
-    BLUR = "blur"
+    BLUR = "blur"  # no longer tried; kept so stored statistics still parse
     CLAHE = "clahe"
-    OTSU = "otsu"
-    ADAPTIVE = "adaptive"
+    OTSU = "otsu"  # no longer tried; kept so stored statistics still parse
+    ADAPTIVE = "adaptive"  # no longer tried; kept so stored statistics still parse
+    GAMMA = "gamma"
+    RED_CHANNEL = "red-channel"
+    MEDIAN = "median"
+    PURE = "pure"
+    OPENCV = "opencv"
+    OPENCV_ARUCO = "opencv-aruco"
 
 
 @dataclass(frozen=True)
@@ -84,7 +123,7 @@ class DecodedCode:
     """One QR code read from a frame: its exact payload bytes and where it was."""
 
     data: bytes
-    corners: tuple[Point, Point, Point, Point]  # top-left, top-right, bottom-right, bottom-left
+    corners: Corners  # top-left, top-right, bottom-right, bottom-left
     attempt: Attempt
 
     @property
@@ -98,11 +137,12 @@ class DecodedCode:
 class _Pass:
     attempt: Attempt
     image: Image
-    scale: float  # image pixels per frame pixel
-    offset: Point  # frame coordinates of the image's (0, 0)
+    scale: float = 1.0  # image pixels per frame pixel
+    offset: Point = (0.0, 0.0)  # frame coordinates of the image's (0, 0)
     # The binarizer's name, resolved per call: holding nanobind enum objects in module
     # state makes the extension report leaks at interpreter exit.
     binarizer: str = "LocalAverage"
+    pure: bool = False
 
 
 def to_gray(frame: Image) -> Image:
@@ -119,7 +159,7 @@ def to_gray(frame: Image) -> Image:
     raise DecodeInputError(f"expected a grayscale or BGR image, found shape {frame.shape}")
 
 
-def _corners(pos: zxingcpp.Position) -> tuple[Point, Point, Point, Point]:
+def _corners(pos: zxingcpp.Position) -> Corners:
     return (
         (float(pos.top_left.x), float(pos.top_left.y)),
         (float(pos.top_right.x), float(pos.top_right.y)),
@@ -134,66 +174,142 @@ def _read(p: _Pass, with_errors: bool = False) -> list[zxingcpp.Barcode]:
             p.image,
             formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode),  # QR only
             binarizer=getattr(zxingcpp.Binarizer, p.binarizer),
+            is_pure=p.pure,
             return_errors=with_errors,
         )
     )
 
 
-def _to_frame(p: _Pass, corners: tuple[Point, ...]) -> tuple[Point, Point, Point, Point]:
+def _to_frame(p: _Pass, corners: Sequence[Point]) -> Corners:
     a, b, c, d = ((x / p.scale + p.offset[0], y / p.scale + p.offset[1]) for x, y in corners)
     return (a, b, c, d)
 
 
-def _crop_box(
-    corners: tuple[Point, ...], shape: tuple[int, ...]
-) -> tuple[int, int, int, int] | None:
+def _scaled(image: Image, scale: float) -> Image:
+    # INTER_AREA averages when shrinking (no aliasing of fine modules); cubic when growing.
+    interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_CUBIC
+    return np.asarray(cv2.resize(image, None, fx=scale, fy=scale, interpolation=interpolation))
+
+
+def _has_structure(gray: Image) -> bool:
+    """Whether some patch of the frame is dense in sharp steps, as any readable QR code
+    is (module edges); a blank wall, smooth shading or mild sensor noise are not. The
+    Laplacian, unlike a gradient, ignores smooth ramps of light."""
+    scale = min(1.0, STRUCTURE_SIDE_PX / max(gray.shape))
+    small = _scaled(gray, scale) if scale < 1.0 else gray
+    steps = np.abs(cv2.Laplacian(small, cv2.CV_16S, ksize=1))
+    dense = (steps >= STRUCTURE_STEP_MIN).astype(np.float32)
+    density = cv2.boxFilter(dense, -1, (STRUCTURE_WINDOW_PX, STRUCTURE_WINDOW_PX))
+    return float(density.max()) >= STRUCTURE_MIN_DENSITY
+
+
+def _crop_box(corners: Sequence[Point], shape: tuple[int, ...]) -> tuple[int, int, int, int] | None:
     xs = [c[0] for c in corners]
     ys = [c[1] for c in corners]
     side = max(max(xs) - min(xs), max(ys) - min(ys))
-    if side <= 0 or side >= SMALL_CODE_SIDE_PX:
+    if side <= 0:
         return None
     margin = side * CROP_MARGIN
     x0 = max(0, int(min(xs) - margin))
     y0 = max(0, int(min(ys) - margin))
     x1 = min(shape[1], int(max(xs) + margin) + 1)
     y1 = min(shape[0], int(max(ys) + margin) + 1)
-    if x1 - x0 < 8 or y1 - y0 < 8:
+    if x1 - x0 < MIN_CROP_PX or y1 - y0 < MIN_CROP_PX:
         return None
     return (x0, y0, x1, y1)
 
 
-def _retries(gray: Image, located: Sequence[tuple[Point, ...]]) -> Iterator[_Pass]:
-    """The retry chain, built lazily so a pass costs nothing until it is tried."""
-    yield _Pass(Attempt.GLOBAL_HISTOGRAM, gray, 1.0, (0.0, 0.0), "GlobalHistogram")
+def _gamma(gray: Image, gamma: float) -> Image:
+    table = np.clip(255.0 * (np.arange(256) / 255.0) ** gamma + 0.5, 0, 255).astype(np.uint8)
+    return np.asarray(cv2.LUT(gray, table))
+
+
+def _retries(frame: Image, gray: Image, located: Sequence[Corners]) -> Iterator[_Pass]:
+    """The zxing part of the retry chain, built lazily so a pass costs nothing until it
+    is tried."""
+    yield _Pass(Attempt.GLOBAL_HISTOGRAM, gray, binarizer="GlobalHistogram")
     boxes = [b for b in (_crop_box(c, gray.shape) for c in located) if b is not None]
-    for x0, y0, x1, y1 in boxes:
+    boxes.sort(key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
+    for x0, y0, x1, y1 in boxes[:MAX_CROPS]:
         crop = gray[y0:y1, x0:x1]
-        up = cv2.resize(
-            crop, None, fx=UPSCALE_FACTOR, fy=UPSCALE_FACTOR, interpolation=cv2.INTER_CUBIC
-        )
-        yield _Pass(Attempt.UPSCALE_CROP, up, UPSCALE_FACTOR, (float(x0), float(y0)))
+        scale = min(CROP_MAX_SCALE, CROP_TARGET_PX / max(crop.shape))
+        resized = _scaled(crop, scale)
+        for binarizer in ("LocalAverage", "GlobalHistogram"):
+            yield _Pass(Attempt.UPSCALE_CROP, resized, scale, (float(x0), float(y0)), binarizer)
     if not boxes and max(gray.shape) <= SMALL_FRAME_SIDE_PX:
-        up = cv2.resize(
-            gray, None, fx=UPSCALE_FACTOR, fy=UPSCALE_FACTOR, interpolation=cv2.INTER_CUBIC
-        )
-        yield _Pass(Attempt.UPSCALE, up, UPSCALE_FACTOR, (0.0, 0.0))
-    blurred = cv2.GaussianBlur(gray, (BLUR_KERNEL_PX, BLUR_KERNEL_PX), 0)
-    yield _Pass(Attempt.BLUR, blurred, 1.0, (0.0, 0.0))
+        yield _Pass(Attempt.UPSCALE, _scaled(gray, UPSCALE_FACTOR), UPSCALE_FACTOR)
+    yield _Pass(Attempt.GAMMA, _gamma(gray, GAMMA_DARKEN))
+    if frame.ndim == 3:
+        yield _Pass(Attempt.RED_CHANNEL, np.ascontiguousarray(frame[:, :, RED_CHANNEL]))
+    yield _Pass(Attempt.MEDIAN, np.asarray(cv2.medianBlur(gray, MEDIAN_KERNEL_PX)))
     clahe = cv2.createCLAHE(clipLimit=CLAHE_CLIP_LIMIT, tileGridSize=CLAHE_TILE_GRID)
-    equalised = clahe.apply(gray)
-    yield _Pass(Attempt.CLAHE, equalised, 1.0, (0.0, 0.0))
-    yield _Pass(Attempt.CLAHE, equalised, 1.0, (0.0, 0.0), "GlobalHistogram")
-    _, otsu = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    yield _Pass(Attempt.OTSU, np.asarray(otsu), 1.0, (0.0, 0.0))
-    adaptive = cv2.adaptiveThreshold(
-        gray,
-        255,
-        cv2.ADAPTIVE_THRESH_GAUSSIAN_C,
-        cv2.THRESH_BINARY,
-        ADAPTIVE_BLOCK_PX,
-        ADAPTIVE_OFFSET,
-    )
-    yield _Pass(Attempt.ADAPTIVE, np.asarray(adaptive), 1.0, (0.0, 0.0))
+    yield _Pass(Attempt.CLAHE, np.asarray(clahe.apply(gray)))
+    yield _Pass(Attempt.GAMMA, _gamma(gray, GAMMA_BRIGHTEN))
+    yield _Pass(Attempt.PURE, gray, pure=True)
+
+
+def _opencv(gray: Image, aruco: bool) -> list[DecodedCode]:
+    """OpenCV's QR detector (or its ArUco-based variant) on a frame scaled down to at
+    most OPENCV_SIDE_PX.
+
+    OpenCV transcodes byte-mode payloads (bytes 0x80 and above come back as UTF-8), so
+    its bytes are taken only when they are all ASCII: any transcoding would have left a
+    byte of 0x80 or above. Otherwise zxing decodes the module grid OpenCV sampled,
+    re-rendered as a clean symbol, or the code counts as unread.
+    """
+    scale = min(1.0, OPENCV_SIDE_PX / max(gray.shape))
+    small = _scaled(gray, scale) if scale < 1.0 else gray
+    detector = cv2.QRCodeDetectorAruco() if aruco else cv2.QRCodeDetector()
+    try:
+        data, points, grid = detector.detectAndDecodeBytes(small)
+    except cv2.error:  # OpenCV raises on degenerate geometry; that is a miss, not a fault
+        return []
+    if not data or points is None:
+        return []
+    quad = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    if quad.shape[0] != 4:
+        return []
+    payload = bytes(data)
+    if not payload.isascii():
+        exact = _read_grid(grid)
+        if exact is None:
+            return []
+        payload = exact
+    a, b, c, d = ((float(x) / scale, float(y) / scale) for x, y in quad)
+    attempt = Attempt.OPENCV_ARUCO if aruco else Attempt.OPENCV
+    return [DecodedCode(payload, (a, b, c, d), attempt)]
+
+
+def _read_grid(grid: Image | None) -> bytes | None:
+    """zxing's reading of a sampled module grid (0 = dark), or None."""
+    if grid is None or grid.ndim != 2 or grid.size == 0:
+        return None
+    module = np.ones((GRID_MODULE_PX, GRID_MODULE_PX), np.uint8)
+    symbol = np.kron(np.asarray(grid, dtype=np.uint8), module)
+    symbol = np.pad(symbol, GRID_QUIET_ZONE_MODULES * GRID_MODULE_PX, constant_values=255)
+    hits = [r for r in _read(_Pass(Attempt.PURE, symbol, pure=True)) if r.valid]
+    return bytes(hits[0].bytes) if hits else None
+
+
+def _attempts(
+    frame: Image, gray: Image, located: Sequence[Corners]
+) -> Iterator[Callable[[], list[DecodedCode]]]:
+    """Every retry as a thunk returning the codes it read (possibly none)."""
+
+    def zxing(p: _Pass) -> Callable[[], list[DecodedCode]]:
+        def run() -> list[DecodedCode]:
+            return [
+                DecodedCode(bytes(r.bytes), _to_frame(p, _corners(r.position)), p.attempt)
+                for r in _read(p)
+                if r.valid
+            ]
+
+        return run
+
+    for p in _retries(frame, gray, located):
+        yield zxing(p)
+    yield lambda: _opencv(gray, aruco=False)
+    yield lambda: _opencv(gray, aruco=True)
 
 
 def decode_frame(
@@ -208,7 +324,7 @@ def decode_frame(
     """
     started = clock()
     gray = to_gray(frame)
-    plain = _Pass(Attempt.PLAIN, gray, 1.0, (0.0, 0.0))
+    plain = _Pass(Attempt.PLAIN, gray)
     # With return_errors zxing also reports codes it located but could not decode:
     # their position tells the retry chain where to look closer.
     results = _read(plain, with_errors=True)
@@ -218,15 +334,14 @@ def decode_frame(
     if found:
         return found
     located = [_corners(r.position) for r in results]
+    if not located and not _has_structure(gray):
+        return []
     attempts = 1
-    for p in _retries(gray, located):
+    for attempt in _attempts(frame, gray, located):
         if attempts >= limits.max_attempts or (clock() - started) * 1000.0 >= limits.budget_ms:
             break
         attempts += 1
-        hits = [r for r in _read(p) if r.valid]
-        if hits:
-            return [
-                DecodedCode(bytes(r.bytes), _to_frame(p, _corners(r.position)), p.attempt)
-                for r in hits
-            ]
+        codes = attempt()
+        if codes:
+            return codes
     return []

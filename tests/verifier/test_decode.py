@@ -15,12 +15,12 @@ import pytest
 import zxingcpp
 
 from tests.conftest import vector_path
-from verifier.decode import Attempt, DecodeLimits, decode_frame, to_gray
+from verifier.decode import OPENCV_SIDE_PX, Attempt, DecodeLimits, _opencv, decode_frame, to_gray
 from verifier.errors import DecodeInputError
 from verifier.synth import Distortion, qr_image, synthetic_frame
 
 BOOFCV = ("qr-photos", "boofcv-v3-subset", "boofcv-v3", "detection")
-BOOFCV_FLOOR = 0.80  # measured 0.819 (118/144) with the whole retry chain
+BOOFCV_FLOOR = 0.83  # measured 0.847 (122/144) with the whole retry chain
 # Rates are about what the chain can read, not how fast: a loaded CI machine must not
 # cut retries short, so these tests lift the per-frame time budget.
 UNHURRIED = DecodeLimits(budget_ms=5000.0)
@@ -93,10 +93,39 @@ def test_non_image_input_raises_typed_error(bad: object) -> None:
 
 def test_empty_frame_stops_retrying_when_budget_is_spent() -> None:
     ticks = iter(np.arange(0.0, 10.0, 0.05))  # every clock read advances 50 ms
-    frame = np.full((720, 1280), 200, np.uint8)
+    # Sharp-edged blocks: structure enough that the decoder does not give up early.
+    frame = np.kron(np.random.default_rng(7).integers(0, 2, (90, 160)) * 255, np.ones((8, 8)))
+    frame = frame.astype(np.uint8)
     assert decode_frame(frame, DecodeLimits(budget_ms=30.0), clock=lambda: float(next(ticks))) == []
     # one read at start, one budget check that already exceeds 30 ms: no retry ran
     assert float(next(ticks)) == pytest.approx(0.10)
+
+
+def test_featureless_frame_gives_up_without_retrying() -> None:
+    ticks = iter(np.arange(0.0, 10.0, 0.05))
+    rng = np.random.default_rng(11)
+    # A smooth scene with mild sensor noise, as most live frames with no code in view.
+    smooth = cv2.resize(rng.integers(40, 220, (19, 33, 3), dtype=np.uint8), (1280, 720))
+    frame = np.clip(smooth + rng.normal(0.0, 4.0, smooth.shape), 0, 255).astype(np.uint8)
+    assert decode_frame(frame, DecodeLimits(budget_ms=30.0), clock=lambda: float(next(ticks))) == []
+    # only the start was timed: the decoder returned before the first budget check
+    assert float(next(ticks)) == pytest.approx(0.05)
+
+
+def test_opencv_fallback_reports_corners_in_frame_pixels() -> None:
+    big = cv2.resize(qr_image(PRESENTATION_LIKE), None, fx=3, fy=3, interpolation=cv2.INTER_NEAREST)
+    (code,) = _opencv(big, aruco=False)
+    assert code.data == PRESENTATION_LIKE.encode()
+    assert code.attempt is Attempt.OPENCV
+    assert max(p[0] for p in code.corners) > OPENCV_SIDE_PX  # scaled back to the frame
+
+
+def test_opencv_fallback_never_returns_transcoded_bytes() -> None:
+    """OpenCV hands back bytes 0x80 and above as UTF-8; the fallback must give either
+    the exact payload or nothing."""
+    payload = bytes(range(200))
+    codes = _opencv(qr_image(payload), aruco=False)
+    assert [c.data for c in codes] in ([payload], [])
 
 
 def test_synthetic_phone_frames_meet_floor() -> None:
