@@ -9,6 +9,7 @@ instant stay valid, verifiers refuse the rest) and deletes the private key file.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -34,6 +35,11 @@ class KeyChange:
     outbox_ids: tuple[int, ...]
 
 
+# Called inside the key change's own transaction (so the admin audit row commits or
+# rolls back with the change): (session, the change about to be committed).
+InTransaction = Callable[[Session, KeyChange], None]
+
+
 def list_keys(session: Session) -> list[SigningKeyRow]:
     return list(session.scalars(select(SigningKeyRow).order_by(SigningKeyRow.created_at)).all())
 
@@ -51,7 +57,11 @@ def _retire(
     return add_outbox(s, "key_revoked", row.kid, entry, now).id
 
 
-def rotate_key(ctx: IssuerContext, alg: SigningAlg = SigningAlg.ES256) -> KeyChange:
+def rotate_key(
+    ctx: IssuerContext,
+    alg: SigningAlg = SigningAlg.ES256,
+    in_transaction: InTransaction | None = None,
+) -> KeyChange:
     """Create a new active key, register it, and retire the keys active until now."""
     now = ctx.now()
     kid, key = ctx.keys.create_signing_key(alg)
@@ -77,10 +87,18 @@ def rotate_key(ctx: IssuerContext, alg: SigningAlg = SigningAlg.ES256) -> KeyCha
         )
         # The new key is registered before the old one is retired on the log.
         ids.insert(0, add_outbox(s, "key_added", kid, entry, now).id)
-    return KeyChange(kid, tuple(ids))
+        change = KeyChange(kid, tuple(ids))
+        if in_transaction is not None:
+            in_transaction(s, change)
+    return change
 
 
-def revoke_key(ctx: IssuerContext, kid: str, compromised_at: int | None) -> KeyChange:
+def revoke_key(
+    ctx: IssuerContext,
+    kid: str,
+    compromised_at: int | None,
+    in_transaction: InTransaction | None = None,
+) -> KeyChange:
     """Revoke a key: for compromise (with the compromise time) or plain retirement."""
     now = ctx.now()
     if compromised_at is not None and compromised_at > now:
@@ -93,7 +111,9 @@ def revoke_key(ctx: IssuerContext, kid: str, compromised_at: int | None) -> KeyC
             raise ConflictError(f"key {kid} is already revoked for compromise")
         if row.state == KEY_STATE_RETIRED and compromised_at is None:
             raise ConflictError(f"key {kid} is already retired")
-        box = _retire(ctx, s, row, now, compromised_at)
+        change = KeyChange(kid, (_retire(ctx, s, row, now, compromised_at),))
+        if in_transaction is not None:
+            in_transaction(s, change)
     if compromised_at is not None:
         ctx.keys.destroy_signing_key(kid)
-    return KeyChange(kid, (box,))
+    return change

@@ -158,19 +158,6 @@ class Counter(Base):
     value: Mapped[int] = mapped_column(BigInteger)
 
 
-class AuditRow(Base):
-    """Every administrative action, by whom and why (no personal data in `target`)."""
-
-    __tablename__ = "audit_log"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    at: Mapped[int] = mapped_column(BigInteger)
-    actor: Mapped[str] = mapped_column(String(64))
-    action: Mapped[str] = mapped_column(String(32))
-    target: Mapped[str] = mapped_column(String(64))
-    reason: Mapped[str] = mapped_column(String(500))
-    outbox_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
-
-
 class SeenProof(Base):
     """Holder proofs already used for a conversion, kept until their window closes, so a
     presentation cannot be converted twice (by any worker process)."""

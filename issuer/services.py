@@ -1,10 +1,15 @@
-"""The administrative service layer: what the admin console and the admin JSON API call.
+"""The administrative service layer: what the admin console, its JSON API and the
+admin commands call (through `issuer.console.ops`).
 
-Every operation takes an `Actor` (who, which region, which role) and checks it first:
-a region's admin can never touch another region's credentials or keys, and read-only
-roles can only look. Every change is written to the audit log and returns the pending
-log entry (`PendingEntry`), whose anchoring and cosigning can be asked about later
-(`entry_state`). No HTTP here; the ledger is reached through small callables.
+Every operation takes an `Actor` (which admin, which region, which role, from which
+address and channel) and checks it first: a region's admin can never touch another
+region's credentials or keys, and read-only roles can only look. Every change writes
+exactly one row on the hash-chained admin audit log (`issuer.audit`) in the same
+database transaction as the change itself, so a crash can neither leave a change
+unaudited nor an audit row for a change that did not happen. Each change returns the
+pending log entries (`PendingEntry`), whose anchoring and cosigning can be asked about
+later (`entry_status`). No HTTP here; the ledger is reached through small callables.
+Refused attempts are audited by the caller (`issuer.console.ops`), which sees them.
 """
 
 from __future__ import annotations
@@ -12,12 +17,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from credential.claims import StatusColour
-from issuer import keymgmt
+from issuer import audit, keymgmt
+from issuer.audit import AuditEvent, Channel, Outcome
 from issuer.context import IssuerContext
 from issuer.errors import BadRequestError, IssuerError, NotFoundError, PermissionDeniedError
 from issuer.issuance import (
@@ -26,9 +34,10 @@ from issuer.issuance import (
     revoke_credential_row,
     revoke_on_status_change,
 )
-from issuer.models import AuditRow, CredentialRow, Holder, OutboxRow, Resident, StatusOverrideRow
+from issuer.models import CredentialRow, Holder, OutboxRow, Resident, StatusOverrideRow
 from ledger.entries import RevocationReason
 
+T = TypeVar("T")
 MAX_REASON_CHARS = 500
 REVOCATION_REASONS = frozenset(r.value for r in RevocationReason)
 
@@ -48,9 +57,13 @@ class EntryState(StrEnum):
 
 @dataclass(frozen=True)
 class Actor:
+    """An admin acting as themselves: the name is their account's username."""
+
     name: str
     region: str
     role: Role
+    address: str = "unknown"  # client address (or cli@host), for the audit log
+    channel: Channel = Channel.CLI
 
 
 @dataclass(frozen=True)
@@ -115,18 +128,41 @@ class AdminService:
             raise PermissionDeniedError(f"role {actor.role} may not do this")
 
     def _audit(
-        self, s: Session, actor: Actor, action: str, target: str, reason: str, outbox_id: int | None
+        self,
+        s: Session,
+        actor: Actor,
+        action: str,
+        target: str,
+        detail: str,
+        outbox_ids: Iterable[int],
     ) -> None:
-        s.add(
-            AuditRow(
-                at=self.ctx.now(),
-                actor=actor.name[:64],
-                action=action,
-                target=target[:64],
-                reason=reason[:MAX_REASON_CHARS],
-                outbox_id=outbox_id,
-            )
+        """One chained audit row inside the caller's transaction."""
+        event = AuditEvent(
+            actor.name,
+            actor.region,
+            action,
+            target,
+            detail,
+            actor.address,
+            actor.channel,
+            Outcome.OK,
+            tuple(outbox_ids),
         )
+        audit.append(s, event, self.ctx.now())
+
+    def _transaction(self, fn: Callable[[Session], T]) -> T:
+        """Run `fn` in one transaction; on PostgreSQL two concurrent admins may race for
+        the next audit row number (its primary key), and the loser's whole transaction,
+        change included, is rolled back and run again (SQLite's BEGIN IMMEDIATE
+        serialises writers, so it never races)."""
+        for attempt in range(audit.APPEND_RETRIES):
+            try:
+                with self.ctx.sessions.begin() as s:
+                    return fn(s)
+            except IntegrityError:
+                if attempt == audit.APPEND_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     @staticmethod
     def _pending(box: OutboxRow) -> PendingEntry:
@@ -198,14 +234,18 @@ class AdminService:
         note: str = "",
         region: str | None = None,
     ) -> PendingEntry:
-        self._check(actor, region or actor.region, _WRITE_ROLES)
+        target_region = region or actor.region
+        self._check(actor, target_region, _WRITE_ROLES)
         code = self._reason(reason, note)
-        with self.ctx.sessions.begin() as s:
-            box = revoke_credential_row(
-                self.ctx, s, self._credential(s, status_index), code, self.ctx.now()
-            )
-            self._audit(s, actor, "revoke", str(status_index), f"{code}: {note}", box.id)
-        return self._pending(box)
+
+        def go(s: Session) -> PendingEntry:
+            row = self._credential(s, status_index)
+            box = revoke_credential_row(self.ctx, s, row, code, self.ctx.now())
+            target = f"{target_region}:{status_index}"
+            self._audit(s, actor, "revoke", target, f"{code}: {note}", (box.id,))
+            return self._pending(box)
+
+        return self._transaction(go)
 
     def reinstate(
         self,
@@ -215,13 +255,17 @@ class AdminService:
         note: str = "",
         region: str | None = None,
     ) -> PendingEntry:
-        self._check(actor, region or actor.region, _WRITE_ROLES)
-        with self.ctx.sessions.begin() as s:
-            box = reinstate_credential_row(
-                self.ctx, s, self._credential(s, status_index), self.ctx.now()
-            )
-            self._audit(s, actor, "reinstate", str(status_index), f"{reason}: {note}", box.id)
-        return self._pending(box)
+        target_region = region or actor.region
+        self._check(actor, target_region, _WRITE_ROLES)
+
+        def go(s: Session) -> PendingEntry:
+            row = self._credential(s, status_index)
+            box = reinstate_credential_row(self.ctx, s, row, self.ctx.now())
+            target = f"{target_region}:{status_index}"
+            self._audit(s, actor, "reinstate", target, f"{reason}: {note}", (box.id,))
+            return self._pending(box)
+
+        return self._transaction(go)
 
     def bulk_revoke(
         self,
@@ -232,24 +276,38 @@ class AdminService:
         progress: Callable[[int, int], None] | None = None,
         region: str | None = None,
         batch: int = 500,
+        job: str = "",
     ) -> list[PendingEntry]:
-        """Revoke many credentials, `batch` per transaction; already-revoked or unknown
-        indices are skipped (reported through the returned list's length)."""
-        self._check(actor, region or actor.region, _WRITE_ROLES)
+        """Revoke many credentials, `batch` per transaction, each transaction with its
+        one audit row (the batch's log entries); already-revoked or unknown indices are
+        skipped (reported through the returned list's length)."""
+        target_region = region or actor.region
+        self._check(actor, target_region, _WRITE_ROLES)
         code = self._reason(reason, note)
         indices = list(status_indices)
+        target = f"{target_region}:job:{job}" if job else f"{target_region}:bulk"
         out: list[PendingEntry] = []
         for start in range(0, len(indices), batch):
-            with self.ctx.sessions.begin() as s:
-                for idx in indices[start : start + batch]:
+            chunk = indices[start : start + batch]
+
+            def go(s: Session, chunk: list[int] = chunk, start: int = start) -> list[PendingEntry]:
+                done = []
+                for idx in chunk:
                     row = s.scalars(
                         select(CredentialRow).where(CredentialRow.status_index == idx)
                     ).first()
                     if row is None or row.state == "revoked":
                         continue
-                    box = revoke_credential_row(self.ctx, s, row, code, self.ctx.now())
-                    self._audit(s, actor, "bulk_revoke", str(idx), f"{code}: {note}", box.id)
-                    out.append(self._pending(box))
+                    done.append(revoke_credential_row(self.ctx, s, row, code, self.ctx.now()))
+                end = start + len(chunk)
+                detail = (
+                    f"{code}: {note} (indices {start + 1}-{end} of {len(indices)}: "
+                    f"{len(done)} revoked, {len(chunk) - len(done)} skipped)"
+                )
+                self._audit(s, actor, "bulk_revoke", target, detail, (b.id for b in done))
+                return [self._pending(b) for b in done]
+
+            out.extend(self._transaction(go))
             if progress:
                 progress(min(start + batch, len(indices)), len(indices))
         return out
@@ -263,12 +321,15 @@ class AdminService:
         until: int | None = None,
         region: str | None = None,
     ) -> list[PendingEntry]:
-        """Set (or, with colour None, lift) an admin override; revokes what it outdates."""
-        self._check(actor, region or actor.region, _WRITE_ROLES)
+        """Set (or, with colour None, lift) an admin override; revokes what it outdates.
+        The audit row names the resident by internal row id, never by document number."""
+        target_region = region or actor.region
+        self._check(actor, target_region, _WRITE_ROLES)
         if not reason.strip() or len(reason) > MAX_REASON_CHARS:
             raise BadRequestError(f"a reason of 1-{MAX_REASON_CHARS} characters is required")
         now = self.ctx.now()
-        with self.ctx.sessions.begin() as s:
+
+        def go(s: Session) -> list[PendingEntry]:
             resident = s.scalars(
                 select(Resident).where(Resident.document_number == document_number)
             ).first()
@@ -298,18 +359,26 @@ class AdminService:
             self._audit(
                 s,
                 actor,
-                "override",
-                f"resident:{resident.id}",
+                "status_override",
+                f"{target_region}:resident:{resident.id}",
                 f"{colour or 'lifted'}: {reason}",
-                boxes[0].id if boxes else None,
+                (b.id for b in boxes),
             )
             return [self._pending(b) for b in boxes]
 
+        return self._transaction(go)
+
     # keys ------------------------------------------------------------------------------------
     def rotate_key(self, actor: Actor, region: str | None = None) -> list[PendingEntry]:
-        self._check(actor, region or actor.region, {Role.ADMIN})
-        change = keymgmt.rotate_key(self.ctx)
-        return self._audited_key(actor, "rotate_key", change)
+        target_region = region or actor.region
+        self._check(actor, target_region, {Role.ADMIN})
+
+        def audited(s: Session, change: keymgmt.KeyChange) -> None:
+            target = f"{target_region}:{change.kid}"
+            self._audit(s, actor, "rotate_key", target, "", change.outbox_ids)
+
+        change = keymgmt.rotate_key(self.ctx, in_transaction=audited)
+        return self._pending_of(change)
 
     def revoke_key(
         self,
@@ -319,17 +388,20 @@ class AdminService:
         reason: str,
         region: str | None = None,
     ) -> list[PendingEntry]:
-        self._check(actor, region or actor.region, {Role.ADMIN})
-        change = keymgmt.revoke_key(self.ctx, kid, compromised_at)
-        return self._audited_key(actor, "revoke_key", change, reason)
+        target_region = region or actor.region
+        self._check(actor, target_region, {Role.ADMIN})
+        detail = f"compromised_at={compromised_at}: {reason}" if compromised_at else reason
 
-    def _audited_key(
-        self, actor: Actor, action: str, change: keymgmt.KeyChange, reason: str = ""
-    ) -> list[PendingEntry]:
-        with self.ctx.sessions.begin() as s:
-            boxes = [s.get_one(OutboxRow, i) for i in change.outbox_ids]
-            self._audit(s, actor, action, change.kid, reason, change.outbox_ids[0])
-            return [self._pending(b) for b in boxes]
+        def audited(s: Session, change: keymgmt.KeyChange) -> None:
+            target = f"{target_region}:{change.kid}"
+            self._audit(s, actor, "revoke_key", target, detail, change.outbox_ids)
+
+        change = keymgmt.revoke_key(self.ctx, kid, compromised_at, in_transaction=audited)
+        return self._pending_of(change)
+
+    def _pending_of(self, change: keymgmt.KeyChange) -> list[PendingEntry]:
+        with self.ctx.sessions() as s:
+            return [self._pending(s.get_one(OutboxRow, i)) for i in change.outbox_ids]
 
     # ledger state ------------------------------------------------------------------------------
     def entry_state(

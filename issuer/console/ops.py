@@ -3,9 +3,11 @@
 Each call: (1) `issuer.accounts.authorize` - the admin's region is this issuer's, the
 target's region is the admin's, one of the admin's roles grants the operation;
 (2) the issuer's service layer (`issuer.services.AdminService`), which checks region
-and role again with its own Actor; (3) one row on the hash-chained admin audit log
-(issuer.audit) with who, what, from where, through which channel and the outcome -
-refusals included. Nothing here renders HTML or JSON.
+and role again with its own Actor and writes the change's one row on the hash-chained
+admin audit log (issuer.audit) in the change's own transaction; (3) here, one row for
+what the service layer never sees: a refused or failed attempt, and the actions that
+are this layer's own (bulk preview and confirmation, audit export). So every action
+lands on the chained log exactly once. Nothing here renders HTML or JSON.
 
 Also here, on top of the issuer's models, what the service layer does not offer:
 credential detail with masked identity and ledger history, bulk-revocation jobs with
@@ -171,8 +173,10 @@ class AdminOps:
         target: str,
         detail: str,
         fn: Callable[[], T],
-        outbox_ids: Callable[[T], tuple[int, ...]] = lambda _r: (),
+        audited_by_service: bool = True,
     ) -> T:
+        """`fn` either goes through AdminService (which audits a success inside its
+        transaction) or, with `audited_by_service=False`, is audited here on success."""
         p = who.principal
         try:
             authorize(p, permission, self.ctx.region, target_region)
@@ -181,7 +185,10 @@ class AdminOps:
             outcome = Outcome.DENIED if isinstance(e, PermissionDeniedError) else Outcome.FAILED
             self._record(who, action, target, f"{detail} -> {e.code}: {e.message}", outcome, ())
             raise
-        self._record(who, action, target, detail, Outcome.OK, outbox_ids(result))
+        if audited_by_service:
+            self._anchor_audit()
+        else:
+            self._record(who, action, target, detail, Outcome.OK, ())
         self.on_change()
         return result
 
@@ -202,13 +209,17 @@ class AdminOps:
             ),
             self.ctx.now(),
         )
+        self._anchor_audit()
+
+    def _anchor_audit(self) -> None:
         # The audit log's head goes on the region's log at most every few minutes.
         audit.anchor_digest(
             self.ctx.sessions, self.ctx.region, self.ctx.now(), audit.DEFAULT_ANCHOR_INTERVAL_S
         )
 
     def _actor(self, who: Who, role: ServiceRole) -> Actor:
-        return Actor(who.principal.username, who.principal.region, role)
+        p = who.principal
+        return Actor(p.username, p.region, role, who.address, who.channel)
 
     def _read(self, who: Who, permission: Permission, region: str | None = None) -> None:
         # Reads are not audited one by one (the log would drown in page views), but a
@@ -290,7 +301,6 @@ class AdminOps:
             f"{region}:{idx}",
             f"{reason}: {note}",
             go,
-            lambda p: (p.outbox_id,),
         )
 
     def reinstate(self, who: Who, region: str, idx: int, reason: str, note: str) -> PendingEntry:
@@ -309,7 +319,6 @@ class AdminOps:
             f"{region}:{idx}",
             f"{reason}: {note}",
             go,
-            lambda p: (p.outbox_id,),
         )
 
     def override(
@@ -340,7 +349,6 @@ class AdminOps:
             f"{region}:resident",
             f"{colour or 'lifted'}: {reason}",
             go,
-            lambda ps: tuple(p.outbox_id for p in ps),
         )
 
     # bulk revocation ----------------------------------------------------------------------------
@@ -391,7 +399,14 @@ class AdminOps:
             )
 
         return self._run(
-            who, Permission.BULK_REVOKE, region, "bulk_preview", region, f"{reason}: {note}", go
+            who,
+            Permission.BULK_REVOKE,
+            region,
+            "bulk_preview",
+            region,
+            f"{reason}: {note}",
+            go,
+            audited_by_service=False,
         )
 
     def _job(self, who: Who, job_id: str) -> BulkJob:
@@ -414,7 +429,14 @@ class AdminOps:
             return job
 
         job = self._run(
-            who, Permission.BULK_REVOKE, None, "bulk_revoke", f"job:{job_id}", "confirmed", go
+            who,
+            Permission.BULK_REVOKE,
+            None,
+            "bulk_confirm",
+            f"job:{job_id}",
+            "confirmed",
+            go,
+            audited_by_service=False,
         )
         t = threading.Thread(target=self._bulk_worker, args=(who, job), daemon=True)
         t.start()
@@ -439,6 +461,7 @@ class AdminOps:
                 progress=progress,
                 region=job.region,
                 batch=BULK_BATCH,
+                job=job.job_id,
             )
             state, failed = "finished", 0
             msg = f"{len(out)} revoked, {len(indices) - len(out)} skipped (unknown or already)"
@@ -452,14 +475,13 @@ class AdminOps:
             row.finished_at = self.ctx.now()
             if state == "finished":
                 row.done = row.total
-        self._record(
-            who,
-            "bulk_revoke_done",
-            f"job:{job.job_id}",
-            msg,
-            Outcome.OK if state == "finished" else Outcome.FAILED,
-            tuple(p.outbox_id for p in out[:200]),
-        )
+        if state == "failed":
+            # The batches that committed carry their own audit rows (AdminService); the
+            # failure itself is recorded here, once.
+            target = f"{job.region}:job:{job.job_id}"
+            self._record(who, "bulk_revoke", target, msg, Outcome.FAILED, ())
+        else:
+            self._anchor_audit()
         self.on_change()
 
     def bulk_status(self, who: Who, job_id: str) -> BulkStatus:
@@ -482,7 +504,6 @@ class AdminOps:
             region,
             "",
             lambda: self.service.rotate_key(self._actor(who, ServiceRole.ADMIN), region=region),
-            lambda ps: tuple(p.outbox_id for p in ps),
         )
 
     def revoke_key(
@@ -505,7 +526,6 @@ class AdminOps:
             f"{region}:{kid}",
             detail,
             go,
-            lambda ps: tuple(p.outbox_id for p in ps),
         )
 
     # ledger --------------------------------------------------------------------------------------
@@ -562,7 +582,9 @@ class AdminOps:
                 audit.verify_all(s)
                 return audit.export_csv(audit.rows(s))
 
-        return self._run(who, Permission.EXPORT_AUDIT, None, "audit_export", "", "", go)
+        return self._run(
+            who, Permission.EXPORT_AUDIT, None, "audit_export", "", "", go, audited_by_service=False
+        )
 
     def audit_verify(self, who: Who) -> tuple[int, bytes]:
         self._read(who, Permission.VIEW_AUDIT)
