@@ -137,19 +137,37 @@ def get_200(url: str) -> requests.Response:
     raise AssertionError(f"{url} did not answer 200 within {PAGE_TIMEOUT_S} s ({last})")
 
 
+def assert_login_works(login_url: str, user: str, password: str) -> None:
+    """The printed demo credentials open the console (login form with its CSRF token)."""
+    with requests.Session() as s:
+        page = s.get(login_url, timeout=10).text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        assert token is not None, "no CSRF token on the login page"
+        form = {"csrf_token": token.group(1), "username": user, "password": password}
+        r = s.post(login_url, data=form, timeout=10, allow_redirects=False)
+        assert r.status_code in (302, 303), f"login as {user} gave HTTP {r.status_code}"
+        assert "/console/" in r.headers["Location"]
+
+
 @pytest.mark.slow
 def test_demo_serves_kiosk_wallets_and_consoles_until_ctrl_c(tmp_path: Path) -> None:
     run = start_demo(tmp_path / "demo")
     try:
         out = run.read_until("Serving until Ctrl-C.", STORY_TIMEOUT_S)
-        consoles = re.findall(r"(http://127\.0\.0\.1:\d+/console/login)\s+user (\S+)", out)
+        consoles = re.findall(
+            r"(http://127\.0\.0\.1:\d+/console/login)\s+user (\S+)\s+password (\S+)", out
+        )
         wallets = re.findall(r"^\s+GD .*?: (http://127\.0\.0\.1:\d+/)$", out, re.M)
         wallets += re.findall(r"^\s+MO .*?: (http://127\.0\.0\.1:\d+/)$", out, re.M)
         kiosk = re.findall(r"kiosk: (http://127\.0\.0\.1:\d+/)", out)
-        assert len(consoles) == 2 and {u for _, u in consoles} == {"gd-admin", "mo-admin"}
-        assert len(wallets) == 3 and len(kiosk) == 1, out
-        for url, _user in consoles:
+        nodes = re.findall(r"(http://127\.0\.0\.1:\d+/checkpoint)", out)
+        assert len(consoles) == 2 and {u for _, u, _ in consoles} == {"gd-admin", "mo-admin"}
+        assert len(wallets) == 3 and len(kiosk) == 1 and len(nodes) == 2, out
+        for url, user, password in consoles:
             assert "<form" in get_200(url).text
+            assert_login_works(url, user, password)
+        for url in nodes:
+            assert get_200(url).text.count("\u2014 ") >= 3  # log signature + 2 witnesses
         for url in wallets:
             assert get_200(url).headers["Content-Type"].startswith("text/html")
         get_200(kiosk[0])
