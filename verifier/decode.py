@@ -19,18 +19,22 @@ rescues a different class of real photographs:
    binarizer — small, far, or heavily damaged codes;
 3. a 2x upscale of the whole frame when it is small and nothing was located;
 4. a darkening gamma — washed-out, over-exposed codes;
-5. the red channel instead of luma (colour frames) — warm paper and coloured light,
-   where the blue channel carries little contrast and most of the sensor noise;
-6. a 3x3 median — moire and salt noise on printed or on-screen codes;
-7. contrast-limited histogram equalisation (CLAHE) — shadows and low contrast;
-8. a brightening gamma — dark, under-exposed codes;
-9. zxing's "pure" mode — a code filling a clean image whose finder patterns are
+5. a 3x3 median — moire and salt noise on printed or on-screen codes;
+6. contrast-limited histogram equalisation (CLAHE) — shadows and low contrast;
+7. a brightening gamma — dark, under-exposed codes;
+8. zxing's "pure" mode — a code filling a clean image whose finder patterns are
    damaged or crowded by dark borders (screenshots, renderings);
-10. OpenCV's QR detector, then its ArUco-based one, on a frame scaled down to at most
-    `OPENCV_SIDE_PX` — a second, independently written localiser and decoder that
-    reads some codes without a quiet zone or with odd finder patterns. Payloads stay
-    byte-exact: OpenCV's bytes are kept only when they are ASCII (it transcodes the
-    rest), otherwise zxing decodes the module grid OpenCV sampled.
+9. OpenCV's QR detector on each located region (rescaled like the crops of 2.), then
+   OpenCV's QR detector and its ArUco-based one on the whole frame scaled down to at
+   most `OPENCV_SIDE_PX` — a second, independently written localiser and decoder that
+   reads some codes without a quiet zone or with odd finder patterns. Payloads stay
+   byte-exact: OpenCV's bytes are kept only when they are ASCII (it transcodes the
+   rest), otherwise zxing decodes the module grid OpenCV sampled.
+
+Tried on the BoofCV photos and dropped because they read nothing the passes above do
+not: other rescale targets, Otsu and adaptive thresholds, the red or min/max channel
+instead of luma, unsharp masking, Gaussian blur, morphological open/close, a white
+border around the frame, OpenCV's curved-code decoder.
 
 Every attempt checks the elapsed time against `DecodeLimits.budget_ms` first, so one
 frame stays within its time budget and the live view does not stall.
@@ -45,6 +49,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 import cv2
@@ -81,7 +86,6 @@ CLAHE_TILE_GRID = (8, 8)
 OPENCV_SIDE_PX = 800  # OpenCV's detectors run on frames scaled down to this long side
 GRID_MODULE_PX = 4  # OpenCV's sampled module grid is re-rendered at this many px per module
 GRID_QUIET_ZONE_MODULES = 4  # ISO/IEC 18004 quiet zone around the re-rendered symbol
-RED_CHANNEL = 2  # index of red in OpenCV's BGR / BGRA order
 
 
 @dataclass(frozen=True)
@@ -111,7 +115,6 @@ class Attempt(StrEnum):
     OTSU = "otsu"  # no longer tried; kept so stored statistics still parse
     ADAPTIVE = "adaptive"  # no longer tried; kept so stored statistics still parse
     GAMMA = "gamma"
-    RED_CHANNEL = "red-channel"
     MEDIAN = "median"
     PURE = "pure"
     OPENCV = "opencv"
@@ -219,18 +222,24 @@ def _crop_box(corners: Sequence[Point], shape: tuple[int, ...]) -> tuple[int, in
     return (x0, y0, x1, y1)
 
 
+def _boxes(gray: Image, located: Sequence[Corners]) -> list[tuple[int, int, int, int]]:
+    """Crop boxes around the located-but-undecoded codes worth retrying, largest first."""
+    boxes = [b for b in (_crop_box(c, gray.shape) for c in located) if b is not None]
+    boxes.sort(key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
+    return boxes[:MAX_CROPS]
+
+
 def _gamma(gray: Image, gamma: float) -> Image:
     table = np.clip(255.0 * (np.arange(256) / 255.0) ** gamma + 0.5, 0, 255).astype(np.uint8)
     return np.asarray(cv2.LUT(gray, table))
 
 
-def _retries(frame: Image, gray: Image, located: Sequence[Corners]) -> Iterator[_Pass]:
+def _retries(gray: Image, located: Sequence[Corners]) -> Iterator[_Pass]:
     """The zxing part of the retry chain, built lazily so a pass costs nothing until it
     is tried."""
     yield _Pass(Attempt.GLOBAL_HISTOGRAM, gray, binarizer="GlobalHistogram")
-    boxes = [b for b in (_crop_box(c, gray.shape) for c in located) if b is not None]
-    boxes.sort(key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
-    for x0, y0, x1, y1 in boxes[:MAX_CROPS]:
+    boxes = _boxes(gray, located)
+    for x0, y0, x1, y1 in boxes:
         crop = gray[y0:y1, x0:x1]
         scale = min(CROP_MAX_SCALE, CROP_TARGET_PX / max(crop.shape))
         resized = _scaled(crop, scale)
@@ -239,8 +248,6 @@ def _retries(frame: Image, gray: Image, located: Sequence[Corners]) -> Iterator[
     if not boxes and max(gray.shape) <= SMALL_FRAME_SIDE_PX:
         yield _Pass(Attempt.UPSCALE, _scaled(gray, UPSCALE_FACTOR), UPSCALE_FACTOR)
     yield _Pass(Attempt.GAMMA, _gamma(gray, GAMMA_DARKEN))
-    if frame.ndim == 3:
-        yield _Pass(Attempt.RED_CHANNEL, np.ascontiguousarray(frame[:, :, RED_CHANNEL]))
     yield _Pass(Attempt.MEDIAN, np.asarray(cv2.medianBlur(gray, MEDIAN_KERNEL_PX)))
     clahe = cv2.createCLAHE(clipLimit=CLAHE_CLIP_LIMIT, tileGridSize=CLAHE_TILE_GRID)
     yield _Pass(Attempt.CLAHE, np.asarray(clahe.apply(gray)))
@@ -248,16 +255,18 @@ def _retries(frame: Image, gray: Image, located: Sequence[Corners]) -> Iterator[
     yield _Pass(Attempt.PURE, gray, pure=True)
 
 
-def _opencv(gray: Image, aruco: bool) -> list[DecodedCode]:
-    """OpenCV's QR detector (or its ArUco-based variant) on a frame scaled down to at
-    most OPENCV_SIDE_PX.
+def _opencv(
+    gray: Image, aruco: bool, side_px: int = OPENCV_SIDE_PX, offset: Point = (0.0, 0.0)
+) -> list[DecodedCode]:
+    """OpenCV's QR detector (or its ArUco-based variant) on `gray` scaled down to at
+    most `side_px`; `offset` is where `gray` sits in the frame (for crops).
 
     OpenCV transcodes byte-mode payloads (bytes 0x80 and above come back as UTF-8), so
     its bytes are taken only when they are all ASCII: any transcoding would have left a
     byte of 0x80 or above. Otherwise zxing decodes the module grid OpenCV sampled,
     re-rendered as a clean symbol, or the code counts as unread.
     """
-    scale = min(1.0, OPENCV_SIDE_PX / max(gray.shape))
+    scale = min(1.0, side_px / max(gray.shape))
     small = _scaled(gray, scale) if scale < 1.0 else gray
     detector = cv2.QRCodeDetectorAruco() if aruco else cv2.QRCodeDetector()
     try:
@@ -275,7 +284,7 @@ def _opencv(gray: Image, aruco: bool) -> list[DecodedCode]:
         if exact is None:
             return []
         payload = exact
-    a, b, c, d = ((float(x) / scale, float(y) / scale) for x, y in quad)
+    a, b, c, d = ((float(x) / scale + offset[0], float(y) / scale + offset[1]) for x, y in quad)
     attempt = Attempt.OPENCV_ARUCO if aruco else Attempt.OPENCV
     return [DecodedCode(payload, (a, b, c, d), attempt)]
 
@@ -291,9 +300,7 @@ def _read_grid(grid: Image | None) -> bytes | None:
     return bytes(hits[0].bytes) if hits else None
 
 
-def _attempts(
-    frame: Image, gray: Image, located: Sequence[Corners]
-) -> Iterator[Callable[[], list[DecodedCode]]]:
+def _attempts(gray: Image, located: Sequence[Corners]) -> Iterator[Callable[[], list[DecodedCode]]]:
     """Every retry as a thunk returning the codes it read (possibly none)."""
 
     def zxing(p: _Pass) -> Callable[[], list[DecodedCode]]:
@@ -306,10 +313,15 @@ def _attempts(
 
         return run
 
-    for p in _retries(frame, gray, located):
+    for p in _retries(gray, located):
         yield zxing(p)
-    yield lambda: _opencv(gray, aruco=False)
-    yield lambda: _opencv(gray, aruco=True)
+    # OpenCV on each located-but-undecoded region first: small, so cheap, and zxing's
+    # localisation spares OpenCV's detector the clutter around the code.
+    for x0, y0, x1, y1 in _boxes(gray, located):
+        crop = gray[y0:y1, x0:x1]
+        yield partial(_opencv, crop, False, CROP_TARGET_PX, (float(x0), float(y0)))
+    yield partial(_opencv, gray, False)
+    yield partial(_opencv, gray, True)
 
 
 def decode_frame(
@@ -337,7 +349,7 @@ def decode_frame(
     if not located and not _has_structure(gray):
         return []
     attempts = 1
-    for attempt in _attempts(frame, gray, located):
+    for attempt in _attempts(gray, located):
         if attempts >= limits.max_attempts or (clock() - started) * 1000.0 >= limits.budget_ms:
             break
         attempts += 1

@@ -20,7 +20,7 @@ from verifier.errors import DecodeInputError
 from verifier.synth import Distortion, qr_image, synthetic_frame
 
 BOOFCV = ("qr-photos", "boofcv-v3-subset", "boofcv-v3", "detection")
-BOOFCV_FLOOR = 0.83  # measured 0.847 (122/144) with the whole retry chain
+BOOFCV_FLOOR = 0.84  # measured 0.854 (123/144) with the whole retry chain
 # Rates are about what the chain can read, not how fast: a loaded CI machine must not
 # cut retries short, so these tests lift the per-frame time budget.
 UNHURRIED = DecodeLimits(budget_ms=5000.0)
