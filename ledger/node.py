@@ -372,7 +372,7 @@ def create_app(
     store = open_store(config.database_url)
     # Every checkpoint commits the region's revocation snapshot (docs/ledger-protocol.md
     # §8); the witnesses re-derive it before cosigning.
-    publisher = RevocationPublisher(config.region)
+    publisher = RevocationPublisher(config.region, store=store)
     sequencer = Sequencer(
         store,
         config,

@@ -17,9 +17,10 @@ same two paths under its tlog-mirror prefix, see ledger.witness_api):
 
 Both are content-addressed (the URL names the digest(s) of what it returns), so they are
 served with `Cache-Control: immutable` like full tiles. The publisher keeps the latest
-`MAX_KEPT_SNAPSHOTS` snapshots in memory (not in the database): after a restart only
-the current snapshot is known, and a station whose old digest is gone gets 404 for the
-delta and fetches the full snapshot instead. What it does not: decide what is revoked
+`MAX_KEPT_SNAPSHOTS` snapshots in memory and, given the node's store, in the database
+(written in the same transaction as the batch whose checkpoint commits them), so deltas
+survive a restart; a station whose old digest has been pruned gets 404 for the delta
+and fetches the full snapshot instead. What it does not: decide what is revoked
 (ledger.rules does) or verify anything a client sends.
 """
 
@@ -36,11 +37,13 @@ from ledger.config import IMMUTABLE_MAX_AGE_S
 from ledger.entries import TYPE_CODES, EntryType
 from ledger.revocation import (
     DIGEST_SIZE,
+    RevocationError,
     RevocationSnapshot,
     make_delta,
     render_extension,
 )
 from ledger.rules import LogState
+from ledger.storage import BlobToStore, StorageError, Store
 
 MAX_KEPT_SNAPSHOTS = 64  # snapshots kept for deltas (one per checkpoint)
 _KEY_CODES = frozenset({TYPE_CODES[EntryType.KEY_ADDED], TYPE_CODES[EntryType.KEY_REVOKED]})
@@ -54,16 +57,26 @@ def is_key_entry(entry_bytes: bytes) -> bool:
 
 
 class RevocationPublisher:
-    """The sequencer's `CheckpointExtender` plus a small content-addressed store."""
+    """The sequencer's `CheckpointExtender` plus a small content-addressed store.
 
-    def __init__(self, region: str, keep: int = MAX_KEPT_SNAPSHOTS) -> None:
+    The latest `keep` snapshots are held in memory; with a `store`, every committed
+    snapshot is also written in its batch's transaction (`pending_blob`), the last
+    `keep` are kept there, and reads fall back to the database, so a station's delta
+    request still finds its old snapshot after a node restart.
+    """
+
+    def __init__(
+        self, region: str, keep: int = MAX_KEPT_SNAPSHOTS, store: Store | None = None
+    ) -> None:
         self.region = region
         self.keep = keep
+        self.store = store
         self.key_entries: list[bytes] = []
         self._snapshots: OrderedDict[bytes, RevocationSnapshot] = OrderedDict()
         self._bytes: dict[bytes, bytes] = {}
         self._lock = threading.Lock()
         self._pending_keys: list[bytes] | None = None
+        self._pending_blob: BlobToStore | None = None
 
     # -- the sequencer's side --------------------------------------------------------
 
@@ -83,28 +96,56 @@ class RevocationPublisher:
             while len(self._snapshots) > self.keep:
                 old, _ = self._snapshots.popitem(last=False)
                 self._bytes.pop(old, None)
+            full = len(self._snapshots) >= self.keep
+            oldest = next(iter(self._snapshots.values())).tree_size
         self._pending_keys = keys
+        if self.store is not None:
+            self._pending_blob = BlobToStore(digest, size, data, oldest if full else 0)
         return [render_extension(digest)]
+
+    def pending_blob(self) -> BlobToStore | None:
+        """The snapshot of the last `lines` call, for the sequencer to store in the batch."""
+        return self._pending_blob
 
     def committed(self) -> None:
         """The batch whose lines were last asked for is durable: adopt its key entries."""
         if self._pending_keys is not None:
             self.key_entries = self._pending_keys
             self._pending_keys = None
+        self._pending_blob = None
 
     def rolled_back(self) -> None:
         self._pending_keys = None
+        self._pending_blob = None
 
     # -- the read side -----------------------------------------------------------------
 
     def snapshot_bytes(self, digest: bytes) -> bytes | None:
         with self._lock:
-            return self._bytes.get(digest)
+            data = self._bytes.get(digest)
+        if data is None and self.store is not None:
+            try:
+                data = self.store.revocation_snapshot(digest)
+            except StorageError:
+                return None
+        return data
+
+    def _snapshot(self, digest: bytes) -> RevocationSnapshot | None:
+        with self._lock:
+            snap = self._snapshots.get(digest)
+        if snap is not None:
+            return snap
+        data = self.snapshot_bytes(digest)
+        if data is None:
+            return None
+        try:
+            return RevocationSnapshot.from_bytes(data)
+        except RevocationError:
+            return None
 
     def delta_bytes(self, from_digest: bytes, to_digest: bytes) -> bytes | None:
-        with self._lock:
-            old = self._snapshots.get(from_digest)
-            new = self._snapshots.get(to_digest)
+        old = self._snapshot(from_digest)
+        new = self._snapshot(to_digest)
         if old is None or new is None or new.tree_size < old.tree_size:
             return None
         return make_delta(old, new).to_bytes()

@@ -28,16 +28,21 @@ from typing import Protocol
 from ledger import tiles
 from ledger.checkpoint import Checkpoint
 from ledger.config import SUBMIT_TIMEOUT_S, NodeConfig
-from ledger.entries import TimestampedEntry, encode_leaf
+from ledger.entries import TYPE_CODES, EntryType, TimestampedEntry, encode_leaf
 from ledger.errors import LedgerError
 from ledger.merkle import leaf_hash
 from ledger.note import NoteSigner, sign_note
 from ledger.rules import LogState, RuleViolationError, apply_entry
-from ledger.storage import NewLeaf, StorageError, Store, TreeState
+from ledger.state_snapshot import StateSnapshotError, decode_state_snapshot, encode_state_snapshot
+from ledger.storage import BlobToStore, NewLeaf, StorageError, Store, TreeState
 
 log = logging.getLogger(__name__)
 
 TILE_CACHE_LIMIT = 64  # tiles kept in memory for the right edge of the tree
+# Leaves between two stored rules-state snapshots: a restart replays at most this many
+# (about 15 us each) instead of the whole log; a snapshot of 10M anchors is ~2 MB.
+STATE_SNAPSHOT_INTERVAL = 100_000  # leaves
+_KEY_CODES = frozenset({TYPE_CODES[EntryType.KEY_ADDED], TYPE_CODES[EntryType.KEY_REVOKED]})
 BATCH_QUIET_S = 0.01  # seconds without a new submission after which the pool is sealed
 Clock = Callable[[], float]
 
@@ -126,15 +131,25 @@ class _OverlayReader:
         return self.cache[key]
 
 
+def _is_key_entry(entry_bytes: bytes) -> bool:
+    # Byte 1 of a canonical entry is its type code (ledger.entries): no full decode.
+    return len(entry_bytes) > 1 and entry_bytes[1] in _KEY_CODES
+
+
 def rebuild_log_state(
-    store: Store, initial: LogState, size: int, entries: list[bytes] | None = None
+    store: Store,
+    initial: LogState,
+    size: int,
+    entries: list[bytes] | None = None,
+    start: int = 0,
 ) -> LogState:
-    """Replay every stored leaf through the rules (startup; the rules are pure); when
-    `entries` is given, also collect every entry's bytes into it."""
+    """Replay the stored leaves [start, size) through the rules, from `initial` (the
+    state after `start` leaves; startup; the rules are pure); when `entries` is given,
+    also collect those entries' bytes into it."""
     from ledger.entries import decode_leaf
 
     state = initial
-    for raw in store.iter_leaves(size):
+    for raw in store.iter_leaves(size, start):
         leaf = decode_leaf(raw)
         state = apply_entry(state, leaf)
         if entries is not None:
@@ -153,8 +168,10 @@ class Sequencer:
         initial_state: LogState,
         clock: Clock = time.time,
         extender: CheckpointExtender | None = None,
+        snapshot_interval: int = STATE_SNAPSHOT_INTERVAL,
     ) -> None:
         self.store = store
+        self.snapshot_interval = snapshot_interval
         self.extender = extender
         self.config = config
         self.signer = signer
@@ -167,18 +184,53 @@ class Sequencer:
         self._cache: dict[tuple[int, int], bytes] = {}
         self.tree = store.tree_state()
         self._check_root()
-        replayed: list[bytes] | None = [] if extender is not None else None
-        self.log_state = rebuild_log_state(store, initial_state, self.tree.size, replayed)
-        if extender is not None and replayed is not None:
-            extender.prime(replayed)
-            # The latest checkpoint's extension lines must be servable again (ledger.
-            # revocation_api keeps snapshots in memory): re-derive them.
+        state, keys = self._load_state_snapshot(initial_state)
+        self.replayed_from = state.size  # leaves before this came from the snapshot
+        self._snapshot_size = state.size
+        tail: list[bytes] = []
+        self.log_state = rebuild_log_state(
+            store, state, self.tree.size, tail, start=self.replayed_from
+        )
+        self._key_entries = keys + [e for e in tail if _is_key_entry(e)]
+        if extender is not None:
+            extender.prime(self._key_entries)
+            # The latest checkpoint's extension lines must be servable again: re-derive
+            # them (deterministic, so the digest equals the committed one) and keep the
+            # snapshot bytes if an older node version did not store them.
             extender.lines(self.log_state, self.tree.size, [])
+            blob = self._pending_blob()
             extender.committed()
+            if blob is not None and self.tree.size > 0:
+                store.put_revocation_snapshot(BlobToStore(blob.digest, blob.tree_size, blob.data))
         self._ensure_checkpoint()
         self._cosign_cond = threading.Condition()
         self._cosign_next: tuple[int, bytes] | None = None
         self._cosign_thread: threading.Thread | None = None
+
+    def _load_state_snapshot(self, initial: LogState) -> tuple[LogState, list[bytes]]:
+        """The newest stored rules-state snapshot within the tree, else `initial`."""
+        row = self.store.latest_state_snapshot(self.tree.size)
+        if row is None:
+            return initial, []
+        size, data = row
+        try:
+            snap = decode_state_snapshot(data)
+        except StateSnapshotError:
+            log.exception("stored state snapshot at %d is unreadable; replaying the log", size)
+            return initial, []
+        st = snap.state
+        if (st.region, st.root_public_key, st.size) != (
+            initial.region,
+            initial.root_public_key,
+            size,
+        ):
+            log.error("stored state snapshot at %d is for another log; replaying", size)
+            return initial, []
+        return st, list(snap.key_entries)
+
+    def _pending_blob(self) -> BlobToStore | None:
+        get = getattr(self.extender, "pending_blob", None)
+        return None if get is None else get()  # type: ignore[no-any-return]
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -344,8 +396,21 @@ class Sequencer:
             if self.extender is not None:
                 ext = self.extender.lines(state, size, new_entries)
             note = sign_note(checkpoint_text(self.config.origin, size, root, ext), [self.signer])
+            keys = self._key_entries + [e for e in new_entries if _is_key_entry(e)]
+            snapshot: tuple[int, bytes] | None = None
+            if size - self._snapshot_size >= self.snapshot_interval:
+                snapshot = (size, encode_state_snapshot(state, tuple(keys)))
             try:
-                self.store.commit_batch(old.size, new, changed, tree, note, now_ms)
+                self.store.commit_batch(
+                    old.size,
+                    new,
+                    changed,
+                    tree,
+                    note,
+                    now_ms,
+                    state_snapshot=snapshot,
+                    revocation_snapshot=self._pending_blob(),
+                )
             except BaseException:
                 if self.extender is not None:
                     self.extender.rolled_back()
@@ -354,6 +419,9 @@ class Sequencer:
                 self.extender.committed()
             self.tree = tree
             self.log_state = state
+            self._key_entries = keys
+            if snapshot is not None:
+                self._snapshot_size = size
             self._remember(changed)
             self._queue_cosign(size, note)
         for sub, indices in accepted:

@@ -93,6 +93,34 @@ class TreeStateRow(Base):
     last_timestamp_ms: Mapped[int] = mapped_column(sa.BigInteger)
 
 
+class LogStateSnapshotRow(Base):
+    """The rules' state after `size` leaves (ledger.state_snapshot bytes)."""
+
+    __tablename__ = "log_state_snapshots"
+    size: Mapped[int] = mapped_column(Index64, primary_key=True, autoincrement=False)
+    data: Mapped[bytes] = mapped_column(sa.LargeBinary)
+
+
+class RevocationSnapshotRow(Base):
+    """A revocation snapshot a checkpoint committed to, by its SHA-256 (ledger.revocation)."""
+
+    __tablename__ = "revocation_snapshots"
+    digest: Mapped[bytes] = mapped_column(sa.LargeBinary(HASH_BYTES), primary_key=True)
+    tree_size: Mapped[int] = mapped_column(sa.BigInteger, index=True)
+    data: Mapped[bytes] = mapped_column(sa.LargeBinary)
+
+
+@dataclass(frozen=True)
+class BlobToStore:
+    """A content-addressed revocation snapshot to keep with a batch; older ones than
+    `keep_from_size` are pruned in the same transaction."""
+
+    digest: bytes
+    tree_size: int
+    data: bytes
+    keep_from_size: int = 0
+
+
 EMPTY_ROOT = hashlib.sha256(b"").digest()  # RFC 9162 §2.1.1: MTH({}) = SHA-256()
 
 
@@ -217,10 +245,10 @@ class Store:
             ).scalars()
             return [bytes(r) for r in rows]
 
-    def iter_leaves(self, end: int) -> Iterator[bytes]:
-        """Every leaf below `end`, streamed in chunks (startup state rebuild, audits)."""
-        for start in range(0, end, LEAF_FETCH_CHUNK):
-            yield from self.leaves(start, min(end, start + LEAF_FETCH_CHUNK))
+    def iter_leaves(self, end: int, start: int = 0) -> Iterator[bytes]:
+        """Every leaf in [start, end), streamed in chunks (startup state rebuild, audits)."""
+        for first in range(start, end, LEAF_FETCH_CHUNK):
+            yield from self.leaves(first, min(end, first + LEAF_FETCH_CHUNK))
 
     def find_indices(self, entry_hashes: Sequence[bytes]) -> dict[bytes, int]:
         """The existing index of each already-logged entry hash (absent ones omitted)."""
@@ -256,8 +284,11 @@ class Store:
         state: TreeState,
         checkpoint_note: bytes,
         signed_at_ms: int,
+        state_snapshot: tuple[int, bytes] | None = None,
+        revocation_snapshot: BlobToStore | None = None,
     ) -> None:
-        """Append a sequenced batch and its signed checkpoint atomically.
+        """Append a sequenced batch and its signed checkpoint atomically, with the rules'
+        state snapshot (size, bytes) and the committed revocation snapshot if given.
 
         Fenced on `old_size`: if the stored tree is not exactly `old_size` leaves, nothing
         is written and ConcurrentWriterError is raised.
@@ -303,8 +334,70 @@ class Store:
                         signed_at_ms=signed_at_ms,
                     )
                 )
+                if state_snapshot is not None:
+                    c.execute(
+                        sa.insert(LogStateSnapshotRow).values(
+                            size=state_snapshot[0], data=state_snapshot[1]
+                        )
+                    )
+                    # Only the newest is ever loaded; keep one older in case of doubt.
+                    c.execute(
+                        sa.delete(LogStateSnapshotRow).where(
+                            LogStateSnapshotRow.size
+                            < sa.select(sa.func.max(LogStateSnapshotRow.size))
+                            .where(LogStateSnapshotRow.size < state_snapshot[0])
+                            .scalar_subquery()
+                        )
+                    )
+                if revocation_snapshot is not None:
+                    self._put_revocation_snapshot(c, revocation_snapshot)
         except SQLAlchemyError as e:
             raise StorageError(f"batch commit at size {old_size} failed: {e}") from e
+
+    def _put_revocation_snapshot(self, c: sa.Connection, blob: BlobToStore) -> None:
+        exists = c.execute(
+            sa.select(RevocationSnapshotRow.tree_size).where(
+                RevocationSnapshotRow.digest == blob.digest
+            )
+        ).first()
+        if exists is None:
+            c.execute(
+                sa.insert(RevocationSnapshotRow).values(
+                    digest=blob.digest, tree_size=blob.tree_size, data=blob.data
+                )
+            )
+        if blob.keep_from_size:
+            c.execute(
+                sa.delete(RevocationSnapshotRow).where(
+                    RevocationSnapshotRow.tree_size < blob.keep_from_size
+                )
+            )
+
+    def put_revocation_snapshot(self, blob: BlobToStore) -> None:
+        """Keep a revocation snapshot outside a batch (startup re-derivation)."""
+        try:
+            with self.engine.begin() as c:
+                self._put_revocation_snapshot(c, blob)
+        except SQLAlchemyError as e:
+            raise StorageError(f"storing revocation snapshot failed: {e}") from e
+
+    def revocation_snapshot(self, digest: bytes) -> bytes | None:
+        with self._conn() as c:
+            data = c.execute(
+                sa.select(RevocationSnapshotRow.data).where(RevocationSnapshotRow.digest == digest)
+            ).scalar()
+        return None if data is None else bytes(data)
+
+    def latest_state_snapshot(self, at_most: int) -> tuple[int, bytes] | None:
+        """The newest stored rules-state snapshot of at most `at_most` leaves."""
+        with self._conn() as c:
+            row = c.execute(
+                sa.select(LogStateSnapshotRow.size, LogStateSnapshotRow.data)
+                .where(LogStateSnapshotRow.size <= at_most)
+                .order_by(LogStateSnapshotRow.size.desc())
+                .limit(1)
+            ).first()
+        return None if row is None else (int(row[0]), bytes(row[1]))
 
     def _fence(self, c: sa.Connection, old_size: int, state: TreeState) -> None:
         values = {
