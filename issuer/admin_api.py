@@ -99,6 +99,7 @@ def detail_json(d: Any) -> dict[str, Any]:
             "log_index": h.log_index,
             "at": h.at,
             "state": h.state.value,
+            "witnesses": list(h.witnesses),
         }
         for h in d.history
     ]
@@ -257,7 +258,18 @@ def revoke_key(region: str, kid: str) -> tuple[Response, int]:
 
 @api.get("/log-entries/<int:outbox_id>")
 def entry_state(outbox_id: int) -> Response:
-    return jsonify({"outbox_id": outbox_id, "state": ops().entry_state(who(), outbox_id).value})
+    st = ops().entry(who(), outbox_id)
+    return jsonify(
+        {
+            "outbox_id": outbox_id,
+            "state": st.state.value,
+            "log_index": st.log_index,
+            "checkpoint_size": st.checkpoint_size,
+            "witnesses": list(st.witnesses),
+            "quorum": st.quorum,
+            "ledger_error": st.ledger_error,
+        }
+    )
 
 
 @api.get("/ledger")

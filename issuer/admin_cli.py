@@ -65,16 +65,11 @@ def _context(config_path: str | None) -> Any:
 
 
 def _ops(config_path: str | None) -> Any:
-    from issuer.console.ledger_view import LedgerView
     from issuer.console.ops import AdminOps
+    from issuer.ledger_state import ConsortiumCheckpoints
 
     ctx = _context(config_path)
-    consortium = None
-    if ctx.config.consortium_path is not None:
-        from ledger.consortium import load_consortium
-
-        consortium = load_consortium(ctx.config.consortium_path)
-    return AdminOps(ctx, LedgerView(consortium, ctx.region, ctx.config.ledger_url))
+    return AdminOps(ctx, ConsortiumCheckpoints.from_context(ctx))
 
 
 def _who(ops: Any, token_file: str) -> Any:

@@ -1,4 +1,5 @@
-"""The issuer's view of its own region's log: latest checkpoint and its cosigners.
+"""The issuer's one view of the ledgers: each region's latest checkpoint and its
+cosigners, for entry states (`AdminService.entry_status`) and the console's ledger page.
 
 `assess_checkpoint` is pure: the checkpoint bytes a node served, the region's consortium
 member and the consortium -> `CheckpointView` (tree size, which members' witnesses
@@ -8,6 +9,10 @@ raises `LedgerUnavailableError` on anything else. `ConsortiumCheckpoints` is the
 edge: it fetches `GET /checkpoint` (C2SP tlog-tiles) from the region's node through a
 `CheckpointFetcher` and caches the view for `CACHE_TTL_S`. It decides nothing about
 outbox rows: `issuer.services.AdminService.entry_status` applies the view to an entry.
+`ConsortiumCheckpoints.regions()` assesses every member's log the same way for the
+ledger page (`assess_region`: each witness present or missing with its time, and an
+alarm on a second root for a tree size already seen or a shrinking tree, C2SP
+tlog-witness: a log never signs two trees of one size).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import requests
 from issuer.context import IssuerContext
 from issuer.errors import ConfigError, LedgerUnavailableError
 from issuer.services import CheckpointView
-from ledger.checkpoint import CosignatureVerifier, open_checkpoint
+from ledger.checkpoint import Checkpoint, CosignatureVerifier, open_checkpoint
 from ledger.consortium import Consortium, Member
 from ledger.errors import LedgerError
 from ledger.note import NoteVerifier
@@ -59,12 +64,78 @@ class HttpCheckpointFetcher:
         return r.content
 
 
+@dataclass(frozen=True)
+class WitnessMark:
+    """One consortium witness on one checkpoint: cosigned or not, and when."""
+
+    member_id: str
+    name: str
+    cosigned: bool
+    timestamp: int | None
+
+
+@dataclass(frozen=True)
+class RegionLedger:
+    """What the ledger page shows of one region's log."""
+
+    region: str
+    origin: str
+    url: str
+    size: int | None = None
+    root_hex: str = ""
+    witnesses: tuple[WitnessMark, ...] = ()
+    quorum_met: bool = False
+    quorum: str = ""
+    error: str | None = None
+    alarm: str | None = None
+
+    @property
+    def healthy(self) -> bool:
+        return self.error is None and self.alarm is None and self.quorum_met
+
+
 def assess_checkpoint(data: bytes, member: Member, consortium: Consortium) -> CheckpointView:
     """Open `member`'s checkpoint and count the consortium witnesses that cosigned it.
 
     A bad log signature, a bad cosignature by a known witness (signed-note: a note with
     an invalid known signature is rejected) or a foreign origin raises; signatures by
     unknown keys are ignored (C2SP signed-note)."""
+    _cp, view, _marks = _assess(data, member, consortium)
+    return view
+
+
+def assess_region(
+    data: bytes, member: Member, consortium: Consortium, seen: dict[str, tuple[int, str]]
+) -> RegionLedger:
+    """`assess_checkpoint` plus each witness's mark and fork / rollback alarms against
+    what was `seen` before (updated when no alarm is raised)."""
+    cp, view, marks = _assess(data, member, consortium)
+    root = cp.root_hash.hex()
+    alarm = None
+    before = seen.get(member.id)
+    if before is not None:
+        if before[0] == cp.size and before[1] != root:
+            alarm = f"fork: two different roots for tree size {cp.size}"
+        elif cp.size < before[0]:
+            alarm = f"rollback: tree size went from {before[0]} down to {cp.size}"
+    if alarm is None:
+        seen[member.id] = (cp.size, root)
+    return RegionLedger(
+        region=member.id,
+        origin=cp.origin,
+        url=member.node_url,
+        size=cp.size,
+        root_hex=root,
+        witnesses=marks,
+        quorum_met=view.cosigned,
+        quorum=view.quorum,
+        alarm=alarm,
+    )
+
+
+def _assess(
+    data: bytes, member: Member, consortium: Consortium
+) -> tuple[Checkpoint, CheckpointView, tuple[WitnessMark, ...]]:
     if member.log is None or member.log_origin is None:
         raise ConfigError(f"consortium member {member.id} runs no log")
     witnesses = [CosignatureVerifier.from_vkey(m.witness.text) for m in consortium.members]
@@ -77,13 +148,19 @@ def assess_checkpoint(data: bytes, member: Member, consortium: Consortium) -> Ch
         raise LedgerUnavailableError(
             f"expected checkpoint origin {member.log_origin}, found {cp.origin}"
         )
-    cosigners = tuple(m.id for m in consortium.members if m.witness.name in opened.cosignatures)
-    return CheckpointView(
+    marks = tuple(
+        WitnessMark(m.id, m.witness.name, ts is not None, ts)
+        for m in consortium.members
+        for ts in (opened.cosignatures.get(m.witness.name),)
+    )
+    cosigners = tuple(mark.member_id for mark in marks if mark.cosigned)
+    view = CheckpointView(
         size=cp.size,
         cosigned=consortium.policy.satisfied_by(cosigners),
         witnesses=cosigners,
         quorum=consortium.policy.describe(),
     )
+    return cp, view, marks
 
 
 @dataclass
@@ -96,6 +173,8 @@ class ConsortiumCheckpoints:
     fetcher: CheckpointFetcher = field(default_factory=HttpCheckpointFetcher)
     clock: Callable[[], float] = time.monotonic
     _cache: tuple[float, CheckpointView] | None = None
+    _regions: tuple[float, list[RegionLedger]] | None = None
+    _seen: dict[str, tuple[int, str]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -125,3 +204,39 @@ class ConsortiumCheckpoints:
         with self._lock:
             self._cache = (now, view)
         return view
+
+    def regions(self) -> list[RegionLedger]:
+        """Every log-running member's latest checkpoint, assessed; a member that cannot
+        be read is shown with its error (and an alarm when its signature is bad)."""
+        with self._lock:
+            now = self.clock()
+            if self._regions is not None and now - self._regions[0] < CACHE_TTL_S:
+                return self._regions[1]
+            out = []
+            for m in self.consortium.members:
+                if not m.runs_log:
+                    continue
+                url = self.node_url if (m.id == self.region and self.node_url) else m.node_url
+                try:
+                    out.append(
+                        assess_region(self.fetcher.fetch(url), m, self.consortium, self._seen)
+                    )
+                except (LedgerUnavailableError, ConfigError) as e:
+                    bad_signature = "refused" in e.message
+                    out.append(
+                        RegionLedger(
+                            m.id,
+                            m.log_origin or "",
+                            url,
+                            error=e.message[:300],
+                            alarm="bad checkpoint signature" if bad_signature else None,
+                        )
+                    )
+            self._regions = (now, out)
+            return out
+
+    def invalidate(self) -> None:
+        """Forget cached views (after an action, so the next page shows fresh state)."""
+        with self._lock:
+            self._cache = None
+            self._regions = None

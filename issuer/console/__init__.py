@@ -22,9 +22,9 @@ from flask_wtf.csrf import CSRFProtect
 from issuer.keystore import read_secret, write_secret
 
 if TYPE_CHECKING:  # the package itself stays import-light (issuer.audit imports models)
-    from issuer.console.ledger_view import LedgerView
     from issuer.console.ops import AdminOps
     from issuer.context import IssuerContext
+    from issuer.ledger_state import ConsortiumCheckpoints
 
 log = logging.getLogger(__name__)
 SESSION_KEY_FILE = "console-session.key"
@@ -62,25 +62,22 @@ def session_key(ctx: IssuerContext) -> bytes:
     return read_secret(path)
 
 
-def init_console(app: Flask, ledger: LedgerView | None = None) -> AdminOps:
+def init_console(app: Flask, ledger: ConsortiumCheckpoints | None = None) -> AdminOps:
+    """`ledger`: the service layer's checkpoint view (default: from the consortium file
+    in the config; none configured or unreadable: pages say cosignatures are unchecked)."""
     from issuer.admin_api import api
-    from issuer.console.ledger_view import LedgerView
     from issuer.console.ops import AdminOps
     from issuer.console.views import console
+    from issuer.errors import ConfigError
+    from issuer.ledger_state import ConsortiumCheckpoints
 
     ctx: IssuerContext = app.extensions["issuer"]
     if ledger is None:
-        consortium = None
-        if ctx.config.consortium_path is not None:
-            from ledger.consortium import load_consortium
-            from ledger.errors import LedgerError
-
-            try:
-                consortium = load_consortium(ctx.config.consortium_path)
-            except (LedgerError, OSError, ValueError) as e:
-                # The console still serves; the ledger page says why it cannot check.
-                log.error("console cannot load the consortium file: %s", e)
-        ledger = LedgerView(consortium, ctx.region, ctx.config.ledger_url)
+        try:
+            ledger = ConsortiumCheckpoints.from_context(ctx)
+        except ConfigError as e:
+            # The console still serves; the ledger page says it cannot check.
+            log.error("console cannot load the consortium file: %s", e.message)
     ops = AdminOps(ctx, ledger)
 
     def wake() -> None:

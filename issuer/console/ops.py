@@ -11,7 +11,10 @@ lands on the chained log exactly once. Nothing here renders HTML or JSON.
 
 Also here, on top of the issuer's models, what the service layer does not offer:
 credential detail with masked identity and ledger history, bulk-revocation jobs with
-progress, the key list, and the entry states against the ledger view.
+progress, the key list. Entry states and the ledger page come from the service layer's
+one ledger view (`issuer.ledger_state.ConsortiumCheckpoints` through
+`AdminService.entry_status`): verified checkpoint, witness cosignatures counted
+against the consortium policy, cosigners named.
 """
 
 from __future__ import annotations
@@ -32,17 +35,17 @@ from credential.issue import read_claims_unverified
 from issuer import audit, keymgmt
 from issuer.accounts import AdminPrincipal, Permission, authorize
 from issuer.audit import AuditEvent, Channel, Outcome
-from issuer.console.ledger_view import LedgerView, RegionLedger
 from issuer.console.models import AdminAccount, AdminAuditRecord, BulkJob
 from issuer.context import IssuerContext
 from issuer.errors import BadRequestError, IssuerError, NotFoundError, PermissionDeniedError
+from issuer.ledger_state import ConsortiumCheckpoints, RegionLedger
 from issuer.models import CredentialRow, OutboxRow, SigningKeyRow
 from issuer.services import (
     REVOCATION_REASONS,
     Actor,
     AdminService,
-    CheckpointView,
     EntryState,
+    EntryStatus,
     PendingEntry,
 )
 from issuer.services import Role as ServiceRole
@@ -73,6 +76,7 @@ class HistoryItem:
     log_index: int | None
     at: int
     state: EntryState
+    witnesses: tuple[str, ...] = ()  # members whose witnesses cosigned the checkpoint
 
 
 @dataclass(frozen=True)
@@ -157,9 +161,9 @@ def check_reason(reason: str, note: str) -> None:
 
 
 class AdminOps:
-    def __init__(self, ctx: IssuerContext, ledger: LedgerView) -> None:
+    def __init__(self, ctx: IssuerContext, ledger: ConsortiumCheckpoints | None) -> None:
         self.ctx = ctx
-        self.ledger = ledger
+        self.ledger = ledger  # None: no consortium file, cosignatures cannot be checked
         self.service = AdminService(ctx)
         self.on_change: Callable[[], None] = lambda: None  # wakes the anchor worker
 
@@ -265,11 +269,13 @@ class AdminOps:
         claims = read_claims_unverified(row.jws)
         if claims.region != region:
             raise PermissionDeniedError(f"credential belongs to {claims.region}, not {region}")
-        view = self.checkpoint_view()
-        history = tuple(
-            HistoryItem(b.kind, b.id, b.log_index, b.created_at, self._state(b.log_index, view))
-            for b in boxes
-        )
+        reader = self._actor(who, ServiceRole.VIEWER)
+        history = []
+        for b in boxes:
+            st = self.service.entry_status(reader, b.id, self.ledger)
+            history.append(
+                HistoryItem(b.kind, b.id, b.log_index, b.created_at, st.state, st.witnesses)
+            )
         return CredentialDetail(
             region,
             row.credential_id,
@@ -283,7 +289,7 @@ class AdminOps:
             row.expires_at,
             row.state,
             row.revoke_reason,
-            history,
+            tuple(history),
         )
 
     def revoke(self, who: Who, region: str, idx: int, reason: str, note: str) -> PendingEntry:
@@ -529,35 +535,21 @@ class AdminOps:
         )
 
     # ledger --------------------------------------------------------------------------------------
-    def checkpoint_view(self) -> CheckpointView | None:
-        own = self.ledger.region(self.ctx.region)
-        if own is None or own.size is None:
-            return None
-        return CheckpointView(own.size, own.quorum_met and own.alarm is None)
-
-    @staticmethod
-    def _state(log_index: int | None, view: CheckpointView | None) -> EntryState:
-        # The same rule as AdminService.entry_state, applied to one fetched checkpoint.
-        if log_index is None:
-            return EntryState.PENDING
-        if view is None or view.size <= log_index:
-            return EntryState.SEQUENCED
-        return EntryState.COSIGNED if view.cosigned else EntryState.ANCHORED
+    def entry(self, who: Who, outbox_id: int) -> EntryStatus:
+        """State, log index and cosigners of one queued log entry."""
+        self._read(who, Permission.VIEW_CREDENTIALS)
+        return self.service.entry_status(
+            self._actor(who, ServiceRole.VIEWER), outbox_id, self.ledger
+        )
 
     def entry_state(self, who: Who, outbox_id: int) -> EntryState:
-        return self.entry(who, outbox_id)[0]
-
-    def entry(self, who: Who, outbox_id: int) -> tuple[EntryState, int | None]:
-        """(state, log index) of one queued log entry."""
-        self._read(who, Permission.VIEW_CREDENTIALS)
-        with self.ctx.sessions() as s:
-            box = s.get(OutboxRow, outbox_id)
-            if box is None:
-                raise NotFoundError(f"no log entry {outbox_id}")
-        return self._state(box.log_index, self.checkpoint_view()), box.log_index
+        return self.entry(who, outbox_id).state
 
     def ledger_regions(self, who: Who) -> list[RegionLedger]:
         self._read(who, Permission.VIEW_LEDGER)
+        if self.ledger is None:
+            why = "no consortium file configured: cosignatures cannot be checked"
+            return [RegionLedger(self.ctx.region, "", self.ctx.config.ledger_url or "", error=why)]
         return self.ledger.regions()
 
     def outbox_lag(self, who: Who) -> tuple[int, int | None]:

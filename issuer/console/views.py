@@ -242,8 +242,13 @@ def override() -> ResponseReturnValue:
 
 @console.get("/entries/<int:outbox_id>.json")
 def entry_state(outbox_id: int) -> ResponseReturnValue:
-    state, log_index = ops().entry(who(), outbox_id)
-    return {"outbox_id": outbox_id, "state": state.value, "log_index": log_index}
+    st = ops().entry(who(), outbox_id)
+    return {
+        "outbox_id": outbox_id,
+        "state": st.state.value,
+        "log_index": st.log_index,
+        "witnesses": list(st.witnesses),
+    }
 
 
 # -- bulk ----------

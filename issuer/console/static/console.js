@@ -17,10 +17,14 @@
   document.querySelectorAll("[data-poll-entry]").forEach((el) => {
     if (el.textContent.trim() === "cosigned") return;
     const url = "/console/entries/" + el.dataset.pollEntry + ".json";
-    const cell = el.closest("tr") && el.closest("tr").querySelector(".log-index");
+    const row = el.closest("tr");
+    const cell = row && row.querySelector(".log-index");
+    const by = row && row.querySelector(".cosigners");
     poll(url, (d) => {
       el.textContent = d.state; el.className = "entry-state " + d.state;
       if (cell && d.log_index !== null) cell.textContent = d.log_index;
+      // Which members' witnesses cosigned the checkpoint covering the entry.
+      if (by) by.textContent = d.witnesses && d.witnesses.length ? "by " + d.witnesses.join(", ") : "";
     },
       (d) => d.state === "cosigned");
   });
