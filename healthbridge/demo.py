@@ -20,6 +20,7 @@ it only drives the components' public interfaces, as their users would.
 
 from __future__ import annotations
 
+import shutil
 import signal
 import sys
 import tempfile
@@ -61,6 +62,7 @@ class StepFailed(DemoError):
     def __init__(self, step: int, message: str) -> None:
         super().__init__(f"step {step}: {message}")
         self.step = step
+        self.detail = message
 
 
 @dataclass
@@ -203,12 +205,17 @@ class Story:
             raise StepFailed(3, f"the revocation was refused: {resp.status_code} {resp.text}")
         outbox_id = resp.json()["entry"]["outbox_id"]
 
+        last: dict[str, Any] = {}
+
         def state() -> bool:
             url = f"{r.issuer_url}/v1/admin/log-entries/{outbox_id}"
-            got: dict[str, Any] = requests.get(url, headers=auth, timeout=HTTP_TIMEOUT_S).json()
-            return bool(got.get("state") == "cosigned")
+            last.update(requests.get(url, headers=auth, timeout=HTTP_TIMEOUT_S).json())
+            return bool(last.get("state") == "cosigned")
 
-        wait_for(state, "the revocation to be cosigned on GD's log")
+        try:
+            wait_for(state, "the revocation to be cosigned on GD's log")
+        except DemoError as e:
+            raise StepFailed(3, f"{e}; the issuer last said {last}") from e
         ledger = requests.get(f"{r.issuer_url}/v1/admin/ledger", headers=auth, timeout=10).json()
         view = next(x for x in ledger["regions"] if x["region"] == "GD")
         cosigners = [w["member"] for w in view["witnesses"] if w["cosigned"]]
@@ -345,9 +352,17 @@ def run_demo(once: bool, workdir: str | None) -> int:
     finally:
         if world is not None:
             world.close()
+        # A temporary work folder goes when the demo went well; it stays for a look
+        # after a failure, and a folder given with --workdir always stays.
+        if workdir is None and failed is None:
+            shutil.rmtree(folder, ignore_errors=True)
     if failed is not None:
-        where = f"step {failed.step}" if isinstance(failed, StepFailed) else "setup"
-        print(f"demo FAILED at {where}: {failed}", file=sys.stderr, flush=True)
+        if isinstance(failed, StepFailed):
+            where, why = f"step {failed.step}", failed.detail
+        else:
+            where, why = "setup", str(failed)
+        print(f"demo FAILED at {where}: {why}", file=sys.stderr, flush=True)
+        print(f"(work folder kept for inspection: {folder})", file=sys.stderr, flush=True)
         return 1
-    say("Stopped cleanly.")
+    say("Stopped cleanly." + ("" if workdir else " (temporary work folder removed)"))
     return 0
