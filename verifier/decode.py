@@ -10,13 +10,14 @@ first asks whether a retry can pay off at all: if zxing located no candidate sym
 and the frame holds no patch dense in sharp steps of brightness (a QR code's module
 edges are; a wall, smooth shading or mild sensor noise are not), it gives up at once,
 so frames with no code in view (most live frames) cost one zxing call plus about a
-millisecond. Otherwise it tries variants, each of which
-rescues a different class of real photographs:
+millisecond. Otherwise it tries variants, each of which rescues a different class of
+real photographs:
 
 1. the GlobalHistogram binarizer — bright spots and glare;
-2. each located-but-undecoded region, cropped and rescaled so the code is about
-   `CROP_TARGET_PX` wide (upscaled when small, downscaled when huge), with either
-   binarizer — small, far, or heavily damaged codes;
+2. each located-but-undecoded region (largest first), cropped and rescaled so the
+   code is about `CROP_TARGET_PX` wide (upscaled when small, downscaled when huge),
+   with either binarizer, then OpenCV's QR detector on the same crop — small, far, or
+   heavily damaged codes;
 3. a 2x upscale of the whole frame when it is small and nothing was located;
 4. a darkening gamma — washed-out, over-exposed codes;
 5. a 3x3 median — moire and salt noise on printed or on-screen codes;
@@ -24,12 +25,12 @@ rescues a different class of real photographs:
 7. a brightening gamma — dark, under-exposed codes;
 8. zxing's "pure" mode — a code filling a clean image whose finder patterns are
    damaged or crowded by dark borders (screenshots, renderings);
-9. OpenCV's QR detector on each located region (rescaled like the crops of 2.), then
-   OpenCV's QR detector and its ArUco-based one on the whole frame scaled down to at
+9. OpenCV's QR detector and its ArUco-based one on the whole frame scaled down to at
    most `OPENCV_SIDE_PX` — a second, independently written localiser and decoder that
-   reads some codes without a quiet zone or with odd finder patterns. Payloads stay
-   byte-exact: OpenCV's bytes are kept only when they are ASCII (it transcodes the
-   rest), otherwise zxing decodes the module grid OpenCV sampled.
+   reads some codes without a quiet zone or with odd finder patterns.
+
+OpenCV's payloads stay byte-exact: its bytes are kept only when they are ASCII (it
+transcodes the rest), otherwise zxing decodes the module grid OpenCV sampled.
 
 Tried on the BoofCV photos and dropped because they read nothing the passes above do
 not: other rescale targets, Otsu and adaptive thresholds, the red or min/max channel
@@ -234,27 +235,6 @@ def _gamma(gray: Image, gamma: float) -> Image:
     return np.asarray(cv2.LUT(gray, table))
 
 
-def _retries(gray: Image, located: Sequence[Corners]) -> Iterator[_Pass]:
-    """The zxing part of the retry chain, built lazily so a pass costs nothing until it
-    is tried."""
-    yield _Pass(Attempt.GLOBAL_HISTOGRAM, gray, binarizer="GlobalHistogram")
-    boxes = _boxes(gray, located)
-    for x0, y0, x1, y1 in boxes:
-        crop = gray[y0:y1, x0:x1]
-        scale = min(CROP_MAX_SCALE, CROP_TARGET_PX / max(crop.shape))
-        resized = _scaled(crop, scale)
-        for binarizer in ("LocalAverage", "GlobalHistogram"):
-            yield _Pass(Attempt.UPSCALE_CROP, resized, scale, (float(x0), float(y0)), binarizer)
-    if not boxes and max(gray.shape) <= SMALL_FRAME_SIDE_PX:
-        yield _Pass(Attempt.UPSCALE, _scaled(gray, UPSCALE_FACTOR), UPSCALE_FACTOR)
-    yield _Pass(Attempt.GAMMA, _gamma(gray, GAMMA_DARKEN))
-    yield _Pass(Attempt.MEDIAN, np.asarray(cv2.medianBlur(gray, MEDIAN_KERNEL_PX)))
-    clahe = cv2.createCLAHE(clipLimit=CLAHE_CLIP_LIMIT, tileGridSize=CLAHE_TILE_GRID)
-    yield _Pass(Attempt.CLAHE, np.asarray(clahe.apply(gray)))
-    yield _Pass(Attempt.GAMMA, _gamma(gray, GAMMA_BRIGHTEN))
-    yield _Pass(Attempt.PURE, gray, pure=True)
-
-
 def _opencv(
     gray: Image, aruco: bool, side_px: int = OPENCV_SIDE_PX, offset: Point = (0.0, 0.0)
 ) -> list[DecodedCode]:
@@ -300,26 +280,57 @@ def _read_grid(grid: Image | None) -> bytes | None:
     return bytes(hits[0].bytes) if hits else None
 
 
-def _attempts(gray: Image, located: Sequence[Corners]) -> Iterator[Callable[[], list[DecodedCode]]]:
-    """Every retry as a thunk returning the codes it read (possibly none)."""
+Retry = Callable[[], list[DecodedCode]]  # one pass of the retry chain
 
-    def zxing(p: _Pass) -> Callable[[], list[DecodedCode]]:
-        def run() -> list[DecodedCode]:
-            return [
-                DecodedCode(bytes(r.bytes), _to_frame(p, _corners(r.position)), p.attempt)
-                for r in _read(p)
-                if r.valid
-            ]
 
-        return run
+def _zxing(attempt: Attempt, make: Callable[[], Image], binarizer: str = "LocalAverage") -> Retry:
+    """A whole-frame zxing pass on the image `make` builds (only when the pass runs)."""
 
-    for p in _retries(gray, located):
-        yield zxing(p)
-    # OpenCV on each located-but-undecoded region first: small, so cheap, and zxing's
-    # localisation spares OpenCV's detector the clutter around the code.
-    for x0, y0, x1, y1 in _boxes(gray, located):
-        crop = gray[y0:y1, x0:x1]
-        yield partial(_opencv, crop, False, CROP_TARGET_PX, (float(x0), float(y0)))
+    def run() -> list[DecodedCode]:
+        return _codes(_Pass(attempt, make(), binarizer=binarizer))
+
+    return run
+
+
+def _codes(p: _Pass) -> list[DecodedCode]:
+    hits = [r for r in _read(p) if r.valid]
+    return [
+        DecodedCode(bytes(r.bytes), _to_frame(p, _corners(r.position)), p.attempt) for r in hits
+    ]
+
+
+def _crop_passes(gray: Image, box: tuple[int, int, int, int]) -> Iterator[Retry]:
+    x0, y0, x1, y1 = box
+    crop = gray[y0:y1, x0:x1]
+    offset = (float(x0), float(y0))
+    scale = min(CROP_MAX_SCALE, CROP_TARGET_PX / max(crop.shape))
+    resized = _scaled(crop, scale)
+    for binarizer in ("LocalAverage", "GlobalHistogram"):
+        yield partial(_codes, _Pass(Attempt.UPSCALE_CROP, resized, scale, offset, binarizer))
+    # zxing's localisation spares OpenCV's detector the clutter around the code.
+    yield partial(_opencv, crop, False, CROP_TARGET_PX, offset)
+
+
+def _attempts(gray: Image, located: Sequence[Corners]) -> Iterator[Retry]:
+    """The retry chain, in order, as thunks returning the codes they read (possibly
+    none); each builds its image only when it runs, after the budget check."""
+    yield _zxing(Attempt.GLOBAL_HISTOGRAM, lambda: gray, "GlobalHistogram")
+    boxes = _boxes(gray, located)
+    for box in boxes:
+        yield from _crop_passes(gray, box)
+    if not boxes and max(gray.shape) <= SMALL_FRAME_SIDE_PX:
+
+        def upscaled() -> list[DecodedCode]:
+            up = _scaled(gray, UPSCALE_FACTOR)
+            return _codes(_Pass(Attempt.UPSCALE, up, UPSCALE_FACTOR))
+
+        yield upscaled
+    yield _zxing(Attempt.GAMMA, lambda: _gamma(gray, GAMMA_DARKEN))
+    yield _zxing(Attempt.MEDIAN, lambda: np.asarray(cv2.medianBlur(gray, MEDIAN_KERNEL_PX)))
+    clahe = cv2.createCLAHE(clipLimit=CLAHE_CLIP_LIMIT, tileGridSize=CLAHE_TILE_GRID)
+    yield _zxing(Attempt.CLAHE, lambda: np.asarray(clahe.apply(gray)))
+    yield _zxing(Attempt.GAMMA, lambda: _gamma(gray, GAMMA_BRIGHTEN))
+    yield partial(_codes, _Pass(Attempt.PURE, gray, pure=True))
     yield partial(_opencv, gray, False)
     yield partial(_opencv, gray, True)
 
