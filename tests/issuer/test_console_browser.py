@@ -195,6 +195,14 @@ def test_revoke_goes_from_pending_to_cosigned(page: Any, system: System) -> None
         timeout=WAIT_S * 1000,
     )
     shot(page, "credential-revoked-cosigned")
+    # The script shows who cosigned: pending -> sequenced -> cosigned by GD, MO.
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.history .cosigners')]"
+        ".every(e => e.textContent.trim() === 'by GD, MO')",
+        timeout=WAIT_S * 1000,
+    )
+    page.reload()  # and the server-rendered page says the same without the script
+    assert "by GD, MO" in page.inner_text(".history")
     page.goto(f"{system.url}/console/ledger")
     assert page.locator("text=present 已签").count() == 2  # both witnesses cosigned
     assert "met 已满足" in (page.text_content(".ledger-region") or "")
