@@ -72,7 +72,7 @@ def test_demo_once_tells_the_story_with_every_expected_verdict(tmp_path: Path) -
     for pattern in EXPECTED_LINES:
         assert re.search(pattern, out), f"missing {pattern!r} in:\n{out}"
     assert "✗" not in out and "Traceback" not in done.stderr
-    assert out.rstrip().endswith("Stopped cleanly.")
+    assert out.rstrip().endswith("Stopped cleanly.")  # a --workdir folder stays
     # Private keys the demo generated are owner-only (0600), per the house rules.
     secrets_ = [p for p in (tmp_path / "demo").rglob("*") if p.name.endswith((".skey", ".pem"))]
     assert secrets_, "expected generated private key files"
