@@ -24,6 +24,12 @@ COPY mobile_stub ./mobile_stub
 COPY healthbridge ./healthbridge
 RUN pip install -c constraints.txt .
 
+# Mount points for the named volumes, owned by the image user so that a fresh volume
+# starts writable; the issuer's key folder is private (0700) like on a host install.
+RUN install -d -o healthbridge -g healthbridge \
+        /var/lib/healthbridge/wallet /var/lib/healthbridge/station /etc/healthbridge \
+ && install -d -m 0700 -o healthbridge -g healthbridge /var/lib/healthbridge/issuer/keys/signing
+
 USER healthbridge
 ENTRYPOINT ["healthbridge"]
 CMD ["--help"]

@@ -132,6 +132,12 @@ def sync(station_dir: Path, region: str | None) -> None:
 @click.option("--url", default=None, help="Network stream (MJPEG over HTTP, RTSP).")
 @click.option("--headless", is_flag=True, help="No kiosk: one JSON line per verdict.")
 @click.option("--kiosk-port", type=int, default=None, help="Kiosk port (default: config).")
+@click.option(
+    "--kiosk-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address the kiosk listens on (0.0.0.0 inside a container; it shows masked names).",
+)
 @click.option("--width", type=int, default=1280, show_default=True)
 @click.option("--height", type=int, default=720, show_default=True)
 @click.option("--fps", type=float, default=30.0, show_default=True)
@@ -157,6 +163,7 @@ def scan(
     url: str | None,
     headless: bool,
     kiosk_port: int | None,
+    kiosk_host: str,
     width: int,
     height: int,
     fps: float,
@@ -228,9 +235,9 @@ def scan(
         station.listeners.append(state.on_event)
         station.frame_listeners.append(state.on_frame)
         port = kiosk_port or config.kiosk_port
-        server = make_server("127.0.0.1", port, create_app({"KIOSK_STATE": state}), threaded=True)
+        server = make_server(kiosk_host, port, create_app({"KIOSK_STATE": state}), threaded=True)
         threading.Thread(target=server.serve_forever, name="kiosk", daemon=True).start()
-        click.echo(f"kiosk: http://127.0.0.1:{port}/", err=True)
+        click.echo(f"kiosk: http://{kiosk_host}:{port}/", err=True)
         station.listeners.append(
             lambda ev: click.echo(
                 f"{ev.verdict.decision.value} {','.join(r.value for r in ev.verdict.reasons)}",
