@@ -11,8 +11,11 @@ mirror's own tiles, to the checkpoint's root (RFC 9162 §2.1 via ledger.tiles); 
 example an MO key added under GD's root key, or GD revoking an MO credential, is
 refused naming the rule); (3) when the checkpoint commits a revocation snapshot
 (ledger.revocation extension line), the digest re-derived from the state matches.
-Only then are the new leaves and tiles stored (one transaction) and the witness may
-cosign. It serves no HTTP itself (ledger.witness_api does).
+Only then are the new leaves and tiles stored (one transaction, together with the
+re-derived revocation snapshot, content-addressed, the last `MAX_KEPT_SNAPSHOTS` per
+log kept) and the witness may cosign. The stored snapshots let compact stations read
+a region's revocation state from this mirror while the region's node is down. It
+serves no HTTP itself (ledger.witness_api does).
 """
 
 from __future__ import annotations
@@ -31,7 +34,14 @@ from ledger.consortium import Consortium, Member
 from ledger.entries import EntryType, decode_entry, decode_leaf, encode_entry
 from ledger.errors import LedgerError
 from ledger.merkle import leaf_hash
-from ledger.revocation import RevocationSnapshot, find_extension
+from ledger.revocation import (
+    RevocationError,
+    RevocationSnapshot,
+    find_extension,
+    make_delta,
+    snapshot_digest,
+)
+from ledger.revocation_api import MAX_KEPT_SNAPSHOTS
 from ledger.rules import LogState, RuleViolationError, apply_entry
 from ledger.sync import BUNDLE_WIDTH, HttpLogSource, LogSource
 from ledger.witness import InconsistentError, RuleRefusedError, WitnessedCheckpoint
@@ -65,6 +75,26 @@ checkpoint_table = sa.Table(
     sa.Column("note", sa.LargeBinary, nullable=False),
 )
 
+# Revocation snapshots re-derived while validating, by content address (SHA-256 of the
+# bytes, which the checkpoint's `healthbridge/revocations` line commits to).
+snapshot_table = sa.Table(
+    "mirror_revocation_snapshot",
+    metadata,
+    sa.Column("origin", sa.String(255), primary_key=True),
+    sa.Column("digest", sa.LargeBinary(32), primary_key=True),
+    sa.Column("tree_size", sa.BigInteger, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class MirroredSnapshot:
+    """A revocation snapshot to store with a mirrored checkpoint."""
+
+    digest: bytes
+    tree_size: int
+    data: bytes
+
 
 def origin_hash(origin: str) -> str:
     """tlog-mirror: the URL path element naming a mirrored log."""
@@ -74,8 +104,9 @@ def origin_hash(origin: str) -> str:
 class MirrorStore:
     """Mirrored leaves, tiles and served checkpoints of several origins, in SQL."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, keep_snapshots: int = MAX_KEPT_SNAPSHOTS) -> None:
         self.engine = engine
+        self.keep_snapshots = keep_snapshots  # revocation snapshots kept per origin
         metadata.create_all(engine)
 
     def size(self, origin: str) -> int:
@@ -119,8 +150,10 @@ class MirrorStore:
         changed: dict[tuple[int, int], bytes],
         note: bytes,
         size: int,
+        snapshot: MirroredSnapshot | None = None,
     ) -> None:
-        """Store new leaves, changed tiles and the pending checkpoint, atomically."""
+        """Store new leaves, changed tiles, the pending checkpoint and the revocation
+        snapshot it commits to, atomically."""
         with self.engine.begin() as c:
             if leaves:
                 c.execute(
@@ -138,6 +171,52 @@ class MirrorStore:
                 c.execute(sa.insert(tile_table).values(origin=origin, level=level, idx=idx,
                                                        data=data))  # fmt: skip
             self._put_checkpoint(c, origin, size, note)
+            if snapshot is not None:
+                self._put_snapshot(c, origin, snapshot)
+
+    def _put_snapshot(self, c: sa.Connection, origin: str, snap: MirroredSnapshot) -> None:
+        t = snapshot_table
+        exists = c.execute(
+            sa.select(t.c.tree_size).where(t.c.origin == origin, t.c.digest == snap.digest)
+        ).first()
+        if exists is None:
+            c.execute(sa.insert(t).values(origin=origin, digest=snap.digest,
+                                          tree_size=snap.tree_size, data=snap.data))  # fmt: skip
+        # Keep the newest `keep_snapshots` (by tree size), like the node does, so a
+        # station's delta from a recent snapshot still finds its starting point.
+        cutoff = c.execute(
+            sa.select(t.c.tree_size)
+            .where(t.c.origin == origin)
+            .order_by(t.c.tree_size.desc())
+            .offset(self.keep_snapshots - 1)
+            .limit(1)
+        ).scalar()
+        if cutoff is not None:
+            c.execute(sa.delete(t).where(t.c.origin == origin, t.c.tree_size < cutoff))
+
+    def revocation_snapshot(self, origin: str, digest: bytes) -> bytes | None:
+        """The stored snapshot bytes of `origin` with that SHA-256 digest, if kept."""
+        t = snapshot_table
+        with self.engine.connect() as c:
+            data = c.execute(
+                sa.select(t.c.data).where(t.c.origin == origin, t.c.digest == digest)
+            ).scalar()
+        return None if data is None else bytes(data)
+
+    def revocation_delta(self, origin: str, from_digest: bytes, to_digest: bytes) -> bytes | None:
+        """The `RevocationDelta` bytes between two kept snapshots of `origin`, or None
+        when either is not kept (or the delta would go backwards)."""
+        a = self.revocation_snapshot(origin, from_digest)
+        b = self.revocation_snapshot(origin, to_digest)
+        if a is None or b is None:
+            return None
+        try:
+            old, new = RevocationSnapshot.from_bytes(a), RevocationSnapshot.from_bytes(b)
+        except RevocationError:
+            return None
+        if new.tree_size < old.tree_size:
+            return None
+        return make_delta(old, new).to_bytes()
 
     def _put_checkpoint(self, c: sa.Connection, origin: str, size: int, note: bytes) -> None:
         c.execute(sa.delete(checkpoint_table).where(checkpoint_table.c.origin == origin))
@@ -277,15 +356,20 @@ class ValidatingMirror:
             if entry.type in KEY_TYPES:
                 keys.append(encode_entry(entry))
         committed = find_extension(cp.extensions)
+        kept: MirroredSnapshot | None = None
         if committed is not None:
-            derived = snapshot_of(state, cp.size, keys).digest()
+            snap_bytes = snapshot_of(state, cp.size, keys).to_bytes()
+            derived = snapshot_digest(snap_bytes)
+            kept = MirroredSnapshot(derived, cp.size, snap_bytes)
             if derived != committed:
                 raise RuleRefusedError(
                     f"checkpoint commits revocation snapshot {committed.hex()[:16]}.., "
                     f"the entries give {derived.hex()[:16]}..",
                     REVOCATION_SNAPSHOT_RULE,
                 )
-        self.store.append(cp.origin, old, leaves, changed, opened.note.render(), cp.size)
+        self.store.append(
+            cp.origin, old, leaves, changed, opened.note.render(), cp.size, snapshot=kept
+        )
         self._logs[cp.origin] = _MirroredLog(state, keys)
 
     def _fetch(self, member: Member, start: int, end: int) -> list[bytes]:

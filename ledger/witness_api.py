@@ -12,6 +12,11 @@ extra_blueprints=...)`):
 - `GET /v1/witness/status` — the latest checkpoint cosigned per origin.
 - `GET /mirror/<origin hash>/checkpoint`, `/mirror/<origin hash>/tile/...` — the
   mirrored copy of another region's log (C2SP tlog-mirror / tlog-tiles read API).
+- `GET /mirror/<origin hash>/revocation/snapshot/<hex>` and
+  `/mirror/<origin hash>/revocation/delta/<hex from>/<hex to>` — the revocation
+  snapshots the validating mirror re-derived (and XOR deltas between them), with the
+  node's caching and error rules (ledger.revocation_api): immutable, 400 for a
+  malformed digest, 404 JSON when not kept.
 
 `JointServices.open(...)` builds the witness, mirror and collector for one member;
 `CosignatureCollector` is the node's `cosign_hook`. The domain logic lives in
@@ -39,6 +44,7 @@ from ledger.consortium import Consortium, Member
 from ledger.errors import LedgerError, TileError
 from ledger.mirror import MirrorStore, ValidatingMirror, origin_hash
 from ledger.note import NoteSigner, SignedNote
+from ledger.revocation_api import bad_digest, immutable, not_found, parse_digest
 from ledger.witness import (
     MAX_REQUEST_BYTES,
     SIZE_MEDIA_TYPE,
@@ -169,6 +175,35 @@ def joint_blueprint(witness: Witness, mirror: MirrorStore) -> Blueprint:
         else:
             body = mirror.read_tile(origin, tid.level, tid.index)[: tid.width * 32]
         return Response(body, mimetype="application/octet-stream")
+
+    # Same answers as the node's /revocation/... (ledger.revocation_api): the URL names
+    # the digest(s) of what it returns, so the bytes are immutable; a station checks
+    # them against the quorum-cosigned digest, so this mirror need not be trusted.
+    @bp.get("/mirror/<h>/revocation/snapshot/<digest>")
+    def mirror_snapshot(h: str, digest: str) -> Response:
+        d = parse_digest(digest)
+        if d is None:
+            return bad_digest()
+        try:
+            data = mirror.revocation_snapshot(_origin(h), d)
+        except KeyError:
+            return not_found("no mirrored log with that origin hash")
+        if data is None:
+            return not_found("no snapshot with that digest here (fetch the latest one)")
+        return immutable(data)
+
+    @bp.get("/mirror/<h>/revocation/delta/<from_digest>/<to_digest>")
+    def mirror_delta(h: str, from_digest: str, to_digest: str) -> Response:
+        a, b = parse_digest(from_digest), parse_digest(to_digest)
+        if a is None or b is None:
+            return bad_digest()
+        try:
+            data = mirror.revocation_delta(_origin(h), a, b)
+        except KeyError:
+            return not_found("no mirrored log with that origin hash")
+        if data is None:
+            return not_found("no delta between those snapshots here (fetch the full snapshot)")
+        return immutable(data)
 
     return bp
 
