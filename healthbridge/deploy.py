@@ -85,7 +85,6 @@ def _issuer_keys(region: str, secrets_dir: Path, scratch: Path) -> tuple[str, st
     root = keys.create_root_key()
     writer = keys.create_writer_key()
     keys.create_token(cfg.authority_token_path)
-    keys.create_token(cfg.admin_token_path)
     return (
         encode_ed25519_public_key(root_public_key_bytes(root)),
         encode_ed25519_public_key(root_public_key_bytes(writer)),

@@ -100,13 +100,6 @@ class IssuerConfig:
         return self.key_dir / "health-authority.token"
 
     @property
-    def admin_token_path(self) -> Path:
-        # Not read by the issuer: admins authenticate with their own API tokens
-        # (`issuer admin token`). Named only so provisioning that still writes the
-        # file keeps working until it stops doing so.
-        return self.key_dir / "admin.token"
-
-    @property
     def delivery_file(self) -> Path:
         return self.code_delivery_file or self.data_dir / "enrolment-codes.txt"
 

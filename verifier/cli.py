@@ -181,6 +181,11 @@ def scan(
     from verifier.syncing import BackgroundSync, LedgerSyncer, sync_ages
 
     d, config, consortium = _load(station_dir)
+    # OpenCV's own diagnostics (e.g. "QR: ECI is not supported properly") are not for
+    # staff or gate scripts reading this process's output; keep only its errors.
+    import cv2
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
     def on_source(e: SourceEvent) -> None:
         click.echo(f"{e.source}: {e.kind.value} {e.detail}".rstrip(), err=True)

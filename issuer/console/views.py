@@ -189,10 +189,21 @@ def home() -> ResponseReturnValue:
 
 
 # -- credentials ----------
-@console.get("/credentials")
+# A document number is personal data: it is searched for with a POST body, never a
+# query string, so it cannot land in access logs, proxies or the browser's history.
+PERSONAL_SEARCH_KEYS = frozenset({"document_number"})
+
+
+@console.route("/credentials", methods=["GET", "POST"])
 def credentials() -> ResponseReturnValue:
-    by = request.args.get("by", "status_index")
-    q = request.args.get("q", "").strip()[:64]
+    args = request.form if request.method == "POST" else request.args
+    by = args.get("by", "status_index")
+    q = args.get("q", "").strip()[:64]
+    if request.method == "GET" and by in PERSONAL_SEARCH_KEYS and q:
+        raise BadRequestError(
+            "search by document number with the form (POST), not in the address: "
+            "the number must not be written to access logs"
+        )
     found = ops().find(who(), who().principal.region, by, q) if q else None
     return render_template("console/credentials.html", by=by, q=q, found=found)
 

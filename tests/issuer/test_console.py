@@ -169,8 +169,27 @@ def test_logout_ends_the_session(client: FlaskClient) -> None:
 def test_find_by_document_number_shows_it_masked(client: FlaskClient, gd: IssuerContext) -> None:
     credential(gd, "G10000002")
     login(client, "viewer")
-    html = client.get("/console/credentials?by=document_number&q=G10000002").get_data(True)
+    html = client.post(
+        "/console/credentials",
+        data={
+            "by": "document_number",
+            "q": "G10000002",
+            "csrf_token": csrf(client, "/console/credentials"),
+        },
+    ).get_data(True)
     assert "…0002" in html and "G10000002</td>" not in html
+
+
+def test_document_number_never_travels_in_the_address(
+    client: FlaskClient, gd: IssuerContext
+) -> None:
+    credential(gd, "G10000002")
+    login(client, "viewer")
+    r = client.get("/console/credentials?by=document_number&q=G10000002")
+    assert r.status_code == 400
+    assert "G10000002" not in r.get_data(as_text=True)
+    html = client.get("/console/credentials").get_data(True)
+    assert '<form method="post" class="search card">' in html
 
 
 def test_bulk_revoke_preview_then_confirm(client: FlaskClient, gd: IssuerContext) -> None:
