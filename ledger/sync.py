@@ -188,7 +188,9 @@ class HttpLogSource:
 
 class CompactLogSource(LogSource, Protocol):
     """A source that also serves content-addressed revocation snapshots and deltas
-    (ledger.revocation_api); required by compact mode."""
+    (ledger.revocation_api on a node, ledger.witness_api under a mirror prefix);
+    required by compact mode. The bytes are taken from the source that gave the
+    checkpoint; when it fails, the next source is tried, as for entry bundles."""
 
     def revocation_snapshot(self, digest: bytes) -> bytes: ...
 
