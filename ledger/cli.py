@@ -218,7 +218,13 @@ def init(
     help="node.toml written by `ledger init`.",
 )
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8480, show_default=True, type=int)
+@click.option(
+    "--port",
+    default=8480,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="TCP port; 0 lets the system pick one (the bound address is printed on stderr).",
+)
 @click.option(
     "--consortium",
     "consortium_file",
@@ -237,8 +243,18 @@ def serve(config_path: str, host: str, port: int, consortium_file: str | None) -
         running = open_node(config_path, consortium_file)
     except (LedgerError, OSError) as e:
         raise click.ClickException(str(e)) from e
-    server = make_server(host, port, running.app, threaded=True)
+    try:
+        server = make_server(host, port, running.app, threaded=True)
+    except OSError as e:
+        # A clear message and exit status 1, no traceback.
+        running.close()
+        raise click.ClickException(f"cannot listen on {host}:{port}: {e}") from e
+    except SystemExit:
+        # werkzeug itself reports "Address already in use" and exits with status 1.
+        running.close()
+        raise
     mode = "joint" if running.joint is not None else "standalone"
+    # With --port 0 the kernel picks the port: this line names the bound address.
     click.echo(f"ledger node ({mode}) listening on http://{host}:{server.server_port}", err=True)
 
     def _stop(_sig: int, _frame: FrameType | None) -> None:

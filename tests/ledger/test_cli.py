@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import stat
 from pathlib import Path
 
@@ -68,3 +69,20 @@ def test_init_refuses_to_overwrite_a_node(tmp_path: Path) -> None:
     assert CliRunner().invoke(cli, args).exit_code == 0
     again = CliRunner().invoke(cli, args)
     assert again.exit_code != 0 and "refusing" in again.output
+
+
+def test_serve_on_a_taken_port_says_so_without_a_traceback(tmp_path: Path) -> None:
+    d = tmp_path / "gd"
+    init = ["init", "--region", "GD", "--origin", "gd.test/log", "--dir", str(d),
+            "--generate-root-key"]  # fmt: skip
+    assert CliRunner().invoke(cli, init).exit_code == 0
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        r = CliRunner().invoke(cli, ["serve", "--config", str(d / "node.toml"),
+                                     "--port", str(port)])  # fmt: skip
+    assert r.exit_code == 1
+    assert "Address already in use" in r.output and str(port) in r.output
+    assert "Traceback" not in r.output
+    assert r.exc_info is None or r.exc_info[0] is SystemExit

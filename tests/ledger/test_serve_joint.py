@@ -2,6 +2,8 @@
 with the command line: `ledger init` per region, `ledger consortium init` from the two
 member.toml files, `ledger serve --consortium`. GD takes entries, MO validates and
 cosigns, `ledger audit` passes against GD and a station's SyncClient syncs both.
+Ports come from free_port(), which only proposes one: a lost race (bind error, or a
+foreign server answering) is detected and both nodes start over on new ports.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -29,6 +32,7 @@ from ledger.sync import RegionStatus, SyncClient, SyncedTrustState
 from tests.conftest import free_port
 
 WAIT_S = 30.0  # seconds; generous for a loaded machine
+START_ATTEMPTS = 5  # fresh port pairs tried before giving up
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -37,11 +41,13 @@ def _healthbridge() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "healthbridge.cli"]
 
 
-def _init(folder: Path, region: str, port: int) -> None:
+def _init(folder: Path, region: str) -> None:
+    # The URL in member.toml is a placeholder: the consortium file is written with the
+    # ports the nodes actually got (`consortium init --node-url`).
     args = [
-        "init", "--region", region, "--origin", f"{region.lower()}.hb.test/log",
+        "init", "--region", region, "--origin", _origin(region),
         "--dir", str(folder), "--generate-root-key", "--generate-writer-key",
-        "--url", f"http://127.0.0.1:{port}",
+        "--url", "http://127.0.0.1:1",
     ]  # fmt: skip
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 0, r.output
@@ -49,18 +55,92 @@ def _init(folder: Path, region: str, port: int) -> None:
     assert (folder / "witness.skey").stat().st_mode & 0o777 == 0o600
 
 
-def _wait_up(url: str, proc: subprocess.Popen[bytes]) -> None:
+def _origin(region: str) -> str:
+    return f"{region.lower()}.hb.test/log"
+
+
+def _wait_ours(region: str, port: int, proc: subprocess.Popen[bytes], log: Path) -> bool:
+    """Wait until the node of `region` answers on `port`; False if the port was taken.
+
+    free_port() only proposes a port: another process on the shared machine may bind
+    it first. The node then exits with "Address already in use", or someone else's
+    server answers, so the answer's origin is checked to be this region's log.
+    """
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"node at {url} exited with {proc.returncode}")
+            if "Address already in use" in log.read_text(errors="replace")[-4000:]:
+                return False
+            raise AssertionError(f"node {region} exited: {log.read_text()[-4000:]}")
         try:
-            if requests.get(f"{url}/v1/status", timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
+            r = requests.get(f"http://127.0.0.1:{port}/v1/status", timeout=1)
+            origin = r.json().get("origin") if r.status_code == 200 else None
+        except (requests.RequestException, ValueError):
+            time.sleep(0.1)
+            continue
+        if origin == _origin(region):
+            return True
+        if origin is not None:
+            return False  # a foreign server holds the port
         time.sleep(0.1)
-    raise AssertionError(f"node at {url} did not come up")
+    raise AssertionError(f"node {region} on port {port} did not come up")
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _write_consortium(tmp: Path, ports: dict[str, int]) -> Path:
+    """The trust root naming the nodes at `ports` (rewritten on every start attempt)."""
+    out = tmp / "consortium.toml"
+    args = ["consortium", "init", "--out", str(out), "--force"]
+    for region, port in ports.items():
+        args += ["--member", str(tmp / region / "member.toml"),
+                 "--node-url", f"{region}=http://127.0.0.1:{port}"]  # fmt: skip
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def _serve_both(tmp: Path) -> tuple[list[subprocess.Popen[bytes]], dict[str, int]]:
+    """Start GD and MO on fresh ports; on a lost port race, stop both and start over
+    with new ports (both nodes must name each other in the consortium file)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    for attempt in range(START_ATTEMPTS):
+        ports = {"GD": free_port(), "MO": free_port()}
+        if ports["GD"] == ports["MO"]:
+            continue
+        consortium = _write_consortium(tmp, ports)
+        procs: list[subprocess.Popen[bytes]] = []
+        logs: list[Path] = []
+        for region, port in ports.items():
+            cmd = [*_healthbridge(), "ledger", "serve", "--config",
+                   str(tmp / region / "node.toml"), "--port", str(port),
+                   "--consortium", str(consortium)]  # fmt: skip
+            log_path = tmp / f"{region}.{attempt}.log"
+            with log_path.open("wb") as log:
+                procs.append(subprocess.Popen(cmd, stdout=log, stderr=log, env=env, cwd=ROOT))
+            logs.append(log_path)
+        try:
+            up = all(
+                _wait_ours(region, port, proc, log)
+                for (region, port), proc, log in zip(ports.items(), procs, logs, strict=True)
+            )
+        except BaseException:
+            _stop(procs)
+            raise
+        if up:
+            return procs, ports
+        _stop(procs)
+    raise AssertionError(f"no free pair of ports after {START_ATTEMPTS} attempts")
 
 
 def _wait_cosigned(url: str, size: int) -> bytes:
@@ -77,37 +157,13 @@ def _wait_cosigned(url: str, size: int) -> bytes:
 
 @pytest.fixture
 def two_regions(tmp_path: Path) -> Iterator[dict[str, object]]:
-    ports = {"GD": free_port(), "MO": free_port()}
-    for region, port in ports.items():
-        _init(tmp_path / region, region, port)
-    consortium = tmp_path / "consortium.toml"
-    r = CliRunner().invoke(
-        cli,
-        ["consortium", "init", "--member", str(tmp_path / "GD" / "member.toml"),
-         "--member", str(tmp_path / "MO" / "member.toml"), "--out", str(consortium)],
-    )  # fmt: skip
-    assert r.exit_code == 0, r.output
-    procs: list[subprocess.Popen[bytes]] = []
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    for region in ("GD", "MO"):
+        _init(tmp_path / region, region)
+    procs, ports = _serve_both(tmp_path)
     try:
-        for region, port in ports.items():
-            cmd = [*_healthbridge(), "ledger", "serve", "--config",
-                   str(tmp_path / region / "node.toml"), "--port", str(port),
-                   "--consortium", str(consortium)]  # fmt: skip
-            with (tmp_path / f"{region}.log").open("wb") as log:
-                procs.append(subprocess.Popen(cmd, stdout=log, stderr=log, env=env, cwd=ROOT))
-        for (_region, port), proc in zip(ports.items(), procs, strict=True):
-            _wait_up(f"http://127.0.0.1:{port}", proc)
-        yield {"tmp": tmp_path, "ports": ports, "consortium": consortium}
+        yield {"tmp": tmp_path, "ports": ports, "consortium": tmp_path / "consortium.toml"}
     finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        _stop(procs)
 
 
 @pytest.mark.slow
@@ -158,3 +214,54 @@ def test_served_regions_cosign_each_other_audit_and_station_sync(
         assert state.anchored_at("GD", bytes([2]) * 32) is not None
     finally:
         state.close()
+
+
+@pytest.mark.slow
+def test_a_port_taken_before_the_node_binds_it_is_retried_on_new_ports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for region in ("GD", "MO"):
+        _init(tmp_path / region, region)
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        taken = held.getsockname()[1]
+        proposals = iter([taken])
+        real = free_port
+        # The first port proposed is one another process already holds.
+        monkeypatch.setattr(
+            sys.modules[__name__], "free_port", lambda: next(proposals, None) or real()
+        )
+        procs, ports = _serve_both(tmp_path)
+        try:
+            assert taken not in ports.values()
+            assert "Address already in use" in (tmp_path / "GD.0.log").read_text()
+            for region, port in ports.items():
+                status = requests.get(f"http://127.0.0.1:{port}/v1/status", timeout=5).json()
+                assert status["origin"] == _origin(region)
+        finally:
+            _stop(procs)
+
+
+def test_serve_on_port_zero_prints_the_bound_address(tmp_path: Path) -> None:
+    _init(tmp_path / "GD", "GD")
+    cmd = [*_healthbridge(), "ledger", "serve", "--config", str(tmp_path / "GD" / "node.toml"),
+           "--port", "0"]  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    try:
+        assert proc.stderr is not None
+        line = ""
+        for _ in range(100):  # startup may log a few lines first
+            line = proc.stderr.readline().decode()
+            if not line or "listening on" in line:
+                break
+        assert "listening on http://127.0.0.1:" in line, line
+        url = line.rsplit(" ", 1)[1].strip()
+        assert not url.endswith(":0")
+        status = requests.get(f"{url}/v1/status", timeout=5).json()
+        assert status["origin"] == _origin("GD")
+    finally:
+        _stop([proc])
+        if proc.stderr is not None:
+            proc.stderr.close()
