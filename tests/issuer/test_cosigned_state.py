@@ -90,13 +90,16 @@ def test_with_mo_down_the_entry_is_never_reported_cosigned(world: JointWorld) ->
     box = enrolled.issued.outbox_id
     gd.anchor_all()
     # GD's node signs and its own witness cosigns; MO's cosignature is missing.
+    # Cosignatures are collected after the checkpoint is signed, off the sequencing
+    # thread, so wait for GD's own cosignature rather than just for the checkpoint.
     covered = wait_for(
         lambda: (
             (s := status_of(world, box)).checkpoint_size is not None
             and s.checkpoint_size > (s.log_index or 0)
+            and "GD" in s.witnesses
             and s
         ),
-        "GD's checkpoint to cover the entry",
+        "GD's checkpoint, cosigned by GD's witness, to cover the entry",
     )
     assert covered.state is EntryState.ANCHORED
     assert covered.witnesses == ("GD",)
