@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from credential.reasons import Reason
 from credential.verdict import Decision
 from ledger.consortium import write_consortium
 from ledger.entries import CredentialAnchored, CredentialRevoked, RevocationReason
-from ledger.sync import SyncClient, SyncedTrustState
+from ledger.sync import RegionStatus, SyncClient, SyncedTrustState
 from tests.ledger.test_joint_helpers import (
     MemoryLog,
     MemorySource,
@@ -317,3 +318,89 @@ def test_cli_scans_a_recorded_video_headless(world: World, tmp_path: Path) -> No
     assert r.exit_code == 0, r.output
     lines = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
     assert [x["decision"] for x in lines] == ["admit"]  # ten frames, one verdict
+
+
+class MjpegCamera:
+    """A network camera on loopback: serves a finite MJPEG stream (multipart JPEG over
+    HTTP, as IP cameras do) of phone-screen frames, then ends the stream."""
+
+    def __init__(self, frames: list[Any]) -> None:
+        import threading
+
+        from werkzeug.serving import make_server
+        from werkzeug.wrappers import Request, Response
+
+        jpegs = [cv2.imencode(".jpg", f)[1].tobytes() for f in frames]
+
+        @Request.application
+        def app(request: Request) -> Response:
+            def body() -> Any:
+                for jpeg in jpegs:
+                    yield (
+                        b"--frame\r\nContent-Type: image/jpeg\r\n"
+                        + f"Content-Length: {len(jpeg)}\r\n\r\n".encode()
+                        + jpeg
+                        + b"\r\n"
+                    )
+
+            return Response(body(), mimetype="multipart/x-mixed-replace; boundary=frame")
+
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/video.mjpg"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.mark.slow
+def test_cli_scans_a_network_camera_stream_offline_after_sync(world: World, tmp_path: Path) -> None:
+    """`verifier scan --url` reads a camera-like MJPEG stream over real HTTP and gives the
+    right verdicts offline (`--no-sync`) against the state synced beforehand: a valid
+    code is admitted once (not once per frame), a revoked one is denied."""
+    import numpy as np
+
+    from verifier.synth import synthetic_frame
+
+    consortium_file = tmp_path / "consortium.toml"
+    write_consortium(consortium_file, world.consortium)
+    d = tmp_path / "station"
+    runner = CliRunner()
+    assert (
+        runner.invoke(
+            cli, ["init", "--consortium", str(consortium_file), "--dir", str(d)]
+        ).exit_code
+        == 0
+    )
+    # A live camera stamps frames with the wall clock, so this world lives in the present.
+    now = time.time()
+    for sources in world.sources.values():
+        for source in sources:
+            source.timestamp = int(now) - 60  # cosigned a minute ago
+    valid = world.credential(41, issued_at=int(now) - 3600)
+    revoked = world.credential(42, issued_at=int(now) - 3600)
+    world.logs["GD"].leaves.append(
+        leaf_of(CredentialRevoked("GD", 42, RevocationReason.FRAUD, int(now) - 120))
+    )
+    client = SyncClient(
+        world.consortium, d / "state.db", sources=lambda r: world.sources[r], clock=time.time
+    )
+    report = client.sync()
+    client.close()
+    assert report.region("GD").status is RegionStatus.UPDATED, report
+    rng = np.random.default_rng(7)
+    frames = [synthetic_frame(make_presentation(valid, world.device, now), rng)[0]] * 8
+    frames += [synthetic_frame(make_presentation(revoked, world.device, now), rng)[0]] * 8
+    camera = MjpegCamera(frames)
+    try:
+        r = runner.invoke(
+            cli,
+            ["scan", "--dir", str(d), "--url", camera.url, "--headless", "--no-sync",
+             "--camera-retries", "1"],
+        )  # fmt: skip
+    finally:
+        camera.close()
+    lines = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
+    assert [x["decision"] for x in lines] == ["admit", "deny"], r.output
+    assert lines[1]["reasons"] == [Reason.REVOKED.value]
+    assert "Traceback" not in r.output
