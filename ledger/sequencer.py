@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast
 
 from ledger import tiles
 from ledger.checkpoint import Checkpoint
@@ -229,8 +229,10 @@ class Sequencer:
         return st, list(snap.key_entries)
 
     def _pending_blob(self) -> BlobToStore | None:
+        # Optional on the extender (the revocation publisher has it); typed by cast
+        # because getattr yields Any.
         get = getattr(self.extender, "pending_blob", None)
-        return None if get is None else get()  # type: ignore[no-any-return]
+        return None if get is None else cast("BlobToStore | None", get())
 
     # -- lifecycle -----------------------------------------------------------------
 

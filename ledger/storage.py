@@ -514,7 +514,7 @@ _CP_COLUMNS = sa.select(
 )
 
 
-def _checkpoint(row: sa.Row[Any]) -> StoredCheckpoint:
+def _checkpoint(row: sa.Row[int, bytes, str | None, int]) -> StoredCheckpoint:
     size, note, cosignatures, signed_at_ms = row
     lines = tuple(x for x in (cosignatures or "").split("\n") if x)
     return StoredCheckpoint(int(size), bytes(note), lines, int(signed_at_ms))
