@@ -361,7 +361,9 @@ def create_app(
     start: bool = True,
 ) -> Flask:
     """Build the node: open (and migrate) the store, rebuild state, start the writer."""
-    app = Flask(__name__)
+    # No static folder: the node serves only the routes ledger/openapi.yaml documents
+    # (Flask would otherwise add /static/<path:filename>).
+    app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]
     try:
