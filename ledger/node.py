@@ -9,6 +9,9 @@ What it does: `create_app(config, extra_blueprints=())` builds a Flask app aroun
   GET  /v1/proof/inclusion              by ?index=&size= or ?hash=<entry hash>[&size=]
   GET  /v1/proof/consistency?old=&new=  RFC 9162 §2.1.4
   GET  /v1/status
+  GET  /revocation/snapshot/<hex>, /revocation/delta/<hex>/<hex>   (ledger.revocation_api)
+ledger/openapi.yaml documents every route, with the joint-operation ones; the test
+tests/ledger/test_node_openapi.py fails when a served route is not documented.
 Every error is a JSON body {"error": code, "message": ...} with a 4xx status (503 when
 the database or the sequencer is unavailable). What it does not: witnessing other logs
 or mirroring (blueprints added by `extra_blueprints`), cosignature collection (the
