@@ -33,7 +33,17 @@ from mobile_stub.errors import (
 )
 from mobile_stub.store import CredentialStore, StoredCredential, StoreFile, WalletDocument
 
-REFRESH_BEFORE_EXPIRY_S = 24 * 3600  # seconds; `status` suggests a refresh inside this
+# `status` suggests a refresh once this little of the credential's life is left: the
+# issuer's default hands out a fresh credential in the last 6 hours of a 24-hour one,
+# and a shorter-lived credential is due in its last quarter.
+REFRESH_BEFORE_EXPIRY_S = 6 * 3600  # seconds
+REFRESH_FRACTION_LEFT = 0.25
+
+
+def refresh_due(now: float, issued_at: int, expires_at: int) -> bool:
+    """Whether a refresh is worth asking the issuer for (a hint; refresh always works)."""
+    lead = min(REFRESH_BEFORE_EXPIRY_S, (expires_at - issued_at) * REFRESH_FRACTION_LEFT)
+    return now >= expires_at - lead
 
 
 @dataclass(frozen=True)
@@ -130,7 +140,7 @@ class Wallet:
             issuer_url=entry.issuer_url,
             updated_at=entry.updated_at,
             expired=now >= c.expires_at,
-            refresh_due=now >= c.expires_at - REFRESH_BEFORE_EXPIRY_S,
+            refresh_due=refresh_due(now, c.issued_at, c.expires_at),
         )
 
     def show(

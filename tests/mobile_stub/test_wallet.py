@@ -168,3 +168,16 @@ def test_corrupted_device_key_is_reported_when_showing(wallet: Wallet, gd: FakeI
     (wallet.key_file.path.parent / DEVICE_KEY_FILE).write_bytes(b"\x00" * 200)
     with pytest.raises(DeviceKeyCorruptError):
         wallet.show(NOW)
+
+
+def test_fresh_credential_is_not_reported_as_due_for_refresh() -> None:
+    from mobile_stub.wallet import refresh_due
+
+    day = 86_400
+    issued = 1_800_000_000
+    assert not refresh_due(issued + 60, issued, issued + day)  # just enrolled
+    assert not refresh_due(issued + day - 7 * 3600, issued, issued + day)
+    assert refresh_due(issued + day - 5 * 3600, issued, issued + day)  # last 6 hours
+    # A one-hour credential is due in its last quarter, not all its life.
+    assert not refresh_due(issued + 1_800, issued, issued + 3_600)
+    assert refresh_due(issued + 2_800, issued, issued + 3_600)
