@@ -180,10 +180,10 @@ def serve(config_path: str | None, host: str, port: int, workers: int, dev: bool
 def import_residents(config_path: str | None, file: str) -> None:
     """Load residents from CSV (document_number,name,region)."""
     from issuer.context import IssuerContext
-    from issuer.residents import add_residents, read_csv
+    from issuer.residents import add_residents, read_csv, read_csv_file
 
     ctx = IssuerContext.open(_config(config_path))
-    rows = read_csv(Path(file).read_text(encoding="utf-8"), {"document_number", "name"})
+    rows = read_csv(read_csv_file(Path(file)), {"document_number", "name"})
     r = add_residents(ctx, rows, _progress("residents"))
     click.echo(f"residents added: {r.added}, unchanged or skipped: {r.unchanged}")
 
@@ -195,10 +195,10 @@ def import_residents(config_path: str | None, file: str) -> None:
 def import_records(config_path: str | None, file: str) -> None:
     """Load health records from CSV (document_number,kind,at,result)."""
     from issuer.context import IssuerContext
-    from issuer.residents import import_records_csv
+    from issuer.residents import import_records_csv, read_csv_file
 
     ctx = IssuerContext.open(_config(config_path))
-    r = import_records_csv(ctx, Path(file).read_text(encoding="utf-8"), _progress("records"))
+    r = import_records_csv(ctx, read_csv_file(Path(file)), _progress("records"))
     click.echo(
         f"records added: {r.added}, duplicates: {r.unchanged}, "
         f"credentials revoked by status changes: {r.revoked}"

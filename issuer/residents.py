@@ -15,6 +15,7 @@ import io
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -28,6 +29,7 @@ from issuer.status_rules import HealthRecord, LabResult, RecordKind
 MAX_NAME_CHARS = 128
 MAX_DOCUMENT_CHARS = 32
 MAX_IMPORT_ROWS = 1_000_000  # rows per file
+MAX_IMPORT_BYTES = 256 * 1024 * 1024  # bytes per file; a million rows fit well inside
 Progress = Callable[[int, int], None]
 
 
@@ -140,16 +142,37 @@ def add_records(
         return _store_records(ctx, s, items, source)
 
 
+def read_csv_file(path: Path) -> str:
+    """The text of a CSV file to import: bounded in size, UTF-8 (a BOM is allowed, as
+    spreadsheet programs write one), or a typed error that names the problem."""
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_IMPORT_BYTES + 1)
+    except OSError as e:
+        raise RecordError(f"cannot read {path}: {e.strerror or e}") from e
+    if len(data) > MAX_IMPORT_BYTES:
+        raise RecordError(f"{path} is larger than {MAX_IMPORT_BYTES} bytes; split it")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise RecordError(
+            f"{path} is not UTF-8 text (byte {e.start}); export the CSV as UTF-8"
+        ) from e
+
+
 def read_csv(text: str, required: set[str]) -> list[dict[str, str]]:
-    reader = csv.DictReader(io.StringIO(text))
-    missing = required - set(reader.fieldnames or ())
-    if missing:
-        raise RecordError(f"CSV header lacks columns {sorted(missing)}")
-    rows = []
-    for n, row in enumerate(reader, 1):
-        if n > MAX_IMPORT_ROWS:
-            raise RecordError(f"more than {MAX_IMPORT_ROWS} rows")
-        rows.append(row)
+    try:
+        reader = csv.DictReader(io.StringIO(text))
+        missing = required - set(reader.fieldnames or ())
+        if missing:
+            raise RecordError(f"CSV header lacks columns {sorted(missing)}")
+        rows = []
+        for n, row in enumerate(reader, 1):
+            if n > MAX_IMPORT_ROWS:
+                raise RecordError(f"more than {MAX_IMPORT_ROWS} rows")
+            rows.append(row)
+    except csv.Error as e:
+        raise RecordError(f"not a readable CSV file: {e}") from e
     return rows
 
 

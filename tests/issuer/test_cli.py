@@ -106,3 +106,26 @@ def test_bad_csv_is_one_clear_line_not_a_traceback(tmp_path: Path) -> None:
     )
     assert result.exit_code != 0
     assert "bad_record" in result.output and "Traceback" not in result.output
+
+
+def test_binary_or_broken_import_files_get_a_typed_error(tmp_path: Path) -> None:
+    run("init", "--region", "MO", "--data-dir", str(tmp_path))
+    conf = str(tmp_path / "issuer.toml")
+    junk = tmp_path / "photo.jpg"
+    junk.write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8)
+    nul = tmp_path / "nul.csv"
+    nul.write_bytes(b"document_number,name\nM1\x00,x\n")
+    for command in ("import-residents", "import-records"):
+        for path, words in ((junk, "not UTF-8"), (nul, "document_number")):
+            result = CliRunner().invoke(cli, [command, "--config", conf, str(path)])
+            assert result.exit_code != 0, (command, path)
+            assert "bad_record" in result.output and words in result.output, result.output
+            assert "Traceback" not in result.output
+
+
+def test_import_accepts_a_spreadsheet_utf8_bom(tmp_path: Path) -> None:
+    run("init", "--region", "MO", "--data-dir", str(tmp_path))
+    csv_file = tmp_path / "residents.csv"
+    csv_file.write_bytes("\ufeffdocument_number,name,region\nM7000001,陳大文,MO\n".encode())
+    out = run("import-residents", "--config", str(tmp_path / "issuer.toml"), str(csv_file))
+    assert "residents added: 1" in out
