@@ -2,9 +2,10 @@
 
 `IssuerApi` is the interface the wallet logic uses; `HttpIssuer` implements it over
 `requests` against the issuer's versioned JSON API (`/v1/...`). Every way the exchange
-can fail becomes a typed `IssuerError`: no answer (`IssuerUnreachableError`), a 4xx
-JSON error body (`IssuerRefusedError`, `WrongCodeError`), or an answer that is not
-what the contract describes (`IssuerProtocolError`).
+can fail becomes a typed `IssuerError`: no answer (`IssuerUnreachableError`), an HTTP
+5xx (`IssuerUnavailableError`), a 4xx JSON error body (`IssuerRefusedError`,
+`WrongCodeError`), or an answer that is not what the contract describes
+(`IssuerProtocolError`).
 
 Device-authenticated requests carry `Authorization: HB-Device <holder_id>.<ts>.<sig>`
 where `sig` is the base64url raw r||s ES256 signature (RFC 7518 §3.4) by the device
@@ -27,9 +28,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from mobile_stub.errors import (
-    IssuerError,
     IssuerProtocolError,
     IssuerRefusedError,
+    IssuerUnavailableError,
     IssuerUnreachableError,
     StoreCorruptError,
     WrongCodeError,
@@ -145,7 +146,9 @@ class HttpIssuer:
             data = resp.json()
         except ValueError as e:
             if resp.status_code >= 500:
-                raise IssuerError(f"issuer failed (HTTP {resp.status_code}); try later") from e
+                raise IssuerUnavailableError(
+                    f"issuer failed (HTTP {resp.status_code}); try later"
+                ) from e
             raise IssuerProtocolError(
                 f"issuer answered HTTP {resp.status_code} without a JSON body"
             ) from e
@@ -165,7 +168,7 @@ class HttpIssuer:
                 reason=str(reason) if reason is not None else None,
             )
         if resp.status_code >= 500:
-            raise IssuerError(f"issuer failed (HTTP {resp.status_code}); try later")
+            raise IssuerUnavailableError(f"issuer failed (HTTP {resp.status_code}); try later")
         raise IssuerProtocolError(f"issuer answered HTTP {resp.status_code}, expected {expect}")
 
     def request_code(self, document_number: str) -> CodeDelivery:

@@ -65,6 +65,12 @@ class IssuerUnreachableError(IssuerError):
     """No HTTP answer from the issuer (connection refused, timeout, DNS)."""
 
 
+class IssuerUnavailableError(IssuerError):
+    """The issuer answered, but with a server failure (HTTP 5xx: its database or a key is
+    unavailable, or a gateway in front of it has no backend). Like an unreachable
+    issuer, it is worth trying again later, and the stored code keeps working."""
+
+
 class IssuerRefusedError(IssuerError):
     """The issuer answered with a 4xx JSON error body.
 

@@ -4,7 +4,8 @@ The page shows the colour frame, masked name, a live clock and the QR, and fetch
 fresh presentation from `GET /v1/presentation` every window. Presentations are made
 locally from the stored credential, so the page keeps working with no network; only
 `POST /v1/refresh` (run on load and every few minutes) talks to the issuer, and its
-failure turns on the offline banner rather than hiding the code.
+failure (no answer, or an HTTP 5xx) turns on the offline banner rather than hiding
+the code.
 
 Config keys: `WALLET_DIR` (Path, required), `WALLET_PASSPHRASE` (bytes or None),
 `WALLET_REGION` (region shown by default, else the store's home), `CLOCK` (callable
@@ -35,6 +36,7 @@ from mobile_stub.errors import (
     DeviceKeyMissingError,
     InsecurePermissionsError,
     IssuerRefusedError,
+    IssuerUnavailableError,
     IssuerUnreachableError,
     NotEnrolledError,
     StoreCorruptError,
@@ -190,6 +192,11 @@ def refresh() -> ResponseReturnValue:
         result = wallet.refresh(issuer, _now(), entry.region)
     except IssuerUnreachableError as e:
         return jsonify(online=False, changed=False, error="issuer_unreachable", message=str(e))
+    except IssuerUnavailableError as e:
+        # An HTTP 5xx (the issuer's database is down, a gateway has no backend) leaves
+        # the resident as cut off as no answer at all: the banner must show, not a 409
+        # the page would take for "online".
+        return jsonify(online=False, changed=False, error="issuer_unavailable", message=str(e))
     except IssuerRefusedError as e:
         return jsonify(online=True, changed=False, error=e.code, message=str(e))
     except WalletError as e:

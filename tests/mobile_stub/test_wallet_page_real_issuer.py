@@ -215,3 +215,37 @@ def test_phone_page_turns_red_and_survives_an_issuer_outage(stack: Stack) -> Non
             assert verdict.colour == StatusColour.RED
         finally:
             browser.close()
+
+
+def test_issuer_answering_unavailable_raises_the_offline_banner(stack: Stack) -> None:
+    """The issuer is up but its database is gone: it answers HTTP 503, and the page must
+    raise the offline banner (the refresh used to answer a 409 the page read as online)
+    while its code keeps verifying."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(
+                viewport=PHONE, device_scale_factor=2, is_mobile=True
+            ).new_page()
+            page.goto(stack.wallet_url)
+            page.wait_for_selector("#qr[data-window]:not([data-window=''])", state="attached")
+            assert page.is_hidden("#offline")
+
+            # The issuer's database file disappears under it: every request now fails.
+            stack.issuer_ctx.dispose()
+            db_file = Path(stack.issuer_ctx.config.database_url.removeprefix("sqlite:///"))
+            db_file.unlink()
+            # The real issuer maps the failure to a JSON 503, never a traceback.
+            refresh = requests.post(f"{stack.wallet_url}v1/refresh", timeout=10).json()
+            assert (refresh["online"], refresh["error"]) == (False, "issuer_unavailable")
+
+            page.evaluate("window.hbWallet.pollIssuer()")
+            page.wait_for_selector("#offline", state="visible", timeout=WAIT_MS)
+            shot = ARTIFACTS / "real-issuer-unavailable.png"
+            page.screenshot(path=str(shot), full_page=True)
+            verdict = verify_presentation(decode_screenshot(shot), stack.trust, time.time())
+            assert verdict.decision == Decision.ADMIT, verdict.reasons
+        finally:
+            browser.close()
