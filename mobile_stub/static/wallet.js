@@ -25,10 +25,22 @@
     $("status-word").textContent = colour.toUpperCase();
   }
 
-  function showProblem(message) {
+  // Two sources of trouble share one banner: showing the code (from this wallet) and
+  // refreshing it (from the issuer). Showing the code wins; an issuer refusal stays
+  // visible until the issuer answers normally again.
+  let presentationProblem = "";
+  let issuerProblem = "";
+
+  function renderProblem() {
     const el = $("problem");
-    el.textContent = message || "";
+    const message = presentationProblem || issuerProblem;
+    el.textContent = message;
     el.hidden = !message;
+  }
+
+  function showProblem(message) {
+    presentationProblem = message || "";
+    renderProblem();
   }
 
   function tick() {
@@ -77,7 +89,12 @@
     try {
       const resp = await fetch("/v1/refresh" + q, { method: "POST", cache: "no-store" });
       const data = await resp.json();
-      $("offline").hidden = data.online !== false;
+      const offline = data.online === false;
+      $("offline").hidden = !offline;
+      issuerProblem = !offline && (!resp.ok || data.error)
+        ? (data.message || data.error || "The issuer refused to refresh this code.")
+        : "";
+      renderProblem();
       if (data.changed) { fetchPresentation(); }
     } catch (e) {
       $("offline").hidden = false;

@@ -145,3 +145,37 @@ def test_phone_page_shows_a_verifying_code_that_refreshes_and_recolours(served: 
             assert verdict.colour == StatusColour.RED
         finally:
             browser.close()
+
+
+def test_issuer_refusing_the_refresh_is_said_on_the_page(served: Served) -> None:
+    """An issuer that answers but refuses (here: the device key is no longer the one it
+    enrolled) is not "offline": the page says what the issuer said, keeps showing the
+    stored code, and clears the message once the issuer answers normally again."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from playwright.sync_api import sync_playwright
+
+    from credential.keys import public_key_der
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844})
+            page.goto(served.url)
+            page.wait_for_selector("#qr[src]", timeout=10_000)
+            assert page.is_hidden("#problem")
+            holder = served.issuer.holders[served.holder]
+            enrolled_key = holder.device_der
+            holder.device_der = public_key_der(ec.generate_private_key(ec.SECP256R1()))
+            page.evaluate("window.hbWallet.pollIssuer()")
+            page.wait_for_selector("#problem", state="visible", timeout=10_000)
+            assert "unauthorized" in page.inner_text("#problem")
+            assert page.is_hidden("#offline")
+            page.evaluate("window.hbWallet.fetchPresentation()")  # a code still shows
+            page.wait_for_selector("#qr[src]", timeout=10_000)
+            assert page.is_visible("#problem")  # and the refusal is not wiped by it
+            page.screenshot(path=str(ARTIFACTS / "wallet-page-refused.png"), full_page=True)
+            holder.device_der = enrolled_key
+            page.evaluate("window.hbWallet.pollIssuer()")
+            page.wait_for_selector("#problem", state="hidden", timeout=10_000)
+        finally:
+            browser.close()
