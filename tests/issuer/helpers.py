@@ -24,7 +24,6 @@ from issuer.device_auth import DeviceAuth, b64url_encode, signed_message
 from ledger.config import NodeConfig
 from ledger.entries import root_public_key_bytes
 from ledger.note import NoteSigner
-from tests.conftest import free_port
 
 
 def make_context(
@@ -87,14 +86,17 @@ class Served:
 
 @contextmanager
 def serve(app: Flask) -> Iterator[Served]:
-    port = free_port()
-    server = make_server("127.0.0.1", port, app, threaded=True)
+    # Port 0: the kernel picks a free port at bind time, so no other process can take
+    # it between choosing and binding.
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    port = server.server_port
     t = threading.Thread(target=server.serve_forever, daemon=True)
     t.start()
     try:
         yield Served(f"http://127.0.0.1:{port}", app, server)
     finally:
         server.shutdown()
+        server.server_close()  # release the socket: later clients are refused, not hung
         t.join(5)
 
 
