@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
 from issuer import anchor, conversion, enrolment
@@ -27,7 +28,7 @@ from issuer.context import IssuerContext
 from issuer.device_auth import DeviceAuth, verify_device_auth
 from issuer.errors import BadRequestError, IssuerError, UnauthorizedError
 from issuer.group_commit import GroupCommitter
-from issuer.issuance import Issued, current_credential
+from issuer.issuance import Issued, current_credential, unchanged_credential
 from issuer.models import Holder
 from issuer.residents import add_records, parse_record
 
@@ -98,29 +99,11 @@ def fetch_credential() -> tuple[Response, int]:
     c = ctx()
     auth = DeviceAuth.parse(request.headers.get("Authorization", ""))
     now = c.now()
-    committer: GroupCommitter | None = current_app.extensions.get("issuer.committer")
-    if committer is not None:
-        # Authenticate here (read only), then write in the shared group transaction.
-        with c.sessions() as s:
-            holder = s.query(Holder).filter_by(holder_id=auth.holder_id).one_or_none()
-            if holder is None:
-                raise UnauthorizedError("unknown holder")
-            verify_device_auth(
-                auth,
-                holder.device_key,
-                request.method,
-                request.path,
-                now,
-                c.config.device_auth_skew_s,
-                holder.last_auth_ts,
-            )
-            holder_pk = holder.id
-        issued = committer.fetch(holder_pk, auth.timestamp, now)
-        if issued.fresh:
-            wake_worker()
-        return jsonify(credential_body(issued)), 200
-    with c.sessions.begin() as s:
-        holder = s.query(Holder).filter_by(holder_id=auth.holder_id).one_or_none()
+    # Authenticate on a read snapshot (no write lock). When this exact timestamp was
+    # already accepted and the current credential still fits, nothing would change:
+    # the committed credential is answered without a write transaction.
+    with c.read_session() as s:
+        holder = s.scalars(select(Holder).where(Holder.holder_id == auth.holder_id)).first()
         if holder is None:
             raise UnauthorizedError("unknown holder")
         verify_device_auth(
@@ -132,8 +115,24 @@ def fetch_credential() -> tuple[Response, int]:
             c.config.device_auth_skew_s,
             holder.last_auth_ts,
         )
-        holder.last_auth_ts = auth.timestamp
-        issued = current_credential(c, s, holder, now)
+        if auth.timestamp == holder.last_auth_ts:
+            same = unchanged_credential(c, s, holder, now)
+            if same is not None:
+                return jsonify(credential_body(same)), 200
+        holder_pk = holder.id
+    committer: GroupCommitter | None = current_app.extensions.get("issuer.committer")
+    if committer is not None:
+        # The timestamp and any re-issue are written in the shared group transaction.
+        issued = committer.fetch(holder_pk, auth.timestamp, now)
+    else:
+        with c.sessions.begin() as s:
+            holder = s.get_one(Holder, holder_pk)
+            # Re-checked inside the write transaction: two requests racing with the
+            # same or older timestamps cannot both pass (replay of a header).
+            if auth.timestamp < holder.last_auth_ts:
+                raise UnauthorizedError("HB-Device timestamp older than one already used")
+            holder.last_auth_ts = auth.timestamp
+            issued = current_credential(c, s, holder, now)
     if issued.fresh:
         wake_worker()
     return jsonify(credential_body(issued)), 200

@@ -7,13 +7,15 @@ tests swap the clock (`ManualClock`) and the code delivery (`InMemoryDelivery`).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from issuer.config import IssuerConfig
-from issuer.db import open_db
+from issuer.db import READ_ONLY, open_db
 from issuer.delivery import CodeDelivery, FileDelivery
 from issuer.keystore import KeyStore
 
@@ -68,6 +70,14 @@ class IssuerContext:
 
     def now(self) -> int:
         return int(self.clock.now())
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A session for reads only: one snapshot, no write lock, rolled back at the end
+        (nothing written through it is ever committed)."""
+        with self.sessions() as s:
+            s.connection(execution_options={READ_ONLY: True})
+            yield s
 
     @property
     def region(self) -> str:

@@ -12,6 +12,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 30  # seconds a writer waits for the lock before failing
+# Execution option marking a connection that only reads: on SQLite its transaction
+# starts with a deferred BEGIN (a WAL snapshot, no write lock), so authentication and
+# unchanged-credential answers neither queue behind writers nor block them.
+READ_ONLY = "hb_read_only"
 
 
 def make_engine(url: str) -> Engine:
@@ -31,8 +35,13 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Any) -> None:
             # BEGIN IMMEDIATE takes the write lock up front, so two writers queue on the
-            # busy timeout instead of failing on a read-to-write upgrade.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # busy timeout instead of failing on a read-to-write upgrade. A connection
+            # marked READ_ONLY reads a snapshot instead (a write there fails loudly:
+            # SQLite refuses the lock upgrade while another writer holds it).
+            if conn.get_execution_options().get(READ_ONLY):
+                conn.exec_driver_sql("BEGIN")
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)

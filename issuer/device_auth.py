@@ -15,6 +15,7 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -30,6 +31,9 @@ RAW_P256_SIGNATURE_BYTES = 64  # r||s, RFC 7518 §3.4
 P256_COORDINATE_BYTES = 32
 HOLDER_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 SIG_RE = re.compile(r"^[A-Za-z0-9_-]{40,200}$")
+# Parsed device keys kept in memory, keyed by their DER bytes (so a holder whose key
+# changed simply misses): parsing the SPKI on every request cost as much as verifying.
+DEVICE_KEY_CACHE_ENTRIES = 65_536
 
 
 @dataclass(frozen=True)
@@ -74,8 +78,10 @@ def b64url_decode(text: str) -> bytes:
         raise BadRequestError("expected base64url text") from e
 
 
+@lru_cache(maxsize=DEVICE_KEY_CACHE_ENTRIES)
 def load_device_key(der: bytes) -> ec.EllipticCurvePublicKey:
-    """Load a device key (DER SPKI) and insist on P-256: device keys are ES256 only."""
+    """Load a device key (DER SPKI) and insist on P-256: device keys are ES256 only.
+    Cached by DER bytes (public keys are immutable; a refused key is not cached)."""
     try:
         key = load_der_public_key(der)
     except (ValueError, TypeError) as e:
@@ -108,7 +114,7 @@ def verify_device_auth(
         s = int.from_bytes(sig[P256_COORDINATE_BYTES:], "big")
         sig = encode_dss_signature(r, s)
     try:
-        load_device_key(device_key_der).verify(
+        load_device_key(bytes(device_key_der)).verify(
             sig, signed_message(method, path, auth.timestamp), ec.ECDSA(hashes.SHA256())
         )
     except (InvalidSignature, ValueError, BadRequestError) as e:

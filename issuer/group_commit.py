@@ -103,6 +103,7 @@ class GroupCommitter:
         ready: list[tuple[Fetch, Issued]] = []
         with self.ctx.sessions.begin() as s:
             due: list[tuple[Fetch, Holder, StatusDecision]] = []
+            checked: dict[tuple[int, int], IssuerError | tuple[StatusDecision, Issued | None]] = {}
             for job in group:
                 holder = s.get(Holder, job.holder_pk)
                 # Re-checked inside the write transaction: two fetches racing with the
@@ -111,12 +112,22 @@ class GroupCommitter:
                     job.error = UnauthorizedError("HB-Device timestamp older than one already used")
                     continue
                 holder.last_auth_ts = job.auth_ts
-                try:
-                    decision = holder_status(s, holder, job.now)
-                except IssuerError as e:
-                    job.error = e
+                # Nothing is written before issue_many below, so fetches of one holder
+                # at one time in this group share one status decision and reuse check.
+                key = (job.holder_pk, job.now)
+                if key not in checked:
+                    try:
+                        decision = holder_status(s, holder, job.now)
+                    except IssuerError as e:
+                        checked[key] = e
+                    else:
+                        reuse = reusable_credential(self.ctx, s, holder, job.now, decision)
+                        checked[key] = (decision, reuse)
+                outcome = checked[key]
+                if isinstance(outcome, IssuerError):
+                    job.error = outcome
                     continue
-                current = reusable_credential(self.ctx, s, holder, job.now, decision)
+                decision, current = outcome
                 if current is not None:
                     ready.append((job, current))
                 else:

@@ -70,13 +70,19 @@ def next_status_indices(session: Session, count: int) -> range:
     """Reserve `count` consecutive status indices with one counter update."""
     if count <= 0:
         raise ValueError(f"expected a positive count of status indices, found {count}")
-    ensure_counters(session)
-    value = session.execute(
+    # A plain Core UPDATE ... RETURNING on the session's connection: the ORM's bulk
+    # update path (session synchronisation) cost more than the statement itself. The
+    # counter row is created on first use only, so the common case is one statement.
+    stmt = (
         update(Counter)
         .where(Counter.name == STATUS_INDEX_COUNTER)
         .values(value=Counter.value + count)
         .returning(Counter.value)
-    ).scalar_one()
+    )
+    value = session.connection().execute(stmt).scalar_one_or_none()
+    if value is None:
+        ensure_counters(session)
+        value = session.connection().execute(stmt).scalar_one()
     return range(int(value) - count + 1, int(value) + 1)
 
 
@@ -241,30 +247,60 @@ def current_credential(ctx: IssuerContext, session: Session, holder: Holder, now
     return issue_credential(ctx, session, holder, now, decision)
 
 
-def reusable_credential(
-    ctx: IssuerContext, session: Session, holder: Holder, now: int, decision: StatusDecision
-) -> Issued | None:
-    """The holder's active credential if it still matches `decision` and is not near
-    its expiry (then no re-issue is due), else None."""
-    row = session.scalars(
+def latest_active_row(session: Session, holder: Holder) -> CredentialRow | None:
+    return session.scalars(
         select(CredentialRow)
         .where(CredentialRow.holder_pk == holder.id, CredentialRow.state == "active")
         .order_by(CredentialRow.id.desc())
         .limit(1)
     ).first()
+
+
+def fits_time(ctx: IssuerContext, row: CredentialRow, now: int) -> bool:
+    """Issued already and not within `refresh_before_s` of its expiry."""
+    return row.expires_at - now > ctx.config.refresh_before_s and row.issued_at <= now
+
+
+def reused(session: Session, row: CredentialRow) -> Issued:
+    box = session.scalars(
+        select(OutboxRow.id).where(
+            OutboxRow.kind == "credential_anchored", OutboxRow.ref == str(row.status_index)
+        )
+    ).first()
+    return Issued(row, int(box or 0), False)
+
+
+def reusable_credential(
+    ctx: IssuerContext, session: Session, holder: Holder, now: int, decision: StatusDecision
+) -> Issued | None:
+    """The holder's active credential if it still matches `decision` and is not near
+    its expiry (then no re-issue is due), else None."""
+    row = latest_active_row(session, holder)
     if (
         row is not None
         and row.colour == decision.colour.value
         and row.basis == decision.basis.value
-        and row.expires_at - now > ctx.config.refresh_before_s
-        and row.issued_at <= now
+        and fits_time(ctx, row, now)
     ):
-        box = session.scalars(
-            select(OutboxRow.id).where(
-                OutboxRow.kind == "credential_anchored", OutboxRow.ref == str(row.status_index)
-            )
-        ).first()
-        return Issued(row, int(box or 0), False)
+        return reused(session, row)
+    return None
+
+
+def unchanged_credential(
+    ctx: IssuerContext, session: Session, holder: Holder, now: int
+) -> Issued | None:
+    """Like `reusable_credential`, deciding the status only when the current credential
+    is not already due by time (a cheap check first: read paths call this on every
+    fetch). A status the rules refuse (an expired conversion) gives None."""
+    row = latest_active_row(session, holder)
+    if row is None or not fits_time(ctx, row, now):
+        return None
+    try:
+        decision = holder_status(session, holder, now)
+    except ConflictError:
+        return None
+    if row.colour == decision.colour.value and row.basis == decision.basis.value:
+        return reused(session, row)
     return None
 
 

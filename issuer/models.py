@@ -125,7 +125,10 @@ class OutboxRow(Base):
     """A log entry waiting to be anchored; written in the transaction that caused it."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_pending", "log_index", "id"),)
+    __table_args__ = (
+        Index("ix_outbox_pending", "log_index", "id"),
+        Index("ix_outbox_kind_ref", "kind", "ref"),  # a credential's anchor row, by index
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
     ref: Mapped[str] = mapped_column(String(64))

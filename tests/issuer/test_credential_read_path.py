@@ -1,0 +1,133 @@
+"""The wallet's credential fetch on its read path: asking again with an already accepted
+header for an unchanged credential writes nothing (no write transaction at all), a
+reader never takes SQLite's write lock, and the device signature, skew and replay
+checks still refuse what they refused before."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, func, select
+
+from issuer.app import create_app
+from issuer.context import IssuerContext, ManualClock
+from issuer.device_auth import load_device_key
+from issuer.models import CredentialRow, Holder, OutboxRow
+from tests.issuer.helpers import (
+    device_header,
+    device_key_text,
+    enrol_directly,
+    make_context,
+    new_device,
+)
+
+PATH = "/v1/credential"
+
+
+def _writes(ctx: IssuerContext) -> list[str]:
+    """Record every statement that writes or takes the write lock on ctx's engine."""
+    seen: list[str] = []
+    engine = ctx.sessions.kw["bind"]
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _record(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
+        word = statement.lstrip().split(" ", 1)[0].upper()
+        if word in {"INSERT", "UPDATE", "DELETE"} or statement.startswith("BEGIN IMMEDIATE"):
+            seen.append(statement)
+
+    return seen
+
+
+def _setup(tmp_path: Path) -> tuple[IssuerContext, Any, str, ManualClock]:
+    clock = ManualClock(time.time())
+    ctx = make_context(tmp_path, "MO", clock=clock)
+    dev = new_device()
+    holder_id = enrol_directly(ctx, "M1000001", dev).holder_id
+    return ctx, dev, holder_id, clock
+
+
+def test_asking_again_for_an_unchanged_credential_writes_nothing(tmp_path: Path) -> None:
+    ctx, dev, holder_id, _clock = _setup(tmp_path)
+    client = create_app(ctx.config, context=ctx, start_workers=False).test_client()
+    hdr = {"Authorization": device_header(dev, holder_id, "GET", PATH, ctx.now())}
+    first = client.get(PATH, headers=hdr)
+    assert first.status_code == 200
+    writes = _writes(ctx)
+    again = client.get(PATH, headers=hdr)
+    assert again.status_code == 200
+    assert again.get_json() == first.get_json()
+    assert writes == []
+
+
+def test_a_newer_timestamp_is_recorded_so_older_headers_are_refused(tmp_path: Path) -> None:
+    ctx, dev, holder_id, clock = _setup(tmp_path)
+    client = create_app(ctx.config, context=ctx, start_workers=False).test_client()
+    old = {"Authorization": device_header(dev, holder_id, "GET", PATH, ctx.now())}
+    assert client.get(PATH, headers=old).status_code == 200
+    clock.advance(5)
+    new = {"Authorization": device_header(dev, holder_id, "GET", PATH, ctx.now())}
+    assert client.get(PATH, headers=new).status_code == 200
+    with ctx.sessions() as s:
+        assert s.scalars(select(Holder.last_auth_ts)).one() == ctx.now()
+    replayed = client.get(PATH, headers=old)
+    assert replayed.status_code == 401
+    assert replayed.get_json()["error"] == "unauthorized"
+
+
+def test_read_path_still_refuses_bad_signature_and_skewed_timestamp(tmp_path: Path) -> None:
+    ctx, dev, holder_id, clock = _setup(tmp_path)
+    client = create_app(ctx.config, context=ctx, start_workers=False).test_client()
+    hdr = {"Authorization": device_header(dev, holder_id, "GET", PATH, ctx.now())}
+    assert client.get(PATH, headers=hdr).status_code == 200
+    forged = {"Authorization": device_header(new_device(), holder_id, "GET", PATH, ctx.now())}
+    assert client.get(PATH, headers=forged).status_code == 401
+    clock.advance(ctx.config.device_auth_skew_s + 1)
+    assert client.get(PATH, headers=hdr).status_code == 401  # the accepted header, too late
+
+
+def test_due_credential_is_reissued_with_its_outbox_row(tmp_path: Path) -> None:
+    clock = ManualClock(time.time())
+    ctx = make_context(tmp_path, "MO", clock=clock, refresh_before_s=10 * 86_400)
+    dev = new_device()
+    holder_id = enrol_directly(ctx, "M1000001", dev).holder_id
+    client = create_app(ctx.config, context=ctx, start_workers=False).test_client()
+    hdr = {"Authorization": device_header(dev, holder_id, "GET", PATH, ctx.now())}
+    jws = {client.get(PATH, headers=hdr).get_json()["credential"] for _ in range(3)}
+    assert len(jws) == 3  # the same header, but every fetch was due: three new credentials
+    with ctx.sessions() as s:
+        for token in jws:
+            row = s.scalars(select(CredentialRow).where(CredentialRow.jws == token)).one()
+            boxes = s.scalar(
+                select(func.count()).where(
+                    OutboxRow.kind == "credential_anchored",
+                    OutboxRow.ref == str(row.status_index),
+                )
+            )
+            assert boxes == 1
+
+
+def test_read_session_does_not_wait_for_a_writer(tmp_path: Path) -> None:
+    ctx, _dev, holder_id, _clock = _setup(tmp_path)
+    writer = sqlite3.connect(ctx.config.database_url.removeprefix("sqlite:///"), timeout=0)
+    writer.isolation_level = None
+    writer.execute("BEGIN IMMEDIATE")  # another process in the middle of a write
+    try:
+        start = time.monotonic()
+        with ctx.read_session() as s:
+            found = s.scalars(select(Holder.holder_id)).one()
+        assert found == holder_id
+        assert time.monotonic() - start < 1.0
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+
+def test_parsed_device_key_is_reused_for_the_same_der(tmp_path: Path) -> None:
+    der_text = device_key_text(new_device())
+    from issuer.device_auth import b64url_decode
+
+    der = b64url_decode(der_text)
+    assert load_device_key(der) is load_device_key(bytes(der))
