@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from werkzeug.exceptions import HTTPException
 
 from issuer import anchor, conversion, enrolment
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 OPENAPI_PATH = Path(__file__).resolve().parent / "openapi.yaml"
 MAX_FIELD_CHARS = 256  # characters of a plain string field in a JSON body
 MAX_RECORDS_PER_REQUEST = 1000
+HOLDER_BY_ID = select(Holder).where(Holder.holder_id == bindparam("holder_id"))  # built once
 
 wallet = Blueprint("wallet", __name__, url_prefix="/v1")
 authority = Blueprint("authority", __name__, url_prefix="/v1")
@@ -103,7 +104,7 @@ def fetch_credential() -> tuple[Response, int]:
     # already accepted and the current credential still fits, nothing would change:
     # the committed credential is answered without a write transaction.
     with c.read_session() as s:
-        holder = s.scalars(select(Holder).where(Holder.holder_id == auth.holder_id)).first()
+        holder = s.scalars(HOLDER_BY_ID, {"holder_id": auth.holder_id}).first()
         if holder is None:
             raise UnauthorizedError("unknown holder")
         verify_device_auth(

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from credential.claims import HealthClaims, StatusBasis, StatusColour
@@ -46,6 +46,45 @@ from issuer.status_rules import (
 STATUS_INDEX_COUNTER = "status_index"
 REVOKE_REASON_STATUS_CHANGE = "status_change"
 
+# The statements of every credential fetch, built once: building a statement (argument
+# coercion, cache key) cost more than running it on SQLite. Values go in as bind
+# parameters at execution.
+_ADD_TO_COUNTER = (
+    update(Counter)
+    .where(Counter.name == STATUS_INDEX_COUNTER)
+    .values(value=Counter.value + bindparam("count"))
+    .returning(Counter.value)
+)
+_ACTIVE_KEY = (
+    select(SigningKeyRow)
+    .where(
+        SigningKeyRow.state == "active",
+        SigningKeyRow.not_before <= bindparam("now"),
+        SigningKeyRow.not_after > bindparam("now"),
+    )
+    .order_by(SigningKeyRow.not_before.desc())
+    .limit(1)
+)
+_RECORDS = select(HealthRecordRow).where(HealthRecordRow.resident_id == bindparam("resident"))
+_OVERRIDE = (
+    select(StatusOverrideRow)
+    .where(
+        StatusOverrideRow.resident_id == bindparam("resident"),
+        StatusOverrideRow.active.is_(True),
+    )
+    .order_by(StatusOverrideRow.id.desc())
+    .limit(1)
+)
+_LATEST_ACTIVE = (
+    select(CredentialRow)
+    .where(CredentialRow.holder_pk == bindparam("holder"), CredentialRow.state == "active")
+    .order_by(CredentialRow.id.desc())
+    .limit(1)
+)
+_ANCHOR_ROW = select(OutboxRow.id).where(
+    OutboxRow.kind == "credential_anchored", OutboxRow.ref == bindparam("ref")
+)
+
 
 @dataclass(frozen=True)
 class Issued:
@@ -73,16 +112,10 @@ def next_status_indices(session: Session, count: int) -> range:
     # A plain Core UPDATE ... RETURNING on the session's connection: the ORM's bulk
     # update path (session synchronisation) cost more than the statement itself. The
     # counter row is created on first use only, so the common case is one statement.
-    stmt = (
-        update(Counter)
-        .where(Counter.name == STATUS_INDEX_COUNTER)
-        .values(value=Counter.value + count)
-        .returning(Counter.value)
-    )
-    value = session.connection().execute(stmt).scalar_one_or_none()
+    value = session.connection().execute(_ADD_TO_COUNTER, {"count": count}).scalar_one_or_none()
     if value is None:
         ensure_counters(session)
-        value = session.connection().execute(stmt).scalar_one()
+        value = session.connection().execute(_ADD_TO_COUNTER, {"count": count}).scalar_one()
     return range(int(value) - count + 1, int(value) + 1)
 
 
@@ -96,25 +129,14 @@ def add_outbox(session: Session, kind: str, ref: str, entry: bytes, now: int) ->
 
 
 def active_signing_key(session: Session, now: int) -> SigningKeyRow:
-    row = session.scalars(
-        select(SigningKeyRow)
-        .where(
-            SigningKeyRow.state == "active",
-            SigningKeyRow.not_before <= now,
-            SigningKeyRow.not_after > now,
-        )
-        .order_by(SigningKeyRow.not_before.desc())
-        .limit(1)
-    ).first()
+    row = session.scalars(_ACTIVE_KEY, {"now": now}).first()
     if row is None:
         raise SigningKeyError("no active signing key: run `healthbridge issuer keys rotate`")
     return row
 
 
 def resident_records(session: Session, resident_id: int) -> list[HealthRecord]:
-    rows = session.scalars(
-        select(HealthRecordRow).where(HealthRecordRow.resident_id == resident_id)
-    ).all()
+    rows = session.scalars(_RECORDS, {"resident": resident_id}).all()
     return [
         HealthRecord(RecordKind(r.kind), r.at, LabResult(r.result) if r.result else None)
         for r in rows
@@ -122,12 +144,7 @@ def resident_records(session: Session, resident_id: int) -> list[HealthRecord]:
 
 
 def active_override(session: Session, resident_id: int) -> Override | None:
-    row = session.scalars(
-        select(StatusOverrideRow)
-        .where(StatusOverrideRow.resident_id == resident_id, StatusOverrideRow.active.is_(True))
-        .order_by(StatusOverrideRow.id.desc())
-        .limit(1)
-    ).first()
+    row = session.scalars(_OVERRIDE, {"resident": resident_id}).first()
     return None if row is None else Override(StatusColour(row.colour), row.at, row.until)
 
 
@@ -248,12 +265,7 @@ def current_credential(ctx: IssuerContext, session: Session, holder: Holder, now
 
 
 def latest_active_row(session: Session, holder: Holder) -> CredentialRow | None:
-    return session.scalars(
-        select(CredentialRow)
-        .where(CredentialRow.holder_pk == holder.id, CredentialRow.state == "active")
-        .order_by(CredentialRow.id.desc())
-        .limit(1)
-    ).first()
+    return session.scalars(_LATEST_ACTIVE, {"holder": holder.id}).first()
 
 
 def fits_time(ctx: IssuerContext, row: CredentialRow, now: int) -> bool:
@@ -262,11 +274,7 @@ def fits_time(ctx: IssuerContext, row: CredentialRow, now: int) -> bool:
 
 
 def reused(session: Session, row: CredentialRow) -> Issued:
-    box = session.scalars(
-        select(OutboxRow.id).where(
-            OutboxRow.kind == "credential_anchored", OutboxRow.ref == str(row.status_index)
-        )
-    ).first()
+    box = session.scalars(_ANCHOR_ROW, {"ref": str(row.status_index)}).first()
     return Issued(row, int(box or 0), False)
 
 
