@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import event, func, select
 
 from issuer.app import create_app
@@ -131,3 +132,29 @@ def test_parsed_device_key_is_reused_for_the_same_der(tmp_path: Path) -> None:
 
     der = b64url_decode(der_text)
     assert load_device_key(der) is load_device_key(bytes(der))
+
+
+@pytest.mark.postgres
+def test_fetch_path_on_postgres_reissues_then_answers_unchanged(
+    tmp_path: Path, fresh_postgres_url: str
+) -> None:
+    clock = ManualClock(time.time())
+    ctx = make_context(tmp_path, "MO", database_url=fresh_postgres_url, clock=clock)
+    try:
+        dev = new_device()
+        holder_id = enrol_directly(ctx, "M1000001", dev).holder_id
+        client = create_app(ctx.config, context=ctx, start_workers=False).test_client()
+        clock.advance(1)
+        hdr = {"Authorization": device_header(dev, holder_id, "GET", PATH, ctx.now())}
+        first = client.get(PATH, headers=hdr)
+        assert first.status_code == 200
+        writes = _writes(ctx)
+        assert client.get(PATH, headers=hdr).get_json() == first.get_json()
+        assert writes == []
+        clock.advance(1)
+        old = hdr
+        hdr = {"Authorization": device_header(dev, holder_id, "GET", PATH, ctx.now())}
+        assert client.get(PATH, headers=hdr).status_code == 200
+        assert client.get(PATH, headers=old).status_code == 401
+    finally:
+        ctx.dispose()
