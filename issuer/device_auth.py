@@ -4,9 +4,11 @@ Format (see issuer/openapi.yaml):
     HB-Device <holder_id>.<unix_ts>.<base64url ES256 signature>
 The signature (DER, or raw r||s of 64 bytes as in RFC 7518 §3.4) is made with the
 enrolled device key over the ASCII bytes "HB-Device\\n<METHOD>\\n<path>\\n<unix_ts>".
-Pure: the caller supplies the enrolled key and the reference time; replay of one header
-is bounded by the skew window and by the caller refusing a timestamp not newer than the
-last one it accepted from that holder.
+Pure: the caller supplies the enrolled key and the reference time. Replay of one header
+is bounded by the skew window and by the caller refusing a timestamp older than the last
+one it accepted from that holder; the same header may be sent again within the window
+(a wallet retrying), which only returns the same holder-bound credential, useless
+without the device key.
 """
 
 from __future__ import annotations
