@@ -11,50 +11,16 @@ Errors print as one line, never a traceback.
 
 from __future__ import annotations
 
-import functools
 import getpass
 import socket
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from issuer.audit import Channel
-from issuer.errors import IssuerError
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-config_option = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    envvar="HB_ISSUER_CONFIG",
-    help="Issuer TOML config (or HB_ISSUER_* variables).",
-)
-token_option = click.option(
-    "--token-file",
-    type=click.Path(dir_okay=False),
-    envvar="HB_ADMIN_TOKEN_FILE",
-    required=True,
-    help="File (mode 0600) holding your admin API token.",
-)
-
-
-def friendly(fn: F) -> F:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from ledger.errors import LedgerError
-
-        try:
-            return fn(*args, **kwargs)
-        except IssuerError as e:
-            raise click.ClickException(f"{e.code}: {e.message}") from e
-        except (LedgerError, OSError) as e:
-            raise click.ClickException(f"{type(e).__name__}: {e}") from e
-
-    return wrapper  # type: ignore[return-value]
+from issuer.cli_options import admin_token_option, config_option, friendly
 
 
 def _context(config_path: str | None) -> Any:
@@ -216,7 +182,7 @@ def revoke_token(config_path: str | None, token_id: str) -> None:
 # -- operations ----------
 @admin.command()
 @config_option
-@token_option
+@admin_token_option
 @click.option(
     "--by",
     type=click.Choice(["status_index", "credential_id", "document_number"]),
@@ -240,7 +206,7 @@ def find(config_path: str | None, token_file: str, by: str, region: str | None, 
 
 @admin.command()
 @config_option
-@token_option
+@admin_token_option
 @click.argument("target")
 @click.option("--reason", required=True, help="Revocation reason code, e.g. fraud.")
 @click.option("--note", default="")
@@ -255,7 +221,7 @@ def revoke(config_path: str | None, token_file: str, target: str, reason: str, n
 
 @admin.command()
 @config_option
-@token_option
+@admin_token_option
 @click.argument("target")
 @click.option("--reason", required=True)
 @click.option("--note", default="")
@@ -272,7 +238,7 @@ def reinstate(
 
 @admin.command("bulk-revoke")
 @config_option
-@token_option
+@admin_token_option
 @click.argument("csv_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--region", default=None, help="Default: the issuer's region.")
 @click.option("--reason", required=True)
@@ -319,7 +285,7 @@ def bulk_revoke(
 
 @admin.command("keys")
 @config_option
-@token_option
+@admin_token_option
 @friendly
 def keys(config_path: str | None, token_file: str) -> None:
     """List signing keys, active and past."""
@@ -333,7 +299,7 @@ def keys(config_path: str | None, token_file: str) -> None:
 
 @admin.command("rotate-key")
 @config_option
-@token_option
+@admin_token_option
 @click.option("--region", default=None)
 @friendly
 def rotate_key(config_path: str | None, token_file: str, region: str | None) -> None:
@@ -345,7 +311,7 @@ def rotate_key(config_path: str | None, token_file: str, region: str | None) -> 
 
 @admin.command("revoke-key")
 @config_option
-@token_option
+@admin_token_option
 @click.argument("kid")
 @click.option("--region", default=None)
 @click.option(
@@ -378,7 +344,7 @@ def revoke_key(
 
 @admin.command("audit-export")
 @config_option
-@token_option
+@admin_token_option
 @click.option("--output", type=click.Path(dir_okay=False), default="-")
 @friendly
 def audit_export(config_path: str | None, token_file: str, output: str) -> None:

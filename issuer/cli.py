@@ -6,59 +6,23 @@ HB_ISSUER_* environment variables. Errors are printed as one line, never a trace
 
 from __future__ import annotations
 
-import functools
 import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 import tomli_w
 
+from issuer.cli_options import admin_token_option, config_option, friendly
 from issuer.config import IssuerConfig, load_config, render_config
-from issuer.errors import IssuerError
 
-F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_CONFIG_NAME = "issuer.toml"
 
 
 def _config(path: str | None) -> IssuerConfig:
     return load_config(Path(path) if path else None)
-
-
-def friendly(fn: F) -> F:
-    """Turn the issuer's (and the ledger's) typed errors into a one-line message."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from ledger.errors import LedgerError
-
-        try:
-            return fn(*args, **kwargs)
-        except IssuerError as e:
-            raise click.ClickException(f"{e.code}: {e.message}") from e
-        except (LedgerError, OSError) as e:
-            raise click.ClickException(f"{type(e).__name__}: {e}") from e
-
-    return wrapper  # type: ignore[return-value]
-
-
-config_option = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    envvar="HB_ISSUER_CONFIG",
-    help="Issuer TOML config (or HB_ISSUER_* variables).",
-)
-admin_token_option = click.option(
-    "--token-file",
-    type=click.Path(dir_okay=False),
-    envvar="HB_ADMIN_TOKEN_FILE",
-    required=True,
-    help="File (mode 0600) holding your admin API token (`issuer admin token`).",
-)
 
 
 def _progress(label: str) -> Callable[[int, int], None]:
