@@ -99,6 +99,16 @@ def world(tmp_path: Path) -> World:
     return World(tmp_path)
 
 
+def init_station(world: World, tmp_path: Path) -> Path:
+    """`verifier init` of a station folder from the world's consortium file."""
+    consortium_file = tmp_path / "consortium.toml"
+    write_consortium(consortium_file, world.consortium)
+    d = tmp_path / "station"
+    r = CliRunner().invoke(cli, ["init", "--consortium", str(consortium_file), "--dir", str(d)])
+    assert r.exit_code == 0, r.output
+    return d
+
+
 def station_over(world: World) -> tuple[Station, LedgerSyncer, SyncedTrustState]:
     syncer = LedgerSyncer(
         world.consortium, world.db, client_factory=world.client, clock=lambda: NOW
@@ -239,16 +249,9 @@ def test_cli_errors_are_one_line_messages(tmp_path: Path, world: World) -> None:
 
 
 def test_cli_sync_offline_keeps_state_and_says_so(world: World, tmp_path: Path) -> None:
-    consortium_file = tmp_path / "consortium.toml"
-    write_consortium(consortium_file, world.consortium)  # node URLs: nothing listens there
-    d = tmp_path / "station"
+    # node URLs in the consortium file: nothing listens there
+    d = init_station(world, tmp_path)
     runner = CliRunner()
-    assert (
-        runner.invoke(
-            cli, ["init", "--consortium", str(consortium_file), "--dir", str(d)]
-        ).exit_code
-        == 0
-    )
     r = runner.invoke(cli, ["sync", "--dir", str(d)])
     assert r.exit_code == 1
     assert "GD: failed" in r.output and "old state is kept" in r.output
@@ -258,16 +261,8 @@ def test_cli_sync_offline_keeps_state_and_says_so(world: World, tmp_path: Path) 
 def test_cli_missing_camera_is_reported_and_retried_then_given_up(
     world: World, tmp_path: Path
 ) -> None:
-    consortium_file = tmp_path / "consortium.toml"
-    write_consortium(consortium_file, world.consortium)
-    d = tmp_path / "station"
+    d = init_station(world, tmp_path)
     runner = CliRunner()
-    assert (
-        runner.invoke(
-            cli, ["init", "--consortium", str(consortium_file), "--dir", str(d)]
-        ).exit_code
-        == 0
-    )
     r = runner.invoke(
         cli,
         ["scan", "--dir", str(d), "--camera", "97", "--headless", "--no-sync",
@@ -285,16 +280,8 @@ def test_cli_scans_a_recorded_video_headless(world: World, tmp_path: Path) -> No
 
     from verifier.synth import Scene, write_video
 
-    consortium_file = tmp_path / "consortium.toml"
-    write_consortium(consortium_file, world.consortium)
-    d = tmp_path / "station"
+    d = init_station(world, tmp_path)
     runner = CliRunner()
-    assert (
-        runner.invoke(
-            cli, ["init", "--consortium", str(consortium_file), "--dir", str(d)]
-        ).exit_code
-        == 0
-    )
     jws = world.credential(31)
     client = world.client(world.consortium, d / "state.db")
     client.sync()
@@ -362,16 +349,8 @@ def test_cli_scans_a_network_camera_stream_offline_after_sync(world: World, tmp_
 
     from verifier.synth import synthetic_frame
 
-    consortium_file = tmp_path / "consortium.toml"
-    write_consortium(consortium_file, world.consortium)
-    d = tmp_path / "station"
+    d = init_station(world, tmp_path)
     runner = CliRunner()
-    assert (
-        runner.invoke(
-            cli, ["init", "--consortium", str(consortium_file), "--dir", str(d)]
-        ).exit_code
-        == 0
-    )
     # A live camera stamps frames with the wall clock, so this world lives in the present.
     now = time.time()
     for sources in world.sources.values():
