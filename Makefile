@@ -17,10 +17,13 @@ $(STAMP): pyproject.toml constraints.txt
 venv: $(STAMP)
 
 # Debian's chromium drives the browser tests, and a CJK font lets pages show their
-# Chinese labels; install them when we may (root, apt).
-BROWSER_PKGS := chromium fonts-noto-cjk
+# Chinese labels; redis-server, nginx and prometheus (promtool) are started by the
+# tests themselves on loopback. Install what is missing when we may (root, apt).
+BROWSER_PKGS := chromium fonts-noto-cjk redis-server nginx prometheus
 browser:
-	@if ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi "noto.*cjk"; then \
+	@if ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi "noto.*cjk" \
+	   || ! command -v redis-server >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1 \
+	   || ! test -x /usr/sbin/nginx; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing Debian's $(BROWSER_PKGS) for the browser tests"; \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PKGS) >/dev/null) \
