@@ -28,7 +28,12 @@ class StatusColour(StrEnum):
 
 
 class StatusBasis(StrEnum):
-    """Why the resident has that colour."""
+    """Why the resident has that colour: the issuer's record, never a claim.
+
+    Format version 1 carried the basis (and its date) in the credential; version 2 does
+    not: a vaccination / test / recovery basis is health data that border staff do not
+    need to decide, and every camera pointed at a QR could read it.
+    """
 
     VACCINATION = "vaccination"
     TEST = "test"  # a negative test; basis_time is when the sample was taken
@@ -51,8 +56,6 @@ class HealthClaims:
     not_before: int
     expires_at: int
     colour: StatusColour
-    basis: StatusBasis
-    basis_time: int | None
     masked_name: str
     document_hint: str
     holder_key: bytes
@@ -68,8 +71,6 @@ class HealthClaims:
             raise ClaimsError("expires_at must not precede issued_at or not_before")
         if not isinstance(self.colour, StatusColour):
             raise ClaimsError(f"colour must be a StatusColour, found {self.colour!r}")
-        if not isinstance(self.basis, StatusBasis):
-            raise ClaimsError(f"basis must be a StatusBasis, found {self.basis!r}")
         if not 0 < len(self.masked_name) <= MAX_MASKED_NAME_CHARS:
             raise ClaimsError("masked_name must be 1-32 characters")
         if len(self.document_hint) > MAX_DOCUMENT_HINT_CHARS:

@@ -1,6 +1,6 @@
 """Issuing a credential: claims -> compact JWS signed with pyjwt.
 
-The JWS protected header is canonical: exactly `{"alg":..,"kid":..,"zip":"HBZ1"}` as
+The JWS protected header is canonical: exactly `{"alg":..,"kid":..,"zip":"HBZ2"}` as
 compact JSON with sorted keys, so a verifier can rebuild it byte for byte from the
 algorithm and the key id (which is how the QR framing drops it, see
 `credential.presentation`). The payload is the deflated claims (`credential.payload`).
@@ -27,7 +27,9 @@ from credential.payload import decode_payload, encode_payload
 MAX_JWS_CHARS = 8192  # characters of a compact JWS accepted for parsing
 # JWE `zip` header (RFC 7516 §4.1.3) reused on the JWS as SMART Health Cards do with
 # "DEF"; ours names raw DEFLATE with the preset dictionary of `credential.payload`.
-ZIP_DEFLATE = "HBZ1"
+# HBZ2 is format version 2 (claims without the basis, its own preset dictionary); a
+# verifier refuses HBZ1 credentials, whose claims disclosed the basis.
+ZIP_DEFLATE = "HBZ2"
 
 # pyjwt with every option set explicitly: no `typ`, sorted header members.
 _JWS = PyJWS()
@@ -65,6 +67,19 @@ def sign_credential(claims: HealthClaims, private_key: PrivateKey, alg: SigningA
         # The compact QR framing rebuilds this header; refuse to issue anything else.
         raise ClaimsError("pyjwt produced a non-canonical JWS header")
     return token
+
+
+_CURRENT_HEADER_SUFFIX = f',"zip":"{ZIP_DEFLATE}"}}'.encode("ascii")
+
+
+def is_current_format(jws: str) -> bool:
+    """Whether a stored compact JWS is of the current format (its canonical header
+    names this version's compression). For an issuer deciding to re-issue; not a check
+    of validity."""
+    try:
+        return split_jws(jws).header.endswith(_CURRENT_HEADER_SUFFIX)
+    except (MalformedError, ValueError):
+        return False
 
 
 def credential_digest(jws: str) -> bytes:

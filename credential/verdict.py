@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
-from credential.claims import StatusBasis, StatusColour
+from credential.claims import StatusColour
 from credential.reasons import Reason
 
 __all__ = [
@@ -75,7 +75,6 @@ class DisplayFields:
     masked_name: str
     document_hint: str
     colour: StatusColour
-    basis: StatusBasis
     expires_at: int
 
 
@@ -86,7 +85,10 @@ class Verdict:
     colour: StatusColour | None
     display: DisplayFields | None
     region: str | None
-    digest_prefix: str | None  # hex of the first 8 digest bytes: loggable, not personal
+    # Hex of the first 8 digest bytes. The digest is anchored on the public log and kept
+    # by the issuer, so this joins to a person: never log it as is (verifier.scanlog
+    # keys it with the station's secret first).
+    digest_prefix: str | None
     sync_age_s: int | None
 
     @property

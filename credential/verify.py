@@ -311,7 +311,7 @@ def check_presentation(
 
 
 def _display(c: HealthClaims) -> DisplayFields:
-    return DisplayFields(c.region, c.masked_name, c.document_hint, c.colour, c.basis, c.expires_at)
+    return DisplayFields(c.region, c.masked_name, c.document_hint, c.colour, c.expires_at)
 
 
 def verify_presentation(

@@ -141,12 +141,16 @@ def fetch_credential() -> tuple[Response, int]:
 
 @wallet.post("/conversion")
 def convert() -> tuple[Response, int]:
-    presentation = text_field(body(), "presentation", conversion.MAX_PRESENTATION_CHARS)
+    data = body()
+    presentation = text_field(data, "presentation", conversion.MAX_PRESENTATION_CHARS)
+    device_key = data.get("device_key")
+    if device_key is not None and not isinstance(device_key, str):
+        raise BadRequestError("device_key must be base64url DER SPKI text")
     source = current_app.extensions.get("issuer.trust")
     if source is None:
         source = conversion.trust_source_for(ctx())
         current_app.extensions["issuer.trust"] = source
-    holder_id, issued = conversion.convert(ctx(), presentation, source)
+    holder_id, issued = conversion.convert(ctx(), presentation, source, device_key)
     wake_worker()
     return jsonify(credential_body(issued, holder_id)), 201
 

@@ -2,9 +2,13 @@
 
 The presentation is checked with credential.verify.check_presentation against this
 issuer's synced view of the other region's log (ledger.sync.SyncedTrustState, refreshed
-periodically and on demand). The new credential is bound to the same device key and
-carries over the masked name, document hint, colour and basis; it gets a fresh status
-index of this region and is anchored on this region's log like any other issuance.
+periodically and on demand). The new credential carries over the masked name, document
+hint and colour (credentials do not carry the basis of a status); it gets a fresh
+status index of this region and is anchored on this region's log like any other
+issuance. It is bound to the device key the wallet names for this region in the
+request (a key distinct from the one of the presented credential, proven by a
+signature over the presentation), so that the two regions' codes of one person share
+no key; without one, it is bound to the presented credential's key.
 Each holder proof can be converted once (`DbReplayGuard`, shared by all workers).
 """
 
@@ -23,11 +27,12 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
 from credential.errors import CredentialError, ProofReplayedError, VerificationError
+from credential.presentation import conversion_challenge
 from credential.trust import TrustState
 from credential.verify import check_presentation
 from issuer.context import IssuerContext
-from issuer.enrolment import HOLDER_ID_BYTES
-from issuer.errors import ConfigError, PresentationRefusedError
+from issuer.enrolment import HOLDER_ID_BYTES, decode_device_key
+from issuer.errors import BadRequestError, ConfigError, PresentationRefusedError
 from issuer.issuance import Issued, issue_credential
 from issuer.models import Holder, SeenProof
 
@@ -113,17 +118,29 @@ class DbReplayGuard:
             raise ProofReplayedError("this holder proof was already converted") from e
 
 
-def convert(ctx: IssuerContext, presentation: str, trust: TrustSource) -> tuple[str, Issued]:
-    """Verify the other region's presentation and issue this region's credential."""
+def convert(
+    ctx: IssuerContext, presentation: str, trust: TrustSource, device_key: str | None = None
+) -> tuple[str, Issued]:
+    """Verify the other region's presentation and issue this region's credential.
+
+    `device_key` (base64url DER SPKI) is the wallet's key for this region: the
+    presentation must then bind `conversion_challenge(key)`, and the new credential is
+    bound to that key. Without it, the new credential is bound to the presented one's
+    key (the two regions' codes then share a device key, which links them).
+    """
     if not isinstance(presentation, str) or not 0 < len(presentation) <= MAX_PRESENTATION_CHARS:
         raise PresentationRefusedError("presentation must be 1-4096 characters", "malformed")
+    new_key = None if device_key is None else decode_device_key(device_key)
+    challenge = None if new_key is None else conversion_challenge(new_key)
     # An unreachable peer is not fatal: verify against the last sync, whose age the
     # checklist weighs (revocation freshness, DESIGN.md §5).
     with contextlib.suppress(Exception):
         trust.refresh()
     now = ctx.clock.now()
     try:
-        verified = check_presentation(presentation, trust.trust(), now, replay=DbReplayGuard(ctx))
+        verified = check_presentation(
+            presentation, trust.trust(), now, replay=DbReplayGuard(ctx), challenge=challenge
+        )
     except VerificationError as e:
         raise PresentationRefusedError(f"presentation refused: {e}", str(e.reason)) from e
     except CredentialError as e:
@@ -134,18 +151,22 @@ def convert(ctx: IssuerContext, presentation: str, trust: TrustSource) -> tuple[
             f"expected a presentation from another region, found {claims.region}",
             REASON_SAME_REGION,
         )
+    if new_key is not None and new_key == claims.holder_key:
+        raise BadRequestError("device_key must differ from the presented credential's key")
     with ctx.sessions.begin() as s:
         holder = Holder(
             holder_id=secrets.token_urlsafe(HOLDER_ID_BYTES),
             resident_id=None,
-            device_key=claims.holder_key,
+            device_key=new_key or claims.holder_key,
             via="conversion",
             source_region=claims.region,
             carried_name=claims.masked_name,
             carried_hint=claims.document_hint,
             carried_colour=claims.colour.value,
-            carried_basis=claims.basis.value,
-            carried_basis_time=claims.basis_time,
+            # Format v2 credentials carry no basis: the other region keeps it. The
+            # converted status is the other region's decision (basis `admin` here).
+            carried_basis=None,
+            carried_basis_time=None,
             carried_until=claims.expires_at,
             created_at=int(now),
             last_auth_ts=0,

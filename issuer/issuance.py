@@ -17,7 +17,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from credential.claims import HealthClaims, StatusBasis, StatusColour
-from credential.issue import credential_digest, sign_credential
+from credential.issue import credential_digest, is_current_format, sign_credential
 from credential.keys import SigningAlg
 from issuer import log_entries
 from issuer.context import IssuerContext
@@ -217,8 +217,6 @@ def issue_many(
             not_before=now,
             expires_at=expires,
             colour=decision.colour,
-            basis=decision.basis,
-            basis_time=decision.basis_time,
             masked_name=masked,
             document_hint=hint,
             holder_key=holder.device_key,
@@ -269,8 +267,14 @@ def latest_active_row(session: Session, holder: Holder) -> CredentialRow | None:
 
 
 def fits_time(ctx: IssuerContext, row: CredentialRow, now: int) -> bool:
-    """Issued already and not within `refresh_before_s` of its expiry."""
-    return row.expires_at - now > ctx.config.refresh_before_s and row.issued_at <= now
+    """Issued already, not within `refresh_before_s` of its expiry, and in the current
+    credential format (a credential of an older format, which disclosed the status
+    basis, is replaced at the holder's next fetch instead of being handed out again)."""
+    return (
+        row.expires_at - now > ctx.config.refresh_before_s
+        and row.issued_at <= now
+        and is_current_format(row.jws)
+    )
 
 
 def reused(session: Session, row: CredentialRow) -> Issued:

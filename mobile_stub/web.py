@@ -92,8 +92,6 @@ def _view_json(view: WalletView) -> dict[str, Any]:
         "document_hint": view.document_hint,
         "colour": view.colour,
         "basis": view.basis,
-        "basis_time": view.basis_time,
-        "basis_time_text": _utc(view.basis_time),
         "not_before": view.not_before,
         "expires_at": view.expires_at,
         "expires_text": _utc(view.expires_at),

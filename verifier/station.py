@@ -29,7 +29,7 @@ from credential.verdict import DEFAULT_POLICY, Decision, StationPolicy, Verdict,
 from verifier.decode import DEFAULT_LIMITS, DecodedCode, DecodeLimits, decode_frame
 from verifier.errors import DecodeInputError
 from verifier.frames import Frame, FrameSource
-from verifier.scanlog import DIGEST_PREFIX_CHARS, ScanLog, ScanRecord
+from verifier.scanlog import ScanLog, ScanRecord
 
 DEDUPE_SECONDS = 4.0  # seconds a code must be out of view before it is reported again
 DEDUPE_CAPACITY = 256  # distinct codes remembered at once
@@ -76,6 +76,9 @@ class ScanEvent:
     decode_ms: float
     verify_ms: float
     synced: bool = False  # a sync ran because of this scan
+    # This station's keyed reference of the credential (verifier.scanlog.scan_ref):
+    # what the scan log and the headless output carry instead of any digest.
+    scan_ref: str | None = None
 
     def to_json(self, include_holder: bool = False) -> dict[str, Any]:
         """A JSON-ready summary. Holder fields (masked name, document hint) only when
@@ -88,7 +91,7 @@ class ScanEvent:
             "message": describe(v.reasons[0]) if v.reasons else "",
             "colour": v.colour.value if v.colour else None,
             "region": v.region,
-            "digest_prefix": v.digest_prefix,
+            "scan_ref": self.scan_ref,
             "sync_age_s": v.sync_age_s,
             "decode_ms": round(self.decode_ms, 2),
             "verify_ms": round(self.verify_ms, 2),
@@ -97,22 +100,20 @@ class ScanEvent:
             out["holder"] = {
                 "masked_name": v.display.masked_name,
                 "document_hint": v.display.document_hint,
-                "basis": v.display.basis.value,
                 "expires_at": v.display.expires_at,
             }
         return out
 
 
 def record_of(event: ScanEvent) -> ScanRecord:
-    """The scan-log row for an event: no holder fields, a digest prefix only."""
+    """The scan-log row for an event: no holder fields, the keyed reference only."""
     v = event.verdict
-    prefix = v.digest_prefix[:DIGEST_PREFIX_CHARS] if v.digest_prefix else None
     return ScanRecord(
         scanned_at=event.at,
         decision=v.decision.value,
         reasons=tuple(r.value for r in v.reasons),
         region=v.region,
-        digest_prefix=prefix,
+        scan_ref=event.scan_ref,
         sync_age_s=v.sync_age_s,
     )
 
@@ -192,7 +193,8 @@ class Station:
             with self._lock:
                 verdict, synced = self._verify_with_sync(code.data, now)
             verify_ms = (time.perf_counter() - t0) * 1000.0
-            event = ScanEvent(now, verdict, code, frame.index, decode_ms, verify_ms, synced)
+            ref = self.log.ref(verdict.digest_prefix) if self.log is not None else None
+            event = ScanEvent(now, verdict, code, frame.index, decode_ms, verify_ms, synced, ref)
             if self.log is not None:
                 self.log.append(record_of(event))
             for listener in self.listeners:

@@ -14,7 +14,7 @@ import cv2
 import pytest
 from click.testing import CliRunner
 
-from credential.claims import HealthClaims, StatusBasis, StatusColour
+from credential.claims import HealthClaims, StatusColour
 from credential.issue import credential_digest, sign_credential
 from credential.keys import SigningAlg, generate_private_key, key_id, public_key_der
 from credential.presentation import make_presentation
@@ -72,8 +72,6 @@ class World:
             not_before=issued_at,
             expires_at=issued_at + 7 * 86400,
             colour=StatusColour.GREEN,
-            basis=StatusBasis.TEST,
-            basis_time=issued_at,
             masked_name="L** W**",
             document_hint="***0042",
             holder_key=public_key_der(self.device),
