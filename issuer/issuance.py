@@ -324,7 +324,8 @@ def revoke_credential_row(
     row.state = "revoked"
     row.revoked_at = now
     row.revoke_reason = reason
-    entry = log_entries.credential_revoked(ctx.region, row.status_index, reason, now)
+    # The reason stays in this row (and the caller's audit record), not on the log.
+    entry = log_entries.credential_revoked(ctx.region, row.status_index, now)
     return add_outbox(session, "credential_revoked", str(row.status_index), entry, now)
 
 
