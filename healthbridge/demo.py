@@ -107,6 +107,7 @@ def expect(step: int, event: Any, decision: str, reason: str | None = None) -> s
 def enrol(world: World, region: str, document: str, label: str) -> DemoWallet:
     """Enrol a fresh wallet over HTTP; the code comes through the dev delivery file."""
     from issuer.delivery import read_delivered_code
+    from issuer.keystore import KeyStore
     from mobile_stub.client import HttpIssuer
     from mobile_stub.wallet import Wallet
 
@@ -115,7 +116,11 @@ def enrol(world: World, region: str, document: str, label: str) -> DemoWallet:
     r = world.regions[region]
     issuer = HttpIssuer(r.issuer_url)
     wallet.request_code(issuer, document)
-    code = read_delivered_code(r.issuer_config.delivery_file, document)
+    # The delivery file names recipients by the issuer's keyed reference, never by
+    # document number: the demo (standing in for the resident's phone) asks the
+    # issuer's key store for the reference, as the issuer itself does.
+    ref = KeyStore(r.issuer_config).delivery_ref(document)
+    code = read_delivered_code(r.issuer_config.delivery_file, ref)
     if code is None:
         raise DemoError(f"{region}'s issuer delivered no enrolment code for the {label}")
     wallet.enrol(issuer, document, code, time.time())

@@ -56,6 +56,7 @@ from ledger.entries import (
 from ledger.errors import LedgerError
 from ledger.merkle import HASH_SIZE, leaf_hash, node_hash
 from ledger.note import NoteVerifier
+from ledger.private_files import private_sqlite
 from ledger.revocation import (
     RevocationDelta,
     RevocationError,
@@ -268,6 +269,8 @@ CREATE TABLE IF NOT EXISTS anchors (
 
 
 def _connect(path: str | Path) -> sqlite3.Connection:
+    if str(path) != ":memory:":
+        private_sqlite(path)  # mode 0600 before SQLite creates it (WAL/SHM follow)
     conn = sqlite3.connect(str(path), timeout=10.0, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")

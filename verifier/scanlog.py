@@ -103,6 +103,7 @@ class ScanLog:
                 key = key or load_or_create_secret(scan_key_path(self.path), SCAN_KEY_BYTES)
             self._key = key or secrets.token_bytes(SCAN_KEY_BYTES)
             self._db = sqlite3.connect(self.path, check_same_thread=False)
+            self._db.execute("PRAGMA secure_delete=ON")  # deleted rows are zeroed on disk
             if self.path != ":memory:":
                 self._db.execute("PRAGMA journal_mode=WAL")
             self._migrate()
@@ -122,6 +123,8 @@ class ScanLog:
             self._db.execute("UPDATE scans SET digest_prefix = NULL")
             self._db.execute("ALTER TABLE scans RENAME COLUMN digest_prefix TO scan_ref")
             self._db.commit()
+            # Rewrite the file so the erased values do not linger in free pages.
+            self._db.execute("VACUUM")
 
     def ref(self, digest_prefix: str | None) -> str | None:
         """This station's keyed reference for a verdict's digest prefix."""
