@@ -219,7 +219,11 @@ def test_cli_init_scan_headless_offline_and_export(world: World, tmp_path: Path)
     with out.open(newline="") as f:
         rows = list(csv.DictReader(f))
     assert [row["decision"] for row in rows] == ["admit", "deny"]
-    assert all(row["region"] == "GD" and len(row["digest_prefix"]) == 16 for row in rows)
+    assert all(row["region"] == "GD" and len(row["scan_ref"]) == 16 for row in rows)
+    # The headless lines and the export carry the station's keyed reference, the same
+    # for one credential in both, and never an unkeyed digest prefix.
+    assert [x["scan_ref"] for x in lines] == [row["scan_ref"] for row in rows]
+    assert all("digest_prefix" not in x for x in lines)
 
 
 def test_cli_errors_are_one_line_messages(tmp_path: Path, world: World) -> None:
