@@ -146,7 +146,7 @@ def code_line(w: DemoWallet, region: str) -> str:
     v = shown.view
     return (
         f"{w.label}'s wallet shows a {v.colour} {v.region} code "
-        f"(basis {v.basis}, QR version {qr_version(shown.qr_text)})"
+        f"(QR version {qr_version(shown.qr_text)})"
     )
 
 

@@ -68,7 +68,10 @@ class DemoStation:
         self.videos += 1
         path = self.folder / f"camera-{self.videos:02d}.avi"
         scenes = [Scene(s.text, SHOT_SECONDS, GAP_SECONDS, s.colour) for s in shots]
-        return write_video(path, scenes, self.rng, fps=VIDEO_FPS, max_tilt_deg=max_tilt_deg)
+        written = write_video(path, scenes, self.rng, fps=VIDEO_FPS, max_tilt_deg=max_tilt_deg)
+        # Camera footage of people's phones is the station's own business: owner-only.
+        written.chmod(0o600)
+        return written
 
     def scan(self, shots: list[Shot]) -> list[Any]:
         """Film the phones, scan the video; one ScanEvent per shot, in shot order.
