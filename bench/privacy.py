@@ -48,6 +48,9 @@ def main() -> None:
         print(f"finding: {line}", file=sys.stderr)
     for line in report.reidentified[:10]:
         print(f"joined: {line}", file=sys.stderr)
+    if code != 0:
+        for line in report.output_tail:
+            print(f"demo: {line}", file=sys.stderr)
     out["demo_exit_code"] = code
     out["seconds"] = round(time.monotonic() - started, 1)
     print(json.dumps(out, ensure_ascii=False))

@@ -83,6 +83,7 @@ class Report:
     qr_fields_disclosed: list[str] = field(default_factory=list)
     device_key_shared_across_regions: bool | None = None
     wallets_unreadable: list[str] = field(default_factory=list)
+    output_tail: list[str] = field(default_factory=list)  # last lines the commands printed
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -412,4 +413,6 @@ def run_demo_and_audit(workdir: Path, timeout_s: float = 300.0) -> tuple[int, Re
     )
     output += exported.stdout + exported.stderr
     names, docs = seeded_people()
-    return demo.returncode, audit(workdir, names, docs, output)
+    report = audit(workdir, names, docs, output)
+    report.output_tail = output.decode("utf-8", "replace").splitlines()[-5:]
+    return demo.returncode, report

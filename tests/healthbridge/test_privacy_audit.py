@@ -150,7 +150,7 @@ def test_needles_cover_clear_and_unkeyed_hashes() -> None:
 def test_whole_demo_leaves_no_personal_data_and_nothing_joinable(tmp_path: Path) -> None:
     """Run the whole demo, export the station's scan log, then read every byte."""
     code, report = run_demo_and_audit(tmp_path / "demo")
-    assert code == 0
+    assert code == 0, report.output_tail
     summary = report.to_json()
     assert report.pii_hits == [], summary
     assert report.scans_checked >= 5, summary  # the story's scans, in the log and export
