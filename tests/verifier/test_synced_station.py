@@ -187,6 +187,9 @@ def test_cli_init_scan_headless_offline_and_export(world: World, tmp_path: Path)
     client = world.client(world.consortium, station_dir / "state.db")
     client.sync()  # what `verifier sync` does, over the in-memory sources
     client.close()
+    # The station's databases and its scan-log key are owner-only from the start.
+    for name in ("scans.db", "scans.key", "state.db"):
+        assert (station_dir / name).stat().st_mode & 0o077 == 0, name
     images = tmp_path / "images"
     images.mkdir()
     for i, jws in enumerate((good, revoked)):
