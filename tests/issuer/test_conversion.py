@@ -1,6 +1,7 @@
 """Cross-region conversion over HTTP: a GD presentation shown to MO's issuer becomes an
-MO credential bound to the same device key; replayed, revoked, forged and same-region
-presentations are refused with their reason."""
+MO credential, bound to the wallet's own MO key when the presentation endorses it
+(conversion challenge) and to the presented key otherwise; replayed, revoked, forged,
+same-region and photographed presentations are refused with their reason."""
 
 from __future__ import annotations
 

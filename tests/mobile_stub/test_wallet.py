@@ -136,6 +136,22 @@ def test_conversion_binds_a_distinct_device_key_per_region(wallet: Wallet, gd: F
     assert wallet.show(NOW, "GD").view.region == "GD"
 
 
+def test_enrolling_directly_in_a_second_region_uses_a_key_of_its_own(
+    wallet: Wallet, gd: FakeIssuer
+) -> None:
+    enrolled(wallet, gd)
+    mo = FakeIssuer("MO", NOW)
+    wallet.request_code(mo, "M1234567")
+    entry = enrolled_again = wallet.enrol(mo, "M1234567", "123456", NOW)
+    doc = wallet.document()
+    gd_key = read_claims_unverified(doc.entries["GD"].credential).holder_key
+    assert read_claims_unverified(enrolled_again.credential).holder_key != gd_key
+    assert entry.region == "MO" and wallet.key_file.for_region("MO").exists()
+    assert not wallet.key_file.sibling("device_key.pending.pem").exists()
+    assert wallet.show(NOW, "MO").view.region == "MO"
+    assert wallet.refresh(mo, NOW, "MO").region == "MO"  # device-signed with the MO key
+
+
 def test_credential_bound_to_another_device_is_refused(
     wallet: Wallet, gd: FakeIssuer, tmp_path: Path
 ) -> None:
