@@ -39,7 +39,12 @@ from ledger.entries import RevocationReason
 
 T = TypeVar("T")
 MAX_REASON_CHARS = 500
-REVOCATION_REASONS = frozenset(r.value for r in RevocationReason)
+# What an admin gives as the reason of a revocation (kept in the credential row and the
+# audit log). `unspecified` is what the public log says for every revocation, never a
+# reason an admin chooses.
+REVOCATION_REASONS = frozenset(
+    r.value for r in RevocationReason if r is not RevocationReason.UNSPECIFIED
+)
 
 
 class Role(StrEnum):

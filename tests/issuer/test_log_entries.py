@@ -60,3 +60,11 @@ def test_status_change_is_not_readable_on_the_public_log(ctx: IssuerContext) -> 
     assert reasons[first.status_index] == "status_change"
     assert reasons[second.status_index] == "fraud"
     assert any(d.startswith("fraud:") for d in details)
+
+
+def test_admins_give_a_real_reason_which_the_issuer_keeps(ctx: IssuerContext) -> None:
+    from issuer.errors import BadRequestError
+
+    idx = enrol_directly(ctx, "G10000003", new_device()).issued.credential.status_index
+    with pytest.raises(BadRequestError):
+        AdminService(ctx).revoke(GD_ADMIN, idx, "unspecified")
