@@ -64,11 +64,13 @@ from credential.keys import (
     PublicKey,
     SigningAlg,
     es256_der_signature,
+    is_low_s,
     load_public_key_der,
 )
 from credential.payload import decode_payload
 from credential.presentation import (
     WINDOW_SECONDS,
+    WINDOW_TAG_MODULUS,
     Presentation,
     parse_presentation,
     proof_signing_input,
@@ -92,6 +94,10 @@ KEY_CACHE_SIZE = 256  # parsed issuer public keys kept (by DER)
 DEVICE_KEY_CACHE_SIZE = 1024  # parsed device public keys kept (by DER)
 REPLAY_GUARD_MAX_ENTRIES = 200_000  # proofs remembered by InMemoryReplayGuard
 DIGEST_PREFIX_BYTES = 8  # bytes of the credential digest shown in verdicts and logs
+# A proof that fails for its resolved window is tried this many window-tag periods
+# (256 windows, 2 h 8 min each) further back, never before the credential's iat: a
+# screenshot older than one period then reads as stale, not as another phone.
+MAX_STALE_PERIODS_PROBED = 96  # periods; 8.5 days, past the longest credential validity
 HEADER_MEMBERS = frozenset({"alg", "kid", "zip"})  # exactly these; no `crit` extensions
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 _SEVERITY = {Decision.ADMIT: 0, Decision.MANUAL_CHECK: 1, Decision.DENY: 2}
@@ -177,6 +183,10 @@ def _check_signature(p: Presentation, alg: str, key: RegisteredKey) -> None:
         raise BadSignatureError(f"registered key cannot be loaded: {e}") from e
     try:
         if key.alg is SigningAlg.ES256 and isinstance(pub, ec.EllipticCurvePublicKey):
+            # Low-s only: (r, n - s) would verify too and give the same credential a
+            # second digest, unmatchable against the ledger and a fresh replay key.
+            if not is_low_s(p.signature):
+                raise BadSignatureError("issuer signature is not in low-s form")
             pub.verify(es256_der_signature(p.signature), p.signing_input, _ECDSA_SHA256)
         elif key.alg is SigningAlg.EDDSA and isinstance(pub, ed25519.Ed25519PublicKey):
             pub.verify(p.signature, p.signing_input)
@@ -184,6 +194,47 @@ def _check_signature(p: Presentation, alg: str, key: RegisteredKey) -> None:
             raise BadSignatureError(f"registered key type does not match {key.alg}")
     except (InvalidSignature, ValueError) as e:
         raise BadSignatureError("issuer signature does not verify") from e
+
+
+def _proof_verifies(
+    device: ec.EllipticCurvePublicKey,
+    proof: bytes,
+    digest: bytes,
+    window: int,
+    challenge: bytes | None,
+) -> bool:
+    try:
+        device.verify(
+            es256_der_signature(proof),
+            proof_signing_input(digest, window, challenge),
+            _ECDSA_SHA256,
+        )
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def _proof_of_an_older_period(
+    device: ec.EllipticCurvePublicKey,
+    proof: bytes,
+    digest: bytes,
+    window: int,
+    challenge: bytes | None,
+    claims: HealthClaims,
+) -> bool:
+    """Whether the proof verifies for the same tag one or more periods earlier.
+
+    The frame carries the window mod 256, so a screenshot 256 windows old resolves to
+    the current window and fails there. Only the failure path pays for this, bounded by
+    MAX_STALE_PERIODS_PROBED and by the credential's iat (no proof predates it)."""
+    first = window_of(claims.issued_at - CLOCK_SKEW_LEEWAY_S)
+    for k in range(1, MAX_STALE_PERIODS_PROBED + 1):
+        older = window - k * WINDOW_TAG_MODULUS
+        if older < first:
+            return False
+        if _proof_verifies(device, proof, digest, older, challenge):
+            return True
+    return False
 
 
 def _verbatim_header(raw: bytes) -> tuple[str, str]:
@@ -266,13 +317,14 @@ def _run(
         raise ProofStaleError(f"proof window {window}, current window {current}")
     try:
         device = _device_key(claims.holder_key)
-        device.verify(
-            es256_der_signature(p.proof),
-            proof_signing_input(digest, window, challenge),
-            _ECDSA_SHA256,
-        )
-    except (InvalidSignature, ValueError, KeyFormatError) as e:
-        raise HolderProofInvalidError("holder proof does not verify with the cnf key") from e
+    except (ValueError, KeyFormatError) as e:
+        raise HolderProofInvalidError("the cnf device key cannot be loaded") from e
+    if not is_low_s(p.proof):
+        raise HolderProofInvalidError("holder proof is not in low-s form")
+    if not _proof_verifies(device, p.proof, digest, window, challenge):
+        if _proof_of_an_older_period(device, p.proof, digest, window, challenge, claims):
+            raise ProofStaleError("proof made for a window one or more tag periods ago")
+        raise HolderProofInvalidError("holder proof does not verify with the cnf key")
     if replay is not None:
         # Keyed on what was proven, not on the signature bytes: ECDSA signatures are
         # malleable ((r, s) and (r, n - s) both verify).
