@@ -93,7 +93,6 @@ def test_malleated_issuer_signature_cannot_pass_twice_in_one_window(world: World
 
 
 def test_screenshot_one_tag_period_old_is_stale_not_another_phone(world: World) -> None:
-    world.trust.keys  # noqa: B018 (the fixture's credential was issued a day ago)
     text = make_presentation(world.credential(), world.device, world.now)
     for windows_later in (256, 257, 512, 513):
         later = world.now + windows_later * WINDOW_SECONDS
