@@ -56,6 +56,8 @@ _DESCRIPTIONS: dict[Reason, str] = {
     Reason.PROOF_REPLAYED: "This exact code was already scanned: ask for the live code.",
     Reason.CHALLENGE_MISMATCH: "The code does not answer this station's challenge.",
     Reason.REVOKED: "The health code has been revoked.",
+    Reason.SOURCE_REVOKED: "The code was converted from a home-region code that is revoked.",
+    Reason.NOT_ANCHORED: "The code is not on its region's ledger: it was never issued there.",
     Reason.REVOCATION_UNKNOWN: "The station's revocation data is too old: sync the station.",
     Reason.STATUS_YELLOW: "Status is yellow: check the person's documents.",
     Reason.STATUS_RED: "Status is red.",

@@ -12,7 +12,8 @@ guard and the station's challenge. No I/O, no clock. Each step raises its own
 5. validity window, with CLOCK_SKEW_LEEWAY_S
 6. holder proof by the `cnf` device key over digest + window (+ challenge); fresh
    window; not replayed
-7. revocation as of the synced checkpoint; sync age against the policy
+7. revocation as of the synced checkpoint; sync age against the policy; for a
+   converted credential, its source's revocation in the source region's state
 8. policy on the status colour (only in `verify_presentation`)
 
 Unknown key, our call: when the station's view of the region is older than the
@@ -53,6 +54,7 @@ from credential.errors import (
     ProofStaleError,
     RevocationUnknownError,
     RevokedError,
+    SourceRevokedError,
     StationNeedsSyncError,
     UnknownKeyError,
     UnknownRegionError,
@@ -336,13 +338,30 @@ def _run(
     # 7. Revocation as of the synced checkpoint, and how old that view is.
     if trust.is_revoked(region, claims.status_index):
         raise RevokedError(f"{region} status index {claims.status_index} is revoked")
+    _check_fresh(region, synced_at, now, policy, s)
+    # 7b. A conversion stands on its source: when the source region revoked the
+    # credential it was made from, the conversion falls with it, read straight from the
+    # source region's revocation state (no wait for the converting issuer to notice).
+    src = claims.source
+    if src is not None:
+        if src.region not in trust.regions():
+            raise UnknownRegionError(f"source region {src.region!r} is not a member")
+        if trust.is_revoked(src.region, src.status_index):
+            raise SourceRevokedError(f"source {src.region} index {src.status_index} is revoked")
+        _check_fresh(src.region, trust.synced_at(src.region), now, policy, s)
+    return VerifiedPresentation(claims, jws, digest, key, s.sync_age_s)
+
+
+def _check_fresh(
+    region: str, synced_at: int | None, now: float, policy: StationPolicy, s: _Scratch
+) -> None:
     if synced_at is None or now - synced_at > policy.max_sync_age_s:
         s.revocation_unknown = True
         if policy.on_revocation_unknown is Decision.DENY:
+            age = None if synced_at is None else max(0, int(now - synced_at))
             raise RevocationUnknownError(
-                f"{region} view is {s.sync_age_s} s old, policy allows {policy.max_sync_age_s} s"
+                f"{region} view is {age} s old, policy allows {policy.max_sync_age_s} s"
             )
-    return VerifiedPresentation(claims, jws, digest, key, s.sync_age_s)
 
 
 def check_presentation(
