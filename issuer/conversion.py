@@ -4,8 +4,15 @@ The presentation is checked with credential.verify.check_presentation against th
 issuer's synced view of the other region's log (ledger.sync.SyncedTrustState, refreshed
 periodically and on demand). The new credential is bound to the same device key and
 carries over the masked name, document hint, colour and basis; it gets a fresh status
-index of this region and is anchored on this region's log like any other issuance.
+index of this region, names its source (`src`: region and status index, see
+issuer.lineage) and is anchored on this region's log like any other issuance.
 Each holder proof can be converted once (`DbReplayGuard`, shared by all workers).
+
+A region never issues to its own resident from a foreign credential: a code converted
+from one of this region's credentials (its `src` names this region), or bound to the
+device key of one of this region's enrolled holders, maps back to that resident's own
+record, whose status decides (red stays red). A conversion of a conversion into a
+third region is refused: lineage is one step deep.
 """
 
 from __future__ import annotations
@@ -19,20 +26,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
+from credential.claims import SourceRef
 from credential.errors import CredentialError, ProofReplayedError, VerificationError
 from credential.trust import TrustState
 from credential.verify import check_presentation
 from issuer.context import IssuerContext
 from issuer.enrolment import HOLDER_ID_BYTES
 from issuer.errors import ConfigError, PresentationRefusedError
-from issuer.issuance import Issued, issue_credential
-from issuer.models import Holder, SeenProof
+from issuer.issuance import Issued, current_credential, issue_credential
+from issuer.models import CredentialRow, Holder, SeenProof
 
 MAX_PRESENTATION_CHARS = 4096  # characters of QR text accepted in a request
 REASON_SAME_REGION = "same_region"
+REASON_CONVERTED = "converted_credential"  # a conversion of a conversion
+REASON_UNKNOWN_SOURCE = "unknown_source"  # names a credential of ours we never issued
 
 
 class TrustSource(Protocol):
@@ -134,7 +145,22 @@ def convert(ctx: IssuerContext, presentation: str, trust: TrustSource) -> tuple[
             f"expected a presentation from another region, found {claims.region}",
             REASON_SAME_REGION,
         )
+    if claims.source is not None and claims.source.region != ctx.region:
+        raise PresentationRefusedError(
+            f"a credential converted from {claims.source.region} cannot be converted again",
+            REASON_CONVERTED,
+        )
     with ctx.sessions.begin() as s:
+        own = own_holder(s, claims.holder_key, claims.source)
+        if own is not None:
+            # Converting back (or a resident's own device): the resident's record here
+            # decides, never the foreign credential's colour.
+            return own.holder_id, current_credential(ctx, s, own, int(now))
+        if claims.source is not None:
+            raise PresentationRefusedError(
+                f"the source credential {claims.source.status_index} is not one of ours",
+                REASON_UNKNOWN_SOURCE,
+            )
         holder = Holder(
             holder_id=secrets.token_urlsafe(HOLDER_ID_BYTES),
             resident_id=None,
@@ -147,6 +173,7 @@ def convert(ctx: IssuerContext, presentation: str, trust: TrustSource) -> tuple[
             carried_basis=claims.basis.value,
             carried_basis_time=claims.basis_time,
             carried_until=claims.expires_at,
+            source_status_index=claims.status_index,
             created_at=int(now),
             last_auth_ts=0,
         )
@@ -154,3 +181,25 @@ def convert(ctx: IssuerContext, presentation: str, trust: TrustSource) -> tuple[
         s.flush()
         issued = issue_credential(ctx, s, holder, int(now))
     return holder.holder_id, issued
+
+
+def own_holder(s: Session, device_key: bytes, source: SourceRef | None) -> Holder | None:
+    """This region's enrolled holder behind a foreign credential, if any: the holder of
+    the source credential it names (same device key required), else an enrolled holder
+    with that device key."""
+    if source is not None:
+        row = s.scalars(
+            select(CredentialRow).where(CredentialRow.status_index == source.status_index)
+        ).first()
+        if row is None:
+            return None
+        holder = s.get_one(Holder, row.holder_pk)
+        if holder.resident_id is None or holder.device_key != device_key:
+            return None
+        return holder
+    return s.scalars(
+        select(Holder)
+        .where(Holder.device_key == device_key, Holder.resident_id.is_not(None))
+        .order_by(Holder.id.desc())
+        .limit(1)
+    ).first()
