@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from credential.errors import ProofReplayedError
 from credential.verify import InMemoryReplayGuard
@@ -139,4 +139,5 @@ def replay_guard_for(setting: str) -> SharedReplayGuard | LocalReplayGuard:
         retry_on_timeout=False,
     )
     host = setting.split("@")[-1]  # never show a password from the URL
-    return SharedReplayGuard(client, where=host, errors=(redis.RedisError, OSError))
+    store = cast(ReplayStore, client)  # redis-py's set() takes these keywords and more
+    return SharedReplayGuard(store, where=host, errors=(redis.RedisError, OSError))
