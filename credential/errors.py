@@ -121,3 +121,7 @@ class SourceRevokedError(VerificationError):
 
 class NotAnchoredError(VerificationError):
     reason = Reason.NOT_ANCHORED
+
+
+class NotYetAnchoredError(VerificationError):
+    reason = Reason.NOT_YET_ANCHORED

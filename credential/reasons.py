@@ -42,6 +42,7 @@ class Reason(StrEnum):
     SOURCE_REVOKED = "source_revoked"  # a conversion whose source credential is revoked
     REVOCATION_UNKNOWN = "revocation_unknown"
     NOT_ANCHORED = "not_anchored"  # not on the region's quorum-cosigned log
+    NOT_YET_ANCHORED = "not_yet_anchored"  # newer than the station's view of the log
     # 8. policy on the status colour
     STATUS_YELLOW = "status_yellow"
     STATUS_RED = "status_red"

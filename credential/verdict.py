@@ -58,6 +58,7 @@ _DESCRIPTIONS: dict[Reason, str] = {
     Reason.REVOKED: "The health code has been revoked.",
     Reason.SOURCE_REVOKED: "The code was converted from a home-region code that is revoked.",
     Reason.NOT_ANCHORED: "The code is not on its region's ledger: it was never issued there.",
+    Reason.NOT_YET_ANCHORED: "The code is newer than this station's ledger data: sync the station.",
     Reason.REVOCATION_UNKNOWN: "The station's revocation data is too old: sync the station.",
     Reason.STATUS_YELLOW: "Status is yellow: check the person's documents.",
     Reason.STATUS_RED: "Status is red.",

@@ -13,7 +13,8 @@ guard and the station's challenge. No I/O, no clock. Each step raises its own
 6. holder proof by the `cnf` device key over digest + window (+ challenge); fresh
    window; not replayed
 7. revocation as of the synced checkpoint; sync age against the policy; for a
-   converted credential, its source's revocation in the source region's state
+   converted credential, its source's revocation in the source region's state; on a
+   full-mode view, the credential's digest anchored on the region's cosigned log
 8. policy on the status colour (only in `verify_presentation`)
 
 Unknown key, our call: when the station's view of the region is older than the
@@ -49,6 +50,8 @@ from credential.errors import (
     KeyRegionMismatchError,
     KeyRetiredError,
     MalformedError,
+    NotAnchoredError,
+    NotYetAnchoredError,
     NotYetValidError,
     ProofReplayedError,
     ProofStaleError,
@@ -90,6 +93,11 @@ from credential.verdict import (
 )
 
 CLOCK_SKEW_LEEWAY_S = 60  # seconds of clock difference tolerated on nbf / exp
+# Seconds an honest issuer may take from signing a credential to its anchor being in a
+# quorum-cosigned checkpoint (outbox, sequencer batch, both witnesses). A credential
+# missing from a full view that covers its iat by more than this is NOT_ANCHORED; a
+# younger one is NOT_YET_ANCHORED (the station syncs on demand, then decides).
+ANCHOR_GRACE_S = 300
 MAX_PROOF_AGE_WINDOWS = 1  # a proof from the current or the previous window is fresh
 PROOF_FUTURE_SKEW_S = 5  # seconds: accept the next window this close to its start
 KEY_CACHE_SIZE = 256  # parsed issuer public keys kept (by DER)
@@ -172,6 +180,7 @@ class _Scratch:
         self.claims: HealthClaims | None = None  # set once the signature verified
         self.sync_age_s: int | None = None
         self.revocation_unknown = False
+        self.anchor_pending = False  # newer than a view that lacks its anchor
 
 
 def _check_signature(p: Presentation, alg: str, key: RegisteredKey) -> None:
@@ -349,6 +358,15 @@ def _run(
         if trust.is_revoked(src.region, src.status_index):
             raise SourceRevokedError(f"source {src.region} index {src.status_index} is revoked")
         _check_fresh(src.region, trust.synced_at(src.region), now, policy, s)
+    # 7c. On the ledger: a full-mode view holds every anchor of the region's cosigned
+    # log, so a digest it lacks was never anchored there (or only on a branch no
+    # witness cosigned) -- unless the credential is newer than the view.
+    if trust.anchors_known(region) and trust.anchored_at(region, digest) is None:
+        if synced_at is not None and claims.issued_at + ANCHOR_GRACE_S <= synced_at:
+            raise NotAnchoredError(f"{region} log as of {synced_at} does not hold this digest")
+        s.anchor_pending = True
+        if policy.on_revocation_unknown is Decision.DENY:
+            raise NotYetAnchoredError(f"iat {claims.issued_at} is newer than the {region} view")
     return VerifiedPresentation(claims, jws, digest, key, s.sync_age_s)
 
 
@@ -411,8 +429,12 @@ def verify_presentation(
         reasons.append(Reason.STATUS_RED)
     if s.revocation_unknown:
         reasons.append(Reason.REVOCATION_UNKNOWN)
-        if _SEVERITY[policy.on_revocation_unknown] > _SEVERITY[decision]:
-            decision = policy.on_revocation_unknown
+    if s.anchor_pending:
+        reasons.append(Reason.NOT_YET_ANCHORED)
+    if (s.revocation_unknown or s.anchor_pending) and _SEVERITY[
+        policy.on_revocation_unknown
+    ] > _SEVERITY[decision]:
+        decision = policy.on_revocation_unknown
     return Verdict(
         decision=decision,
         reasons=tuple(reasons),

@@ -679,6 +679,14 @@ class SyncedTrustState:
         ).fetchone()
         return None if row is None or row[0] is None else int(row[0])
 
+    def anchors_known(self, region: str) -> bool:
+        """Full mode keeps the tree's right edge and every anchor; compact mode neither
+        (docs/ledger-protocol.md §8), so only a full-mode region answers True."""
+        row = self.conn.execute(
+            "SELECT size, frontier FROM log_state WHERE region = ?", (region,)
+        ).fetchone()
+        return row is not None and (int(row[0]) == 0 or len(row[1]) > 0)
+
     def tree_size(self, region: str) -> int:
         row = self.conn.execute("SELECT size FROM log_state WHERE region = ?", (region,)).fetchone()
         return 0 if row is None else int(row[0])
