@@ -31,7 +31,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from credential.claims import SourceRef
-from credential.errors import CredentialError, ProofReplayedError, VerificationError
+from credential.errors import (
+    CredentialError,
+    NotYetAnchoredError,
+    ProofReplayedError,
+    StationNeedsSyncError,
+    VerificationError,
+)
 from credential.trust import TrustState
 from credential.verify import check_presentation
 from issuer.context import IssuerContext
@@ -46,12 +52,15 @@ REASON_CONVERTED = "converted_credential"  # a conversion of a conversion
 REASON_UNKNOWN_SOURCE = "unknown_source"  # names a credential of ours we never issued
 
 
+ON_DEMAND_MIN_INTERVAL_S = 1.0  # seconds between two forced syncs (a code newer than the view)
+
+
 class TrustSource(Protocol):
     """Where the issuer's view of other regions' logs comes from."""
 
     def trust(self) -> TrustState: ...
 
-    def refresh(self) -> None: ...
+    def refresh(self, force: bool = False) -> None: ...
 
 
 @dataclass
@@ -63,7 +72,7 @@ class StaticTrustSource:
     def trust(self) -> TrustState:
         return self.state
 
-    def refresh(self) -> None:
+    def refresh(self, force: bool = False) -> None:
         return None
 
 
@@ -86,12 +95,19 @@ class SyncedTrustSource:
             self._local.state = state
         return state
 
-    def refresh(self) -> None:
+    def refresh(self, force: bool = False) -> None:
+        """Sync unless the last sync is younger than `min_interval_s` (with `force`, a
+        presentation newer than the view: younger than ON_DEMAND_MIN_INTERVAL_S)."""
         from ledger.consortium import Consortium
         from ledger.sync import SyncClient
 
         with self._lock:
-            if time.monotonic() - self._last < self.min_interval_s:
+            interval = (
+                min(self.min_interval_s, ON_DEMAND_MIN_INTERVAL_S)
+                if force
+                else (self.min_interval_s)
+            )
+            if time.monotonic() - self._last < interval:
                 return
             client = SyncClient(Consortium.load(self.consortium_path), self.state_path)
             try:
@@ -134,7 +150,18 @@ def convert(ctx: IssuerContext, presentation: str, trust: TrustSource) -> tuple[
         trust.refresh()
     now = ctx.clock.now()
     try:
-        verified = check_presentation(presentation, trust.trust(), now, replay=DbReplayGuard(ctx))
+        try:
+            verified = check_presentation(
+                presentation, trust.trust(), now, replay=DbReplayGuard(ctx)
+            )
+        except (NotYetAnchoredError, StationNeedsSyncError) as first:
+            # A code newer than this issuer's view of its region (a fresh credential,
+            # a new key): one forced sync, then decide. Past the holder-proof step the
+            # proof is already recorded, so the second check does not record it again.
+            with contextlib.suppress(Exception):
+                trust.refresh(force=True)
+            guard = None if isinstance(first, NotYetAnchoredError) else DbReplayGuard(ctx)
+            verified = check_presentation(presentation, trust.trust(), now, replay=guard)
     except VerificationError as e:
         raise PresentationRefusedError(f"presentation refused: {e}", str(e.reason)) from e
     except CredentialError as e:

@@ -247,3 +247,20 @@ def test_mo_refuses_to_convert_its_own_conversion(both: Both) -> None:
     device, _enrolled, _holder, mo_jws, _ = green_gd_converted_to_mo(both, "G10000006")
     r = convert(both.urls["MO"], make_presentation(mo_jws, device, time.time()))
     assert r.status_code == 422 and r.json()["reason"] == "same_region"
+
+
+def test_a_code_newer_than_the_issuers_view_is_converted_after_a_forced_sync(
+    both: Both,
+) -> None:
+    """MO's periodic sync is an hour away: a GD code issued since its last sync is
+    not in MO's view (not_yet_anchored); MO syncs once on demand, then converts."""
+    mo_source = both.sources["MO"]
+    mo_source.min_interval_s = 3600.0
+    mo_source.refresh(force=True)  # MO's view as of now
+    gd = both.region("GD")
+    device = new_device()
+    enrolled = enrol_directly(gd.ctx, "G10000002", device)
+    cosigned(gd, enrolled.issued.outbox_id)
+    qr = make_presentation(enrolled.issued.credential.jws, device, time.time())
+    r = convert(both.urls["MO"], qr)
+    assert r.status_code == 201, r.text
