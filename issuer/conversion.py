@@ -52,9 +52,6 @@ REASON_CONVERTED = "converted_credential"  # a conversion of a conversion
 REASON_UNKNOWN_SOURCE = "unknown_source"  # names a credential of ours we never issued
 
 
-ON_DEMAND_MIN_INTERVAL_S = 1.0  # seconds between two forced syncs (a code newer than the view)
-
-
 class TrustSource(Protocol):
     """Where the issuer's view of other regions' logs comes from."""
 
@@ -83,6 +80,7 @@ class SyncedTrustSource:
         self.consortium_path, self.state_path = consortium_path, state_path
         self.min_interval_s = min_interval_s
         self._last = 0.0
+        self._started = float("-inf")  # monotonic time the latest sync began
         self._lock = threading.Lock()
         self._local = threading.local()  # SQLite connections stay in their thread
 
@@ -96,19 +94,22 @@ class SyncedTrustSource:
         return state
 
     def refresh(self, force: bool = False) -> None:
-        """Sync unless the last sync is younger than `min_interval_s` (with `force`, a
-        presentation newer than the view: younger than ON_DEMAND_MIN_INTERVAL_S)."""
+        """Sync unless the last sync is younger than `min_interval_s`. With `force` (a
+        presentation newer than the view), sync unless a sync began after this call:
+        concurrent callers share one sync, and each is answered by a view at least as
+        new as its request. Forced syncs are bounded by distinct valid presentations
+        (a replayed proof is refused before the anchoring step)."""
         from ledger.consortium import Consortium
         from ledger.sync import SyncClient
 
+        asked = time.monotonic()
         with self._lock:
-            interval = (
-                min(self.min_interval_s, ON_DEMAND_MIN_INTERVAL_S)
-                if force
-                else (self.min_interval_s)
-            )
-            if time.monotonic() - self._last < interval:
+            if force:
+                if self._started >= asked:
+                    return
+            elif time.monotonic() - self._last < self.min_interval_s:
                 return
+            self._started = time.monotonic()
             client = SyncClient(Consortium.load(self.consortium_path), self.state_path)
             try:
                 client.sync()
