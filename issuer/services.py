@@ -39,7 +39,10 @@ from ledger.entries import RevocationReason
 
 T = TypeVar("T")
 MAX_REASON_CHARS = 500
-REVOCATION_REASONS = frozenset(r.value for r in RevocationReason)
+# Reasons an admin may give; `source_revoked` is the issuer's own (issuer.lineage).
+REVOCATION_REASONS = frozenset(r.value for r in RevocationReason) - {
+    RevocationReason.SOURCE_REVOKED.value
+}
 
 
 class Role(StrEnum):
