@@ -360,8 +360,14 @@ def _run(
         _check_fresh(src.region, trust.synced_at(src.region), now, policy, s)
     # 7c. On the ledger: a full-mode view holds every anchor of the region's cosigned
     # log, so a digest it lacks was never anchored there (or only on a branch no
-    # witness cosigned) -- unless the credential is newer than the view.
-    if trust.anchors_known(region) and trust.anchored_at(region, digest) is None:
+    # witness cosigned) -- unless the credential is newer than the view. A compact view
+    # knows the anchored status indices only (the committed snapshot): it refuses an
+    # index the log never anchored, not a second credential under an anchored one.
+    if trust.anchors_known(region):
+        missing = trust.anchored_at(region, digest) is None
+    else:
+        missing = trust.index_anchored(region, claims.status_index) is False
+    if missing:
         if synced_at is not None and claims.issued_at + ANCHOR_GRACE_S <= synced_at:
             raise NotAnchoredError(f"{region} log as of {synced_at} does not hold this digest")
         s.anchor_pending = True

@@ -47,7 +47,16 @@ def test_credential_newer_than_the_view_is_not_yet_anchored(full: World) -> None
     assert v.decision is Decision.MANUAL_CHECK and v.reasons == (Reason.NOT_YET_ANCHORED,)
 
 
-def test_compact_view_skips_the_anchor_check(world: World) -> None:
-    """A view that does not hold every anchor cannot tell; documented limit."""
+def test_a_view_that_cannot_tell_skips_the_anchor_check(world: World) -> None:
+    """Neither every anchor nor the anchored indices known (a fixture, a view synced
+    before format 2): nothing to check against."""
     text = make_presentation(world.credential(), world.device, world.now)
     assert verify_presentation(text, world.trust, world.now).admitted
+
+
+def test_compact_view_refuses_a_status_index_never_anchored(world: World) -> None:
+    world.trust.anchored_indices["GD"] = {1, 2, 3}
+    text = make_presentation(world.credential(status_index=9), world.device, world.now)
+    denied_for(world, text, Reason.NOT_ANCHORED)
+    ok = make_presentation(world.credential(status_index=2), world.device, world.now)
+    assert verify_presentation(ok, world.trust, world.now).admitted
