@@ -2,9 +2,10 @@
 
 Prints progress lines, then one JSON object on the last line:
 
-- revocation_state_bytes: a region's full revocation snapshot (ledger.revocation) with
-  10,000,000 anchored credentials, 1 % (100,000) revoked at random status indices,
-  plus 8 key entries;
+- revocation_state_bytes: a region's full revocation snapshot (ledger.revocation,
+  format 2) with 10,000,000 anchored credentials, 1 % (100,000) revoked at random
+  status indices, plus 8 key entries, and the anchored index set (every index below
+  10,000,000 but 0.1 % holes, see compact_anchor_check_bytes);
 - daily_delta_bytes: one day's snapshot delta at 1 % churn, churn meaning the share of
   the revocation state (the revoked set) that changes in a day: 1 % of 100,000 revoked
   = 1,000 status flips (half reinstatements, half new revocations) at random status
@@ -47,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat  # noqa: E402
+from pyroaring import BitMap, FrozenBitMap  # noqa: E402
 
 from credential.keys import SigningAlg, generate_private_key, key_id, public_key_der  # noqa: E402
 from ledger.checkpoint import Checkpoint, attach_signatures, cosign, cosignature_vkey  # noqa: E402
@@ -80,12 +82,21 @@ def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def anchored_population(rng: random.Random) -> FrozenBitMap:
+    """Every status index below POPULATION anchored, except ANCHOR_HOLE_FRACTION."""
+    anchored = BitMap(range(POPULATION))
+    for i in rng.sample(range(POPULATION), int(POPULATION * ANCHOR_HOLE_FRACTION)):
+        anchored.discard(i)
+    return FrozenBitMap(anchored)
+
+
 def revocation_sizes() -> dict[str, object]:
     rng = random.Random(2024)
     revoked = set(rng.sample(range(POPULATION), int(POPULATION * REVOKED_FRACTION)))
     keys = tuple(bytes(300) for _ in range(8))  # key entries are ~300 bytes each
+    anchored = anchored_population(rng)
     t0 = time.perf_counter()
-    snap = RevocationSnapshot("GD", POPULATION + 10, frozenset(revoked), keys)
+    snap = RevocationSnapshot("GD", POPULATION + 10, frozenset(revoked), keys, anchored)
     data = snap.to_bytes()
     encode_s = time.perf_counter() - t0
     say(f"snapshot: {len(data):,} bytes for {len(revoked):,} revoked of {POPULATION:,}")
@@ -99,7 +110,7 @@ def revocation_sizes() -> dict[str, object]:
             changed.discard(i)
         while len(changed) < len(revoked) - flips // 2 + flips - flips // 2:
             changed.add(rng.randrange(POPULATION))
-        new = RevocationSnapshot("GD", POPULATION + 20, frozenset(changed), keys)
+        new = RevocationSnapshot("GD", POPULATION + 20, frozenset(changed), keys, anchored)
         size = len(make_delta(snap, new).to_bytes())
         by_flips[str(flips)] = size
         if flips == DAILY_FLIPS:
@@ -120,7 +131,8 @@ DAILY_NEW_CREDENTIALS = 100_000  # credentials anchored per day in the region
 
 
 def anchor_check_sizes() -> dict[str, object]:
-    """Bytes of the candidate compact-mode anchoring checks (docs/threat-model.md)."""
+    """Bytes of the candidate compact-mode anchoring checks; the anchored index bitmap is
+    the one chosen (ledger.revocation format 2, docs/threat-model.md)."""
     from pyroaring import BitMap
 
     rng = random.Random(11)
@@ -260,7 +272,13 @@ def compact_sync(consortium, log_signer, wits, key_entry, ts_s) -> dict[str, obj
     scratch over loopback HTTP: checkpoint, quorum, snapshot digest check, state write."""
     rng = random.Random(7)
     revoked = rng.sample(range(POPULATION), int(POPULATION * REVOKED_FRACTION))
-    snap = RevocationSnapshot.build("GD", POPULATION, revoked, [encode_entry(key_entry)])
+    snap = RevocationSnapshot(
+        "GD",
+        POPULATION,
+        frozenset(revoked),
+        (encode_entry(key_entry),),
+        anchored_population(rng),
+    )
     data = snap.to_bytes()
     digest = snapshot_digest(data)
     # The root is not re-derived in compact mode (the witnesses did): any 32 bytes do.
