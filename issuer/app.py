@@ -121,14 +121,15 @@ def fetch_credential() -> tuple[Response, int]:
             c.config.device_auth_skew_s,
             holder.last_auth_ts,
         )
-        converted = holder.source_region is not None
-        if auth.timestamp == holder.last_auth_ts and not converted:
+        # A converted holder: its source re-checked in the synced view (a read).
+        fallen = holder.source_region is not None and source_fallen(c, holder)
+        if auth.timestamp == holder.last_auth_ts and not fallen:
             same = unchanged_credential(c, s, holder, now)
             if same is not None:
                 return jsonify(credential_body(same)), 200
         holder_pk = holder.id
-    if converted:
-        recheck_source(c, holder_pk, now)
+    if fallen:
+        revoke_fallen(c, holder_pk, now)
     committer: GroupCommitter | None = current_app.extensions.get("issuer.committer")
     if committer is not None:
         # The timestamp and any re-issue are written in the shared group transaction.
@@ -147,23 +148,34 @@ def fetch_credential() -> tuple[Response, int]:
     return jsonify(credential_body(issued)), 200
 
 
-def recheck_source(c: IssuerContext, holder_pk: int, now: int) -> None:
-    """A converted holder's refresh re-checks its source in the synced view of the
-    source region's log (issuer.lineage); a revoked source revokes the conversion here
-    and the refresh is refused (409 source_revoked)."""
+def trust_source(c: IssuerContext) -> conversion.TrustSource | None:
     source: conversion.TrustSource | None = current_app.extensions.get("issuer.trust")
     if source is None and c.config.consortium_path is not None:
         source = conversion.trust_source_for(c)
         current_app.extensions["issuer.trust"] = source
-    if source is None:
-        # No consortium, no view of the source: a conversion already found revoked is
-        # still refused (issuance.holder_status raises for it).
-        return
-    if not lineage.check_holder(c, holder_pk, source.trust(), now):
+    return source
+
+
+def source_fallen(c: IssuerContext, holder: Holder) -> bool:
+    """Whether a converted holder's source is revoked (issuer.lineage), read from this
+    issuer's synced view of the source region's log. Without a consortium there is no
+    view: a conversion already found revoked is still refused by
+    issuance.holder_status."""
+    if holder.source_revoked_at is not None:
+        return True
+    source = trust_source(c)
+    return source is not None and lineage.source_revoked(holder, source.trust())
+
+
+def revoke_fallen(c: IssuerContext, holder_pk: int, now: int) -> None:
+    """Revoke the conversion on this region's log and refuse the refresh (409)."""
+    source = trust_source(c)
+    if source is not None:
+        lineage.check_holder(c, holder_pk, source.trust(), now)
         wake_worker()
-        raise ConversionSourceRevokedError(
-            "the credential this one was converted from was revoked in its home region"
-        )
+    raise ConversionSourceRevokedError(
+        "the credential this one was converted from was revoked in its home region"
+    )
 
 
 @wallet.post("/conversion")
