@@ -18,7 +18,7 @@ import json
 import zlib
 from typing import Any
 
-from credential.claims import HealthClaims, StatusColour
+from credential.claims import HealthClaims, SourceRef, StatusColour
 from credential.errors import ClaimsError, KeyFormatError, MalformedError, TooLargeError
 from credential.keys import b64url, b64url_decode, p256_der_from_point, p256_point_from_der
 
@@ -43,6 +43,7 @@ COLOUR_CODES: dict[StatusColour, str] = {
 }
 _COLOUR_BY_CODE = {v: k for k, v in COLOUR_CODES.items()}
 _TOP_KEYS = frozenset({"iss", "sti", "iat", "nbf", "exp", "hs", "nm", "dh", "cnf"})
+_OPTIONAL_KEYS = frozenset({"src"})  # a converted credential's source {r, i}
 _MAX_JSON_INT = 2**53 - 1  # I-JSON (RFC 7493 §2.2): integers exactly representable
 
 
@@ -63,6 +64,9 @@ def claims_to_json(claims: HealthClaims) -> bytes:
         # RFC 7800 §3.2: the holder's device key as a JWK confirmation method.
         "cnf": {"jwk": {"crv": "P-256", "kty": "EC", "x": b64url(x), "y": b64url(y)}},
     }
+    if claims.source is not None:
+        # The source credential of a conversion: region and status index (~20 bytes).
+        obj["src"] = {"i": claims.source.status_index, "r": claims.source.region}
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
 
 
@@ -130,9 +134,14 @@ def claims_from_json(data: bytes, kid: str) -> HealthClaims:
         obj = json.loads(data.decode("utf-8"), object_pairs_hook=_reject_duplicates)
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise MalformedError(f"expected UTF-8 JSON claims: {e}") from e
-    if not isinstance(obj, dict) or set(obj) != _TOP_KEYS:
+    if not isinstance(obj, dict) or not _TOP_KEYS <= set(obj) <= _TOP_KEYS | _OPTIONAL_KEYS:
         found = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
-        raise MalformedError(f"expected claims {sorted(_TOP_KEYS)}, found {found}")
+        raise MalformedError(f"expected claims {sorted(_TOP_KEYS)} [+ src], found {found}")
+    source: SourceRef | None = None
+    if "src" in obj:
+        src = obj["src"]
+        if not isinstance(src, dict) or set(src) != {"i", "r"}:
+            raise MalformedError("claim 'src': expected {i, r}")
     hs = obj["hs"]
     if not isinstance(hs, dict) or set(hs) != {"c"}:
         # Format v2: a basis (`b`) or basis time (`t`) is refused, not ignored.
@@ -147,6 +156,8 @@ def claims_from_json(data: bytes, kid: str) -> HealthClaims:
     if jwk["kty"] != "EC" or jwk["crv"] != "P-256":
         raise MalformedError(f"device key: expected EC P-256, found {jwk['kty']}/{jwk['crv']}")
     try:
+        if "src" in obj:
+            source = SourceRef(_str(obj["src"], "r"), _int(obj["src"], "i"))
         holder_key = p256_der_from_point(b64url_decode(jwk["x"]), b64url_decode(jwk["y"]))
         return HealthClaims(
             region=_str(obj, "iss"),
@@ -159,6 +170,7 @@ def claims_from_json(data: bytes, kid: str) -> HealthClaims:
             masked_name=_str(obj, "nm"),
             document_hint=_str(obj, "dh"),
             holder_key=holder_key,
+            source=source,
         )
     except (ValueError, TypeError, ClaimsError, KeyFormatError) as e:
         raise MalformedError(f"invalid claims: {e}") from e

@@ -185,6 +185,10 @@ class _Reader:
 
 
 def _text_of(data: str | bytes) -> str:
+    # Type first: anything but text or bytes (None, a number) is a malformed code, not
+    # a TypeError out of len().
+    if not isinstance(data, str | bytes | bytearray):
+        raise MalformedError(f"expected str or bytes, found {type(data).__name__}")
     if len(data) > MAX_QR_BYTES:
         raise TooLargeError(f"QR content of {len(data)} exceeds {MAX_QR_BYTES} characters")
     if isinstance(data, bytes | bytearray):
@@ -192,8 +196,6 @@ def _text_of(data: str | bytes) -> str:
             return bytes(data).decode("ascii")
         except UnicodeDecodeError as e:
             raise MalformedError(f"expected ASCII QR text: {e}") from e
-    if not isinstance(data, str):
-        raise MalformedError(f"expected str or bytes, found {type(data).__name__}")
     return data
 
 

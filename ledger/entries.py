@@ -87,6 +87,7 @@ class RevocationReason(StrEnum):
     KEY_COMPROMISE = "key_compromise"
     FRAUD = "fraud"
     ADMINISTRATIVE = "administrative"
+    SOURCE_REVOKED = "source_revoked"  # a conversion whose source credential was revoked
 
 
 class KeyRevocationReason(StrEnum):

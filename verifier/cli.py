@@ -50,7 +50,14 @@ def cli() -> None:
 @dir_option
 @click.option("--name", default="station", show_default=True, help="Station name.")
 @click.option("--force", is_flag=True, help="Overwrite an existing station configuration.")
-def init(consortium_file: Path, station_dir: Path, name: str, force: bool) -> None:
+@click.option(
+    "--replay",
+    default="memory",
+    show_default=True,
+    help='Replay memory: "memory" (this station alone) or a redis:// URL shared by the '
+    "checkpoint's lanes.",
+)
+def init(consortium_file: Path, station_dir: Path, name: str, force: bool, replay: str) -> None:
     """Create a station folder: trust root, configuration, empty state and scan log."""
     from ledger.consortium import load_consortium
     from verifier.config import StationConfig, StationDir, render_config
@@ -64,7 +71,7 @@ def init(consortium_file: Path, station_dir: Path, name: str, force: bool) -> No
             raise click.ClickException(f"{d.config} exists; pass --force to overwrite")
         d.root.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(consortium_file, d.consortium)
-        d.config.write_text(render_config(StationConfig(name=name)))
+        d.config.write_text(render_config(StationConfig(name=name, replay=replay)))
         ScanLog(d.scan_log).close()
     except (VerifierError, ValueError, OSError) as e:
         raise _fail(e) from e
@@ -209,8 +216,11 @@ def scan(
     if syncer is not None:
         background = BackgroundSync(syncer, config.sync_interval_s)
         background.start()
+    from verifier.replay import replay_guard_for
+
+    guard = replay_guard_for(config.replay)
     station = Station(
-        verify=presentation_verifier(lambda: trust, config.policy),
+        verify=presentation_verifier(lambda: trust, config.policy, guard),
         log=log,
         syncer=syncer,
         deduper=Deduper(config.dedupe_s),
@@ -235,6 +245,7 @@ def scan(
             sync_ages=lambda: sync_ages(d.state_db, time.time(), regions),
             online=lambda: None if syncer is None else syncer.online,
             alarm=lambda: None if syncer is None else syncer.fork_alarm,
+            replay=guard.status,
             max_sync_age_s=config.policy.max_sync_age_s,
         )
         station.listeners.append(state.on_event)

@@ -51,6 +51,12 @@ def _no_sync_info() -> Mapping[str, int | None]:
     return {}
 
 
+def _replay_json(status: Any) -> dict[str, Any] | None:
+    if status is None:
+        return None
+    return {"shared": status.shared, "degraded": status.degraded, "detail": status.detail}
+
+
 @dataclass
 class KioskState:
     """What the page shows, written by the scan loop and read by request threads."""
@@ -59,6 +65,7 @@ class KioskState:
     sync_ages: Callable[[], Mapping[str, int | None]] = _no_sync_info
     online: Callable[[], bool | None] = lambda: None
     alarm: Callable[[], str | None] = lambda: None  # e.g. a ledger fork seen by the sync
+    replay: Callable[[], Any] = lambda: None  # verifier.replay.ReplayStatus, if any
     max_sync_age_s: int = DEFAULT_MAX_SYNC_AGE_S
     clock: Callable[[], float] = time.time
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -118,6 +125,7 @@ class KioskState:
             "sync_stale": stale,
             "online": self.online(),
             "alarm": self.alarm(),
+            "replay": _replay_json(self.replay()),
         }
 
     def frame(self) -> tuple[int, bytes | None]:

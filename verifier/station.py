@@ -33,7 +33,11 @@ from verifier.scanlog import ScanLog, ScanRecord
 
 DEDUPE_SECONDS = 4.0  # seconds a code must be out of view before it is reported again
 DEDUPE_CAPACITY = 256  # distinct codes remembered at once
-SYNC_REASONS = frozenset({Reason.STATION_NEEDS_SYNC, Reason.REVOCATION_UNKNOWN})
+SYNC_REASONS = frozenset(
+    {Reason.STATION_NEEDS_SYNC, Reason.REVOCATION_UNKNOWN, Reason.NOT_YET_ANCHORED}
+)
+# Reasons reached after the holder-proof step: the replay guard already holds the proof.
+PAST_PROOF_REASONS = frozenset({Reason.REVOCATION_UNKNOWN, Reason.NOT_YET_ANCHORED})
 
 # (payload, reference time, use the replay guard) -> verdict
 Verify = Callable[[bytes, float, bool], Verdict]
@@ -165,10 +169,11 @@ class Station:
         # The station lacks data for this code: one sync, then one more verification.
         if not self.syncer.sync_now(verdict.region):
             return verdict, False
-        # A verdict of REVOCATION_UNKNOWN got past the holder-proof step, so the replay
-        # guard already recorded this proof: checking it again would call this very
-        # scan a replay. STATION_NEEDS_SYNC stopped before that step: guard it now.
-        use_guard = Reason.REVOCATION_UNKNOWN not in verdict.reasons
+        # A verdict of REVOCATION_UNKNOWN or NOT_YET_ANCHORED got past the holder-proof
+        # step, so the replay guard already recorded this proof: checking it again would
+        # call this very scan a replay. STATION_NEEDS_SYNC stopped before that step:
+        # guard it now.
+        use_guard = not PAST_PROOF_REASONS.intersection(verdict.reasons)
         return self.verify(data, now, use_guard), True
 
     def process(self, frame: Frame) -> list[ScanEvent]:

@@ -270,7 +270,7 @@ def test_same_proof_replayed_is_refused(world: World) -> None:
     denied_for(world, text, Reason.PROOF_REPLAYED, replay=guard, now=world.now + 5)
 
 
-def test_malleated_proof_signature_is_still_a_replay(world: World) -> None:
+def test_malleated_proof_signature_is_refused_as_high_s(world: World) -> None:
     guard = InMemoryReplayGuard()
     text = make_presentation(world.credential(), world.device, world.now)
     p = parse_presentation(text)
@@ -280,7 +280,8 @@ def test_malleated_proof_signature_is_still_a_replay(world: World) -> None:
         Presentation(p.header, p.payload, p.signature, p.window_tag, False, flipped)
     )
     assert verdict_of(world, text, replay=guard)[0] is Decision.ADMIT
-    denied_for(world, twin, Reason.PROOF_REPLAYED, replay=guard)
+    denied_for(world, twin, Reason.HOLDER_PROOF_INVALID, replay=guard)
+    denied_for(world, twin, Reason.HOLDER_PROOF_INVALID)
 
 
 def test_replay_guard_forgets_proofs_once_they_expire() -> None:

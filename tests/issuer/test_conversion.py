@@ -195,3 +195,39 @@ def test_malformed_conversion_device_key_is_a_400(regions, bad: object) -> None:
         f"{url}/v1/conversion", json={"presentation": qr, "device_key": bad}, timeout=10
     )
     assert r.status_code == 400, r.text
+
+
+def test_a_conversion_of_a_conversion_is_refused(regions) -> None:
+    """Lineage is one step deep: a third region's code converted from GD is not
+    converted again by MO (its source would be lost)."""
+    from credential.claims import HealthClaims, SourceRef, StatusColour
+    from credential.issue import sign_credential
+    from credential.keys import generate_private_key, key_id, public_key_der
+
+    _gd, _mo, trust, url = regions
+    hk = generate_private_key()
+    der = public_key_der(hk)
+    trust.add_key(RegisteredKey("HK", key_id(der), SigningAlg.ES256, der, 0))
+    trust.sync_times["HK"] = int(time.time())
+    device = new_device()
+    now = int(time.time())
+    claims = HealthClaims(
+        "HK", key_id(der), 5, now - 60, now - 60, now + 3600, StatusColour.GREEN,
+        "A*", "", public_key_der(device), SourceRef("GD", 1),
+    )  # fmt: skip
+    qr = make_presentation(sign_credential(claims, hk, SigningAlg.ES256), device, time.time())
+    r = requests.post(f"{url}/v1/conversion", json={"presentation": qr}, timeout=10)
+    assert r.status_code == 422 and r.json()["reason"] == "converted_credential"
+
+
+def test_converted_credential_names_its_source(regions) -> None:
+    from credential.claims import SourceRef
+
+    gd, _mo, _trust, url = regions
+    device = new_device()
+    enrolled = enrol_directly(gd, "G10000005", device)
+    qr = make_presentation(enrolled.issued.credential.jws, device, time.time())
+    r = requests.post(f"{url}/v1/conversion", json={"presentation": qr}, timeout=10)
+    assert r.status_code == 201, r.text
+    src = read_claims_unverified(r.json()["credential"]).source
+    assert src == SourceRef("GD", enrolled.issued.credential.status_index)

@@ -150,6 +150,7 @@ def test_key_registered_after_last_sync_prompts_a_sync_online(world: World) -> N
 
 def test_key_registered_after_last_sync_offline_says_needs_sync(world: World) -> None:
     station, syncer, _ = station_over(world)
+    known = world.credential(14)  # anchored before the station's last sync
     assert syncer.sync().ok
     new_issuer = generate_private_key()
     world.logs["GD"].leaves.append(leaf_of(key_added(world.gd, new_issuer)))
@@ -159,7 +160,6 @@ def test_key_registered_after_last_sync_offline_says_needs_sync(world: World) ->
     assert (verdict.decision, verdict.reasons) == (Decision.DENY, (Reason.STATION_NEEDS_SYNC,))
     assert syncer.online is False
     # the old state still admits what it knows, offline
-    known = world.credential(14)
     assert (
         show(station, make_presentation(known, world.device, NOW), 1.0).decision is Decision.ADMIT
     )

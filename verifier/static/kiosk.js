@@ -37,6 +37,14 @@
     const alarm = $("alarm");
     alarm.hidden = !status.alarm;
     alarm.textContent = status.alarm ? "LEDGER ALARM: " + status.alarm : "";
+    // Shared replay memory down: this lane alone remembers the codes it saw.
+    const replay = $("replay");
+    const degraded = !!(status.replay && status.replay.degraded);
+    replay.hidden = !degraded;
+    replay.className = degraded ? "sync stale" : "sync";
+    replay.textContent = degraded
+      ? "Replay check: this lane only (" + status.replay.detail + ")"
+      : "";
 
     const list = $("recent");
     list.replaceChildren();
