@@ -21,6 +21,7 @@ from functools import cached_property
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from common.b64 import b64url
 from credential.base45 import Base45Error, b45decode, b45encode
 from credential.errors import (
     MalformedError,
@@ -33,7 +34,6 @@ from credential.keys import (
     ES256_SIGNATURE_BYTES,
     PrivateKey,
     SigningAlg,
-    b64url,
     es256_raw_signature,
     public_key_der,
 )

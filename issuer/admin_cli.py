@@ -158,12 +158,12 @@ def disable(config_path: str | None, username: str, enable: bool) -> None:
 @friendly
 def token(config_path: str | None, username: str, label: str, output: str) -> None:
     """Issue an API token for an admin (stored hashed; written once to --output)."""
+    from common.secret_file import write_secret
     from issuer.console import accounts_db
-    from issuer.keystore import write_secret
 
     ctx = _context(config_path)
     clear = accounts_db.issue_token(ctx.sessions, username, label, ctx.now())
-    write_secret(Path(output), clear.encode("ascii") + b"\n")
+    write_secret(Path(output), clear.encode("ascii") + b"\n", overwrite=True)
     click.echo(f"token for {username} written to {output} (id {clear.split('_')[1][:8]})")
 
 

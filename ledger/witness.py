@@ -31,6 +31,7 @@ from enum import StrEnum
 
 import sqlalchemy as sa
 
+from common import db as common_db
 from ledger.checkpoint import CosignatureVerifier, OpenedCheckpoint, cosign, open_checkpoint
 from ledger.consortium import Consortium
 from ledger.errors import ConsistencyProofError, LedgerError
@@ -265,7 +266,7 @@ class WitnessStore:
 
     @classmethod
     def open(cls, url: str) -> WitnessStore:
-        return cls(sa.create_engine(url))
+        return cls(common_db.make_engine(url))
 
     def latest(self, origin: str) -> WitnessedCheckpoint | None:
         with self.engine.connect() as c:

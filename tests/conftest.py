@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -21,17 +20,10 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-VECTORS = ROOT.parent / "shared" / "vectors"
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+from common.serving import free_port
+from tests.support.environment import VECTORS, missing
+
 PG_BIN_CANDIDATES = (Path("/usr/lib/postgresql/15/bin"), Path("/usr/lib/postgresql/16/bin"))
-
-
-def missing(what: str) -> None:
-    """Fail in CI, skip elsewhere, always saying what is missing."""
-    if IN_CI:
-        pytest.fail(f"required for CI but missing: {what}")
-    pytest.skip(f"missing: {what}")
 
 
 @pytest.fixture(scope="session")
@@ -40,20 +32,6 @@ def vectors() -> Path:
     if not VECTORS.is_dir():
         missing(f"shared vectors at {VECTORS}")
     return VECTORS
-
-
-def vector_path(*parts: str) -> Path:
-    """A path inside the shared vectors; fails in CI, skips elsewhere, when absent."""
-    p = VECTORS.joinpath(*parts)
-    if not p.exists():
-        missing(f"shared vector data {p}")
-    return p
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _pg_bin() -> Path | None:
@@ -163,23 +141,3 @@ def fresh_postgres_url(postgres_url: str) -> Iterator[str]:
         with admin.connect() as c:
             c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
-
-
-def chromium_path() -> str:
-    """Debian's chromium for Playwright (`executable_path`); never a downloaded build."""
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        missing("Debian's chromium (apt-get install chromium)")
-        raise AssertionError("unreachable")
-    return path
-
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]

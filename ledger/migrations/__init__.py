@@ -15,7 +15,7 @@ from alembic.config import Config
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from ledger.storage import StorageError
+from ledger.errors import StorageError
 
 HERE = Path(__file__).resolve().parent
 

@@ -23,7 +23,7 @@ from ledger.checkpoint import (
 )
 from ledger.errors import CheckpointError, CosignatureError, NoteError
 from ledger.note import NoteSigner, SignedNote, open_note
-from tests.conftest import vector_path
+from tests.support.environment import vector_path
 
 TIMESTAMP = 1767139200
 LOG_HASH = "000de184301123b9278c086a7d9f68c9577e83872224c197058fd90784ea9706"

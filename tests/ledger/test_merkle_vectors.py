@@ -24,7 +24,7 @@ from ledger.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from tests.conftest import VECTORS, vector_path
+from tests.support.environment import VECTORS, vector_path
 
 MERKLE = VECTORS / "ledger" / "merkle"
 

@@ -41,7 +41,7 @@ from ledger.tiles import (
     tiles_for_size,
     tree_root,
 )
-from tests.conftest import vector_path
+from tests.support.environment import vector_path
 
 MIRROR_HASH = "000de184301123b9278c086a7d9f68c9577e83872224c197058fd90784ea9706"
 

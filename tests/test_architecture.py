@@ -1,0 +1,76 @@
+"""The layout's promises, checked from the source: the pure core imports no I/O
+library, no module takes part in an import cycle (imports inside functions included),
+and nothing but the entry point and tests imports the applications.
+
+Static (ast) analysis of every module of ours, so it is fast and needs no imports.
+"""
+
+from __future__ import annotations
+
+from tests.support.imports import (
+    PROJECT_ROOT,
+    import_cycles,
+    module_graph,
+    modules_under,
+    reachable,
+)
+
+# The pure core: bytes, trust state and a reference time in, typed result or error out.
+PURE = (
+    "common/b64.py",
+    "credential",
+    "ledger/errors.py",
+    "ledger/merkle.py",
+    "ledger/tiles.py",
+    "ledger/note.py",
+    "ledger/checkpoint.py",
+    "ledger/entries.py",
+    "ledger/rules.py",
+    "ledger/revocation.py",
+    "ledger/consortium.py",
+    "ledger/writer_auth.py",
+    "issuer/status_rules.py",
+)
+IO_LIBRARIES = ("sqlalchemy", "alembic", "requests", "flask", "werkzeug", "sqlite3", "psycopg")
+
+
+def test_pure_core_imports_no_io_library() -> None:
+    graph = module_graph(PROJECT_ROOT)
+    offenders: dict[str, list[str]] = {}
+    for module in modules_under(PROJECT_ROOT, PURE):
+        external = {
+            name.split(".")[0] for m in reachable(graph, module) for name in graph.external[m]
+        }
+        bad = sorted(external & set(IO_LIBRARIES))
+        if bad:
+            offenders[module] = bad
+    assert offenders == {}
+
+
+def test_no_module_takes_part_in_an_import_cycle() -> None:
+    assert import_cycles(module_graph(PROJECT_ROOT)) == []
+
+
+def test_ledger_and_credential_never_import_the_applications() -> None:
+    graph = module_graph(PROJECT_ROOT)
+    apps = ("issuer", "verifier", "mobile_stub", "healthbridge")
+    bad = {
+        m: sorted(t for t in graph.internal[m] if t.split(".")[0] in apps)
+        for m in graph.internal
+        if m.split(".")[0] in ("common", "credential", "ledger")
+    }
+    assert {m: t for m, t in bad.items() if t} == {}
+
+
+def test_bench_imports_nothing_from_tests_and_shadows_no_package() -> None:
+    bench = PROJECT_ROOT / "bench"
+    packages = {p.name for p in PROJECT_ROOT.iterdir() if (p / "__init__.py").exists()}
+    shadowing = sorted(p.stem for p in bench.glob("*.py") if p.stem in packages)
+    assert shadowing == []
+    graph = module_graph(PROJECT_ROOT, extra_roots=("bench",))
+    from_tests = {
+        m: sorted(t for t in graph.internal[m] if t.startswith("tests"))
+        for m in graph.internal
+        if m.startswith("bench.")
+    }
+    assert {m: t for m, t in from_tests.items() if t} == {}
