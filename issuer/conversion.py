@@ -118,7 +118,7 @@ def convert(ctx: IssuerContext, presentation: str, trust: TrustSource) -> tuple[
     if not isinstance(presentation, str) or not 0 < len(presentation) <= MAX_PRESENTATION_CHARS:
         raise PresentationRefusedError("presentation must be 1-4096 characters", "malformed")
     # An unreachable peer is not fatal: verify against the last sync, whose age the
-    # checklist weighs (revocation freshness, DESIGN.md §5).
+    # checklist weighs (revocation freshness: docs/credential-format.md §4).
     with contextlib.suppress(Exception):
         trust.refresh()
     now = ctx.clock.now()

@@ -24,6 +24,7 @@ from issuer.delivery import InMemoryDelivery
 from issuer.device_auth import DeviceAuth, signed_message
 from ledger.config import NodeConfig
 from ledger.entries import root_public_key_bytes
+from ledger.node import EXTENSION_KEY, create_app
 from ledger.note import NoteSigner
 
 
@@ -111,18 +112,12 @@ def node_config(ctx: IssuerContext, tmp: Path, database_url: str = "") -> NodeCo
 
 @contextmanager
 def ledger_node(ctx: IssuerContext, tmp: Path, database_url: str = "") -> Iterator[Served]:
-    from ledger.node import create_app
-
     app = create_app(node_config(ctx, tmp, database_url))
     try:
         with serve(app) as s:
             yield s
     finally:
-        node = app.extensions.get("ledger.node") or next(
-            (v for v in app.extensions.values() if hasattr(v, "sequencer")), None
-        )
-        if node is not None:
-            node.sequencer.stop()
+        app.extensions[EXTENSION_KEY].sequencer.stop()
 
 
 def b64(data: bytes) -> str:

@@ -34,6 +34,7 @@ from ledger.consortium import Consortium, Member
 from ledger.entries import KEY_ENTRY_TYPES, decode_entry, decode_leaf, encode_entry
 from ledger.errors import LedgerError
 from ledger.merkle import leaf_hash
+from ledger.migrations import upgrade_head
 from ledger.reader import HttpLogReader, LogReader
 from ledger.revocation import (
     RevocationError,
@@ -103,10 +104,13 @@ def origin_hash(origin: str) -> str:
 class MirrorStore:
     """Mirrored leaves, tiles and served checkpoints of several origins, in SQL."""
 
-    def __init__(self, engine: sa.Engine, keep_snapshots: int = MAX_KEPT_SNAPSHOTS) -> None:
+    def __init__(
+        self, engine: sa.Engine, keep_snapshots: int = MAX_KEPT_SNAPSHOTS, migrate: bool = True
+    ) -> None:
         self.engine = engine
         self.keep_snapshots = keep_snapshots  # revocation snapshots kept per origin
-        metadata.create_all(engine)
+        if migrate:
+            upgrade_head(engine)  # the tables are the node's Alembic history (0003)
 
     def size(self, origin: str) -> int:
         with self.engine.connect() as c:

@@ -44,6 +44,7 @@ from ledger import tiles
 from ledger.checkpoint import Checkpoint, attach_signatures
 from ledger.consortium import Consortium, Member
 from ledger.errors import LedgerError, TileError
+from ledger.migrations import upgrade_head
 from ledger.mirror import MirrorStore, ValidatingMirror, origin_hash
 from ledger.note import NoteSigner, SignedNote
 from ledger.reader import LogReadError, bounded_request
@@ -349,8 +350,11 @@ class JointServices:
                 f"witness key {signer.name} is not member {member_id}'s {member.witness.name}"
             )
         engine = make_engine(database_url)
-        mirror = ValidatingMirror(consortium, MirrorStore(engine))
-        witness = Witness(consortium, signer, WitnessStore(engine), validator=mirror, clock=clock)
+        upgrade_head(engine)  # witness and mirror tables: the node's Alembic history
+        mirror = ValidatingMirror(consortium, MirrorStore(engine, migrate=False))
+        witness = Witness(
+            consortium, signer, WitnessStore(engine, migrate=False), validator=mirror, clock=clock
+        )
         collector = CosignatureCollector(consortium, member_id, local=witness)
         return cls(consortium, member, witness, mirror, collector)
 

@@ -7,7 +7,11 @@ Static (ast) analysis of every module of ours, so it is fast and needs no import
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from tests.support.imports import (
+    PACKAGES,
     PROJECT_ROOT,
     import_cycles,
     module_graph,
@@ -74,3 +78,35 @@ def test_bench_imports_nothing_from_tests_and_shadows_no_package() -> None:
         if m.startswith("bench.")
     }
     assert {m: t for m, t in from_tests.items() if t} == {}
+
+
+PATH_REF = re.compile(
+    r"(?<![\w./-])((?:common|credential|ledger|issuer|verifier|mobile_stub|healthbridge|tests"
+    r"|bench|docs)/[\w/.-]*\w\.(?:py|md|yaml|toml|html|css|js))(?![\w/])"
+)
+OUTSIDE = re.compile(r"DESIGN\.md|STYLE\.md|(?<![\w.])/work/|\.\./shared/[A-Z]")
+
+
+def _documents() -> list[Path]:
+    docs = [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").glob("*.md"))]
+    code = [
+        p
+        for top in (*PACKAGES, "tests", "bench")
+        for p in sorted((PROJECT_ROOT / top).rglob("*.py"))
+        if p != Path(__file__).resolve()  # its own patterns name what they look for
+    ]
+    return docs + code
+
+
+def test_docs_and_docstrings_cite_only_files_in_the_repository() -> None:
+    missing: list[str] = []
+    for doc in _documents():
+        text = doc.read_text(encoding="utf-8")
+        where = doc.relative_to(PROJECT_ROOT)
+        missing += [f"{where}: {m.group(0)}" for m in OUTSIDE.finditer(text)]
+        for m in PATH_REF.finditer(text):
+            if "*" in m.group(1) or "<" in m.group(1):
+                continue
+            if not (PROJECT_ROOT / m.group(1)).exists():
+                missing.append(f"{where}: {m.group(1)}")
+    assert missing == []

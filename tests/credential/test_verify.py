@@ -1,4 +1,4 @@
-"""The verification checklist against genuine codes and every attack DESIGN.md §7 lists.
+"""The verification checklist against genuine codes and every attack docs/threat-model.md lists.
 
 Each attack must come back with its own reason and never ADMIT. Forged presentations
 carry a valid holder proof for the forged credential, so each attack reaches the

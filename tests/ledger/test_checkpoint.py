@@ -1,6 +1,6 @@
 """C2SP tlog-checkpoint@v1.0.0 and tlog-cosignature@v1.0.1 against Sunlight's skylight
-fixture (/work/shared/vectors/ledger/tiles-skylight, ISC licence): cosigned checkpoints
-of witness, witness2 and mirror; their private seeds are SHA-256 of known strings, so
+fixture (the shared vectors, vectors/ledger/tiles-skylight, ISC licence): cosigned
+checkpoints of witness, witness2 and mirror; their private seeds are SHA-256 of known strings, so
 cosignatures are reproduced byte for byte at timestamp 1767139200."""
 
 from __future__ import annotations
