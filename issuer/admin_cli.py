@@ -15,22 +15,26 @@ import getpass
 import socket
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from issuer.audit import Channel
 from issuer.cli_options import admin_token_option, config_option, friendly
 
+if TYPE_CHECKING:  # imported when a command runs: the command-line startup stays light
+    from issuer.console.ops import AdminOps, Who
+    from issuer.context import IssuerContext
 
-def _context(config_path: str | None) -> Any:
+
+def _context(config_path: str | None) -> IssuerContext:
     from issuer.config import load_config
     from issuer.context import IssuerContext
 
     return IssuerContext.open(load_config(Path(config_path) if config_path else None))
 
 
-def _ops(config_path: str | None) -> Any:
+def _ops(config_path: str | None) -> AdminOps:
     from issuer.console.ops import AdminOps
     from issuer.ledger_state import ConsortiumCheckpoints
 
@@ -38,7 +42,7 @@ def _ops(config_path: str | None) -> Any:
     return AdminOps(ctx, ConsortiumCheckpoints.from_context(ctx))
 
 
-def _who(ops: Any, token_file: str) -> Any:
+def _who(ops: AdminOps, token_file: str) -> Who:
     from issuer.console import accounts_db
     from issuer.console.ops import Who
     from issuer.keystore import read_secret

@@ -197,7 +197,7 @@ def append(session: Session, e: AuditEvent, now: int) -> AdminAuditRecord:
     return row
 
 
-def record(sessions: Any, e: AuditEvent, now: int) -> int:
+def record(sessions: sessionmaker[Session], e: AuditEvent, now: int) -> int:
     """Append in a transaction of its own, retrying a lost race for the seq."""
     for attempt in range(APPEND_RETRIES):
         try:
