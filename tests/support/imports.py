@@ -9,6 +9,7 @@ with more than one module.
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,7 +79,9 @@ def _imports(tree: ast.AST, module: str, is_package: bool) -> Iterator[str]:
         stack.extend(ast.iter_child_nodes(node))
 
 
-def module_graph(root: Path, extra_roots: Iterable[str] = ()) -> Graph:
+@functools.cache
+def module_graph(root: Path, extra_roots: tuple[str, ...] = ()) -> Graph:
+    """Cached: the tests of one session ask for the same graph several times."""
     files = {_module_name(root, p): p for p in _files(root, (*PACKAGES, *extra_roots))}
     graph = Graph()
     for name, path in files.items():
