@@ -19,10 +19,8 @@ from tests.support.imports import (
     reachable,
 )
 
-# The pure core: bytes, trust state and a reference time in, typed result or error out.
-PURE = (
-    "common/b64.py",
-    "credential",
+# The ledger's pure log primitives (docs/architecture.md, "The ledger's layers").
+LOG_PRIMITIVES = (
     "ledger/errors.py",
     "ledger/merkle.py",
     "ledger/tiles.py",
@@ -33,8 +31,9 @@ PURE = (
     "ledger/revocation.py",
     "ledger/consortium.py",
     "ledger/writer_auth.py",
-    "issuer/status_rules.py",
 )
+# The pure core: bytes, trust state and a reference time in, typed result or error out.
+PURE = ("common/b64.py", "credential", *LOG_PRIMITIVES, "issuer/status_rules.py")
 IO_LIBRARIES = ("sqlalchemy", "alembic", "requests", "flask", "werkzeug", "sqlite3", "psycopg")
 
 
@@ -74,6 +73,45 @@ def test_packages_import_only_in_the_documented_direction() -> None:
         for m, targets in graph.internal.items()
         for t in targets
         if t.split(".")[0] != m.split(".")[0] and t.split(".")[0] not in MAY_IMPORT[m.split(".")[0]]
+    )
+    assert wrong == []
+
+
+# docs/architecture.md, "The ledger's layers", in order: each imports only itself and
+# the layers before it; the joint operation also reads peers through the one reader.
+LEDGER_LAYERS = (
+    ("log", LOG_PRIMITIVES),
+    (
+        "node",
+        (
+            "ledger/storage.py",
+            "ledger/migrations",
+            "ledger/sequencer.py",
+            "ledger/node.py",
+            "ledger/config.py",
+            "ledger/revocation_api.py",
+            "ledger/state_snapshot.py",
+        ),
+    ),
+    ("joint", ("ledger/witness.py", "ledger/mirror.py", "ledger/witness_api.py")),
+    ("clients", ("ledger/reader.py", "ledger/client.py", "ledger/sync.py", "ledger/audit.py")),
+)
+JOINT_READS_THROUGH = "ledger/reader.py"
+
+
+def test_ledger_layers_import_only_earlier_layers() -> None:
+    graph = module_graph(PROJECT_ROOT)
+    layer_of = {
+        m: i
+        for i, (_, paths) in enumerate(LEDGER_LAYERS)
+        for m in modules_under(PROJECT_ROOT, paths)
+    }
+    (reader,) = modules_under(PROJECT_ROOT, (JOINT_READS_THROUGH,))
+    wrong = sorted(
+        f"{m} -> {t}"
+        for m, i in layer_of.items()
+        for t in graph.internal[m]
+        if layer_of.get(t, -1) > i and not (LEDGER_LAYERS[i][0] == "joint" and t == reader)
     )
     assert wrong == []
 
