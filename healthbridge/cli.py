@@ -14,7 +14,6 @@ import click
 
 from credential.errors import CredentialError
 from healthbridge.commands import main
-from healthbridge.demo import run_demo
 from issuer.errors import IssuerError
 from ledger.errors import LedgerError
 from mobile_stub.errors import WalletError
@@ -39,6 +38,10 @@ __all__ = ["main", "run"]
 )
 def demo(once: bool, workdir: str | None) -> None:
     """Bring up both regions on loopback with SQLite and play the whole story."""
+    # Imported here so that every other subcommand starts without the demo's modules
+    # (no cycle: the demo imports healthbridge.commands, never this module).
+    from healthbridge.demo import run_demo
+
     raise SystemExit(run_demo(once=once, workdir=workdir))
 
 

@@ -30,6 +30,8 @@ from issuer.enrolment import HOLDER_ID_BYTES
 from issuer.errors import ConfigError, PresentationRefusedError
 from issuer.issuance import Issued, issue_credential
 from issuer.models import Holder, SeenProof
+from ledger.consortium import Consortium
+from ledger.sync import SyncClient, SyncedTrustState
 
 MAX_PRESENTATION_CHARS = 4096  # characters of QR text accepted in a request
 REASON_SAME_REGION = "same_region"
@@ -67,8 +69,6 @@ class SyncedTrustSource:
         self._local = threading.local()  # SQLite connections stay in their thread
 
     def trust(self) -> TrustState:
-        from ledger.sync import SyncedTrustState
-
         state: TrustState | None = getattr(self._local, "state", None)
         if state is None:
             state = SyncedTrustState(self.state_path)
@@ -76,9 +76,6 @@ class SyncedTrustSource:
         return state
 
     def refresh(self) -> None:
-        from ledger.consortium import Consortium
-        from ledger.sync import SyncClient
-
         with self._lock:
             if time.monotonic() - self._last < self.min_interval_s:
                 return

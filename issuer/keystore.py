@@ -21,6 +21,7 @@ from credential.keys import (
     PrivateKey,
     SigningAlg,
     generate_private_key,
+    key_id,
     private_key_from_pem,
     private_key_to_pem,
     public_key_der,
@@ -103,8 +104,6 @@ class KeyStore:
         return self.config.signing_key_dir / f"{kid}.pem"
 
     def create_signing_key(self, alg: SigningAlg = SigningAlg.ES256) -> tuple[str, PrivateKey]:
-        from credential.keys import key_id
-
         key = generate_private_key(alg)
         kid = key_id(public_key_der(key))
         self.config.signing_key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

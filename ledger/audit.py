@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from ledger import tiles
 from ledger.checkpoint import open_checkpoint
-from ledger.entries import decode_leaf
+from ledger.entries import decode_entry, decode_leaf
 from ledger.errors import LedgerError
 from ledger.merkle import HASH_SIZE, leaf_hash, root_hash
 from ledger.note import NoteVerifier
@@ -132,8 +132,6 @@ def audit_log(
 
 def leaf_entry_of(leaf: object) -> object:
     """The decoded entry inside a timestamped leaf (for counting by type)."""
-    from ledger.entries import decode_entry
-
     raw = getattr(leaf, "entry_bytes", None)
     if isinstance(raw, bytes):
         try:
