@@ -162,3 +162,10 @@ def test_docs_and_docstrings_cite_only_files_in_the_repository() -> None:
             if not (PROJECT_ROOT / m.group(1)).exists():
                 missing.append(f"{where}: {m.group(1)}")
     assert missing == []
+
+
+def test_container_image_copies_every_package() -> None:
+    # A package left out of the Dockerfile imports fine here and fails in the image.
+    lines = (PROJECT_ROOT / "Dockerfile").read_text(encoding="utf-8").splitlines()
+    copied = {ln.split()[1] for ln in lines if ln.startswith("COPY ")}
+    assert set(PACKAGES) - copied == set()
