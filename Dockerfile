@@ -16,6 +16,7 @@ RUN useradd --create-home --uid 10001 healthbridge
 WORKDIR /app
 
 COPY pyproject.toml constraints.txt README.md ./
+COPY common ./common
 COPY credential ./credential
 COPY ledger ./ledger
 COPY issuer ./issuer

@@ -34,7 +34,7 @@ browser:
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy credential ledger/errors.py ledger/merkle.py ledger/tiles.py ledger/note.py ledger/checkpoint.py ledger/entries.py ledger/rules.py ledger/revocation.py ledger/consortium.py issuer/status_rules.py
+	$(BIN)/mypy common/b64.py credential ledger/errors.py ledger/writer_auth.py ledger/merkle.py ledger/tiles.py ledger/note.py ledger/checkpoint.py ledger/entries.py ledger/rules.py ledger/revocation.py ledger/consortium.py issuer/status_rules.py
 
 test: $(STAMP) browser lint
 	$(BIN)/pytest --cov --cov-report=term:skip-covered
@@ -47,7 +47,7 @@ demo-once: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/verify.py
-	$(BIN)/python bench/ledger.py
+	$(BIN)/python bench/ledger_node.py
 	$(BIN)/python bench/sync.py
 	$(BIN)/python bench/issue.py
 	$(BIN)/python bench/scan.py

@@ -33,12 +33,12 @@ import tomli_w
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from common.serving import free_port
 from issuer import anchor
 from issuer.config import render_config
 from issuer.issuance import issue_many
 from issuer.models import Holder
-from tests.conftest import free_port
-from tests.issuer.helpers import (
+from issuer.testing import (
     device_header,
     enrol_directly,
     ledger_node,

@@ -32,7 +32,6 @@ import logging
 import random
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,16 +39,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# Run as `python bench/<name>.py`, sys.path[0] is bench/, where this very file would
-# shadow the `ledger` package: drop bench/ and put the project root first.
-_BENCH = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _BENCH]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # run as `python bench/sync.py` from a checkout
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat  # noqa: E402
 from pyroaring import BitMap, FrozenBitMap  # noqa: E402
 
+from common.serving import serve_in_thread  # noqa: E402
 from credential.keys import SigningAlg, generate_private_key, key_id, public_key_der  # noqa: E402
 from ledger.checkpoint import Checkpoint, attach_signatures, cosign, cosignature_vkey  # noqa: E402
 from ledger.checkpoint import signed_checkpoint as sign_cp  # noqa: E402
@@ -182,7 +178,6 @@ def serve_http(source: _Source) -> Iterator[str]:
     """Serve a source over loopback HTTP with the node's read paths (tlog-tiles
     checkpoint and entry bundles, revocation snapshots): what a station really reads."""
     from flask import Flask, Response
-    from werkzeug.serving import make_server
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     app = Flask("bench-source")
@@ -201,14 +196,8 @@ def serve_http(source: _Source) -> Iterator[str]:
     def snapshot(digest: str) -> Response:
         return Response(source.snapshots[digest])
 
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_in_thread(app) as served:
+        yield served.url
 
 
 def sync_speed() -> dict[str, object]:

@@ -18,17 +18,10 @@ from dataclasses import dataclass
 
 from jwt.api_jws import PyJWS
 
+from common.b64 import b64url, b64url_decode
 from credential.claims import KID_RE, HealthClaims
 from credential.errors import ClaimsError, MalformedError
-from credential.keys import (
-    PrivateKey,
-    SigningAlg,
-    alg_of,
-    b64url,
-    b64url_decode,
-    key_id,
-    low_s_raw,
-)
+from credential.keys import PrivateKey, SigningAlg, alg_of, key_id, low_s_raw
 from credential.keys import public_key_der as _public_key_der
 from credential.payload import decode_payload, encode_payload
 

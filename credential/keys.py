@@ -9,10 +9,8 @@ registration (`credential.trust.RegisteredKey`).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
-import os
 from enum import StrEnum
 from pathlib import Path
 
@@ -24,13 +22,15 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
+from common.b64 import b64url
+from common.secret_file import SECRET_FILE_MODE, write_secret
 from credential.errors import KeyFormatError
 
 KID_CHARS = 16  # characters of base64url thumbprint kept as the key id (96 bits)
 P256_COORD_BYTES = 32  # bytes per coordinate / scalar on P-256
 ES256_SIGNATURE_BYTES = 64  # raw r||s (RFC 7518 §3.4)
 ED25519_SIGNATURE_BYTES = 64  # RFC 8032 §5.1.6
-PRIVATE_KEY_FILE_MODE = 0o600
+PRIVATE_KEY_FILE_MODE = SECRET_FILE_MODE  # common.secret_file: owner read/write only
 # Order n of the P-256 group (SEC 2 v2 §2.4.2 / FIPS 186-4 D.1.2.3).
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 P256_HALF_ORDER = P256_ORDER // 2
@@ -48,22 +48,6 @@ class SigningAlg(StrEnum):
 
     ES256 = "ES256"
     EDDSA = "EdDSA"
-
-
-def b64url(data: bytes) -> str:
-    """Unpadded base64url (RFC 7515 §2)."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def b64url_decode(text: str | bytes) -> bytes:
-    """Strict unpadded base64url: refuses padding, foreign characters, non-canonical tails."""
-    raw = text.encode("ascii", "strict") if isinstance(text, str) else text
-    if b"=" in raw or len(raw) % 4 == 1:
-        raise ValueError("not unpadded base64url")
-    out = base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4))
-    if base64.urlsafe_b64encode(out).rstrip(b"=") != raw:
-        raise ValueError("non-canonical base64url")
-    return out
 
 
 def generate_private_key(alg: SigningAlg = SigningAlg.ES256) -> PrivateKey:
@@ -171,12 +155,7 @@ def private_key_from_pem(pem: bytes, passphrase: bytes | None = None) -> Private
 
 def write_private_key(path: str | Path, key: PrivateKey, passphrase: bytes | None = None) -> None:
     """Write the key as PEM to a file with mode 0600 (set before any byte is written)."""
-    pem = private_key_to_pem(key, passphrase)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_KEY_FILE_MODE)
-    # An existing file keeps its old mode through open(2): tighten it before writing.
-    os.fchmod(fd, PRIVATE_KEY_FILE_MODE)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
+    write_secret(path, private_key_to_pem(key, passphrase), overwrite=True)
 
 
 def read_private_key(path: str | Path, passphrase: bytes | None = None) -> PrivateKey:

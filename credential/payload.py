@@ -18,9 +18,10 @@ import json
 import zlib
 from typing import Any
 
+from common.b64 import b64url, b64url_decode
 from credential.claims import HealthClaims, SourceRef, StatusColour
 from credential.errors import ClaimsError, KeyFormatError, MalformedError, TooLargeError
-from credential.keys import b64url, b64url_decode, p256_der_from_point, p256_point_from_der
+from credential.keys import p256_der_from_point, p256_point_from_der
 
 MAX_INFLATED_BYTES = 4096  # bytes of claims JSON after inflation; real ones are ~350
 DEFLATE_LEVEL = 9  # smallest output; the payload is tiny so speed does not matter

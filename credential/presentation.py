@@ -21,6 +21,7 @@ from functools import cached_property
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from common.b64 import b64url
 from credential.base45 import Base45Error, b45decode, b45encode
 from credential.errors import (
     MalformedError,
@@ -28,12 +29,17 @@ from credential.errors import (
     TooLargeError,
     UnsupportedVersionError,
 )
-from credential.issue import canonical_header, credential_digest, parse_header, split_jws
+from credential.issue import (
+    canonical_header,
+    credential_digest,
+    parse_header,
+    read_claims_unverified,
+    split_jws,
+)
 from credential.keys import (
     ES256_SIGNATURE_BYTES,
     PrivateKey,
     SigningAlg,
-    b64url,
     es256_raw_signature,
     public_key_der,
 )
@@ -258,8 +264,6 @@ def make_presentation(
     credential_jws: str, device_key: PrivateKey, now: float, challenge: bytes | None = None
 ) -> str:
     """The QR text a wallet shows at `now`: the credential plus a fresh holder proof."""
-    from credential.issue import read_claims_unverified
-
     if not isinstance(device_key, ec.EllipticCurvePrivateKey):
         raise PresentationFormatError("device keys are ES256 (P-256)")
     claims = read_claims_unverified(credential_jws)

@@ -11,7 +11,7 @@ from enum import StrEnum
 
 
 class Reason(StrEnum):
-    """Why a presentation was not simply admitted (DESIGN.md §4 checklist order)."""
+    """Why a presentation was not simply admitted (docs/credential-format.md §4 checklist order)."""
 
     # 1. parse and bounds
     MALFORMED = "malformed"

@@ -1,4 +1,5 @@
-"""Verifying a presentation: the numbered checklist of DESIGN.md §4, as a pure function.
+"""Verifying a presentation: the numbered checklist of docs/credential-format.md §4, as
+a pure function.
 
 Input: the QR bytes or text, a `TrustState` (the station's synced view of the
 consortium's logs), a reference time `now`, a `StationPolicy`, optionally a replay

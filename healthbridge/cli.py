@@ -1,6 +1,8 @@
-"""The `healthbridge` command: one subcommand group per component.
+"""The `healthbridge` command's entry point: the `demo` subcommand and `run()`, which
+turns any failure into one line and an exit code.
 
-Each component owns its group in its own `cli` module; this module only assembles them.
+The component subcommands are assembled in healthbridge.commands; `main` is that group,
+re-exported here for `python -m healthbridge.cli` and callers that run it in-process.
 """
 
 from __future__ import annotations
@@ -11,13 +13,10 @@ import sys
 import click
 
 from credential.errors import CredentialError
-from issuer.cli import cli as issuer_cli
+from healthbridge.commands import main
 from issuer.errors import IssuerError
-from ledger.cli import cli as ledger_cli
 from ledger.errors import LedgerError
-from mobile_stub.cli import cli as wallet_cli
 from mobile_stub.errors import WalletError
-from verifier.cli import cli as verifier_cli
 from verifier.errors import VerifierError
 
 # Exit codes for failures that escape a subcommand's own handling (sysexits.h).
@@ -26,18 +25,7 @@ EXIT_IO_ERROR = 74
 EXIT_INTERNAL_ERROR = 70
 EXIT_INTERRUPTED = 130
 DOMAIN_ERRORS = (CredentialError, LedgerError, IssuerError, VerifierError, WalletError)
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="healthbridge")
-def main() -> None:
-    """HealthBridge: cross-region health codes on jointly witnessed ledgers."""
-
-
-main.add_command(ledger_cli, name="ledger")
-main.add_command(issuer_cli, name="issuer")
-main.add_command(verifier_cli, name="verifier")
-main.add_command(wallet_cli, name="wallet")
+__all__ = ["main", "run"]
 
 
 @main.command()
@@ -50,6 +38,8 @@ main.add_command(wallet_cli, name="wallet")
 )
 def demo(once: bool, workdir: str | None) -> None:
     """Bring up both regions on loopback with SQLite and play the whole story."""
+    # Imported here so that every other subcommand starts without the demo's modules
+    # (no cycle: the demo imports healthbridge.commands, never this module).
     from healthbridge.demo import run_demo
 
     raise SystemExit(run_demo(once=once, workdir=workdir))

@@ -20,7 +20,6 @@ import io
 import logging
 import secrets
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,7 +29,9 @@ from typing import Any
 import click
 import requests
 from flask import Flask
-from werkzeug.serving import BaseWSGIServer, make_server
+
+from common.serving import ServedApp, serve_in_thread
+from healthbridge.commands import main
 
 LOOPBACK = "127.0.0.1"
 REGIONS = ("GD", "MO")
@@ -51,7 +52,6 @@ SETTLE_TIMEOUT_S = 30.0  # seconds to wait for anchoring and cosigning to catch 
 POLL_S = 0.1  # seconds between polls while waiting
 ADMIN_ROLES = ("operator", "key_admin", "auditor")  # one demo admin per region does all
 PASSWORD_BYTES = 12  # random bytes of a demo admin password (16 base64url characters)
-SERVER_JOIN_S = 5.0  # seconds to wait for a server thread to end on shutdown
 
 
 class DemoError(Exception):
@@ -65,8 +65,6 @@ def origin_of(region: str, domain: str = "healthbridge.demo") -> str:
 
 def run_cli(*args: str) -> str:
     """Run a real `healthbridge ...` command in this process; return what it printed."""
-    from healthbridge.cli import main
-
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
         try:
@@ -97,32 +95,14 @@ def pick_ports(preferred: dict[str, int]) -> dict[str, int]:
     return chosen
 
 
-@dataclass
-class Served:
-    """One Flask app served on 127.0.0.1 by a threaded werkzeug server."""
-
-    name: str
-    server: BaseWSGIServer
-    thread: threading.Thread
-
-    @property
-    def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.server.server_port}"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(SERVER_JOIN_S)
+Served = ServedApp  # one Flask app served on 127.0.0.1 (common.serving)
 
 
 def serve(name: str, app: Flask, port: int) -> Served:
     try:
-        server = make_server(LOOPBACK, port, app, threaded=True)
+        return serve_in_thread(app, LOOPBACK, port, name=f"demo-{name}")
     except OSError as e:
-        raise DemoError(f"cannot serve {name} on {LOOPBACK}:{port}: {e.strerror}") from e
-    thread = threading.Thread(target=server.serve_forever, name=f"demo-{name}", daemon=True)
-    thread.start()
-    return Served(name, server, thread)
+        raise DemoError(f"cannot serve {name} on {LOOPBACK}:{port}: {e.strerror or e}") from e
 
 
 @dataclass
@@ -232,8 +212,8 @@ def _open_node(world: World, r: Region) -> Any:
 
 
 def _start_issuer(world: World, r: Region) -> None:
+    from common.secret_file import write_secret
     from issuer.app import create_app, stop_app
-    from issuer.keystore import write_secret
 
     app = create_app(r.issuer_config)
     r.issuer_app = app
@@ -247,7 +227,7 @@ def _start_issuer(world: World, r: Region) -> None:
     # The region's demo admin, made with the issuer's own account commands.
     password_file = r.folder / "admin-password.txt"
     token_file = r.folder / "admin-api.token"
-    write_secret(password_file, r.admin_password.encode())
+    write_secret(password_file, r.admin_password.encode(), overwrite=True)
     config = str(r.issuer_config_path)
     roles = [a for role in ADMIN_ROLES for a in ("--role", role)]
     run_cli(

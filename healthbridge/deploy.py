@@ -28,6 +28,7 @@ from pathlib import Path
 import click
 import tomli_w
 
+from common.secret_file import write_secret
 from healthbridge.demo_world import REGION_NAMES, DemoError, origin_of, run_cli
 
 REGIONS = ("GD", "MO")
@@ -39,7 +40,6 @@ DB_PASSWORD_BYTES = 24  # random bytes of a PostgreSQL password
 # Where the containers see their files (docker-compose.yml mounts them there).
 CONTAINER_SECRETS = Path("/run/secrets")
 CONTAINER_CONSORTIUM = Path("/etc/healthbridge/consortium.toml")
-SECRET_MODE = 0o600
 IMAGE_UID = 10001  # the Dockerfile's `healthbridge` user
 POSTGRES_UID = 999  # the postgres image's `postgres` user, which reads the password file
 ORIGIN_DOMAIN = "healthbridge.example"  # replace with the operators' own domain
@@ -65,12 +65,6 @@ class RegionFiles:
 def host(region: str, service: str) -> str:
     """The compose service name of a region's service, e.g. gd-ledger."""
     return f"{region.lower()}-{service}"
-
-
-def _write_secret(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, SECRET_MODE)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
 
 
 def _issuer_keys(region: str, secrets_dir: Path, scratch: Path) -> tuple[str, str]:
@@ -115,11 +109,11 @@ def _ledger_node(region: str, files: RegionFiles, root: str, writer: str, stage:
 
 def _database_password(region: str, files: RegionFiles) -> None:
     password = secrets.token_urlsafe(DB_PASSWORD_BYTES)  # no ':' or '\\': passfile-safe
-    _write_secret(files.secrets / "db-password", password.encode() + b"\n")
+    write_secret(files.secrets / "db-password", password.encode() + b"\n")
     # libpq passfile (PGPASSFILE): host:port:database:user:password; the services'
     # database URLs carry no password, so none sits in a config file or variable.
     line = f"{host(region, 'db')}:{DB_PORT}:*:{DB_USER}:{password}\n"
-    _write_secret(files.secrets / "pgpass", line.encode())
+    write_secret(files.secrets / "pgpass", line.encode())
 
 
 def provision(deploy_dir: Path, regions: tuple[str, ...] = REGIONS) -> list[RegionFiles]:

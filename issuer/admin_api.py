@@ -19,6 +19,7 @@ from issuer.audit import Channel
 from issuer.console import accounts_db
 from issuer.console.ops import AdminOps, Who
 from issuer.errors import BadRequestError, UnauthorizedError
+from issuer.services import PendingEntry
 
 api = Blueprint("admin_api", __name__, url_prefix="/v1/admin")
 MAX_FIELD_CHARS = 500
@@ -65,7 +66,7 @@ def opt_int(data: dict[str, Any], name: str) -> int | None:
     return value
 
 
-def entry(p: Any) -> dict[str, Any]:
+def entry(p: PendingEntry) -> dict[str, Any]:
     return {
         "outbox_id": p.outbox_id,
         "kind": p.kind,

@@ -15,22 +15,26 @@ import getpass
 import socket
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from issuer.audit import Channel
 from issuer.cli_options import admin_token_option, config_option, friendly
 
+if TYPE_CHECKING:  # imported when a command runs: the command-line startup stays light
+    from issuer.console.ops import AdminOps, Who
+    from issuer.context import IssuerContext
 
-def _context(config_path: str | None) -> Any:
+
+def _context(config_path: str | None) -> IssuerContext:
     from issuer.config import load_config
     from issuer.context import IssuerContext
 
     return IssuerContext.open(load_config(Path(config_path) if config_path else None))
 
 
-def _ops(config_path: str | None) -> Any:
+def _ops(config_path: str | None) -> AdminOps:
     from issuer.console.ops import AdminOps
     from issuer.ledger_state import ConsortiumCheckpoints
 
@@ -38,7 +42,7 @@ def _ops(config_path: str | None) -> Any:
     return AdminOps(ctx, ConsortiumCheckpoints.from_context(ctx))
 
 
-def _who(ops: Any, token_file: str) -> Any:
+def _who(ops: AdminOps, token_file: str) -> Who:
     from issuer.console import accounts_db
     from issuer.console.ops import Who
     from issuer.keystore import read_secret
@@ -158,12 +162,12 @@ def disable(config_path: str | None, username: str, enable: bool) -> None:
 @friendly
 def token(config_path: str | None, username: str, label: str, output: str) -> None:
     """Issue an API token for an admin (stored hashed; written once to --output)."""
+    from common.secret_file import write_secret
     from issuer.console import accounts_db
-    from issuer.keystore import write_secret
 
     ctx = _context(config_path)
     clear = accounts_db.issue_token(ctx.sessions, username, label, ctx.now())
-    write_secret(Path(output), clear.encode("ascii") + b"\n")
+    write_secret(Path(output), clear.encode("ascii") + b"\n", overwrite=True)
     click.echo(f"token for {username} written to {output} (id {clear.split('_')[1][:8]})")
 
 

@@ -20,7 +20,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select, update
 
 from issuer.context import IssuerContext
+from issuer.errors import ConfigError
 from issuer.models import OutboxRow
+from ledger.client import LedgerClient
 
 log = logging.getLogger(__name__)
 BACKOFF_BASE_S = 0.25  # seconds before the first retry; doubles per failed attempt
@@ -57,8 +59,6 @@ class ClientLedgerPort:
     """A LedgerPort over ledger.client.LedgerClient (real HTTP to the region's node)."""
 
     def __init__(self, base_url: str, writer_key: Ed25519PrivateKey | Path, timeout: float) -> None:
-        from ledger.client import LedgerClient
-
         self.client = LedgerClient(base_url, writer_key, timeout)
 
     def submit(self, entries: list[bytes]) -> list[int]:
@@ -67,8 +67,6 @@ class ClientLedgerPort:
 
 def ledger_port_for(ctx: IssuerContext) -> LedgerPort:
     if not ctx.config.ledger_url:
-        from issuer.errors import ConfigError
-
         raise ConfigError("ledger_url is not configured: the outbox cannot be anchored")
     return ClientLedgerPort(
         ctx.config.ledger_url, ctx.keys.writer_key(), ctx.config.ledger_timeout_s

@@ -2,10 +2,9 @@
 
 Blueprints: `wallet` (enrolment, credential fetch, conversion), `authority` (health
 records posted by the health authority, bearer token), `meta` (status, the OpenAPI
-document). The admin JSON API and console come from `issuer.console` (per-admin
+document). The admin JSON API and console come from `issuer.console.wiring` (per-admin
 accounts and tokens, roles, hash-chained audit log); there is no shared admin token.
-Every error
-is a JSON body {"error": code, "message": ...} with a 4xx (or 503 when the ledger or
+Every error is a JSON body {"error": code, "message": ...} with a 4xx (or 503 when the ledger or
 a key is unavailable); no handler lets an exception escape as a 500 with a traceback.
 The anchor worker and the periodic sync run as daemon threads unless disabled.
 """
@@ -24,6 +23,7 @@ from werkzeug.exceptions import HTTPException
 
 from issuer import anchor, conversion, enrolment, lineage
 from issuer.config import IssuerConfig
+from issuer.console.wiring import init_console
 from issuer.context import IssuerContext
 from issuer.device_auth import DeviceAuth, verify_device_auth
 from issuer.errors import (
@@ -293,9 +293,7 @@ def create_app(
         app.extensions["issuer.trust"] = trust
     for bp in (wallet, authority, meta):
         app.register_blueprint(bp)
-    from issuer.console import init_console  # the admin console and per-admin API
-
-    init_console(app)
+    init_console(app)  # the admin console and per-admin API
 
     @app.errorhandler(IssuerError)
     def _issuer_error(e: IssuerError) -> tuple[Response, int]:

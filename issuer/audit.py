@@ -24,10 +24,12 @@ from typing import Any
 
 from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from issuer.console.models import AdminAuditRecord
 from issuer.errors import IssuerError
+from issuer.issuance import add_outbox
+from issuer.models import AdminAuditRecord, OutboxRow
+from ledger.entries import AuditDigest, encode_entry
 
 CHAIN_DOMAIN = b"healthbridge/issuer/admin-audit/v1\n"  # domain separation of row hashes
 GENESIS_HASH = bytes(32)
@@ -195,7 +197,7 @@ def append(session: Session, e: AuditEvent, now: int) -> AdminAuditRecord:
     return row
 
 
-def record(sessions: Any, e: AuditEvent, now: int) -> int:
+def record(sessions: sessionmaker[Session], e: AuditEvent, now: int) -> int:
     """Append in a transaction of its own, retrying a lost race for the seq."""
     for attempt in range(APPEND_RETRIES):
         try:
@@ -269,8 +271,6 @@ AUDIT_DIGEST_KIND = "audit_digest"  # the outbox row kind of an AuditDigest entr
 
 def last_anchored(session: Session) -> tuple[int, int] | None:
     """(count, created_at) of the newest AuditDigest queued on the outbox, if any."""
-    from issuer.models import OutboxRow
-
     row = session.execute(
         select(OutboxRow.ref, OutboxRow.created_at)
         .where(OutboxRow.kind == AUDIT_DIGEST_KIND)
@@ -280,12 +280,11 @@ def last_anchored(session: Session) -> tuple[int, int] | None:
     return None if row is None else (int(row.ref), int(row.created_at))
 
 
-def anchor_digest(sessions: Any, region: str, now: int, min_interval_s: int = 0) -> int | None:
+def anchor_digest(
+    sessions: sessionmaker[Session], region: str, now: int, min_interval_s: int = 0
+) -> int | None:
     """Queue an AuditDigest(region, head hash, count) for the log when the audit log
     grew since the last one and `min_interval_s` passed; return the outbox id."""
-    from issuer.issuance import add_outbox
-    from ledger.entries import AuditDigest, encode_entry
-
     with sessions.begin() as s:
         n, digest = head(s)
         last = last_anchored(s)

@@ -14,8 +14,9 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from common.db import READ_ONLY
 from issuer.config import IssuerConfig
-from issuer.db import READ_ONLY, open_db
+from issuer.db import open_db
 from issuer.delivery import CodeDelivery, FileDelivery
 from issuer.keystore import KeyStore
 

@@ -50,6 +50,8 @@ from issuer.enrolment import HOLDER_ID_BYTES, decode_device_key
 from issuer.errors import BadRequestError, ConfigError, PresentationRefusedError
 from issuer.issuance import Issued, current_credential, issue_credential
 from issuer.models import CredentialRow, Holder, SeenProof
+from ledger.consortium import Consortium
+from ledger.sync import SyncClient, SyncedTrustState
 
 MAX_PRESENTATION_CHARS = 4096  # characters of QR text accepted in a request
 REASON_SAME_REGION = "same_region"
@@ -90,8 +92,6 @@ class SyncedTrustSource:
         self._local = threading.local()  # SQLite connections stay in their thread
 
     def trust(self) -> TrustState:
-        from ledger.sync import SyncedTrustState
-
         state: TrustState | None = getattr(self._local, "state", None)
         if state is None:
             state = SyncedTrustState(self.state_path)
@@ -104,9 +104,6 @@ class SyncedTrustSource:
         concurrent callers share one sync, and each is answered by a view at least as
         new as its request. Forced syncs are bounded by distinct valid presentations
         (a replayed proof is refused before the anchoring step)."""
-        from ledger.consortium import Consortium
-        from ledger.sync import SyncClient
-
         asked = time.monotonic()
         with self._lock:
             if force:
@@ -161,7 +158,7 @@ def convert(
     new_key = None if device_key is None else decode_device_key(device_key)
     challenge = None if new_key is None else conversion_challenge(new_key)
     # An unreachable peer is not fatal: verify against the last sync, whose age the
-    # checklist weighs (revocation freshness, DESIGN.md §5).
+    # checklist weighs (revocation freshness: docs/credential-format.md §4).
     with contextlib.suppress(Exception):
         trust.refresh()
     now = ctx.clock.now()

@@ -5,53 +5,29 @@ Alembic migrations run at start-up. No domain logic.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from ledger.private_files import private_sqlite, sqlite_path_of
+from common import db as common_db
+from common.db import SqliteTuning
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 30  # seconds a writer waits for the lock before failing
-# Execution option marking a connection that only reads: on SQLite its transaction
+# common.db.READ_ONLY marks a connection that only reads: on SQLite its transaction
 # starts with a deferred BEGIN (a WAL snapshot, no write lock), so authentication and
 # unchanged-credential answers neither queue behind writers nor block them.
-READ_ONLY = "hb_read_only"
 
 
 def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        path = sqlite_path_of(url)
-        if path is not None:
-            # issuer.db holds names, document numbers and password hashes: it exists
-            # 0600 before SQLite opens it, and its WAL / SHM files inherit that mode.
-            private_sqlite(path)
-        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
-
-        @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-            # Let SQLAlchemy's "begin" below decide when a transaction starts.
-            dbapi_conn.isolation_level = None
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")  # a committed issuance survives power loss
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.close()
-
-        @event.listens_for(engine, "begin")
-        def _on_begin(conn: Any) -> None:
-            # BEGIN IMMEDIATE takes the write lock up front, so two writers queue on the
-            # busy timeout instead of failing on a read-to-write upgrade. A connection
-            # marked READ_ONLY reads a snapshot instead (a write there fails loudly:
-            # SQLite refuses the lock upgrade while another writer holds it).
-            if conn.get_execution_options().get(READ_ONLY):
-                conn.exec_driver_sql("BEGIN")
-            else:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-        return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    """The issuer's engine (common.db): on SQLite a committed issuance survives power
+    loss (synchronous=FULL) and writers take the lock up front (BEGIN IMMEDIATE)."""
+    return common_db.make_engine(
+        url,
+        SqliteTuning(
+            synchronous="FULL", busy_timeout_s=SQLITE_BUSY_TIMEOUT_S, begin_immediate=True
+        ),
+    )
 
 
 def migrate(engine: Engine) -> None:
@@ -69,8 +45,6 @@ def migrate(engine: Engine) -> None:
 
 def open_db(url: str, run_migrations: bool = True) -> sessionmaker[Session]:
     engine = make_engine(url)
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     if run_migrations:
         migrate(engine)
     return sessionmaker(engine, expire_on_commit=False)

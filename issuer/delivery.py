@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from ledger.private_files import PRIVATE_FILE_MODE
+from common.private_files import PRIVATE_FILE_MODE
 
 # Recipient reference of a code: (document number) -> keyed pseudonym.
 RecipientRef = Callable[[str], str]

@@ -13,8 +13,6 @@ without the device key.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -25,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
+from common.b64 import b64url, b64url_decode
 from issuer.errors import BadRequestError, UnauthorizedError
 
 SCHEME = "HB-Device"
@@ -59,24 +58,21 @@ class DeviceAuth:
             raise UnauthorizedError("malformed holder id or timestamp in HB-Device header")
         if not SIG_RE.fullmatch(sig):
             raise UnauthorizedError("malformed signature in HB-Device header")
-        return cls(holder_id, int(ts), b64url_decode(sig))
+        return cls(holder_id, int(ts), decode_field(sig))
 
     def render(self) -> str:
-        return f"{SCHEME} {self.holder_id}.{self.timestamp}.{b64url_encode(self.signature)}"
+        return f"{SCHEME} {self.holder_id}.{self.timestamp}.{b64url(self.signature)}"
 
 
 def signed_message(method: str, path: str, timestamp: int) -> bytes:
     return f"{SCHEME}\n{method.upper()}\n{path}\n{timestamp}".encode("ascii")
 
 
-def b64url_encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def b64url_decode(text: str) -> bytes:
+def decode_field(text: str) -> bytes:
+    """A base64url header field (common.b64, strict), or a 400."""
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError) as e:
+        return b64url_decode(text)
+    except ValueError as e:
         raise BadRequestError("expected base64url text") from e
 
 

@@ -9,8 +9,6 @@ count. Codes are stored salted and hashed; each is single-use and expires.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import secrets
@@ -19,6 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from common.b64 import b64url_decode
 from issuer.context import IssuerContext
 from issuer.device_auth import load_device_key
 from issuer.errors import (
@@ -100,8 +99,8 @@ def decode_device_key(text: str) -> bytes:
     if not isinstance(text, str) or not 0 < len(text) <= MAX_DEVICE_KEY_B64_CHARS:
         raise BadRequestError("device_key must be base64url DER SPKI text")
     try:
-        der = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError) as e:
+        der = b64url_decode(text)
+    except ValueError as e:
         raise BadRequestError("device_key is not base64url") from e
     load_device_key(der)
     return der

@@ -7,7 +7,8 @@ credential with its outbox row. Committing each request alone costs one durable 
 `GroupCommitter` takes every fetch queued while the previous group was being written
 and handles them in ONE transaction (`issue_many` signs them together); each
 request thread gets its credential only after that transaction committed, so nothing
-handed out can be lost with an uncommitted outbox row (DESIGN.md §7).
+handed out can be lost with an uncommitted outbox row (docs/threat-model.md,
+"What must never happen").
 
 What it does not do: authenticate (the request thread verified the device signature
 before queueing) or decide the status rules (issuer.issuance).

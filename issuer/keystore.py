@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 import threading
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from common.private_files import load_or_create_secret
+from common.secret_file import InsecureSecretFileError, check_secret_mode, write_secret
 from credential.keys import (
     PrivateKey,
     SigningAlg,
     generate_private_key,
+    key_id,
     private_key_from_pem,
     private_key_to_pem,
     public_key_der,
@@ -31,35 +33,20 @@ from credential.keys import (
 )
 from issuer.config import IssuerConfig
 from issuer.errors import ConfigError, SigningKeyError
-from ledger.private_files import load_or_create_secret
 
-SECRET_FILE_MODE = 0o600
 PSEUDONYM_KEY_BYTES = 32  # bytes; an HMAC-SHA256 key as long as the hash (RFC 2104 §3)
 PSEUDONYM_DOMAIN = "healthbridge/issuer/pseudonym/v1"
 TOKEN_BYTES = 32  # bytes of randomness in an API bearer token
 
 
-def write_secret(path: Path, data: bytes) -> None:
-    """Create (or replace) a file readable by its owner only, written in one go."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, SECRET_FILE_MODE)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(tmp, SECRET_FILE_MODE)
-    os.replace(tmp, path)
-
-
 def read_secret(path: Path) -> bytes:
     """Read a secret file, refusing one that group or others may read."""
     try:
-        mode = path.stat().st_mode & 0o777
+        check_secret_mode(path)
+    except InsecureSecretFileError as e:
+        raise ConfigError(f"secret file {path} must have mode 0600: {e}") from e
     except OSError as e:
         raise ConfigError(f"secret file {path} is missing") from e
-    if mode & 0o077:
-        raise ConfigError(f"secret file {path} must have mode 0600, found {mode:04o}")
     return path.read_bytes()
 
 
@@ -76,7 +63,9 @@ class KeyStore:
     def create_root_key(self) -> ed25519.Ed25519PrivateKey:
         key = ed25519.Ed25519PrivateKey.generate()
         write_secret(
-            self.config.root_key_path, private_key_to_pem(key, self.config.root_key_passphrase())
+            self.config.root_key_path,
+            private_key_to_pem(key, self.config.root_key_passphrase()),
+            overwrite=True,
         )
         return key
 
@@ -96,7 +85,7 @@ class KeyStore:
     # ledger writer key ----------------------------------------------------------------
     def create_writer_key(self) -> ed25519.Ed25519PrivateKey:
         key = ed25519.Ed25519PrivateKey.generate()
-        write_secret(self.config.writer_key_path, private_key_to_pem(key))
+        write_secret(self.config.writer_key_path, private_key_to_pem(key), overwrite=True)
         return key
 
     def writer_key(self) -> ed25519.Ed25519PrivateKey:
@@ -137,7 +126,7 @@ class KeyStore:
     # API tokens -------------------------------------------------------------------------
     def create_token(self, path: Path) -> str:
         token = secrets.token_urlsafe(TOKEN_BYTES)
-        write_secret(path, token.encode("ascii"))
+        write_secret(path, token.encode("ascii"), overwrite=True)
         return token
 
     def token(self, path: Path) -> str | None:
@@ -150,13 +139,10 @@ class KeyStore:
         return self.config.signing_key_dir / f"{kid}.pem"
 
     def create_signing_key(self, alg: SigningAlg = SigningAlg.ES256) -> tuple[str, PrivateKey]:
-        from credential.keys import key_id
-
         key = generate_private_key(alg)
         kid = key_id(public_key_der(key))
         self.config.signing_key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         write_private_key(self.signing_key_path(kid), key)
-        os.chmod(self.signing_key_path(kid), SECRET_FILE_MODE)
         with self._lock:
             self._cache[kid] = key
         return kid, key

@@ -27,15 +27,20 @@ import requests
 
 from issuer.context import IssuerContext
 from issuer.errors import ConfigError, LedgerUnavailableError
-from issuer.services import CheckpointView
 from ledger.checkpoint import Checkpoint, CosignatureVerifier, open_checkpoint
 from ledger.consortium import Consortium, Member
 from ledger.errors import LedgerError
 from ledger.note import NoteVerifier
+from ledger.reader import (
+    MAX_CHECKPOINT_BYTES,
+    HttpLogReader,
+    LogStatusError,
+    LogTooLargeError,
+    LogUnreachableError,
+)
 
 FETCH_TIMEOUT_S = 3.0  # seconds per checkpoint fetch: an admin page waits on it
 CACHE_TTL_S = 1.0  # seconds one fetched view is reused across requests
-MAX_CHECKPOINT_BYTES = 64 * 1024  # bytes; a checkpoint with a few cosignatures is < 2 KiB
 
 
 class CheckpointFetcher(Protocol):
@@ -45,23 +50,38 @@ class CheckpointFetcher(Protocol):
 
 
 class HttpCheckpointFetcher:
+    """`CheckpointFetcher` through the ledger's one bounded reader (ledger.reader)."""
+
     def __init__(self, timeout_s: float = FETCH_TIMEOUT_S) -> None:
         self.timeout_s = timeout_s
 
     def fetch(self, base_url: str) -> bytes:
-        url = base_url.rstrip("/") + "/checkpoint"
+        # A session per fetch, as requests.get does: admin requests run on many threads.
+        with requests.Session() as session:
+            return self._fetch(HttpLogReader(base_url, session, timeout=self.timeout_s))
+
+    def _fetch(self, reader: HttpLogReader) -> bytes:
+        url = f"{reader.prefix}/checkpoint"
         try:
-            r = requests.get(url, timeout=self.timeout_s)
-        except requests.RequestException as e:
-            raise LedgerUnavailableError(f"cannot reach {url}: {type(e).__name__}") from e
-        if r.status_code != 200:
-            raise LedgerUnavailableError(f"expected 200 from {url}, found {r.status_code}")
-        if len(r.content) > MAX_CHECKPOINT_BYTES:
+            return reader.checkpoint()
+        except LogUnreachableError as e:
+            raise LedgerUnavailableError(f"cannot reach {url}: {e}") from e
+        except LogStatusError as e:
+            raise LedgerUnavailableError(f"expected 200 from {url}, found {e.status}") from e
+        except LogTooLargeError as e:
             raise LedgerUnavailableError(
-                f"expected a checkpoint of at most {MAX_CHECKPOINT_BYTES} bytes, "
-                f"found {len(r.content)}"
-            )
-        return r.content
+                f"expected a checkpoint of at most {MAX_CHECKPOINT_BYTES} bytes from {url}"
+            ) from e
+
+
+@dataclass(frozen=True)
+class CheckpointView:
+    """What the ledger says now: tree size and whether its cosignatures meet the quorum."""
+
+    size: int
+    cosigned: bool
+    witnesses: tuple[str, ...] = ()  # member ids whose witness cosigned this checkpoint
+    quorum: str = ""  # the consortium policy, described for people
 
 
 @dataclass(frozen=True)

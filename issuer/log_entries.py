@@ -2,7 +2,8 @@
 key entries with the region root key.
 
 Entries carry digests, indices and key material only: never a name or a document
-number (DESIGN.md §3). Pure: no I/O; the caller hands in the root key object.
+number (docs/ledger-protocol.md, "The validation rules"). Pure: no I/O; the caller
+hands in the root key object.
 """
 
 from __future__ import annotations

@@ -173,3 +173,22 @@ class SeenProof(Base):
     __tablename__ = "seen_proofs"
     proof_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     expires_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class AdminAuditRecord(Base):
+    """One admin action. Append-only: rows chain by hash (issuer.audit)."""
+
+    __tablename__ = "admin_audit"
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[int] = mapped_column(BigInteger)
+    actor: Mapped[str] = mapped_column(String(32))
+    region: Mapped[str] = mapped_column(String(8))
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(128))
+    detail: Mapped[str] = mapped_column(String(1000))
+    address: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(8))  # console | api | cli
+    outcome: Mapped[str] = mapped_column(String(16))  # ok | denied | failed
+    outbox_ids: Mapped[str] = mapped_column(String(2000))  # comma-separated
+    prev_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    row_hash: Mapped[bytes] = mapped_column(LargeBinary)

@@ -25,15 +25,17 @@ from sqlalchemy.orm import Session
 
 from credential.claims import StatusColour
 from issuer import audit, keymgmt
+from issuer.accounts import AdminPrincipal, Permission, Role, authorize
 from issuer.audit import AuditEvent, Channel, Outcome
 from issuer.context import IssuerContext
-from issuer.errors import BadRequestError, IssuerError, NotFoundError, PermissionDeniedError
+from issuer.errors import BadRequestError, IssuerError, NotFoundError
 from issuer.issuance import (
     reinstate_credential_row,
     resident_status,
     revoke_credential_row,
     revoke_on_status_change,
 )
+from issuer.ledger_state import CheckpointView
 from issuer.models import CredentialRow, Holder, OutboxRow, Resident, StatusOverrideRow
 from ledger.entries import RevocationReason
 
@@ -48,12 +50,6 @@ REVOCATION_REASONS = frozenset(r.value for r in RevocationReason) - {
 }
 
 
-class Role(StrEnum):
-    ADMIN = "admin"  # every operation in its region
-    OPERATOR = "operator"  # credentials and statuses, not keys
-    VIEWER = "viewer"  # read only
-
-
 class EntryState(StrEnum):
     PENDING = "pending"  # in the outbox, not yet accepted by the node
     SEQUENCED = "sequenced"  # the node gave it a log index
@@ -63,13 +59,18 @@ class EntryState(StrEnum):
 
 @dataclass(frozen=True)
 class Actor:
-    """An admin acting as themselves: the name is their account's username."""
+    """An admin acting as themselves: the name is their account's username, the roles
+    their account's (issuer.accounts: the one permission model)."""
 
     name: str
     region: str
-    role: Role
+    roles: frozenset[Role]
     address: str = "unknown"  # client address (or cli@host), for the audit log
     channel: Channel = Channel.CLI
+
+    @property
+    def principal(self) -> AdminPrincipal:
+        return AdminPrincipal(self.name, self.region, self.roles)
 
 
 @dataclass(frozen=True)
@@ -95,16 +96,6 @@ class CredentialInfo:
 
 
 @dataclass(frozen=True)
-class CheckpointView:
-    """What the ledger says now: tree size and whether its cosignatures meet the quorum."""
-
-    size: int
-    cosigned: bool
-    witnesses: tuple[str, ...] = ()  # member ids whose witness cosigned this checkpoint
-    quorum: str = ""  # the consortium policy, described for people
-
-
-@dataclass(frozen=True)
 class EntryStatus:
     """One queued log entry against the latest checkpoint of the region's log."""
 
@@ -117,21 +108,14 @@ class EntryStatus:
     ledger_error: str | None = None  # why the checkpoint could not be read, if so
 
 
-_WRITE_ROLES = {Role.ADMIN, Role.OPERATOR}
-
-
 class AdminService:
     def __init__(self, ctx: IssuerContext) -> None:
         self.ctx = ctx
 
     # permission checks ------------------------------------------------------------------
-    def _check(self, actor: Actor, region: str, roles: set[Role]) -> None:
-        if actor.region != region or region != self.ctx.region:
-            raise PermissionDeniedError(
-                f"actor of region {actor.region} may not act on region {region}'s data"
-            )
-        if actor.role not in roles:
-            raise PermissionDeniedError(f"role {actor.role} may not do this")
+    def _check(self, actor: Actor, region: str, permission: Permission) -> None:
+        # The same rule as every other admin path: issuer.accounts.authorize.
+        authorize(actor.principal, permission, self.ctx.region, region)
 
     def _audit(
         self,
@@ -184,7 +168,7 @@ class AdminService:
         document_number: str | None = None,
         region: str | None = None,
     ) -> list[CredentialInfo]:
-        self._check(actor, region or actor.region, {Role.ADMIN, Role.OPERATOR, Role.VIEWER})
+        self._check(actor, region or actor.region, Permission.VIEW_CREDENTIALS)
         q = select(CredentialRow, Holder.holder_id).join(
             Holder, Holder.id == CredentialRow.holder_pk
         )
@@ -241,7 +225,7 @@ class AdminService:
         region: str | None = None,
     ) -> PendingEntry:
         target_region = region or actor.region
-        self._check(actor, target_region, _WRITE_ROLES)
+        self._check(actor, target_region, Permission.REVOKE)
         code = self._reason(reason, note)
 
         def go(s: Session) -> PendingEntry:
@@ -262,7 +246,7 @@ class AdminService:
         region: str | None = None,
     ) -> PendingEntry:
         target_region = region or actor.region
-        self._check(actor, target_region, _WRITE_ROLES)
+        self._check(actor, target_region, Permission.REINSTATE)
 
         def go(s: Session) -> PendingEntry:
             row = self._credential(s, status_index)
@@ -288,7 +272,7 @@ class AdminService:
         one audit row (the batch's log entries); already-revoked or unknown indices are
         skipped (reported through the returned list's length)."""
         target_region = region or actor.region
-        self._check(actor, target_region, _WRITE_ROLES)
+        self._check(actor, target_region, Permission.BULK_REVOKE)
         code = self._reason(reason, note)
         indices = list(status_indices)
         target = f"{target_region}:job:{job}" if job else f"{target_region}:bulk"
@@ -330,7 +314,7 @@ class AdminService:
         """Set (or, with colour None, lift) an admin override; revokes what it outdates.
         The audit row names the resident by internal row id, never by document number."""
         target_region = region or actor.region
-        self._check(actor, target_region, _WRITE_ROLES)
+        self._check(actor, target_region, Permission.OVERRIDE_STATUS)
         if not reason.strip() or len(reason) > MAX_REASON_CHARS:
             raise BadRequestError(f"a reason of 1-{MAX_REASON_CHARS} characters is required")
         now = self.ctx.now()
@@ -377,7 +361,7 @@ class AdminService:
     # keys ------------------------------------------------------------------------------------
     def rotate_key(self, actor: Actor, region: str | None = None) -> list[PendingEntry]:
         target_region = region or actor.region
-        self._check(actor, target_region, {Role.ADMIN})
+        self._check(actor, target_region, Permission.ROTATE_KEY)
 
         def audited(s: Session, change: keymgmt.KeyChange) -> None:
             target = f"{target_region}:{change.kid}"
@@ -395,7 +379,7 @@ class AdminService:
         region: str | None = None,
     ) -> list[PendingEntry]:
         target_region = region or actor.region
-        self._check(actor, target_region, {Role.ADMIN})
+        self._check(actor, target_region, Permission.REVOKE_KEY)
         detail = f"compromised_at={compromised_at}: {reason}" if compromised_at else reason
 
         def audited(s: Session, change: keymgmt.KeyChange) -> None:
@@ -422,7 +406,7 @@ class AdminService:
     ) -> EntryStatus:
         """`entry_state` with the log index and the witnesses that cosigned. A ledger
         that cannot be read leaves a sequenced entry at SEQUENCED (never claims more)."""
-        self._check(actor, actor.region, {Role.ADMIN, Role.OPERATOR, Role.VIEWER})
+        self._check(actor, actor.region, Permission.VIEW_LEDGER)
         with self.ctx.sessions() as s:
             box = s.get(OutboxRow, outbox_id)
             if box is None:

@@ -8,7 +8,8 @@ What it does: `audit_log(fetcher, log_verifier, region, root_public_key)`:
   3. recomputes the root from those tiles and compares it with the checkpoint;
   4. replays `ledger.rules.apply_entry` over every entry from the empty state.
 Any difference raises `AuditError` saying where and what was expected. What it does
-not: HTTP itself (the `LogFetcher` is a `LedgerClient` or an in-memory fake), witness
+not: HTTP itself (the fetcher is a `ledger.reader.LogReader`: `HttpLogReader`,
+`LedgerClient` or the in-memory `MemoryFetcher`), witness
 policy (cosignatures are reported, not required), or persisting results.
 """
 
@@ -16,14 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
 
 from ledger import tiles
 from ledger.checkpoint import open_checkpoint
-from ledger.entries import decode_leaf
+from ledger.entries import decode_entry, decode_leaf
 from ledger.errors import LedgerError
 from ledger.merkle import HASH_SIZE, leaf_hash, root_hash
 from ledger.note import NoteVerifier
+from ledger.reader import LogReader
 from ledger.rules import LogState, apply_entry
 
 Progress = Callable[[int, int], None]
@@ -31,16 +32,6 @@ Progress = Callable[[int, int], None]
 
 class AuditError(LedgerError):
     """The log is inconsistent with its own checkpoint, tiles or rules."""
-
-
-class LogFetcher(Protocol):
-    """Read side of a log (tlog-tiles); `LedgerClient` implements it over HTTP."""
-
-    def checkpoint(self) -> bytes: ...
-
-    def tile(self, level: int, index: int, width: int = tiles.TILE_WIDTH) -> bytes: ...
-
-    def entries_bundle(self, index: int, width: int = tiles.TILE_WIDTH) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -57,8 +48,9 @@ class AuditReport:
 class MemoryFetcher:
     """In-memory fake of a log's read side, keyed by tlog-tiles path."""
 
-    def __init__(self, files: Mapping[str, bytes]) -> None:
+    def __init__(self, files: Mapping[str, bytes], name: str = "memory") -> None:
         self.files = dict(files)
+        self.name = name
 
     def _get(self, path: str) -> bytes:
         if path not in self.files:
@@ -71,7 +63,7 @@ class MemoryFetcher:
     def tile(self, level: int, index: int, width: int = tiles.TILE_WIDTH) -> bytes:
         return self._get(tiles.TileId(level, index, width).path())
 
-    def entries_bundle(self, index: int, width: int = tiles.TILE_WIDTH) -> bytes:
+    def entry_bundle(self, index: int, width: int = tiles.TILE_WIDTH) -> bytes:
         return self._get(tiles.entry_bundle_path(index, width))
 
 
@@ -84,7 +76,7 @@ class _DictReader:
 
 
 def audit_log(
-    fetcher: LogFetcher,
+    fetcher: LogReader,
     log_verifier: NoteVerifier,
     initial_state: LogState,
     progress: Progress | None = None,
@@ -107,7 +99,7 @@ def audit_log(
     for b in range(n_bundles):
         width = tiles.tile_width(0, b, size)
         try:
-            leaves = tiles.decode_entry_bundle(fetcher.entries_bundle(b, width))
+            leaves = tiles.decode_entry_bundle(fetcher.entry_bundle(b, width))
         except LedgerError as e:
             raise AuditError(f"entry bundle {b} (width {width}): {e}") from e
         if len(leaves) != width:
@@ -140,8 +132,6 @@ def audit_log(
 
 def leaf_entry_of(leaf: object) -> object:
     """The decoded entry inside a timestamped leaf (for counting by type)."""
-    from ledger.entries import decode_entry
-
     raw = getattr(leaf, "entry_bytes", None)
     if isinstance(raw, bytes):
         try:
@@ -151,7 +141,7 @@ def leaf_entry_of(leaf: object) -> object:
     return leaf
 
 
-def _check_tiles(fetcher: LogFetcher, computed: dict[tuple[int, int], bytes], size: int) -> int:
+def _check_tiles(fetcher: LogReader, computed: dict[tuple[int, int], bytes], size: int) -> int:
     """Build the upper tile levels from level 0 and compare every tile with the served one."""
     level = 0
     while (size >> (tiles.TILE_HEIGHT * (level + 1))) > 0:

@@ -11,7 +11,6 @@ What it does not: any ledger logic of its own.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 import threading
@@ -23,10 +22,8 @@ import tomli_w
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from common.secret_file import write_secret
 from ledger.config import decode_ed25519_public_key, encode_ed25519_public_key
-
-SECRET_MODE = 0o600
-
 
 MEMBER_FILE = "member.toml"
 
@@ -34,13 +31,6 @@ MEMBER_FILE = "member.toml"
 def _default_witness_name(origin: str) -> str:
     base = origin[: -len("/log")] if origin.endswith("/log") else origin
     return f"{base}/witness"
-
-
-def write_secret(path: Path, data: bytes) -> None:
-    """Create `path` with mode 0600 from the start (never world-readable, even briefly)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, SECRET_MODE)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
 
 
 def _ed25519_pem(key: Ed25519PrivateKey) -> bytes:

@@ -3,14 +3,18 @@
 What it does: `LedgerClient(base_url, writer_key, timeout)` signs POST /v1/entries with
 the writer's Ed25519 key (scheme in docs/ledger-protocol.md), fetches checkpoints, tiles,
 entry bundles and proofs, and maps every failure to a typed `LedgerClientError`
-subclass. What it does not: it does not verify what it fetches (checkpoint signatures,
-proofs); callers do that with ledger.checkpoint / ledger.merkle, as `ledger.audit` does.
+subclass. It is a `ledger.reader.LogReader`, and every body it reads goes through
+`ledger.reader.bounded_request` with a per-resource limit (an auditor points it at
+another operator's node). The writer signature is `ledger.writer_auth`'s.
+What it does not: verify what it fetches (checkpoint signatures, proofs); callers do
+that with ledger.checkpoint / ledger.merkle, as `ledger.audit` does.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,13 +24,23 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from ledger import writer_auth
 from ledger.errors import LedgerError
+from ledger.reader import (
+    DEFAULT_TIMEOUT_S,
+    MAX_BUNDLE_BYTES,
+    MAX_CHECKPOINT_BYTES,
+    MAX_ERROR_TEXT_CHARS,
+    MAX_JSON_BYTES,
+    MAX_TILE_BYTES,
+    HttpAnswer,
+    LogTooLargeError,
+    LogUnreachableError,
+    bounded_request,
+)
 from ledger.sequencer import Receipt
-from ledger.tiles import TileId, entry_bundle_path
+from ledger.tiles import TILE_WIDTH, TileId, entry_bundle_path
 
-DEFAULT_TIMEOUT_S = 10.0  # seconds per HTTP request
-AUTH_SCHEME = "HB-Ledger-Writer"
-AUTH_CONTEXT = b"HB-Ledger-Submit\n"
 WAIT_POLL_S = 0.1  # seconds between checkpoint polls in wait_for_size
 
 
@@ -78,20 +92,12 @@ def load_writer_key(source: str | Path | Ed25519PrivateKey | None) -> Ed25519Pri
 
 
 def writer_public_key(key: Ed25519PrivateKey) -> bytes:
-    return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    return writer_auth.raw_public_key(key)
 
 
 def authorization(key: Ed25519PrivateKey, origin: str, body: bytes, now: int) -> str:
-    """The Authorization header value for a POST /v1/entries body."""
-    import hashlib
-
-    msg = AUTH_CONTEXT + f"{origin}\n{now}\n{hashlib.sha256(body).hexdigest()}".encode()
-    sig = key.sign(msg)
-    return f"{AUTH_SCHEME} {_b64url(writer_public_key(key))}.{now}.{_b64url(sig)}"
+    """The Authorization header value for a POST /v1/entries body (ledger.writer_auth)."""
+    return writer_auth.authorization(key, origin, body, now)
 
 
 class LedgerClient:
@@ -112,32 +118,38 @@ class LedgerClient:
 
     # -- plumbing ------------------------------------------------------------------
 
-    def _request(self, method: str, path: str, **kw: Any) -> requests.Response:
+    def _request(
+        self, method: str, path: str, limit: int = MAX_JSON_BYTES, **kw: Any
+    ) -> HttpAnswer:
         try:
-            resp = self.session.request(method, self.base_url + path, timeout=self.timeout, **kw)
-        except requests.RequestException as e:
-            raise LedgerUnreachableError(f"{method} {path}: {type(e).__name__}: {e}") from e
-        if resp.status_code >= 400:
+            answer = bounded_request(
+                self.session, method, self.base_url + path, limit=limit, timeout=self.timeout, **kw
+            )
+        except LogUnreachableError as e:
+            raise LedgerUnreachableError(f"{method} {path}: {e}") from e
+        except LogTooLargeError as e:
+            raise LedgerProtocolError(f"{method} {path}: {e}") from e
+        if answer.status >= 400:
             try:
-                body = resp.json()
+                body = json.loads(answer.body)
                 if not isinstance(body, dict):
                     body = {}
             except ValueError:
                 body = {}
             code = str(body.get("error", "http_error"))
-            message = str(body.get("message", resp.text[:200]))
+            message = str(body.get("message", answer.text[:MAX_ERROR_TEXT_CHARS]))
             cls: type[LedgerResponseError] = LedgerResponseError
-            if resp.status_code == 422:
+            if answer.status == 422:
                 cls = LedgerRefusedError
-            elif resp.status_code == 404:
+            elif answer.status == 404:
                 cls = LedgerNotFoundError
-            raise cls(resp.status_code, code, message, body)
-        return resp
+            raise cls(answer.status, code, message, body)
+        return answer
 
     def _json(self, path: str, **params: Any) -> dict[str, Any]:
         resp = self._request("GET", path, params=params)
         try:
-            doc = resp.json()
+            doc = json.loads(resp.body)
         except ValueError as e:
             raise LedgerProtocolError(f"GET {path}: expected JSON") from e
         if not isinstance(doc, dict):
@@ -156,8 +168,6 @@ class LedgerClient:
         """Log entries; returns after they are committed and sequenced (idempotent)."""
         if self.key is None:
             raise LedgerClientError("submitting needs a writer key")
-        import json
-
         body = json.dumps(
             {"entries": [base64.b64encode(e).decode("ascii") for e in entries]}
         ).encode()
@@ -169,7 +179,7 @@ class LedgerClient:
             headers={"Authorization": auth, "Content-Type": "application/json"},
         )
         try:
-            doc = resp.json()
+            doc = json.loads(resp.body)
             out = [
                 Receipt(int(r["index"]), bytes.fromhex(r["entry_hash"])) for r in doc["receipts"]
             ]
@@ -184,18 +194,26 @@ class LedgerClient:
     def status(self) -> dict[str, Any]:
         return self._json("/v1/status")
 
-    def checkpoint(self) -> bytes:
-        return self._request("GET", "/checkpoint").content
+    # LogReader (ledger.reader): the tlog-tiles read side, each body bounded.
 
-    def tile(self, level: int, index: int, width: int = 256) -> bytes:
-        return self._request("GET", "/" + TileId(level, index, width).path()).content
+    @property
+    def name(self) -> str:
+        return self.base_url
+
+    def checkpoint(self) -> bytes:
+        return self._request("GET", "/checkpoint", limit=MAX_CHECKPOINT_BYTES).body
+
+    def tile(self, level: int, index: int, width: int = TILE_WIDTH) -> bytes:
+        path = "/" + TileId(level, index, width).path()
+        return self._request("GET", path, limit=MAX_TILE_BYTES).body
 
     def read_tile(self, level: int, index: int) -> bytes:
         """TileReader over HTTP: the full tile (partial tiles need a width: use `tile`)."""
         return self.tile(level, index)
 
-    def entries_bundle(self, index: int, width: int = 256) -> bytes:
-        return self._request("GET", "/" + entry_bundle_path(index, width)).content
+    def entry_bundle(self, index: int, width: int = TILE_WIDTH) -> bytes:
+        path = "/" + entry_bundle_path(index, width)
+        return self._request("GET", path, limit=MAX_BUNDLE_BYTES).body
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         return _proof(self._json("/v1/proof/inclusion", index=index, size=size))

@@ -106,6 +106,17 @@ TYPE_CODES: dict[EntryType, int] = {
     EntryType.CREDENTIAL_REINSTATED: 5,
     EntryType.AUDIT_DIGEST: 6,
 }
+# The entries that change which issuer keys a region has (the revocation snapshot
+# carries them verbatim; the mirror replays them).
+KEY_ENTRY_TYPES = frozenset({EntryType.KEY_ADDED, EntryType.KEY_REVOKED})
+_KEY_ENTRY_CODES = frozenset(TYPE_CODES[t] for t in KEY_ENTRY_TYPES)
+
+
+def is_key_entry(entry_bytes: bytes) -> bool:
+    """Whether canonical entry bytes are a KEY_ADDED / KEY_REVOKED entry. Byte 1 of a
+    canonical entry is its type code (see the layout above): no full decode needed on
+    the sequencing hot path."""
+    return len(entry_bytes) > 1 and entry_bytes[1] in _KEY_ENTRY_CODES
 
 
 def _check_region(region: str) -> None:

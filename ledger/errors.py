@@ -54,5 +54,9 @@ class CosignatureError(LedgerError, ValueError):
     """A cosignature is malformed or does not verify (C2SP tlog-cosignature@v1.0.1)."""
 
 
+class StorageError(LedgerError):
+    """The database refused or failed an operation (wrapped driver error)."""
+
+
 class EntryError(LedgerError, ValueError):
     """A log entry or timestamped leaf is malformed, non-canonical or invalid."""

@@ -39,9 +39,12 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(NODE_PREFIX + left + right).digest()
 
 
+EMPTY_ROOT = hashlib.sha256(b"").digest()  # RFC 9162 §2.1.1: MTH({}) = SHA-256()
+
+
 def empty_root() -> bytes:
     """MTH({}) = SHA-256() (RFC 9162 §2.1.1)."""
-    return hashlib.sha256(b"").digest()
+    return EMPTY_ROOT
 
 
 def root_hash(leaf_hashes: Sequence[bytes]) -> bytes:

@@ -31,9 +31,11 @@ import sqlalchemy as sa
 from ledger import tiles
 from ledger.checkpoint import OpenedCheckpoint, attach_signatures
 from ledger.consortium import Consortium, Member
-from ledger.entries import EntryType, decode_entry, decode_leaf, encode_entry
+from ledger.entries import KEY_ENTRY_TYPES, decode_entry, decode_leaf, encode_entry
 from ledger.errors import LedgerError
 from ledger.merkle import leaf_hash
+from ledger.migrations import upgrade_head
+from ledger.reader import HttpLogReader, LogReader
 from ledger.revocation import (
     RevocationError,
     RevocationSnapshot,
@@ -43,13 +45,11 @@ from ledger.revocation import (
 )
 from ledger.revocation_api import MAX_KEPT_SNAPSHOTS
 from ledger.rules import LogState, RuleViolationError, apply_entry
-from ledger.sync import BUNDLE_WIDTH, HttpLogSource, LogSource
 from ledger.witness import InconsistentError, RuleRefusedError, WitnessedCheckpoint
 
 log = logging.getLogger(__name__)
 
 REVOCATION_SNAPSHOT_RULE = "revocation_snapshot_mismatch"
-KEY_TYPES = (EntryType.KEY_ADDED, EntryType.KEY_REVOKED)
 
 metadata = sa.MetaData()
 leaf_table = sa.Table(
@@ -104,10 +104,13 @@ def origin_hash(origin: str) -> str:
 class MirrorStore:
     """Mirrored leaves, tiles and served checkpoints of several origins, in SQL."""
 
-    def __init__(self, engine: sa.Engine, keep_snapshots: int = MAX_KEPT_SNAPSHOTS) -> None:
+    def __init__(
+        self, engine: sa.Engine, keep_snapshots: int = MAX_KEPT_SNAPSHOTS, migrate: bool = True
+    ) -> None:
         self.engine = engine
         self.keep_snapshots = keep_snapshots  # revocation snapshots kept per origin
-        metadata.create_all(engine)
+        if migrate:
+            upgrade_head(engine)  # the tables are the node's Alembic history (0003)
 
     def size(self, origin: str) -> int:
         with self.engine.connect() as c:
@@ -263,11 +266,11 @@ class _Overlay:
         return got if got is not None else self.base.read_tile(level, index)
 
 
-SourceFactory = Callable[[Member], LogSource]
+SourceFactory = Callable[[Member], LogReader]
 
 
-def _origin_source(member: Member) -> LogSource:
-    return HttpLogSource(member.node_url)
+def _origin_source(member: Member) -> LogReader:
+    return HttpLogReader(member.node_url)
 
 
 @dataclass
@@ -308,7 +311,7 @@ class ValidatingMirror:
         for raw in self.store.leaves(member.log_origin, 0, size):
             leaf = decode_leaf(raw)
             state = apply_entry(state, leaf)
-            if decode_entry(leaf.entry_bytes).type in KEY_TYPES:
+            if decode_entry(leaf.entry_bytes).type in KEY_ENTRY_TYPES:
                 keys.append(leaf.entry_bytes)
         mirrored = _MirroredLog(state, keys)
         self._logs[member.log_origin] = mirrored
@@ -353,7 +356,7 @@ class ValidatingMirror:
                     f"entry {old + i} of {cp.origin}: {e}", "malformed_entry", old + i
                 ) from e
             entry = decode_entry(leaf.entry_bytes)
-            if entry.type in KEY_TYPES:
+            if entry.type in KEY_ENTRY_TYPES:
                 keys.append(encode_entry(entry))
         committed = find_extension(cp.extensions)
         kept: MirroredSnapshot | None = None
@@ -377,16 +380,16 @@ class ValidatingMirror:
         out: list[bytes] = []
         pos = start
         while pos < end:
-            n = pos // BUNDLE_WIDTH
-            width = min(BUNDLE_WIDTH, end - n * BUNDLE_WIDTH)
+            n = pos // tiles.TILE_WIDTH
+            width = min(tiles.TILE_WIDTH, end - n * tiles.TILE_WIDTH)
             try:
                 bundle = tiles.decode_entry_bundle(source.entry_bundle(n, width))
             except LedgerError as e:
                 raise InconsistentError(f"cannot fetch entries of {member.id}: {e}") from e
             if len(bundle) != width:
                 raise InconsistentError(f"bundle {n}: expected {width} entries, got {len(bundle)}")
-            out.extend(bundle[pos - n * BUNDLE_WIDTH :])
-            pos = n * BUNDLE_WIDTH + width
+            out.extend(bundle[pos - n * tiles.TILE_WIDTH :])
+            pos = n * tiles.TILE_WIDTH + width
         return out
 
 

@@ -22,15 +22,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
@@ -55,11 +52,10 @@ from ledger.sequencer import (
     SubmissionRefusedError,
 )
 from ledger.storage import StorageError, Store, open_store
+from ledger.writer_auth import WriterAuth, WriterAuthError
 
 log = logging.getLogger(__name__)
 
-AUTH_SCHEME = "HB-Ledger-Writer"
-AUTH_CONTEXT = b"HB-Ledger-Submit\n"  # domain separation for writer signatures
 EXTENSION_KEY = "healthbridge_ledger"
 REVOCATION_KEY = "healthbridge_ledger_revocation"  # the node's RevocationPublisher
 CHECKPOINT_MEDIA_TYPE = "text/plain; charset=utf-8"
@@ -97,22 +93,6 @@ def initial_state_for(region: str, root_public_key: bytes) -> LogState:
     return LogState.empty(region, root_public_key)
 
 
-def writer_message(origin: str, timestamp: int, body: bytes) -> bytes:
-    """The bytes a writer signs: context, origin, timestamp, SHA-256 of the body."""
-    digest = hashlib.sha256(body).hexdigest()
-    return AUTH_CONTEXT + f"{origin}\n{timestamp}\n{digest}".encode("ascii")
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def b64url_decode(text: str) -> bytes:
-    if not text or len(text) > 200:
-        raise ValueError("empty or over-long base64url field")
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 # -- blueprints ----------------------------------------------------------------------
 
 api = Blueprint("ledger_api", __name__, url_prefix="/v1")
@@ -120,21 +100,13 @@ read = Blueprint("ledger_tiles", __name__)
 
 
 def _authenticate(body: bytes) -> None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, rest = header.partition(" ")
-    if scheme != AUTH_SCHEME or rest.count(".") != 2:
-        raise ApiError(
-            401, "unauthorized", f"expected 'Authorization: {AUTH_SCHEME} <key>.<ts>.<sig>'"
-        )
-    key_text, ts_text, sig_text = rest.split(".")
     try:
-        key_raw = b64url_decode(key_text)
-        sig = b64url_decode(sig_text)
-        ts = int(ts_text) if ts_text.isdigit() and len(ts_text) <= 12 else -1
-    except (ValueError, binascii.Error) as e:
-        raise ApiError(401, "unauthorized", "malformed writer credentials") from e
+        auth = WriterAuth.parse(request.headers.get("Authorization", ""))
+    except WriterAuthError as e:
+        raise ApiError(401, "unauthorized", str(e)) from e
+    ts = auth.timestamp
     n = node()
-    if key_raw not in n.config.writer_public_keys:
+    if auth.public_key not in n.config.writer_public_keys:
         raise ApiError(401, "unauthorized", "the key is not a writer of this log")
     now = int(n.clock())
     if abs(now - ts) > AUTH_WINDOW_S:
@@ -144,11 +116,9 @@ def _authenticate(body: bytes) -> None:
             f"expected a timestamp within {AUTH_WINDOW_S} s of {now}, found {ts}",
         )
     try:
-        Ed25519PublicKey.from_public_bytes(key_raw).verify(
-            sig, writer_message(n.config.origin, ts, body)
-        )
-    except (InvalidSignature, ValueError) as e:
-        raise ApiError(401, "unauthorized", "writer signature does not verify") from e
+        auth.verify(n.config.origin, body)
+    except WriterAuthError as e:
+        raise ApiError(401, "unauthorized", str(e)) from e
 
 
 def _parse_entries(body: bytes) -> list[bytes]:

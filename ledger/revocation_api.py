@@ -34,7 +34,7 @@ from collections.abc import Iterable, Sequence
 from flask import Blueprint, Response, jsonify
 
 from ledger.config import IMMUTABLE_MAX_AGE_S
-from ledger.entries import TYPE_CODES, EntryType
+from ledger.entries import is_key_entry
 from ledger.revocation import (
     DIGEST_SIZE,
     RevocationError,
@@ -46,14 +46,7 @@ from ledger.rules import LogState
 from ledger.storage import BlobToStore, StorageError, Store
 
 MAX_KEPT_SNAPSHOTS = 64  # snapshots kept for deltas (one per checkpoint)
-_KEY_CODES = frozenset({TYPE_CODES[EntryType.KEY_ADDED], TYPE_CODES[EntryType.KEY_REVOKED]})
 SNAPSHOT_MEDIA_TYPE = "application/octet-stream"
-
-
-def is_key_entry(entry_bytes: bytes) -> bool:
-    """Whether canonical entry bytes are a KEY_ADDED / KEY_REVOKED entry (byte 1 is the
-    type code, ledger.entries); no full decode needed on the sequencing hot path."""
-    return len(entry_bytes) > 1 and entry_bytes[1] in _KEY_CODES
 
 
 class RevocationPublisher:

@@ -3,8 +3,8 @@
 `apply_entry(state, leaf)` returns the log state after one more leaf, or raises
 `RuleViolationError` whose `rule` names the rule broken. The sequencer runs it before
 it sequences an entry; every witness and validating mirror runs it again on every
-entry before cosigning (DESIGN.md §3), so a node cannot slip in an entry its peers
-would refuse. The rules:
+entry before cosigning (docs/ledger-protocol.md, "Witnessing and mirroring"), so a
+node cannot slip in an entry its peers would refuse. The rules:
 
 - every entry names the log's own region (a GD log never carries MO keys or revokes
   MO credentials): WRONG_REGION;

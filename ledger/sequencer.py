@@ -28,7 +28,7 @@ from typing import Protocol, cast
 from ledger import tiles
 from ledger.checkpoint import Checkpoint
 from ledger.config import SUBMIT_TIMEOUT_S, NodeConfig
-from ledger.entries import TYPE_CODES, EntryType, TimestampedEntry, encode_leaf
+from ledger.entries import TimestampedEntry, decode_leaf, encode_leaf, is_key_entry
 from ledger.errors import LedgerError
 from ledger.merkle import leaf_hash
 from ledger.note import NoteSigner, sign_note
@@ -42,7 +42,6 @@ TILE_CACHE_LIMIT = 64  # tiles kept in memory for the right edge of the tree
 # Leaves between two stored rules-state snapshots: a restart replays at most this many
 # (about 15 us each) instead of the whole log; a snapshot of 10M anchors is ~2 MB.
 STATE_SNAPSHOT_INTERVAL = 100_000  # leaves
-_KEY_CODES = frozenset({TYPE_CODES[EntryType.KEY_ADDED], TYPE_CODES[EntryType.KEY_REVOKED]})
 BATCH_QUIET_S = 0.01  # seconds without a new submission after which the pool is sealed
 Clock = Callable[[], float]
 
@@ -131,11 +130,6 @@ class _OverlayReader:
         return self.cache[key]
 
 
-def _is_key_entry(entry_bytes: bytes) -> bool:
-    # Byte 1 of a canonical entry is its type code (ledger.entries): no full decode.
-    return len(entry_bytes) > 1 and entry_bytes[1] in _KEY_CODES
-
-
 def rebuild_log_state(
     store: Store,
     initial: LogState,
@@ -146,7 +140,6 @@ def rebuild_log_state(
     """Replay the stored leaves [start, size) through the rules, from `initial` (the
     state after `start` leaves; startup; the rules are pure); when `entries` is given,
     also collect those entries' bytes into it."""
-    from ledger.entries import decode_leaf
 
     state = initial
     for raw in store.iter_leaves(size, start):
@@ -191,7 +184,7 @@ class Sequencer:
         self.log_state = rebuild_log_state(
             store, state, self.tree.size, tail, start=self.replayed_from
         )
-        self._key_entries = keys + [e for e in tail if _is_key_entry(e)]
+        self._key_entries = keys + [e for e in tail if is_key_entry(e)]
         if extender is not None:
             extender.prime(self._key_entries)
             # The latest checkpoint's extension lines must be servable again: re-derive
@@ -398,7 +391,7 @@ class Sequencer:
             if self.extender is not None:
                 ext = self.extender.lines(state, size, new_entries)
             note = sign_note(checkpoint_text(self.config.origin, size, root, ext), [self.signer])
-            keys = self._key_entries + [e for e in new_entries if _is_key_entry(e)]
+            keys = self._key_entries + [e for e in new_entries if is_key_entry(e)]
             snapshot: tuple[int, bytes] | None = None
             if size - self._snapshot_size >= self.snapshot_interval:
                 snapshot = (size, encode_state_snapshot(state, tuple(keys)))

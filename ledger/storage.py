@@ -13,7 +13,6 @@ its dedupe hash and 32 bytes of tile.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
@@ -21,18 +20,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from ledger.errors import LedgerError
-from ledger.private_files import private_sqlite, sqlite_path_of
+from common import db as common_db
+from common.db import SqliteTuning, redact
+from ledger.errors import StorageError
+from ledger.merkle import EMPTY_ROOT
+from ledger.migrations import upgrade_head
 
 HASH_BYTES = 32  # bytes, SHA-256
 TILE_WIDTH_HASHES = 256  # hashes per full tile (C2SP tlog-tiles)
 FULL_TILE_BYTES = HASH_BYTES * TILE_WIDTH_HASHES  # bytes
-SQLITE_BUSY_TIMEOUT_MS = 10_000  # milliseconds a connection waits on a locked database
+SQLITE_BUSY_TIMEOUT_S = 10.0  # seconds a connection waits on a locked database
 LEAF_FETCH_CHUNK = 10_000  # rows per query when streaming every leaf
 FULL_TILE_CACHE_TILES = 1024  # full tiles kept in memory per store (8 MiB at 8 KiB each)
 VERSION_TABLE = "ledger_alembic_version"
@@ -40,10 +41,6 @@ VERSION_TABLE = "ledger_alembic_version"
 # SQLite only treats "INTEGER PRIMARY KEY" as the rowid alias; BIGINT would add a
 # second index per row, so integer keys are INTEGER on SQLite and BIGINT elsewhere.
 Index64 = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-
-
-class StorageError(LedgerError):
-    """The database refused or failed an operation (wrapped driver error)."""
 
 
 class ConcurrentWriterError(StorageError):
@@ -121,9 +118,6 @@ class BlobToStore:
     keep_from_size: int = 0
 
 
-EMPTY_ROOT = hashlib.sha256(b"").digest()  # RFC 9162 §2.1.1: MTH({}) = SHA-256()
-
-
 @dataclass(frozen=True)
 class TreeState:
     size: int
@@ -160,39 +154,12 @@ def tile_existed(level: int, idx: int, tree_size: int) -> bool:
     return (tree_size >> (8 * level)) > idx * TILE_WIDTH_HASHES
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    # WAL: readers never block the sequencer; synchronous=NORMAL in WAL keeps every
-    # commit across a process crash (only an OS crash may lose the last commits).
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.close()
-
-
 def make_engine(url: str) -> Engine:
-    """An engine for `url`, with SQLite tuned for one writer and many readers."""
+    """An engine for `url` (common.db), SQLite tuned for one writer and many readers."""
     try:
-        if url.startswith("sqlite"):
-            path = sqlite_path_of(url)
-            if path is not None:
-                # The file exists 0600 before SQLite opens it (its WAL and SHM follow).
-                private_sqlite(path)
-            engine = sa.create_engine(url, connect_args={"check_same_thread": False})
-            event.listen(engine, "connect", _sqlite_pragmas)
-            return engine
-        return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        return common_db.make_engine(url, SqliteTuning(busy_timeout_s=SQLITE_BUSY_TIMEOUT_S))
     except (SQLAlchemyError, ValueError, OSError) as e:
         raise StorageError(f"cannot open database {redact(url)}: {e}") from e
-
-
-def redact(url: str) -> str:
-    """The URL with any password hidden (for messages and logs)."""
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except (SQLAlchemyError, ValueError):
-        return "<unparseable database URL>"
 
 
 class Store:
@@ -526,7 +493,5 @@ def open_store(url: str, migrate: bool = True) -> Store:
     """Open (and by default migrate to head) the log database at `url`."""
     engine = make_engine(url)
     if migrate:
-        from ledger.migrations import upgrade_head
-
         upgrade_head(engine)
     return Store(engine)

@@ -17,7 +17,7 @@ every other member's validating mirror), the client:
    anchors — and records the checkpoint, in one transaction.
 
 `SyncedTrustState` implements `credential.trust.TrustState` from that SQLite file
-alone. The sources sit behind the `LogSource` protocol (`HttpLogSource` for real,
+alone. The sources sit behind `ledger.reader.LogReader` (`HttpLogReader` for real,
 any in-memory fake for tests). Entry rules are the validating witnesses' job: the
 quorum vouches that they were checked; the client decodes entries but does not
 re-run `ledger.rules`.
@@ -31,14 +31,14 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
-import requests
 from pyroaring import FrozenBitMap
 
+from common.private_files import private_sqlite
 from credential.keys import SigningAlg
 from credential.trust import RegisteredKey
 from ledger import tiles
@@ -55,9 +55,9 @@ from ledger.entries import (
     decode_leaf_entry,
 )
 from ledger.errors import LedgerError
-from ledger.merkle import HASH_SIZE, leaf_hash, node_hash
+from ledger.merkle import EMPTY_ROOT, HASH_SIZE, leaf_hash, node_hash
 from ledger.note import NoteVerifier
-from ledger.private_files import private_sqlite
+from ledger.reader import HttpLogReader, LogReader, LogReadError
 from ledger.revocation import MAX_STATUS_INDEX as MAX_STATUS_INDEX_32
 from ledger.revocation import (
     RevocationDelta,
@@ -71,12 +71,7 @@ from ledger.revocation import (
 log = logging.getLogger(__name__)
 
 BUNDLE_WIDTH = tiles.TILE_WIDTH  # entries per full entry bundle (tlog-tiles)
-DEFAULT_TIMEOUT_S = 10.0  # seconds per HTTP request
-MAX_CHECKPOINT_BYTES = 1 << 16  # bytes
-MAX_BUNDLE_BYTES = BUNDLE_WIDTH * (2 + 0xFFFF)  # bytes; 256 entries of at most 64 KiB
-MAX_SNAPSHOT_BYTES = 64 << 20  # bytes; ledger.revocation.MAX_BITMAP_BYTES
 STAGE_CHUNK_BUNDLES = 64  # bundles staged per transaction (resume granularity)
-EMPTY_ROOT = hashlib.sha256(b"").digest()  # RFC 9162 §2.1.1: MTH({})
 
 
 class SyncError(LedgerError):
@@ -140,56 +135,12 @@ class Progress:
 ProgressCallback = Callable[[Progress], None]
 
 
-class LogSource(Protocol):
-    """Read side of one log at one place (its node or a mirror)."""
-
-    @property
-    def name(self) -> str: ...
-
-    def checkpoint(self) -> bytes: ...
-
-    def entry_bundle(self, index: int, width: int) -> bytes: ...
+# The sync client's names for the one read interface and its HTTP implementation.
+LogSource = LogReader
+HttpLogSource = HttpLogReader
 
 
-@dataclass
-class HttpLogSource:
-    """A C2SP tlog-tiles read prefix over HTTP: `<prefix>/checkpoint`, `/tile/entries/N`."""
-
-    prefix: str
-    session: requests.Session = field(default_factory=requests.Session)
-    timeout: float = DEFAULT_TIMEOUT_S
-
-    @property
-    def name(self) -> str:
-        return self.prefix
-
-    def _get(self, path: str, limit: int) -> bytes:
-        try:
-            r = self.session.get(f"{self.prefix}/{path}", timeout=self.timeout)
-        except requests.RequestException as e:
-            raise SourceError(f"{self.prefix}: {type(e).__name__}") from e
-        if r.status_code != 200:
-            raise SourceError(f"{self.prefix}/{path}: HTTP {r.status_code}")
-        if len(r.content) > limit:
-            raise SourceError(f"{self.prefix}/{path}: body over {limit} bytes")
-        return r.content
-
-    def checkpoint(self) -> bytes:
-        return self._get("checkpoint", MAX_CHECKPOINT_BYTES)
-
-    def entry_bundle(self, index: int, width: int) -> bytes:
-        return self._get(tiles.entry_bundle_path(index, width), MAX_BUNDLE_BYTES)
-
-    def revocation_snapshot(self, digest: bytes) -> bytes:
-        return self._get(f"revocation/snapshot/{digest.hex()}", MAX_SNAPSHOT_BYTES)
-
-    def revocation_delta(self, from_digest: bytes, to_digest: bytes) -> bytes:
-        return self._get(
-            f"revocation/delta/{from_digest.hex()}/{to_digest.hex()}", MAX_SNAPSHOT_BYTES
-        )
-
-
-class CompactLogSource(LogSource, Protocol):
+class CompactLogSource(LogReader, Protocol):
     """A source that also serves content-addressed revocation snapshots and deltas
     (ledger.revocation_api on a node, ledger.witness_api under a mirror prefix);
     required by compact mode. The bytes are taken from the source that gave the
@@ -602,7 +553,7 @@ class SyncClient:
                 if delta.to_digest != digest:
                     raise RevocationError("delta lands on another snapshot than committed")
                 new, flipped = apply_delta(old, delta), delta.flipped
-            except (SourceError, RevocationError) as e:
+            except (LogReadError, SourceError, RevocationError) as e:
                 log.info("sync %s: no usable delta (%s); fetching the full snapshot", region, e)
         if new is None:
             raw = fetch_snapshot(digest)

@@ -8,7 +8,8 @@ Three parts, I/O at the edges:
 - `check_add_checkpoint`: the spec's checks in the spec's order, pure, raising a
   `WitnessError` whose `status` is the HTTP answer the spec prescribes (400, 403, 404,
   409, 422).
-- `WitnessStore` (SQLAlchemy, own MetaData, SQLite or PostgreSQL) keeps, per origin,
+- `WitnessStore` (SQLAlchemy, SQLite or PostgreSQL; tables in the
+  node's Alembic history, revision 0003) keeps, per origin,
   the latest cosigned checkpoint, updated by compare-and-swap so that checking the old
   size and persisting the new checkpoint are atomic (tlog-witness "add-checkpoint", the
   race at the end of the section); and the evidence of every fork seen.
@@ -31,10 +32,12 @@ from enum import StrEnum
 
 import sqlalchemy as sa
 
+from common import db as common_db
 from ledger.checkpoint import CosignatureVerifier, OpenedCheckpoint, cosign, open_checkpoint
 from ledger.consortium import Consortium
 from ledger.errors import ConsistencyProofError, LedgerError
 from ledger.merkle import HASH_SIZE, verify_consistency
+from ledger.migrations import upgrade_head
 from ledger.note import NoteSigner, NoteVerifier
 
 log = logging.getLogger(__name__)
@@ -259,13 +262,14 @@ class Evidence:
 class WitnessStore:
     """Per-origin latest cosigned checkpoint and fork evidence, in SQL."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, migrate: bool = True) -> None:
         self.engine = engine
-        metadata.create_all(engine)
+        if migrate:
+            upgrade_head(engine)  # the tables are the node's Alembic history (0003)
 
     @classmethod
     def open(cls, url: str) -> WitnessStore:
-        return cls(sa.create_engine(url))
+        return cls(common_db.make_engine(url))
 
     def latest(self, origin: str) -> WitnessedCheckpoint | None:
         with self.engine.connect() as c:

@@ -38,13 +38,16 @@ import requests
 import sqlalchemy as sa
 from flask import Blueprint, Flask, Response, jsonify, request
 
+from common import db as common_db
+from common.db import SqliteTuning
 from ledger import tiles
 from ledger.checkpoint import Checkpoint, attach_signatures
 from ledger.consortium import Consortium, Member
 from ledger.errors import LedgerError, TileError
+from ledger.migrations import upgrade_head
 from ledger.mirror import MirrorStore, ValidatingMirror, origin_hash
 from ledger.note import NoteSigner, SignedNote
-from ledger.private_files import private_sqlite, sqlite_path_of
+from ledger.reader import LogReadError, bounded_request
 from ledger.revocation_api import bad_digest, immutable, not_found, parse_digest
 from ledger.witness import (
     MAX_REQUEST_BYTES,
@@ -61,19 +64,15 @@ from ledger.witness import (
 log = logging.getLogger(__name__)
 
 PUSH_TIMEOUT_S = 10.0  # seconds for one add-checkpoint call to a peer witness
+MAX_COSIGNATURE_ANSWER_BYTES = 1 << 12  # bytes; a cosignature line, a size, or an error
 RETRY_INTERVAL_S = 2.0  # seconds between retries of witnesses that did not cosign yet
 SQLITE_BUSY_TIMEOUT_S = 10.0  # seconds a connection waits on a locked SQLite file
 ProofSource = Callable[[int, int], list[bytes]]
 
 
 def make_engine(url: str) -> sa.Engine:
-    """An engine for the witness and mirror tables; SQLite waits on a busy writer."""
-    if url.startswith("sqlite"):
-        path = sqlite_path_of(url)
-        if path is not None:
-            private_sqlite(path)  # mode 0600 before SQLite creates it
-        return sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
-    return sa.create_engine(url, pool_pre_ping=True)
+    """An engine for the witness and mirror tables (common.db)."""
+    return common_db.make_engine(url, SqliteTuning(busy_timeout_s=SQLITE_BUSY_TIMEOUT_S))
 
 
 def _json_error(status: int, code: str, message: str, **extra: Any) -> Response:
@@ -298,24 +297,23 @@ class CosignatureCollector:
                 self.sizes[m.id] = cp.size
                 return line
             try:
-                r = self.session.post(f"{m.node_url}/add-checkpoint", data=body,
-                                      timeout=self.timeout)  # fmt: skip
-            except requests.RequestException as e:
+                r = bounded_request(self.session, "POST", f"{m.node_url}/add-checkpoint",
+                                    data=body, timeout=self.timeout,
+                                    limit=MAX_COSIGNATURE_ANSWER_BYTES)  # fmt: skip
+            except LogReadError as e:
                 log.warning("witness %s unreachable: %s", m.id, type(e).__name__)
                 return None
-            if r.status_code == 200:
+            if r.status == 200:
                 self.sizes[m.id] = cp.size
                 return r.text
-            if r.status_code == 409 and r.headers.get("Content-Type", "").startswith(
-                SIZE_MEDIA_TYPE
-            ):
+            if r.status == 409 and r.content_type().startswith(SIZE_MEDIA_TYPE):
                 try:
                     self.sizes[m.id] = int(r.text.strip())
                 except ValueError:
                     return None
                 continue
             log.warning("witness %s refused %s size %d: %s %s", m.id, cp.origin, cp.size,
-                        r.status_code, r.text[:300])  # fmt: skip
+                        r.status, r.text[:300])  # fmt: skip
             return None
         return None
 
@@ -352,8 +350,11 @@ class JointServices:
                 f"witness key {signer.name} is not member {member_id}'s {member.witness.name}"
             )
         engine = make_engine(database_url)
-        mirror = ValidatingMirror(consortium, MirrorStore(engine))
-        witness = Witness(consortium, signer, WitnessStore(engine), validator=mirror, clock=clock)
+        upgrade_head(engine)  # witness and mirror tables: the node's Alembic history
+        mirror = ValidatingMirror(consortium, MirrorStore(engine, migrate=False))
+        witness = Witness(
+            consortium, signer, WitnessStore(engine, migrate=False), validator=mirror, clock=clock
+        )
         collector = CosignatureCollector(consortium, member_id, local=witness)
         return cls(consortium, member, witness, mirror, collector)
 

@@ -18,7 +18,6 @@ This module does not store anything and does not read the clock: the caller pass
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -27,6 +26,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+from common.b64 import b64url
 from mobile_stub.errors import (
     IssuerProtocolError,
     IssuerRefusedError,
@@ -42,10 +42,6 @@ MAX_RESPONSE_BYTES = 64 * 1024  # bytes; an issuer answer is a credential and a 
 AUTH_SCHEME = "HB-Device"
 P256_COORD_BYTES = 32  # bytes per r and s in a raw ES256 signature
 WRONG_CODE_ERRORS = frozenset({"wrong_code", "code_expired"})
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def device_auth_header(

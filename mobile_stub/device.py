@@ -13,13 +13,13 @@ does not decide when a key is needed (that is `mobile_stub.wallet`).
 from __future__ import annotations
 
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from common.secret_file import InsecureSecretFileError, check_secret_mode
 from credential.errors import CredentialError
 from credential.keys import (
     SigningAlg,
@@ -36,7 +36,6 @@ from mobile_stub.errors import (
 )
 
 DEVICE_KEY_FILE = "device_key.pem"
-SECRET_FILE_MODE = 0o600  # owner read/write only
 WALLET_DIR_MODE = 0o700  # owner only
 MAX_KEY_FILE_BYTES = 16 * 1024  # bytes; a P-256 PEM is under 1 KiB
 ENCRYPTED_PEM_MARKER = b"ENCRYPTED"  # PKCS#8 EncryptedPrivateKeyInfo label (RFC 7468 §11)
@@ -63,11 +62,10 @@ def ensure_wallet_dir(path: Path) -> Path:
 
 def check_private_mode(path: Path) -> None:
     """Refuse a secret file that group or others can read (expected 0600)."""
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        raise InsecurePermissionsError(
-            f"{path} has mode {mode:04o}, expected {SECRET_FILE_MODE:04o}; run: chmod 600 {path}"
-        )
+    try:
+        check_secret_mode(path)
+    except InsecureSecretFileError as e:
+        raise InsecurePermissionsError(str(e)) from e
 
 
 @dataclass(frozen=True)
@@ -117,8 +115,6 @@ class DeviceKeyFile:
             write_private_key(self.path, key, self._passphrase)
         except OSError as e:
             raise DeviceKeyMissingError(f"cannot write device key {self.path}: {e}") from e
-        # Whatever the helper's umask handling, the file must end up 0600.
-        os.chmod(self.path, SECRET_FILE_MODE)
         return DeviceKey(private_key=key, public_der=public_key_der(key))
 
     def load(self) -> DeviceKey:

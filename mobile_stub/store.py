@@ -14,15 +14,13 @@ and the holder id the issuer gave. It never holds the device key (see
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from mobile_stub.device import SECRET_FILE_MODE, check_private_mode, ensure_wallet_dir
+from common.secret_file import write_secret
+from mobile_stub.device import check_private_mode, ensure_wallet_dir
 from mobile_stub.errors import StoreCorruptError
 
 FORMAT = "healthbridge-wallet/1"
@@ -189,15 +187,7 @@ class StoreFile:
         """Write atomically: a crash leaves either the old or the new store, never half."""
         ensure_wallet_dir(self.wallet_dir)
         data = render_store(doc)
-        fd, tmp = tempfile.mkstemp(prefix=".credentials.", dir=self.wallet_dir)
         try:
-            os.fchmod(fd, SECRET_FILE_MODE)  # mkstemp already uses 0600; keep it explicit
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
+            write_secret(self.path, data, overwrite=True)
         except OSError as e:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
             raise StoreCorruptError(f"cannot write credential store {self.path}: {e}") from e

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -22,17 +21,11 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-VECTORS = ROOT.parent / "shared" / "vectors"
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+from common.serving import free_port
+from tests.support.environment import VECTORS, missing
+from tests.support.redis_server import RedisServer
+
 PG_BIN_CANDIDATES = (Path("/usr/lib/postgresql/15/bin"), Path("/usr/lib/postgresql/16/bin"))
-
-
-def missing(what: str) -> None:
-    """Fail in CI, skip elsewhere, always saying what is missing."""
-    if IN_CI:
-        pytest.fail(f"required for CI but missing: {what}")
-    pytest.skip(f"missing: {what}")
 
 
 @pytest.fixture(scope="session")
@@ -41,20 +34,6 @@ def vectors() -> Path:
     if not VECTORS.is_dir():
         missing(f"shared vectors at {VECTORS}")
     return VECTORS
-
-
-def vector_path(*parts: str) -> Path:
-    """A path inside the shared vectors; fails in CI, skips elsewhere, when absent."""
-    p = VECTORS.joinpath(*parts)
-    if not p.exists():
-        missing(f"shared vector data {p}")
-    return p
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _pg_bin() -> Path | None:
@@ -166,51 +145,6 @@ def fresh_postgres_url(postgres_url: str) -> Iterator[str]:
         admin.dispose()
 
 
-class RedisServer:
-    """Debian's redis-server on a free loopback port in a temp folder, no persistence."""
-
-    def __init__(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            missing("Debian's redis-server (apt-get install redis-server)")
-            raise AssertionError("unreachable")
-        self.workdir = Path(tempfile.mkdtemp(prefix="hb-redis-"))
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc = subprocess.Popen(
-            [
-                binary, "--port", str(self.port), "--bind", "127.0.0.1",
-                "--dir", str(self.workdir), "--save", "", "--appendonly", "no",
-                "--protected-mode", "yes", "--logfile", str(self.workdir / "redis.log"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as c:
-                    c.sendall(b"PING\r\n")
-                    if c.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                self.stop()
-                raise RuntimeError(f"redis-server did not start on port {self.port}")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
-
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """A real redis-server for the test session (as PostgreSQL is), stopped at the end."""
@@ -230,23 +164,3 @@ def redis_url(redis_server: RedisServer) -> Iterator[str]:
     client.flushdb()
     client.close()
     yield redis_server.url
-
-
-def chromium_path() -> str:
-    """Debian's chromium for Playwright (`executable_path`); never a downloaded build."""
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        missing("Debian's chromium (apt-get install chromium)")
-        raise AssertionError("unreachable")
-    return path
-
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]

@@ -179,6 +179,7 @@ def scan(
     at: float | None,
 ) -> None:
     """Scan codes from a camera, stream, video or image folder and show verdicts."""
+    from common.serving import serve_in_thread
     from ledger.sync import SyncedTrustState
     from verifier.errors import VerifierError
     from verifier.frames import CaptureSettings, RetryPolicy, SourceEvent, open_source
@@ -238,8 +239,6 @@ def scan(
 
         station.listeners.append(emit)
     else:
-        from werkzeug.serving import make_server
-
         state = KioskState(
             log=log,
             sync_ages=lambda: sync_ages(d.state_db, time.time(), regions),
@@ -251,8 +250,7 @@ def scan(
         station.listeners.append(state.on_event)
         station.frame_listeners.append(state.on_frame)
         port = kiosk_port or config.kiosk_port
-        server = make_server(kiosk_host, port, create_app({"KIOSK_STATE": state}), threaded=True)
-        threading.Thread(target=server.serve_forever, name="kiosk", daemon=True).start()
+        server = serve_in_thread(create_app({"KIOSK_STATE": state}), kiosk_host, port, name="kiosk")
         click.echo(f"kiosk: http://{kiosk_host}:{port}/", err=True)
         station.listeners.append(
             lambda ev: click.echo(
@@ -275,7 +273,7 @@ def scan(
         if background is not None:
             background.stop()
         if server is not None:
-            server.shutdown()
+            server.stop()
         trust.close()
         log.close()
 

@@ -30,7 +30,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ledger.private_files import PRIVATE_FILE_MODE, load_or_create_secret, private_sqlite
+from common.private_files import PRIVATE_FILE_MODE, load_or_create_secret, private_sqlite
 from verifier.errors import ScanLogError
 
 SCAN_REF_CHARS = 16  # hex characters (64 bits) of the keyed scan reference

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from credential.reasons import Reason
 from credential.trust import TrustState
 from credential.verdict import DEFAULT_POLICY, Decision, StationPolicy, Verdict, describe
+from credential.verify import InMemoryReplayGuard, verify_presentation
 from verifier.decode import DEFAULT_LIMITS, DecodedCode, DecodeLimits, decode_frame
 from verifier.errors import DecodeInputError
 from verifier.frames import Frame, FrameSource
@@ -131,8 +132,6 @@ def presentation_verifier(
 
     `trust` is called per scan so a sync can swap in a newer state between scans.
     """
-    from credential.verify import InMemoryReplayGuard, verify_presentation
-
     guard = replay if replay is not None else InMemoryReplayGuard()
 
     def verify(data: bytes, now: float, use_guard: bool = True) -> Verdict:

@@ -1,5 +1,7 @@
-"""SQLAlchemy models of the admin console: accounts, API tokens, sessions, the
-hash-chained audit log and bulk-revocation jobs.
+"""SQLAlchemy models of the admin console: accounts, API tokens, sessions and
+bulk-revocation jobs. The hash-chained audit log's table (`AdminAuditRecord`) lives
+with the issuer's core models (issuer.models), below the console: issuer.audit writes
+it without importing anything of the console.
 
 They share the issuer's declarative `Base`, so one database and one Alembic history
 hold everything; the tables are created by the revision
@@ -49,25 +51,6 @@ class AdminSession(Base):
     last_seen: Mapped[int] = mapped_column(BigInteger)
     address: Mapped[str] = mapped_column(String(64))
     ended: Mapped[bool] = mapped_column(Boolean, default=False)
-
-
-class AdminAuditRecord(Base):
-    """One admin action. Append-only: rows chain by hash (issuer.audit)."""
-
-    __tablename__ = "admin_audit"
-    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    at: Mapped[int] = mapped_column(BigInteger)
-    actor: Mapped[str] = mapped_column(String(32))
-    region: Mapped[str] = mapped_column(String(8))
-    action: Mapped[str] = mapped_column(String(32))
-    target: Mapped[str] = mapped_column(String(128))
-    detail: Mapped[str] = mapped_column(String(1000))
-    address: Mapped[str] = mapped_column(String(64))
-    channel: Mapped[str] = mapped_column(String(8))  # console | api | cli
-    outcome: Mapped[str] = mapped_column(String(16))  # ok | denied | failed
-    outbox_ids: Mapped[str] = mapped_column(String(2000))  # comma-separated
-    prev_hash: Mapped[bytes] = mapped_column(LargeBinary)
-    row_hash: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class BulkJob(Base):

@@ -35,11 +35,11 @@ from credential.issue import read_claims_unverified
 from issuer import audit, keymgmt
 from issuer.accounts import AdminPrincipal, Permission, authorize
 from issuer.audit import AuditEvent, Channel, Outcome
-from issuer.console.models import AdminAccount, AdminAuditRecord, BulkJob
+from issuer.console.models import AdminAccount, BulkJob
 from issuer.context import IssuerContext
 from issuer.errors import BadRequestError, IssuerError, NotFoundError, PermissionDeniedError
 from issuer.ledger_state import ConsortiumCheckpoints, RegionLedger
-from issuer.models import CredentialRow, OutboxRow, SigningKeyRow
+from issuer.models import AdminAuditRecord, CredentialRow, OutboxRow, SigningKeyRow
 from issuer.services import (
     REVOCATION_REASONS,
     Actor,
@@ -48,7 +48,6 @@ from issuer.services import (
     EntryStatus,
     PendingEntry,
 )
-from issuer.services import Role as ServiceRole
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -221,9 +220,9 @@ class AdminOps:
             self.ctx.sessions, self.ctx.region, self.ctx.now(), audit.DEFAULT_ANCHOR_INTERVAL_S
         )
 
-    def _actor(self, who: Who, role: ServiceRole) -> Actor:
+    def _actor(self, who: Who) -> Actor:
         p = who.principal
-        return Actor(p.username, p.region, role, who.address, who.channel)
+        return Actor(p.username, p.region, p.roles, who.address, who.channel)
 
     def _read(self, who: Who, permission: Permission, region: str | None = None) -> None:
         # Reads are not audited one by one (the log would drown in page views), but a
@@ -240,7 +239,7 @@ class AdminOps:
     def find(self, who: Who, region: str, by: str, value: str) -> list[CredentialDetail]:
         self._read(who, Permission.VIEW_CREDENTIALS, region)
         value = value.strip()
-        actor = self._actor(who, ServiceRole.VIEWER)
+        actor = self._actor(who)
         if by == "status_index":
             if not value.isdigit() or len(value) > 18:
                 raise BadRequestError("a status index is a non-negative integer")
@@ -269,7 +268,7 @@ class AdminOps:
         claims = read_claims_unverified(row.jws)
         if claims.region != region:
             raise PermissionDeniedError(f"credential belongs to {claims.region}, not {region}")
-        reader = self._actor(who, ServiceRole.VIEWER)
+        reader = self._actor(who)
         history = []
         for b in boxes:
             st = self.service.entry_status(reader, b.id, self.ledger)
@@ -295,9 +294,7 @@ class AdminOps:
     def revoke(self, who: Who, region: str, idx: int, reason: str, note: str) -> PendingEntry:
         def go() -> PendingEntry:
             check_reason(reason, note)
-            return self.service.revoke(
-                self._actor(who, ServiceRole.OPERATOR), idx, reason, note, region=region
-            )
+            return self.service.revoke(self._actor(who), idx, reason, note, region=region)
 
         return self._run(
             who,
@@ -313,9 +310,7 @@ class AdminOps:
         def go() -> PendingEntry:
             if not reason.strip() or len(reason) > 32 or len(note) > MAX_NOTE_CHARS:
                 raise BadRequestError("a reason code (1-32 characters) is required")
-            return self.service.reinstate(
-                self._actor(who, ServiceRole.OPERATOR), idx, reason, note, region=region
-            )
+            return self.service.reinstate(self._actor(who), idx, reason, note, region=region)
 
         return self._run(
             who,
@@ -338,7 +333,7 @@ class AdminOps:
     ) -> list[PendingEntry]:
         def go() -> list[PendingEntry]:
             return self.service.override_status(
-                self._actor(who, ServiceRole.OPERATOR),
+                self._actor(who),
                 document_number.strip(),
                 colour,
                 reason,
@@ -460,7 +455,7 @@ class AdminOps:
 
         try:
             out = self.service.bulk_revoke(
-                self._actor(who, ServiceRole.OPERATOR),
+                self._actor(who),
                 indices,
                 job.reason,
                 job.note,
@@ -509,7 +504,7 @@ class AdminOps:
             "rotate_key",
             region,
             "",
-            lambda: self.service.rotate_key(self._actor(who, ServiceRole.ADMIN), region=region),
+            lambda: self.service.rotate_key(self._actor(who), region=region),
         )
 
     def revoke_key(
@@ -521,7 +516,7 @@ class AdminOps:
             if not reason.strip() or len(reason) > MAX_NOTE_CHARS:
                 raise BadRequestError(f"a reason of 1-{MAX_NOTE_CHARS} characters is required")
             return self.service.revoke_key(
-                self._actor(who, ServiceRole.ADMIN), kid, compromised_at, reason, region=region
+                self._actor(who), kid, compromised_at, reason, region=region
             )
 
         return self._run(
@@ -538,9 +533,7 @@ class AdminOps:
     def entry(self, who: Who, outbox_id: int) -> EntryStatus:
         """State, log index and cosigners of one queued log entry."""
         self._read(who, Permission.VIEW_CREDENTIALS)
-        return self.service.entry_status(
-            self._actor(who, ServiceRole.VIEWER), outbox_id, self.ledger
-        )
+        return self.service.entry_status(self._actor(who), outbox_id, self.ledger)
 
     def entry_state(self, who: Who, outbox_id: int) -> EntryState:
         return self.entry(who, outbox_id).state

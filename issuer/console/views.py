@@ -24,7 +24,7 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
-from flask_wtf.csrf import CSRFError
+from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from credential.claims import StatusColour
@@ -38,6 +38,7 @@ from issuer.services import REVOCATION_REASONS
 console = Blueprint(
     "console", __name__, url_prefix="/console", template_folder="templates", static_folder="static"
 )
+csrf = CSRFProtect()  # initialised on the issuer's app by issuer.console.wiring
 AUDIT_PAGE_ROWS = 100
 MAX_FORM_CHARS = 500
 
@@ -95,8 +96,6 @@ def inject() -> dict[str, Any]:
 @console.before_request
 def authenticate() -> ResponseReturnValue | None:
     if request.method == "POST":
-        from issuer.console import csrf
-
         csrf.protect()
     if request.endpoint in ("console.login", "console.static"):
         return None

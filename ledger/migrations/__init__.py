@@ -12,10 +12,11 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from ledger.storage import StorageError
+from ledger.errors import StorageError
 
 HERE = Path(__file__).resolve().parent
 
@@ -42,8 +43,6 @@ def upgrade_head(engine: Engine) -> None:
 
 
 def current_revision(engine: Engine) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
     with engine.connect() as c:
         ctx = MigrationContext.configure(c, opts={"version_table": "ledger_alembic_version"})
         return ctx.get_current_revision()

@@ -29,7 +29,7 @@ from credential.presentation import (
 )
 from tests.credential.conftest import World
 
-QR_VERSION_TARGET = 15  # DESIGN.md §4: a full presentation fits version 15 at ECC M
+QR_VERSION_TARGET = 15  # docs/credential-format.md §5: a presentation fits version 15 at ECC M
 
 presentations = st.builds(
     Presentation,

@@ -1,4 +1,4 @@
-"""The verification checklist against genuine codes and every attack DESIGN.md §7 lists.
+"""The verification checklist against genuine codes and every attack docs/threat-model.md lists.
 
 Each attack must come back with its own reason and never ADMIT. Forged presentations
 carry a valid holder proof for the forged credential, so each attack reaches the
@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from common.b64 import b64url
 from credential.base45 import b45encode
 from credential.claims import StatusColour
 from credential.errors import ProofReplayedError, RevokedError
@@ -24,7 +25,6 @@ from credential.issue import credential_digest, sign_credential, split_jws
 from credential.keys import (
     PrivateKey,
     SigningAlg,
-    b64url,
     es256_der_signature,
     es256_raw_signature,
     generate_private_key,

@@ -14,9 +14,8 @@ from sqlalchemy import select, text
 from issuer import audit
 from issuer.audit import AuditChainError, AuditEvent, Channel, Outcome
 from issuer.config import IssuerConfig
-from issuer.console.models import AdminAuditRecord
 from issuer.context import IssuerContext, ManualClock
-from issuer.models import OutboxRow
+from issuer.models import AdminAuditRecord, OutboxRow
 from ledger.entries import AuditDigest, decode_entry
 
 

@@ -15,7 +15,7 @@ from issuer import accounts
 from issuer.config import render_config
 from issuer.context import IssuerContext
 from issuer.models import CredentialRow
-from tests.issuer.helpers import enrol_directly, make_context, new_device
+from issuer.testing import enrol_directly, make_context, new_device
 
 
 @pytest.fixture(autouse=True)

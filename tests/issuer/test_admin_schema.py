@@ -15,7 +15,7 @@ from issuer import audit
 from issuer.audit import AuditEvent, Channel, Outcome
 from issuer.console import models as console_models
 from issuer.db import make_engine, migrate
-from issuer.models import Base
+from issuer.models import AdminAuditRecord, Base
 
 CONSOLE_TABLES = {t.name for t in Base.metadata.sorted_tables if t.name.startswith("admin_")} | {
     "admin_audit"
@@ -28,7 +28,8 @@ def console_object(obj: object, name: str | None, type_: str, *_args: object) ->
 
 
 def check(url: str) -> None:
-    assert console_models.AdminAuditRecord.__tablename__ in CONSOLE_TABLES
+    assert AdminAuditRecord.__tablename__ in CONSOLE_TABLES
+    assert console_models.AdminAccount.__tablename__ in CONSOLE_TABLES
     engine = make_engine(url)
     try:
         migrate(engine)

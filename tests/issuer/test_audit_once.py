@@ -16,12 +16,11 @@ from issuer.accounts import AdminPrincipal, Role
 from issuer.app import create_app
 from issuer.audit import Channel
 from issuer.console import accounts_db
-from issuer.console.models import AdminAuditRecord
 from issuer.console.ops import AdminOps, Who
 from issuer.context import IssuerContext
 from issuer.errors import PermissionDeniedError
-from issuer.models import CredentialRow, OutboxRow, SigningKeyRow
-from tests.issuer.helpers import enrol_directly, make_context, new_device
+from issuer.models import AdminAuditRecord, CredentialRow, OutboxRow, SigningKeyRow
+from issuer.testing import enrol_directly, make_context, new_device
 
 ADDRESS = "203.0.113.7"
 ROLES = frozenset({Role.OPERATOR, Role.KEY_ADMIN})

@@ -9,13 +9,13 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from common.secret_file import write_secret
 from issuer import audit
 from issuer.accounts import Role
 from issuer.cli import cli
 from issuer.config import load_config
 from issuer.console import accounts_db
 from issuer.context import IssuerContext
-from issuer.keystore import write_secret
 from issuer.models import CredentialRow, HealthRecordRow, Resident, SigningKeyRow
 
 
@@ -52,7 +52,11 @@ def key_admin_token(ctx: IssuerContext, tmp: Path) -> str:
         ctx.sessions, "keys", ctx.region, roles, "a long pass phrase", ctx.now()
     )
     path = tmp / "keys.token"
-    write_secret(path, accounts_db.issue_token(ctx.sessions, "keys", "test", ctx.now()).encode())
+    write_secret(
+        path,
+        accounts_db.issue_token(ctx.sessions, "keys", "test", ctx.now()).encode(),
+        overwrite=True,
+    )
     return str(path)
 
 

@@ -16,7 +16,7 @@ from issuer.app import create_app
 from issuer.console import accounts_db
 from issuer.context import IssuerContext
 from issuer.models import CredentialRow, OutboxRow
-from tests.issuer.helpers import enrol_directly, make_context, new_device
+from issuer.testing import enrol_directly, make_context, new_device
 
 PASSWORD = "correct horse battery"
 

@@ -21,12 +21,12 @@ from issuer.console import accounts_db
 from issuer.context import IssuerContext
 from issuer.issuance import issue_credential
 from issuer.models import CredentialRow, Holder
+from issuer.testing import enrol_directly, make_context, new_device, node_config, serve
 from ledger.checkpoint import Checkpoint, cosign, cosignature_vkey
 from ledger.consortium import build_consortium, write_consortium
 from ledger.entries import root_public_key_bytes
 from ledger.note import NoteSigner, SignedNote
-from tests.conftest import CHROMIUM_ARGS, chromium_path
-from tests.issuer.helpers import enrol_directly, make_context, new_device, node_config, serve
+from tests.support.environment import CHROMIUM_ARGS, chromium_path
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 PASSWORD = "correct horse battery"

@@ -22,7 +22,7 @@ from issuer.app import create_app
 from issuer.context import IssuerContext
 from issuer.conversion import StaticTrustSource
 from issuer.models import SigningKeyRow
-from tests.issuer.helpers import enrol_directly, make_context, new_device, serve
+from issuer.testing import enrol_directly, make_context, new_device, serve
 
 
 def trust_of(ctx: IssuerContext) -> InMemoryTrustState:

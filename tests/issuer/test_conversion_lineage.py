@@ -29,18 +29,19 @@ from credential.issue import read_claims_unverified
 from credential.presentation import make_presentation
 from credential.verdict import Decision, Reason
 from credential.verify import verify_presentation
+from issuer.accounts import Role
 from issuer.app import create_app, sweep_conversions
 from issuer.conversion import SyncedTrustSource
 from issuer.ledger_state import ConsortiumCheckpoints
 from issuer.lineage import REVOKE_REASON_SOURCE_REVOKED
 from issuer.models import CredentialRow, Holder
 from issuer.residents import add_records
-from issuer.services import Actor, AdminService, EntryState, Role
+from issuer.services import Actor, AdminService, EntryState
 from issuer.status_rules import HealthRecord, LabResult, RecordKind
+from issuer.testing import device_header, enrol_directly, new_device, serve
 from ledger.consortium import Consortium
 from ledger.sync import SyncClient, SyncedTrustState
-from tests.issuer.helpers import device_header, enrol_directly, new_device, serve
-from tests.issuer.joint import JointRegion, JointWorld, joint_world, wait_for
+from tests.support.issuer_joint import JointRegion, JointWorld, joint_world, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -95,7 +96,7 @@ def cosigned(region: JointRegion, outbox_id: int) -> None:
     source = ConsortiumCheckpoints.from_context(region.ctx)
     assert source is not None
     service = AdminService(region.ctx)
-    actor = Actor("admin", region.ctx.region, Role.ADMIN)
+    actor = Actor("admin", region.ctx.region, frozenset({Role.OPERATOR, Role.KEY_ADMIN}))
     wait_for(
         lambda: service.entry_status(actor, outbox_id, source).state is EntryState.COSIGNED,
         f"{region.ctx.region} outbox entry {outbox_id} to be cosigned",

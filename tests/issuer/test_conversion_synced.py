@@ -15,15 +15,16 @@ import requests
 
 from credential.issue import read_claims_unverified
 from credential.presentation import WINDOW_SECONDS, make_presentation
+from issuer.accounts import Role
 from issuer.app import create_app
 from issuer.conversion import SyncedTrustSource
 from issuer.ledger_state import ConsortiumCheckpoints
-from issuer.services import Actor, AdminService, EntryState, Role
-from tests.issuer.helpers import enrol_directly, new_device, serve
-from tests.issuer.joint import JointRegion, JointWorld, joint_world, wait_for
+from issuer.services import Actor, AdminService, EntryState
+from issuer.testing import enrol_directly, new_device, serve
+from tests.support.issuer_joint import JointRegion, JointWorld, joint_world, wait_for
 
 pytestmark = pytest.mark.slow
-GD_ADMIN = Actor("admin", "GD", Role.ADMIN)
+GD_ADMIN = Actor("admin", "GD", frozenset({Role.OPERATOR, Role.KEY_ADMIN}))
 
 
 @dataclass

@@ -11,20 +11,20 @@ from pathlib import Path
 import pytest
 import requests
 
-from issuer.accounts import Role as AdminRole
+from issuer.accounts import Role
 from issuer.app import create_app
 from issuer.console import accounts_db
 from issuer.errors import LedgerUnavailableError
 from issuer.ledger_state import ConsortiumCheckpoints, assess_checkpoint
-from issuer.services import Actor, AdminService, EntryState, EntryStatus, Role
+from issuer.services import Actor, AdminService, EntryState, EntryStatus
+from issuer.testing import enrol_directly, new_device, serve
 from ledger.checkpoint import Checkpoint, signed_checkpoint
 from ledger.consortium import Consortium
 from ledger.note import NoteSigner
-from tests.issuer.helpers import enrol_directly, new_device, serve
-from tests.issuer.joint import JointWorld, joint_world, wait_for
+from tests.support.issuer_joint import JointWorld, joint_world, wait_for
 
 pytestmark = pytest.mark.slow
-GD_ADMIN = Actor("admin", "GD", Role.ADMIN)
+GD_ADMIN = Actor("admin", "GD", frozenset({Role.OPERATOR, Role.KEY_ADMIN}))
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def test_issuance_becomes_cosigned_by_both_witnesses(world: JointWorld) -> None:
 def test_admin_api_reports_cosigned_with_witnesses_over_http(world: JointWorld) -> None:
     gd = world.regions["GD"]
     app = create_app(gd.ctx.config, context=gd.ctx, start_workers=False)
-    roles = frozenset({AdminRole.VIEWER})
+    roles = frozenset({Role.VIEWER})
     accounts_db.create_account(gd.ctx.sessions, "watcher", "GD", roles, "a long pass phrase", 0)
     token = accounts_db.issue_token(gd.ctx.sessions, "watcher", "test", gd.ctx.now())
     enrolled = enrol_directly(gd.ctx, "G10000002", new_device())

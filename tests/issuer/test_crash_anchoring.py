@@ -19,10 +19,10 @@ import pytest
 from issuer import anchor
 from issuer.context import IssuerContext
 from issuer.models import CredentialRow
+from issuer.testing import enrol_directly, ledger_node, make_context, new_device
 from ledger.client import LedgerClient
 from ledger.entries import CredentialAnchored
-from tests.issuer.helpers import enrol_directly, ledger_node, make_context, new_device
-from tests.issuer.test_http_flow import log_entries
+from ledger.testing import log_entries
 
 ROOT = Path(__file__).resolve().parents[2]
 KILLS = 50

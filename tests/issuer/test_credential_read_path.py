@@ -17,7 +17,7 @@ from issuer.app import create_app
 from issuer.context import IssuerContext, ManualClock
 from issuer.device_auth import load_device_key
 from issuer.models import CredentialRow, Holder, OutboxRow
-from tests.issuer.helpers import (
+from issuer.testing import (
     device_header,
     device_key_text,
     enrol_directly,
@@ -128,7 +128,7 @@ def test_read_session_does_not_wait_for_a_writer(tmp_path: Path) -> None:
 
 def test_parsed_device_key_is_reused_for_the_same_der(tmp_path: Path) -> None:
     der_text = device_key_text(new_device())
-    from issuer.device_auth import b64url_decode
+    from common.b64 import b64url_decode
 
     der = b64url_decode(der_text)
     assert load_device_key(der) is load_device_key(bytes(der))

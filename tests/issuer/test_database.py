@@ -12,7 +12,7 @@ from alembic.migration import MigrationContext
 from issuer import anchor
 from issuer.db import make_engine, migrate
 from issuer.models import Base, CredentialRow
-from tests.issuer.helpers import enrol_directly, make_context, new_device
+from issuer.testing import enrol_directly, make_context, new_device
 
 
 def own_object(

@@ -16,7 +16,7 @@ from issuer.delivery import FileDelivery, read_delivered_code
 from issuer.errors import ConfigError
 from issuer.keystore import KeyStore
 from issuer.models import RateEvent
-from tests.issuer.helpers import make_context
+from issuer.testing import make_context
 
 DOC = "G10000003"
 

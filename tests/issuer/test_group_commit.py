@@ -13,7 +13,7 @@ from issuer.errors import UnauthorizedError
 from issuer.group_commit import GroupCommitter
 from issuer.issuance import Issued
 from issuer.models import CredentialRow, OutboxRow
-from tests.issuer.helpers import enrol_directly, make_context, new_device
+from issuer.testing import enrol_directly, make_context, new_device
 
 THREADS = 8
 PER_THREAD = 10

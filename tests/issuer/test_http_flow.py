@@ -10,10 +10,7 @@ import requests
 
 from credential.issue import credential_digest, read_claims_unverified
 from issuer.app import create_app, stop_app
-from ledger.client import LedgerClient
-from ledger.entries import CredentialAnchored, CredentialRevoked, decode_entry, decode_leaf
-from ledger.tiles import decode_entry_bundle
-from tests.issuer.helpers import (
+from issuer.testing import (
     device_header,
     device_key_text,
     ledger_node,
@@ -21,18 +18,11 @@ from tests.issuer.helpers import (
     new_device,
     serve,
 )
+from ledger.client import LedgerClient
+from ledger.entries import CredentialAnchored, CredentialRevoked
+from ledger.testing import log_entries
 
 DOC = "G10000001"
-
-
-def log_entries(client: LedgerClient) -> list[object]:
-    size = client.size()
-    out: list[object] = []
-    for bundle in range(0, (size + 255) // 256):
-        width = min(256, size - bundle * 256)
-        data = client.entries_bundle(bundle, width if width < 256 else 256)
-        out += [decode_entry(decode_leaf(x).entry_bytes) for x in decode_entry_bundle(data)]
-    return out
 
 
 def wait_until(pred, timeout: float = 10.0) -> None:

@@ -12,7 +12,7 @@ from credential.issue import is_current_format, read_claims_unverified
 from issuer.context import IssuerContext, ManualClock
 from issuer.issuance import current_credential
 from issuer.models import CredentialRow, Holder
-from tests.issuer.helpers import enrol_directly, make_context, new_device
+from issuer.testing import enrol_directly, make_context, new_device
 
 
 @pytest.fixture()

@@ -14,14 +14,14 @@ from sqlalchemy import select
 
 from credential.claims import StatusColour
 from issuer import anchor, log_entries
-from issuer.console.models import AdminAuditRecord
+from issuer.accounts import Role
 from issuer.context import IssuerContext, ManualClock
-from issuer.models import CredentialRow
-from issuer.services import Actor, AdminService, Role
+from issuer.models import AdminAuditRecord, CredentialRow
+from issuer.services import Actor, AdminService
+from issuer.testing import enrol_directly, make_context, new_device
 from ledger.entries import CredentialRevoked, RevocationReason, decode_entry
-from tests.issuer.helpers import enrol_directly, make_context, new_device
 
-GD_ADMIN = Actor("alice", "GD", Role.ADMIN)
+GD_ADMIN = Actor("alice", "GD", frozenset({Role.OPERATOR, Role.KEY_ADMIN}))
 
 
 @pytest.fixture()

@@ -11,7 +11,7 @@ from credential.keys import es256_raw_signature, public_key_der
 from issuer.device_auth import DeviceAuth, signed_message, verify_device_auth
 from issuer.errors import UnauthorizedError
 from issuer.masking import document_hint, mask_name
-from tests.issuer.helpers import new_device
+from issuer.testing import new_device
 
 NOW = 1_800_000_000
 

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, settings
 from credential.trust import InMemoryTrustState
 from issuer.app import OPENAPI_PATH, create_app
 from issuer.conversion import StaticTrustSource
-from tests.issuer.helpers import make_context
+from issuer.testing import make_context
 
 OWN_BLUEPRINTS = {"wallet", "authority", "admin_api", "meta"}
 MAX_EXAMPLES = 15  # per operation: keeps the run well under a minute

@@ -9,6 +9,7 @@ import pytest
 
 from credential.claims import StatusColour
 from issuer import anchor, enrolment, keymgmt
+from issuer.accounts import Role
 from issuer.context import IssuerContext, ManualClock
 from issuer.errors import (
     CodeExpiredError,
@@ -20,7 +21,8 @@ from issuer.errors import (
 )
 from issuer.issuance import current_credential
 from issuer.models import CredentialRow, Holder
-from issuer.services import Actor, AdminService, EntryState, Role
+from issuer.services import Actor, AdminService, EntryState
+from issuer.testing import device_key_text, enrol_directly, make_context, new_device
 from ledger.entries import (
     CredentialAnchored,
     CredentialReinstated,
@@ -31,10 +33,9 @@ from ledger.entries import (
     root_public_key_bytes,
     verify_key_entry,
 )
-from tests.issuer.helpers import device_key_text, enrol_directly, make_context, new_device
 
-GD_ADMIN = Actor("alice", "GD", Role.ADMIN)
-MO_ADMIN = Actor("bruno", "MO", Role.ADMIN)
+GD_ADMIN = Actor("alice", "GD", frozenset({Role.OPERATOR, Role.KEY_ADMIN}))
+MO_ADMIN = Actor("bruno", "MO", frozenset({Role.OPERATOR, Role.KEY_ADMIN}))
 
 
 @pytest.fixture()
@@ -64,9 +65,9 @@ def test_mo_admin_can_never_act_on_gd_credentials_or_keys(ctx: IssuerContext) ->
         with pytest.raises(PermissionDenied):
             attempt()
     with pytest.raises(PermissionDenied):
-        svc.revoke(Actor("vera", "GD", Role.VIEWER), idx, "fraud")
+        svc.revoke(Actor("vera", "GD", frozenset({Role.VIEWER})), idx, "fraud")
     with pytest.raises(PermissionDenied):
-        svc.rotate_key(Actor("otto", "GD", Role.OPERATOR))
+        svc.rotate_key(Actor("otto", "GD", frozenset({Role.OPERATOR})))
     assert svc.find_credentials(GD_ADMIN, status_index=idx)[0].state == "active"
 
 
@@ -81,7 +82,7 @@ def test_revoke_reinstate_reach_the_log_and_entry_state_progresses(ctx: IssuerCo
         svc.revoke(GD_ADMIN, idx, "fraud")
     anchor.drain(ctx, ledger)
     assert svc.entry_state(GD_ADMIN, pending.outbox_id) is EntryState.SEQUENCED
-    from issuer.services import CheckpointView
+    from issuer.ledger_state import CheckpointView
 
     size = len(ledger.entries)
     assert (

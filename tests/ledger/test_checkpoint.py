@@ -1,6 +1,6 @@
 """C2SP tlog-checkpoint@v1.0.0 and tlog-cosignature@v1.0.1 against Sunlight's skylight
-fixture (/work/shared/vectors/ledger/tiles-skylight, ISC licence): cosigned checkpoints
-of witness, witness2 and mirror; their private seeds are SHA-256 of known strings, so
+fixture (the shared vectors, vectors/ledger/tiles-skylight, ISC licence): cosigned
+checkpoints of witness, witness2 and mirror; their private seeds are SHA-256 of known strings, so
 cosignatures are reproduced byte for byte at timestamp 1767139200."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from ledger.checkpoint import (
 )
 from ledger.errors import CheckpointError, CosignatureError, NoteError
 from ledger.note import NoteSigner, SignedNote, open_note
-from tests.conftest import vector_path
+from tests.support.environment import vector_path
 
 TIMESTAMP = 1767139200
 LOG_HASH = "000de184301123b9278c086a7d9f68c9577e83872224c197058fd90784ea9706"

@@ -12,7 +12,7 @@ from ledger.cli import cli
 from ledger.client import LedgerClient
 from ledger.config import load_config
 from ledger.node import EXTENSION_KEY, create_app
-from tests.ledger.test_node_support import serve
+from ledger.testing import serve
 
 
 def test_init_writes_secret_files_0600_and_audit_passes(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from ledger.mirror import MirroredSnapshot, MirrorStore, origin_hash
 from ledger.revocation import RevocationDelta, RevocationSnapshot, find_extension
 from ledger.sync import HttpLogSource, RegionStatus, SyncClient, SyncedTrustState, mirror_prefix
 from ledger.witness_api import make_engine
-from tests.ledger.test_joint_regions import (
+from tests.support.joint_world import (
     Server,
     World,
     build_world,

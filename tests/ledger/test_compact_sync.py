@@ -24,7 +24,7 @@ from ledger.entries import (
 from ledger.revocation import find_extension, render_extension
 from ledger.sync import HttpLogSource, RegionStatus, SyncClient, SyncedTrustState
 from ledger.witness import AddCheckpointRequest
-from tests.ledger.test_joint_regions import World, build_world, cosigned_by, shutdown, wait_for
+from tests.support.joint_world import World, build_world, cosigned_by, shutdown, wait_for
 
 
 class CountingSource(HttpLogSource):

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from credential.keys import SigningAlg
 from ledger.entries import (
+    KEY_ENTRY_TYPES,
     AuditDigest,
     CredentialAnchored,
     CredentialReinstated,
@@ -27,6 +28,7 @@ from ledger.entries import (
     decode_leaf_entry,
     encode_entry,
     encode_leaf,
+    is_key_entry,
     root_public_key_bytes,
     sign_key_entry,
     verify_key_entry,
@@ -56,6 +58,14 @@ def test_entry_round_trips_canonically(entry: Entry) -> None:
     assert decode_entry(data) == entry
     assert encode_entry(decode_entry(data)) == data
     assert data[0] == 1  # version
+
+
+@pytest.mark.parametrize("entry", samples(), ids=lambda e: e.type.value)
+def test_key_entry_check_on_bytes_agrees_with_the_decoded_type(entry: Entry) -> None:
+    # The sequencer and the revocation publisher test the type byte without decoding.
+    data = encode_entry(entry)
+    assert is_key_entry(data) is (decode_entry(data).type in KEY_ENTRY_TYPES)
+    assert not is_key_entry(data[:1])
 
 
 def test_anchor_layout_is_small_and_fixed() -> None:

@@ -20,6 +20,7 @@ import pytest
 import requests
 import tomli_w
 
+from common.serving import free_port
 from ledger.checkpoint import open_checkpoint
 from ledger.client import LedgerClient, LedgerClientError
 from ledger.config import encode_ed25519_public_key
@@ -27,8 +28,8 @@ from ledger.entries import root_public_key_bytes
 from ledger.merkle import leaf_hash, root_hash
 from ledger.sequencer import entry_hash
 from ledger.storage import open_store
-from tests.conftest import ROOT, free_port
-from tests.ledger.test_node_support import ORIGIN, REGION, anchor, key_added, make_keys
+from ledger.testing import ORIGIN, REGION, anchor, key_added, make_keys
+from tests.support.environment import ROOT
 
 KILLS = 50
 STARTUP_TIMEOUT_S = 30.0

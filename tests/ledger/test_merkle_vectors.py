@@ -1,6 +1,6 @@
 """RFC 6962/9162 conformance: the transparency-dev/merkle proof probes and hash vectors.
 
-Data: /work/shared/vectors/ledger/merkle/ (transparency-dev/merkle @ 417fb0c3,
+Data: the shared vectors, vectors/ledger/merkle/ (transparency-dev/merkle @ 417fb0c3,
 testdata/, Apache-2.0) and notes-and-trees.json (rfc6962_hashes). Every honest proof
 must verify; every mutation must raise the typed proof error, never anything else.
 """
@@ -24,7 +24,7 @@ from ledger.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from tests.conftest import VECTORS, vector_path
+from tests.support.environment import VECTORS, vector_path
 
 MERKLE = VECTORS / "ledger" / "merkle"
 

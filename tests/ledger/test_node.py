@@ -22,8 +22,7 @@ from ledger.client import (
 from ledger.merkle import leaf_hash, verify_consistency, verify_inclusion
 from ledger.node import EXTENSION_KEY, create_app, initial_state_for
 from ledger.rules import Rule
-from ledger.tiles import decode_entry_bundle
-from tests.ledger.test_node_support import (
+from ledger.testing import (
     REGION,
     NodeKeys,
     anchor,
@@ -32,6 +31,7 @@ from tests.ledger.test_node_support import (
     make_keys,
     serve,
 )
+from ledger.tiles import decode_entry_bundle
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -63,7 +63,7 @@ def test_submitted_entries_are_provably_included_and_consistent(live) -> None:
     client = _fill(base, keys, 600)
     cp = open_checkpoint(client.checkpoint(), keys.signer.verifier()).checkpoint
     assert cp.size == 601
-    bundle = decode_entry_bundle(client.entries_bundle(2, 601 - 512))
+    bundle = decode_entry_bundle(client.entry_bundle(2, 601 - 512))
     idx = 512 + 17
     proof = client.inclusion_proof(idx, cp.size)
     verify_inclusion(leaf_hash(bundle[17]), idx, cp.size, proof, cp.root_hash)
@@ -72,7 +72,7 @@ def test_submitted_entries_are_provably_included_and_consistent(live) -> None:
     index, proof2 = client.inclusion_proof_by_hash(r.entry_hash, cp.size)
     assert index == r.index == 6
     verify_inclusion(
-        leaf_hash(decode_entry_bundle(client.entries_bundle(0))[6]),
+        leaf_hash(decode_entry_bundle(client.entry_bundle(0))[6]),
         6,
         cp.size,
         proof2,
@@ -148,7 +148,7 @@ def test_audit_of_an_honest_log_passes_and_a_tampered_one_fails(live) -> None:
         files[
             f"tile/entries/{path_args[0]:03d}"
             + ("" if path_args[1] == 256 else f".p/{path_args[1]}")
-        ] = client.entries_bundle(*path_args)
+        ] = client.entry_bundle(*path_args)
     files["tile/0/000"] = client.tile(0, 0)
     files["tile/0/001"] = client.tile(0, 1)
     files["tile/0/002.p/9"] = client.tile(0, 2, 9)

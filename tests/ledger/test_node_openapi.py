@@ -34,10 +34,10 @@ from ledger.node import EXTENSION_KEY, create_app
 from ledger.note import NoteSigner, SignedNote
 from ledger.revocation import find_extension
 from ledger.serving import RunningNode, open_node
+from ledger.testing import anchor, key_added, make_config, make_keys
 from ledger.witness import AddCheckpointRequest
-from tests.ledger.test_joint_regions import Server
-from tests.ledger.test_node_support import anchor, key_added, make_config, make_keys
-from tests.ledger.test_serve_joint import _init, _origin, _write_consortium
+from tests.support.joint_world import Server
+from tests.support.ledger_cli import init_node_folder, origin_of, write_consortium
 
 SPEC = yaml.safe_load((Path(__file__).resolve().parents[2] / "ledger/openapi.yaml").read_text())
 WAIT_S = 20.0  # seconds; generous for a loaded machine
@@ -69,7 +69,7 @@ CASES = [
 
 
 def test_documented_routes_answer_as_documented(app) -> None:
-    from tests.ledger.test_node_support import serve
+    from ledger.testing import serve
 
     a, keys = app
     seq = a.extensions[EXTENSION_KEY].sequencer
@@ -89,7 +89,7 @@ def test_documented_routes_answer_as_documented(app) -> None:
 
 
 def test_every_spec_path_is_served_by_a_real_client(app, tmp_path: Path) -> None:
-    from tests.ledger.test_node_support import serve
+    from ledger.testing import serve
 
     a, keys = app
     with serve(a) as base:
@@ -181,8 +181,8 @@ def joint_pair(tmp_path: Path) -> Iterator[JointPair]:
     nodes: dict[str, RunningNode] = {}
     try:
         for region in servers:
-            _init(tmp_path / region, region)
-        consortium = _write_consortium(tmp_path, {k: s.port for k, s in servers.items()})
+            init_node_folder(tmp_path / region, region)
+        consortium = write_consortium(tmp_path, {k: s.port for k, s in servers.items()})
         for region, server in servers.items():
             nodes[region] = open_node(tmp_path / region / "node.toml", consortium)
             server.app = nodes[region].app
@@ -248,7 +248,7 @@ def test_joint_node_serves_exactly_the_documented_routes_as_documented(
     second = _revocation_digest(note)
     assert first != second
 
-    gd_origin = _origin("GD")
+    gd_origin = origin_of("GD")
     h = hashlib.sha256(gd_origin.encode()).hexdigest()
     mo_note = pair.checkpoint("MO")
     zero = "00" * 32

@@ -17,7 +17,7 @@ from ledger.note import (
     open_note,
     sign_note,
 )
-from tests.conftest import vector_path
+from tests.support.environment import vector_path
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from ledger.private_files import (
+from common.private_files import (
     InsecureFileError,
     load_or_create_secret,
     private_sqlite,

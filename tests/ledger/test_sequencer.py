@@ -14,7 +14,7 @@ from ledger.node import initial_state_for
 from ledger.rules import Rule
 from ledger.sequencer import Sequencer, SubmissionRefusedError, entry_hash
 from ledger.storage import Store, open_store
-from tests.ledger.test_node_support import NodeKeys, anchor, key_added, make_config, make_keys
+from ledger.testing import NodeKeys, anchor, key_added, make_config, make_keys
 
 
 def _sequencer(keys: NodeKeys, store: Store, url: str, now: float = 1_700_000_000.0) -> Sequencer:

@@ -23,13 +23,14 @@ import requests
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+from common.serving import free_port
 from credential.keys import SigningAlg, generate_private_key, key_id, public_key_der
 from ledger.cli import cli
 from ledger.client import LedgerClient
 from ledger.consortium import load_consortium
 from ledger.entries import CredentialAnchored, KeyAdded, encode_entry, sign_key_entry
 from ledger.sync import RegionStatus, SyncClient, SyncedTrustState
-from tests.conftest import free_port
+from tests.support.ledger_cli import init_node_folder, origin_of, write_consortium
 
 WAIT_S = 30.0  # seconds; generous for a loaded machine
 START_ATTEMPTS = 5  # fresh port pairs tried before giving up
@@ -39,24 +40,6 @@ ROOT = Path(__file__).resolve().parents[2]
 def _healthbridge() -> list[str]:
     exe = shutil.which("healthbridge", path=str(Path(sys.executable).parent))
     return [exe] if exe else [sys.executable, "-m", "healthbridge.cli"]
-
-
-def _init(folder: Path, region: str) -> None:
-    # The URL in member.toml is a placeholder: the consortium file is written with the
-    # ports the nodes actually got (`consortium init --node-url`).
-    args = [
-        "init", "--region", region, "--origin", _origin(region),
-        "--dir", str(folder), "--generate-root-key", "--generate-writer-key",
-        "--url", "http://127.0.0.1:1",
-    ]  # fmt: skip
-    r = CliRunner().invoke(cli, args)
-    assert r.exit_code == 0, r.output
-    assert "witness verifier key:" in r.output
-    assert (folder / "witness.skey").stat().st_mode & 0o777 == 0o600
-
-
-def _origin(region: str) -> str:
-    return f"{region.lower()}.hb.test/log"
 
 
 def _wait_ours(region: str, port: int, proc: subprocess.Popen[bytes], log: Path) -> bool:
@@ -78,7 +61,7 @@ def _wait_ours(region: str, port: int, proc: subprocess.Popen[bytes], log: Path)
         except (requests.RequestException, ValueError):
             time.sleep(0.1)
             continue
-        if origin == _origin(region):
+        if origin == origin_of(region):
             return True
         if origin is not None:
             return False  # a foreign server holds the port
@@ -98,18 +81,6 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
             proc.wait()
 
 
-def _write_consortium(tmp: Path, ports: dict[str, int]) -> Path:
-    """The trust root naming the nodes at `ports` (rewritten on every start attempt)."""
-    out = tmp / "consortium.toml"
-    args = ["consortium", "init", "--out", str(out), "--force"]
-    for region, port in ports.items():
-        args += ["--member", str(tmp / region / "member.toml"),
-                 "--node-url", f"{region}=http://127.0.0.1:{port}"]  # fmt: skip
-    r = CliRunner().invoke(cli, args)
-    assert r.exit_code == 0, r.output
-    return out
-
-
 def _serve_both(tmp: Path) -> tuple[list[subprocess.Popen[bytes]], dict[str, int]]:
     """Start GD and MO on fresh ports; on a lost port race, stop both and start over
     with new ports (both nodes must name each other in the consortium file)."""
@@ -118,7 +89,7 @@ def _serve_both(tmp: Path) -> tuple[list[subprocess.Popen[bytes]], dict[str, int
         ports = {"GD": free_port(), "MO": free_port()}
         if ports["GD"] == ports["MO"]:
             continue
-        consortium = _write_consortium(tmp, ports)
+        consortium = write_consortium(tmp, ports)
         procs: list[subprocess.Popen[bytes]] = []
         logs: list[Path] = []
         for region, port in ports.items():
@@ -158,7 +129,7 @@ def _wait_cosigned(url: str, size: int) -> bytes:
 @pytest.fixture
 def two_regions(tmp_path: Path) -> Iterator[dict[str, object]]:
     for region in ("GD", "MO"):
-        _init(tmp_path / region, region)
+        init_node_folder(tmp_path / region, region)
     procs, ports = _serve_both(tmp_path)
     try:
         yield {"tmp": tmp_path, "ports": ports, "consortium": tmp_path / "consortium.toml"}
@@ -221,7 +192,7 @@ def test_a_port_taken_before_the_node_binds_it_is_retried_on_new_ports(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for region in ("GD", "MO"):
-        _init(tmp_path / region, region)
+        init_node_folder(tmp_path / region, region)
     with socket.socket() as held:
         held.bind(("127.0.0.1", 0))
         held.listen()
@@ -238,13 +209,13 @@ def test_a_port_taken_before_the_node_binds_it_is_retried_on_new_ports(
             assert "Address already in use" in (tmp_path / "GD.0.log").read_text()
             for region, port in ports.items():
                 status = requests.get(f"http://127.0.0.1:{port}/v1/status", timeout=5).json()
-                assert status["origin"] == _origin(region)
+                assert status["origin"] == origin_of(region)
         finally:
             _stop(procs)
 
 
 def test_serve_on_port_zero_prints_the_bound_address(tmp_path: Path) -> None:
-    _init(tmp_path / "GD", "GD")
+    init_node_folder(tmp_path / "GD", "GD")
     cmd = [*_healthbridge(), "ledger", "serve", "--config", str(tmp_path / "GD" / "node.toml"),
            "--port", "0"]  # fmt: skip
     env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -260,7 +231,7 @@ def test_serve_on_port_zero_prints_the_bound_address(tmp_path: Path) -> None:
         url = line.rsplit(" ", 1)[1].strip()
         assert not url.endswith(":0")
         status = requests.get(f"{url}/v1/status", timeout=5).json()
-        assert status["origin"] == _origin("GD")
+        assert status["origin"] == origin_of("GD")
     finally:
         _stop([proc])
         if proc.stderr is not None:

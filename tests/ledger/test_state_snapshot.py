@@ -21,7 +21,7 @@ from ledger.state_snapshot import (
     encode_state_snapshot,
 )
 from ledger.storage import open_store
-from tests.ledger.test_node_support import (
+from ledger.testing import (
     REGION,
     NodeKeys,
     anchor,

@@ -59,9 +59,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
 
 
 def test_migrations_reach_head_and_reopen_is_a_no_op(store: Store) -> None:
-    assert current_revision(store.engine) == "0002"
+    assert current_revision(store.engine) == "0003"
     again = open_store(store.engine.url.render_as_string(hide_password=False))
-    assert current_revision(again.engine) == "0002"
+    assert current_revision(again.engine) == "0003"
     again.dispose()
 
 

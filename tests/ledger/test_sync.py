@@ -23,7 +23,7 @@ from ledger.sync import (
     frontier_append,
     frontier_root,
 )
-from tests.ledger.test_joint_helpers import (
+from tests.support.ledger_joint import (
     MemoryLog,
     MemorySource,
     consortium_of,

@@ -1,6 +1,6 @@
 """C2SP tlog-tiles@v0.1.0: paths, entry bundles, tile-backed roots and proofs.
 
-The real tiled tree is Sunlight's skylight fixture (/work/shared/vectors/ledger/
+The real tiled tree is Sunlight's skylight fixture (the shared vectors, vectors/ledger/
 tiles-skylight, github.com/FiloSottile/sunlight @ ed0bc387, ISC licence): 300 entries
 "record i", served as tile/0/000, tile/0/001.p/44 and tile/1/000.p/1.
 """
@@ -41,7 +41,7 @@ from ledger.tiles import (
     tiles_for_size,
     tree_root,
 )
-from tests.conftest import vector_path
+from tests.support.environment import vector_path
 
 MIRROR_HASH = "000de184301123b9278c086a7d9f68c9577e83872224c197058fd90784ea9706"
 

@@ -20,7 +20,7 @@ from ledger.witness import (
     Witness,
     WitnessStore,
 )
-from tests.ledger.test_joint_helpers import MemoryLog, consortium_of, member_keys
+from tests.support.ledger_joint import MemoryLog, consortium_of, member_keys
 
 
 @pytest.fixture

@@ -10,11 +10,11 @@ import pytest
 import segno  # noqa: F401  (the PNG writer must be importable)
 from click.testing import CliRunner
 
+from common.serving import free_port
 from mobile_stub.cli import cli
 from mobile_stub.device import DEVICE_KEY_FILE
 from mobile_stub.wallet import Wallet
-from tests.conftest import free_port
-from tests.mobile_stub.fakes import FakeIssuer
+from tests.support.wallet import FakeIssuer
 
 NOW = 1_800_000_010.0
 

@@ -21,7 +21,7 @@ from mobile_stub.errors import (
     WrongCodeError,
 )
 from mobile_stub.wallet import Wallet, window_of
-from tests.mobile_stub.fakes import FakeIssuer
+from tests.support.wallet import FakeIssuer
 
 NOW = 1_800_000_010.0  # inside a window (not on its edge)
 

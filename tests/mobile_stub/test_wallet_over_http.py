@@ -29,10 +29,10 @@ from issuer.context import IssuerContext
 from issuer.conversion import StaticTrustSource
 from issuer.delivery import InMemoryDelivery
 from issuer.models import SigningKeyRow
+from issuer.testing import make_context, serve
 from mobile_stub.cli import cli
 from mobile_stub.client import HttpIssuer
 from mobile_stub.wallet import Wallet
-from tests.issuer.helpers import make_context, serve
 
 GD_DOC = "G10000001"  # a seeded GD resident (fully vaccinated: green)
 

@@ -17,14 +17,15 @@ import cv2
 import pytest
 import zxingcpp
 
+from common.serving import free_port
 from credential.claims import StatusColour
 from credential.presentation import WINDOW_SECONDS
 from credential.trust import InMemoryTrustState
 from credential.verify import verify_presentation
 from mobile_stub.wallet import Wallet
 from mobile_stub.web import create_app
-from tests.conftest import CHROMIUM_ARGS, chromium_path, free_port
-from tests.mobile_stub.fakes import FakeIssuer
+from tests.support.environment import CHROMIUM_ARGS, chromium_path
+from tests.support.wallet import FakeIssuer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -28,6 +28,7 @@ import zxingcpp
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from common.serving import free_port
 from credential.claims import StatusColour
 from credential.keys import SigningAlg
 from credential.reasons import Reason
@@ -38,11 +39,11 @@ from issuer.app import create_app as create_issuer_app
 from issuer.context import IssuerContext
 from issuer.delivery import FileDelivery, read_delivered_code
 from issuer.models import SigningKeyRow
+from issuer.testing import make_context
 from mobile_stub.client import HttpIssuer
 from mobile_stub.wallet import Wallet
 from mobile_stub.web import create_app as create_wallet_app
-from tests.conftest import CHROMIUM_ARGS, chromium_path, free_port
-from tests.issuer.helpers import make_context
+from tests.support.environment import CHROMIUM_ARGS, chromium_path
 
 if TYPE_CHECKING:
     from playwright.sync_api import ViewportSize

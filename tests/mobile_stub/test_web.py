@@ -14,7 +14,7 @@ from credential.verify import verify_presentation
 from mobile_stub.device import DEVICE_KEY_FILE
 from mobile_stub.wallet import Wallet
 from mobile_stub.web import create_app
-from tests.mobile_stub.fakes import FakeIssuer
+from tests.support.wallet import FakeIssuer
 
 NOW = 1_800_000_010.0
 
@@ -131,8 +131,8 @@ def test_unknown_route_is_json_404(setup) -> None:  # type: ignore[no-untyped-de
 
 def test_unreachable_issuer_over_http_raises_the_offline_banner(tmp_path: Path) -> None:
     """The default issuer client against a closed loopback port: offline, code still shown."""
+    from common.serving import free_port
     from mobile_stub.store import StoreFile
-    from tests.conftest import free_port
 
     folder = tmp_path / "wallet"
     issuer = FakeIssuer("GD", NOW, base_url=f"http://127.0.0.1:{free_port()}")
@@ -155,7 +155,7 @@ def test_wallet_serve_command_serves_the_page(tmp_path: Path) -> None:
 
     import requests
 
-    from tests.conftest import free_port
+    from common.serving import free_port
 
     folder = tmp_path / "wallet"
     issuer = FakeIssuer("GD", time.time())

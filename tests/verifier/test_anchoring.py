@@ -22,7 +22,7 @@ from credential.reasons import Reason
 from credential.verdict import Decision, StationPolicy
 from ledger.entries import CredentialAnchored
 from ledger.sync import SyncedTrustState
-from tests.ledger.test_joint_helpers import MemoryLog, MemorySource, leaf_of
+from tests.support.ledger_joint import MemoryLog, MemorySource, leaf_of
 from tests.verifier.test_synced_station import (
     COSIGNED_AT,
     NOW,

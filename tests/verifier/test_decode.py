@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import zxingcpp
 
-from tests.conftest import vector_path
+from tests.support.environment import vector_path
 from verifier.decode import OPENCV_SIDE_PX, Attempt, DecodeLimits, _opencv, decode_frame, to_gray
 from verifier.errors import DecodeInputError
 from verifier.synth import Distortion, qr_image, synthetic_frame

@@ -10,9 +10,10 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
+from common.serving import free_port
 from credential.reasons import Reason
 from credential.verdict import describe
-from tests.conftest import CHROMIUM_ARGS, chromium_path, free_port
+from tests.support.environment import CHROMIUM_ARGS, chromium_path
 from tests.verifier.conftest import T0, Mint
 from verifier.frames import Frame
 from verifier.kiosk import KioskState, create_app

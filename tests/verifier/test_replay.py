@@ -15,7 +15,7 @@ import redis
 
 from credential.errors import ProofReplayedError
 from credential.verdict import Decision, Reason
-from tests.conftest import RedisServer
+from tests.support.redis_server import RedisServer
 from tests.verifier.conftest import T0, Mint
 from verifier.config import StationConfig, parse_config, render_config
 from verifier.errors import StationConfigError

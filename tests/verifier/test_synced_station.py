@@ -23,7 +23,7 @@ from credential.verdict import Decision
 from ledger.consortium import write_consortium
 from ledger.entries import CredentialAnchored, CredentialRevoked, RevocationReason
 from ledger.sync import RegionStatus, SyncClient, SyncedTrustState
-from tests.ledger.test_joint_helpers import (
+from tests.support.ledger_joint import (
     MemoryLog,
     MemorySource,
     consortium_of,

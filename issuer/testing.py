@@ -1,10 +1,10 @@
-"""Test fixtures for the issuer: a configured issuer context, a real ledger node served
-over HTTP on loopback, and a served issuer app."""
+"""Fixtures for the issuer's tests and benchmarks: a configured issuer context, device
+keys and their auth headers, a real ledger node served over HTTP on loopback, and a
+served issuer app. Not used by the service itself."""
 
 from __future__ import annotations
 
 import base64
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,16 +13,18 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask
-from werkzeug.serving import make_server
 
+from common.b64 import b64url
+from common.serving import serve_in_thread
 from credential.keys import generate_private_key, public_key_der
 from issuer import keymgmt, residents
 from issuer.config import IssuerConfig
 from issuer.context import Clock, IssuerContext
 from issuer.delivery import InMemoryDelivery
-from issuer.device_auth import DeviceAuth, b64url_encode, signed_message
+from issuer.device_auth import DeviceAuth, signed_message
 from ledger.config import NodeConfig
 from ledger.entries import root_public_key_bytes
+from ledger.node import EXTENSION_KEY, create_app
 from ledger.note import NoteSigner
 
 
@@ -50,7 +52,7 @@ def make_context(
 
 
 def device_key_text(key: ec.EllipticCurvePrivateKey) -> str:
-    return b64url_encode(public_key_der(key))
+    return b64url(public_key_der(key))
 
 
 def new_device() -> ec.EllipticCurvePrivateKey:
@@ -86,18 +88,10 @@ class Served:
 
 @contextmanager
 def serve(app: Flask) -> Iterator[Served]:
-    # Port 0: the kernel picks a free port at bind time, so no other process can take
-    # it between choosing and binding.
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    port = server.server_port
-    t = threading.Thread(target=server.serve_forever, daemon=True)
-    t.start()
-    try:
-        yield Served(f"http://127.0.0.1:{port}", app, server)
-    finally:
-        server.shutdown()
-        server.server_close()  # release the socket: later clients are refused, not hung
-        t.join(5)
+    # Port 0 (common.serving): the kernel picks a free port at bind time, so no other
+    # process can take it between choosing and binding; stop() releases the socket.
+    with serve_in_thread(app) as served:
+        yield Served(served.url, app, served.server)
 
 
 def node_config(ctx: IssuerContext, tmp: Path, database_url: str = "") -> NodeConfig:
@@ -118,18 +112,12 @@ def node_config(ctx: IssuerContext, tmp: Path, database_url: str = "") -> NodeCo
 
 @contextmanager
 def ledger_node(ctx: IssuerContext, tmp: Path, database_url: str = "") -> Iterator[Served]:
-    from ledger.node import create_app
-
     app = create_app(node_config(ctx, tmp, database_url))
     try:
         with serve(app) as s:
             yield s
     finally:
-        node = app.extensions.get("ledger.node") or next(
-            (v for v in app.extensions.values() if hasattr(v, "sequencer")), None
-        )
-        if node is not None:
-            node.sequencer.stop()
+        app.extensions[EXTENSION_KEY].sequencer.stop()
 
 
 def b64(data: bytes) -> str:

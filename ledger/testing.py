@@ -1,12 +1,10 @@
-"""Shared helpers for the ledger node tests: key folders, realistic entries, live servers.
-
-No tests live here; the node, client, CLI, audit and kill tests import these helpers.
+"""Fixtures for the ledger node's tests and benchmarks: key folders, a node config,
+realistic entries, a node served on loopback. Not used by the node itself.
 """
 
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,19 +12,22 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import Flask
-from werkzeug.serving import make_server
 
+from common.serving import serve_in_thread
 from credential.keys import SigningAlg, generate_private_key, key_id, public_key_der
+from ledger.client import LedgerClient
 from ledger.config import NodeConfig
 from ledger.entries import (
     CredentialAnchored,
     KeyAdded,
+    decode_entry,
+    decode_leaf,
     encode_entry,
     root_public_key_bytes,
     sign_key_entry,
 )
 from ledger.note import NoteSigner
-from tests.conftest import free_port
+from ledger.tiles import decode_entry_bundle
 
 REGION = "GD"
 ORIGIN = "ledger.gd.healthbridge.test/log"
@@ -105,11 +106,16 @@ def anchor(keys: NodeKeys, status_index: int, expires_at: int = 4_000_000_000) -
 @contextmanager
 def serve(app: Flask) -> Iterator[str]:
     """Serve `app` over real HTTP on 127.0.0.1 in a thread; yields the base URL."""
-    server = make_server("127.0.0.1", free_port(), app, threaded=True)
-    t = threading.Thread(target=server.serve_forever, daemon=True)
-    t.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        t.join(5)
+    with serve_in_thread(app) as served:
+        yield served.url
+
+
+def log_entries(client: LedgerClient) -> list[object]:
+    """Every entry of the node's log, decoded, read through its entry bundles."""
+    size = client.size()
+    out: list[object] = []
+    for bundle in range(0, (size + 255) // 256):
+        width = min(256, size - bundle * 256)
+        data = client.entry_bundle(bundle, width if width < 256 else 256)
+        out += [decode_entry(decode_leaf(x).entry_bytes) for x in decode_entry_bundle(data)]
+    return out

@@ -2,7 +2,7 @@
 
 Prints progress lines, then ONE JSON object as the last line. Measures, in the same run,
 the ceiling it is compared with (plain batched inserts of rows of the same size).
-Run: .venv/bin/python bench/ledger.py [--entries N] [--skip-postgres]
+Run: .venv/bin/python bench/ledger_node.py [--entries N] [--skip-postgres]
 """
 
 from __future__ import annotations
@@ -24,11 +24,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# Run as `python bench/<name>.py`, sys.path[0] is bench/, where this very file would
-# shadow the `ledger` package: drop bench/ and put the project root first.
-_BENCH = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _BENCH]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # run as `python bench/ledger_node.py` from a checkout
 
 import sqlalchemy as sa  # noqa: E402
 
@@ -37,7 +33,7 @@ from ledger.merkle import root_hash, verify_inclusion  # noqa: E402
 from ledger.node import initial_state_for  # noqa: E402
 from ledger.sequencer import Sequencer  # noqa: E402
 from ledger.storage import TreeState, open_store  # noqa: E402
-from tests.ledger.test_node_support import anchor, key_added, make_config, make_keys  # noqa: E402
+from ledger.testing import anchor, key_added, make_config, make_keys  # noqa: E402
 
 SUBMITTERS = 8  # threads
 SUBMIT_CHUNK = 500  # entries per submission in the throughput run

@@ -15,17 +15,17 @@ from typing import TypeVar
 
 from flask import Flask
 
+from common.serving import free_port
 from issuer import anchor
 from issuer.context import IssuerContext
+from issuer.testing import make_context
 from ledger.config import NodeConfig
 from ledger.consortium import write_consortium
 from ledger.entries import root_public_key_bytes
 from ledger.node import EXTENSION_KEY, create_app
 from ledger.witness_api import JointServices
-from tests.conftest import free_port
-from tests.issuer.helpers import make_context
-from tests.ledger.test_joint_helpers import MemberKeys, consortium_of, member_keys, write_key
-from tests.ledger.test_joint_regions import Server
+from tests.support.joint_world import Server
+from tests.support.ledger_joint import MemberKeys, consortium_of, member_keys, write_key
 
 WAIT_S = 20.0  # seconds; generous for a loaded machine
 T = TypeVar("T")

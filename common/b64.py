@@ -1,0 +1,45 @@
+"""Unpadded base64url (RFC 4648 §5, as JWS uses it: RFC 7515 §2): one encoder, one
+strict decoder. Pure; no I/O.
+
+The decoder refuses padding, characters outside the URL-safe alphabet and
+non-canonical tails (bits set past the last full byte), so one value has exactly one
+spelling — two spellings of one key or signature would otherwise compare unequal.
+Standard base64 with padding (RFC 4648 §4, used by signed notes and JSON bodies) is
+`ledger.note.b64decode_strict`'s business, not this module's.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+_ALPHABET = re.compile(rb"[A-Za-z0-9_-]*")
+
+
+def b64url(data: bytes) -> str:
+    """Unpadded base64url of `data` (RFC 7515 §2)."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str | bytes, max_chars: int | None = None) -> bytes:
+    """Strict unpadded base64url; raises ValueError on anything else.
+
+    `max_chars` bounds the input before any work is done (a header field, a path
+    segment); None means no bound beyond the caller's own.
+    """
+    try:
+        raw = text.encode("ascii", "strict") if isinstance(text, str) else bytes(text)
+    except UnicodeEncodeError as e:
+        raise ValueError("expected unpadded base64url, found non-ASCII text") from e
+    if max_chars is not None and len(raw) > max_chars:
+        raise ValueError(f"expected at most {max_chars} base64url characters, found {len(raw)}")
+    if len(raw) % 4 == 1 or _ALPHABET.fullmatch(raw) is None:
+        raise ValueError("expected unpadded base64url")
+    try:
+        out = base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4))
+    except binascii.Error as e:  # unreachable after the checks above; kept typed
+        raise ValueError("expected unpadded base64url") from e
+    if base64.urlsafe_b64encode(out).rstrip(b"=") != raw:
+        raise ValueError("expected canonical base64url (no bits set past the last byte)")
+    return out

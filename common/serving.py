@@ -1,0 +1,83 @@
+"""Serve a WSGI app (a Flask app) on a thread: the one helper the demo, the command-line
+kiosk and every test with a live server use.
+
+`serve_in_thread(app, host, port)` binds a threaded werkzeug server (port 0: the kernel
+picks a free one, so tests never race on a port) and runs it on a daemon thread;
+`ServedApp.url` is its base URL and `stop()` shuts it down, closes the socket and joins
+the thread. It is also a context manager. Binding errors surface as OSError (werkzeug's
+own "address in use" exit is turned into one). Production runs gunicorn instead.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, make_server
+
+LOOPBACK = "127.0.0.1"
+JOIN_TIMEOUT_S = 5.0  # seconds to wait for the serving thread after shutdown
+
+
+@dataclass
+class ServedApp:
+    """A running threaded werkzeug server and its thread."""
+
+    server: BaseWSGIServer
+    thread: threading.Thread
+
+    @property
+    def host(self) -> str:
+        return str(self.server.host)
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_port)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(JOIN_TIMEOUT_S)
+
+    def __enter__(self) -> ServedApp:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A port free right now, for a child process that must be told its port up front
+    (in-process servers bind port 0 instead: no race between choosing and binding)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def bind(app: Any, host: str = LOOPBACK, port: int = 0) -> BaseWSGIServer:
+    """A threaded werkzeug server bound to (host, port), not yet serving."""
+    try:
+        return make_server(host, port, app, threaded=True)
+    except SystemExit as e:
+        # werkzeug reports some bind failures by printing and exiting; make them errors.
+        raise OSError(f"cannot listen on {host}:{port}") from e
+
+
+def serve_in_thread(app: Any, host: str = LOOPBACK, port: int = 0, name: str = "wsgi") -> ServedApp:
+    """Bind and serve `app` on a daemon thread named `name`."""
+    server = bind(app, host, port)
+    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
+    thread.start()
+    return ServedApp(server, thread)

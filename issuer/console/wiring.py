@@ -1,0 +1,98 @@
+"""Wires the admin console into the issuer's Flask app.
+
+`init_console(app)` sets the session cookie (HttpOnly, SameSite=Strict, Secure over
+https), the session signing key (a 0600 file under the issuer's key_dir), CSRF
+protection (flask-wtf, `issuer.console.views.csrf`) on every console form, the
+`AdminOps` object, and the two blueprints (console pages, per-admin JSON API). The
+issuer's own JSON APIs are untouched: CSRF is enforced only on the console blueprint,
+whose pages are the only ones that authenticate with a cookie.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, request
+from flask.sessions import SecureCookieSessionInterface
+
+from common.secret_file import write_secret
+from issuer.admin_api import api
+from issuer.console.ops import AdminOps
+from issuer.console.views import console, csrf
+from issuer.context import IssuerContext
+from issuer.errors import ConfigError
+from issuer.keystore import read_secret
+from issuer.ledger_state import ConsortiumCheckpoints
+
+log = logging.getLogger(__name__)
+SESSION_KEY_FILE = "console-session.key"
+SESSION_KEY_BYTES = 32
+
+
+class ConsoleSessionInterface(SecureCookieSessionInterface):
+    """Marks the cookie Secure whenever the request itself came over https."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
+
+
+def session_key(ctx: IssuerContext) -> bytes:
+    """The cookie-signing key, shared by every worker process of this issuer.
+
+    The first process to start creates it; the file appears atomically (hard link of
+    a finished temporary file), so gunicorn workers racing at start-up all end up
+    reading the same key instead of each keeping its own.
+    """
+    path: Path = ctx.config.key_dir / SESSION_KEY_FILE
+    if not path.exists():
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        write_secret(tmp, secrets.token_bytes(SESSION_KEY_BYTES))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another worker won the race: use its key
+        finally:
+            tmp.unlink(missing_ok=True)
+    return read_secret(path)
+
+
+def init_console(app: Flask, ledger: ConsortiumCheckpoints | None = None) -> AdminOps:
+    """`ledger`: the service layer's checkpoint view (default: from the consortium file
+    in the config; none configured or unreadable: pages say cosignatures are unchecked)."""
+    ctx: IssuerContext = app.extensions["issuer"]
+    if ledger is None:
+        try:
+            ledger = ConsortiumCheckpoints.from_context(ctx)
+        except ConfigError as e:
+            # The console still serves; the ledger page says it cannot check.
+            log.error("console cannot load the consortium file: %s", e.message)
+    ops = AdminOps(ctx, ledger)
+
+    def wake() -> None:
+        worker: Any = app.extensions.get("issuer.worker")
+        if worker is not None:
+            worker.wake()
+
+    ops.on_change = wake
+    app.extensions["issuer.admin_ops"] = ops
+    if not app.secret_key:
+        app.secret_key = session_key(ctx)
+    app.config.update(
+        SESSION_COOKIE_NAME="hb_console",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_PATH="/console",
+        # CSRF checks run only where the console asks for them (see views.before_request).
+        WTF_CSRF_CHECK_DEFAULT=False,
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the (idle-limited) session
+    )
+    app.config.setdefault("SESSION_COOKIE_SECURE", False)
+    app.session_interface = ConsoleSessionInterface()
+    csrf.init_app(app)
+    app.register_blueprint(console)
+    app.register_blueprint(api)
+    return ops

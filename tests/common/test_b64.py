@@ -1,0 +1,45 @@
+"""The one base64url pair (RFC 4648 §5, unpadded as in RFC 7515 §2): round trip and
+every non-canonical spelling refused."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from common.b64 import b64url, b64url_decode
+
+
+@given(st.binary(max_size=200))
+def test_round_trip(data: bytes) -> None:
+    text = b64url(data)
+    assert "=" not in text
+    assert b64url_decode(text) == data
+    assert b64url_decode(text.encode("ascii")) == data
+
+
+def test_rfc4648_vector() -> None:
+    # RFC 4648 §10 "foobar", in the URL-safe alphabet without padding.
+    assert b64url(b"foobar") == "Zm9vYmFy"
+    assert b64url(b"\xfb\xff") == "-_8"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Zm9vYg==",  # padding
+        "Zm9vYh",  # bits set past the last byte: a second spelling of b"foob"
+        "Zm9v+mFy",  # standard alphabet
+        "Zm9 vYmFy",  # space
+        "Z",  # impossible length
+        "Zm9vYmFyé",  # not ASCII
+    ],
+)
+def test_non_canonical_spellings_are_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        b64url_decode(text)
+
+
+def test_overlong_field_is_refused_before_decoding() -> None:
+    with pytest.raises(ValueError, match="at most 8"):
+        b64url_decode("A" * 12, max_chars=8)
