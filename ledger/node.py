@@ -10,6 +10,7 @@ What it does: `create_app(config, extra_blueprints=())` builds a Flask app aroun
   GET  /v1/proof/consistency?old=&new=  RFC 9162 §2.1.4
   GET  /v1/status
   GET  /revocation/snapshot/<hex>, /revocation/delta/<hex>/<hex>   (ledger.revocation_api)
+  GET  /healthz, /readyz                probes (ledger.observability; also on the ops port)
 ledger/openapi.yaml documents every route, with the joint-operation ones; the test
 tests/ledger/test_node_openapi.py fails when a served route is not documented.
 Every error is a JSON body {"error": code, "message": ...} with a 4xx status (503 when
@@ -45,7 +46,9 @@ from ledger.config import (
     NodeConfig,
 )
 from ledger.errors import LedgerError, TileError
+from ledger.metrics import METRICS_KEY, LedgerMetrics
 from ledger.note import NoteSigner
+from ledger.observability import SecurityEvent, health_blueprint, instrument, security_event
 from ledger.revocation_api import RevocationPublisher, revocation_blueprint
 from ledger.rules import LogState
 from ledger.sequencer import (
@@ -119,7 +122,23 @@ api = Blueprint("ledger_api", __name__, url_prefix="/v1")
 read = Blueprint("ledger_tiles", __name__)
 
 
+def _refuse_writer(message: str) -> ApiError:
+    """A refused submission: counted, logged once as a security event, answered 401."""
+    metrics: LedgerMetrics | None = current_app.extensions.get(METRICS_KEY)
+    if metrics is not None:
+        metrics.writer_refusals.inc()
+    security_event(log, SecurityEvent.WRITER_REFUSED, origin=node().config.origin, why=message)
+    return ApiError(401, "unauthorized", message)
+
+
 def _authenticate(body: bytes) -> None:
+    try:
+        _check_writer(body)
+    except ApiError as e:
+        raise _refuse_writer(str(e)) from e
+
+
+def _check_writer(body: bytes) -> None:
     header = request.headers.get("Authorization", "")
     scheme, _, rest = header.partition(" ")
     if scheme != AUTH_SCHEME or rest.count(".") != 2:
@@ -386,8 +405,13 @@ def create_app(
         clock=clock,
         extender=publisher,
     )
-    app.extensions[EXTENSION_KEY] = LedgerNode(config, store, sequencer, signer, clock)
+    ledger_node = LedgerNode(config, store, sequencer, signer, clock)
+    app.extensions[EXTENSION_KEY] = ledger_node
     app.extensions[REVOCATION_KEY] = publisher
+    metrics = LedgerMetrics.for_node(ledger_node)
+    app.extensions[METRICS_KEY] = metrics
+    instrument(app, metrics.registry)
+    app.register_blueprint(health_blueprint(lambda: metrics.checks))
     app.register_blueprint(api)
     app.register_blueprint(read)
     app.register_blueprint(revocation_blueprint(publisher))
