@@ -67,7 +67,7 @@ def cosignature_times(lines: tuple[str, ...]) -> dict[str, int]:
     return out
 
 
-@dataclass
+@dataclass(eq=False)  # registries key collectors by identity
 class NodeStateCollector(Collector):
     """Gauges read from the node's store (and witness store) at scrape time."""
 
@@ -236,7 +236,7 @@ class LedgerMetrics:
 
     @classmethod
     def for_node(cls, node: LedgerNode, joint: JointServices | None = None) -> LedgerMetrics:
-        registry = CollectorRegistry(auto_describe=True)
+        registry = CollectorRegistry()
         state = NodeStateCollector(node, joint)
         registry.register(state)
         writer = Counter(
