@@ -13,6 +13,7 @@ import shutil
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +156,13 @@ def sync(station_dir: Path, region: str | None) -> None:
     default=None,
     help="Verify as of this Unix time plus the media time (re-checking a recording).",
 )
+@click.option(
+    "--metrics-port",
+    default=None,
+    type=click.IntRange(0, 65535),
+    help="Serve /metrics, /healthz and /readyz on this separate port (keep it private).",
+)
+@click.option("--metrics-host", default="127.0.0.1", show_default=True)
 def scan(
     station_dir: Path,
     camera: int | None,
@@ -170,6 +178,8 @@ def scan(
     no_sync: bool,
     camera_retries: int | None,
     at: float | None,
+    metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """Scan codes from a camera, stream, video or image folder and show verdicts."""
     from ledger.sync import SyncedTrustState
@@ -219,6 +229,19 @@ def scan(
         start = at
         station.clock = lambda f: start + f.timestamp
     regions = consortium.regions()
+    from ledger.observability import start_ops_server
+    from verifier.metrics import StationMetrics
+
+    def ages() -> Mapping[str, int | None]:
+        return sync_ages(d.state_db, time.time(), regions)
+
+    metrics = StationMetrics.create(ages, config.policy.max_sync_age_s, station)
+    metrics.attach(station)
+    ops = None
+    if metrics_port is not None:
+        checks = metrics.checks
+        ops = start_ops_server(metrics.registry, lambda: checks, metrics_host, metrics_port)
+        click.echo(f"metrics and probes on {ops.url}/metrics", err=True)
     server = None
     if headless:
 
@@ -232,7 +255,7 @@ def scan(
 
         state = KioskState(
             log=log,
-            sync_ages=lambda: sync_ages(d.state_db, time.time(), regions),
+            sync_ages=ages,
             online=lambda: None if syncer is None else syncer.online,
             alarm=lambda: None if syncer is None else syncer.fork_alarm,
             max_sync_age_s=config.policy.max_sync_age_s,
@@ -240,7 +263,12 @@ def scan(
         station.listeners.append(state.on_event)
         station.frame_listeners.append(state.on_frame)
         port = kiosk_port or config.kiosk_port
-        server = make_server(kiosk_host, port, create_app({"KIOSK_STATE": state}), threaded=True)
+        server = make_server(
+            kiosk_host,
+            port,
+            create_app({"KIOSK_STATE": state, "KIOSK_METRICS": metrics}),
+            threaded=True,
+        )
         threading.Thread(target=server.serve_forever, name="kiosk", daemon=True).start()
         click.echo(f"kiosk: http://{kiosk_host}:{port}/", err=True)
         station.listeners.append(
@@ -265,6 +293,8 @@ def scan(
             background.stop()
         if server is not None:
             server.shutdown()
+        if ops is not None:
+            ops.stop()
         trust.close()
         log.close()
 
