@@ -1,0 +1,49 @@
+"""issuer.metrics: the outbox and issuance figures Prometheus scrapes, and the probes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prometheus_client import generate_latest
+
+from issuer.app import create_app
+from issuer.context import ManualClock
+from issuer.metrics import METRICS_KEY, issuance_counts, outbox_lag
+from tests.issuer.helpers import enrol_directly, make_context, new_device
+
+
+def test_enrolment_shows_in_issuance_counts_and_outbox_age(tmp_path: Path) -> None:
+    clock = ManualClock(1_800_000_000)
+    ctx = make_context(tmp_path, clock=clock)
+    enrol_directly(ctx, "G10000001", new_device())
+    clock.advance(90)
+    counts = issuance_counts(ctx)
+    assert (counts.enrolment, counts.conversion, counts.refresh) == (1, 0, 0)
+    depth, oldest = outbox_lag(ctx)
+    assert depth >= 2 and oldest == 90  # the key entry and the anchor wait; nothing anchors
+    app = create_app(ctx.config, context=ctx, start_workers=False)
+    text = generate_latest(app.extensions[METRICS_KEY]).decode()
+    assert 'healthbridge_outbox_oldest_age_seconds{region="GD"} 90.0' in text
+    assert 'healthbridge_credentials_issued_total{kind="enrolment",region="GD"} 1.0' in text
+    assert "G10000001" not in text
+
+
+def test_probes_answer_and_metrics_stay_off_the_public_api(tmp_path: Path) -> None:
+    ctx = make_context(tmp_path)
+    c = create_app(ctx.config, context=ctx, start_workers=False).test_client()
+    assert c.get("/healthz").get_json() == {"status": "alive"}
+    r = c.get("/readyz")
+    assert r.status_code == 200, r.get_json()
+    assert c.get("/metrics").status_code == 404
+
+
+def test_missing_signing_key_file_makes_the_issuer_not_ready(tmp_path: Path) -> None:
+    from issuer.context import IssuerContext
+
+    made = make_context(tmp_path)
+    for f in made.config.signing_key_dir.iterdir():
+        f.unlink()
+    ctx = IssuerContext.open(made.config)  # a fresh process: nothing cached
+    r = create_app(ctx.config, context=ctx, start_workers=False).test_client().get("/readyz")
+    assert r.status_code == 503
+    assert r.get_json()["checks"]["signing_key"] == "the active signing key cannot be read"
