@@ -18,7 +18,7 @@ import requests
 import yaml
 
 from ledger.serving import start_ops
-from tests.ledger.test_node_openapi import JointPair, joint_pair  # noqa: F401 (fixture)
+from tests.ledger.test_node_openapi import JointPair
 
 RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "healthbridge-alerts.yml"
 WAIT_S = 45.0  # seconds; Prometheus starts in about one on an idle machine
@@ -72,7 +72,7 @@ def prometheus(tmp_path: Path) -> Iterator[tuple[Path, str, list[subprocess.Pope
 
 @pytest.mark.slow
 def test_prometheus_sees_every_target_up_and_alerts_when_a_node_stops(
-    joint_pair: JointPair,  # noqa: F811
+    joint_pair: JointPair,
     prometheus: tuple[Path, str, list[subprocess.Popen]],
 ) -> None:
     folder, binary, procs = prometheus
