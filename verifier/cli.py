@@ -235,7 +235,12 @@ def scan(
     def ages() -> Mapping[str, int | None]:
         return sync_ages(d.state_db, time.time(), regions)
 
-    metrics = StationMetrics.create(ages, config.policy.max_sync_age_s, station)
+    metrics = StationMetrics.create(
+        ages,
+        config.policy.max_sync_age_s,
+        station,
+        alarm=lambda: None if syncer is None else syncer.fork_alarm,
+    )
     metrics.attach(station)
     ops = None
     if metrics_port is not None:

@@ -36,8 +36,15 @@ class _SyncCollector(Collector):
     sync_ages: SyncAges
     max_sync_age_s: int
     station: Station | None = None
+    alarm: Callable[[], str | None] = lambda: None
 
     def collect(self) -> Iterator[Metric]:
+        fork = GaugeMetricFamily(
+            "healthbridge_station_fork_alarm",
+            "1 while the station's sync holds evidence of a split view (a ledger fork).",
+        )
+        fork.add_metric([], 0 if self.alarm() is None else 1)
+        yield fork
         age = GaugeMetricFamily(
             "healthbridge_station_sync_age_seconds",
             "Seconds since the station's synced checkpoint of each region.",
@@ -79,10 +86,14 @@ class StationMetrics:
 
     @classmethod
     def create(
-        cls, sync_ages: SyncAges, max_sync_age_s: int, station: Station | None = None
+        cls,
+        sync_ages: SyncAges,
+        max_sync_age_s: int,
+        station: Station | None = None,
+        alarm: Callable[[], str | None] = lambda: None,
     ) -> StationMetrics:
         registry = CollectorRegistry()
-        registry.register(_SyncCollector(sync_ages, max_sync_age_s, station))
+        registry.register(_SyncCollector(sync_ages, max_sync_age_s, station, alarm))
         scans = Counter(
             "healthbridge_station_scans",
             "Codes verified, by decision and reason code (one count per reason).",

@@ -23,6 +23,7 @@ from typing import Any
 
 from ledger.consortium import Consortium
 from ledger.errors import LedgerError
+from ledger.observability import SecurityEvent, security_event
 from ledger.sync import (
     ForkDetectedError,
     ProgressCallback,
@@ -82,8 +83,9 @@ class LedgerSyncer:
                 )
             except ForkDetectedError as e:
                 # Evidence of a split view: keep the old state, raise the alarm loudly.
+                if self.fork_alarm != str(e):  # one log line per distinct alarm
+                    security_event(log, SecurityEvent.STATION_ALARM, detail=str(e)[:300])
                 self.fork_alarm = str(e)
-                log.error("ledger fork detected: %s", e)
                 outcome = SyncOutcome(False, None, f"fork detected: {e}", self._clock())
             except (LedgerError, OSError) as e:
                 outcome = SyncOutcome(False, None, str(e), self._clock())

@@ -49,6 +49,7 @@ from issuer.services import (
     PendingEntry,
 )
 from issuer.services import Role as ServiceRole
+from ledger.observability import SecurityEvent, security_event
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -206,6 +207,13 @@ class AdminOps:
         ids: tuple[int, ...],
     ) -> None:
         p = who.principal
+        if outcome is Outcome.DENIED:
+            # Logged once, here, next to the audit record; the free-text detail (an
+            # admin's typed reason) stays in the audit log only.
+            security_event(
+                log, SecurityEvent.PERMISSION_REFUSED, admin=p.username, region=p.region,
+                action=action, target=target, channel=str(who.channel),
+            )  # fmt: skip
         audit.record(
             self.ctx.sessions,
             AuditEvent(
