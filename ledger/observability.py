@@ -118,6 +118,10 @@ def configure_logging(
     for h in list(root.handlers):
         if getattr(h, _HANDLER_MARK, False):
             root.removeHandler(h)
+            if stream is None and isinstance(h, logging.StreamHandler):
+                # A nested command run in-process (the demo runs `healthbridge ...`
+                # with its output captured) keeps writing where the process logs.
+                stream = h.stream
     handler = logging.StreamHandler(stream or sys.stderr)
     setattr(handler, _HANDLER_MARK, True)
     handler.addFilter(RequestIdFilter())
@@ -166,6 +170,7 @@ _ALARMS = frozenset({SecurityEvent.LEDGER_ALARM, SecurityEvent.STATION_ALARM})
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 UNMATCHED_ROUTE = "<unmatched>"  # 404s: the raw path could carry anything
+access_log = logging.getLogger("healthbridge.access")
 
 
 def instrument(app: Flask, registry: CollectorRegistry) -> None:
@@ -195,8 +200,12 @@ def instrument(app: Flask, registry: CollectorRegistry) -> None:
         t0, _token, rid = started
         rule = request.url_rule.rule if request.url_rule is not None else UNMATCHED_ROUTE
         method = request.method if request.method in KNOWN_METHODS else "OTHER"
-        hist.labels(rule, method, str(resp.status_code)).observe(time.perf_counter() - t0)
+        took = time.perf_counter() - t0
+        hist.labels(rule, method, str(resp.status_code)).observe(took)
         resp.headers[REQUEST_ID_HEADER] = rid
+        # One access line per request, by route template (never the path or query,
+        # which may carry anything), at DEBUG: a busy node serves thousands a second.
+        access_log.debug("%s %s %d %.1f ms", method, rule, resp.status_code, took * 1000.0)
         return resp
 
     @app.teardown_request
