@@ -24,7 +24,7 @@ BAR_CHART_WIDTH = 720  # SVG user units; the browser scales the chart to its box
 BAR_CHART_HEIGHT = 200
 METER_WIDTH = 480
 METER_HEIGHT = 28
-AXIS_LEFT = 44  # room for the value labels
+AXIS_LEFT = 56  # room for the value labels
 AXIS_BOTTOM = 22  # room for the hour labels
 TOP_PAD = 10
 WARN_SHARE = 0.5  # a meter turns amber past half its limit, red past the limit
@@ -54,6 +54,14 @@ def nice_ceiling(value: int) -> int:
         step *= 10
 
 
+def axis_steps(top: int) -> int:
+    """How many equal whole-number steps divide the axis 0..top (4 or 5 when possible)."""
+    for n in (4, 5, 2):
+        if top % n == 0:
+            return n
+    return 1
+
+
 @dataclass(frozen=True)
 class Bar:
     label: str  # the tick under the bar (e.g. the hour "14")
@@ -76,10 +84,11 @@ def bar_chart(bars: Sequence[Bar], title: str, fill: str, tick_every: int = 3) -
         f'viewBox="0 0 {BAR_CHART_WIDTH} {BAR_CHART_HEIGHT}" aria-label="{escape(title)}">',
         f"<title>{escape(title)}</title>",
     ]
-    for i in range(4):  # gridlines and value labels at 0, 1/3, 2/3, top
-        v = top * i / 3
-        y = TOP_PAD + plot_h - plot_h * i / 3
-        label = f"{v:.0f}" if v == int(v) else f"{v:.1f}"
+    steps = axis_steps(top)
+    for i in range(steps + 1):  # gridlines and whole-number value labels
+        v = top * i // steps
+        y = TOP_PAD + plot_h - plot_h * i / steps
+        label = str(v)
         parts.append(
             f'<line x1="{AXIS_LEFT}" x2="{BAR_CHART_WIDTH}" y1="{y:.1f}" y2="{y:.1f}" '
             f'stroke="{GRID}" stroke-width="1"/>'
