@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from issuer.context import ManualClock
 from issuer.overview import HOUR_S, fetch_alarms, hourly_activity
 from tests.issuer.helpers import enrol_directly, make_context, new_device
@@ -55,3 +57,24 @@ def test_login_lands_on_the_overview_in_both_languages(client, gd) -> None:  # n
     assert "G10000001" not in html
     # Nothing on the page is fetched from elsewhere: no src= or href= leaves the site.
     assert not re.search(r'(?:src|href)="(?:https?:)?//', html)
+
+
+@pytest.mark.postgres
+def test_hourly_activity_and_metrics_queries_on_postgres(
+    tmp_path: Path, fresh_postgres_url: str
+) -> None:
+    from issuer.metrics import issuance_counts, outbox_lag
+
+    clock = ManualClock(1_800_000_000 - 1_800_000_000 % HOUR_S + 1800)
+    ctx = make_context(tmp_path, database_url=fresh_postgres_url, clock=clock)
+    try:
+        enrol_directly(ctx, "G10000001", new_device())
+        clock.advance(2 * HOUR_S)
+        enrol_directly(ctx, "G10000002", new_device())
+        a = hourly_activity(ctx, ctx.now())
+        assert a.issued[-1] == 1 and a.issued[-3] == 1 and sum(a.issued) == 2
+        assert issuance_counts(ctx).enrolment == 2
+        depth, oldest = outbox_lag(ctx)
+        assert depth >= 3 and oldest is not None and oldest >= 2 * HOUR_S
+    finally:
+        ctx.dispose()
