@@ -17,7 +17,9 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="hb-is
 
 def when_ready(server: Any) -> None:
     from issuer.metrics import start_master_ops
+    from ledger.observability import configure_logging
 
+    configure_logging()  # HEALTHBRIDGE_LOG_FORMAT / _LEVEL, as for every command
     start_master_ops()
 
 

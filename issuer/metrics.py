@@ -179,7 +179,7 @@ def start_master_ops() -> None:
     path = os.environ.get("HB_ISSUER_CONFIG")
     ctx = IssuerContext.open(load_config(Path(path) if path else None), run_migrations=False)
     registry = issuer_registry(ctx)
-    multiprocess.MultiProcessCollector(registry)
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     checks = readiness_checks(ctx)
     start_ops_server(
         registry, lambda: checks, os.environ.get(METRICS_HOST_ENV, "127.0.0.1"), int(port)

@@ -7,6 +7,9 @@ from pathlib import Path
 
 from issuer.app import create_app
 from issuer.config import load_config
+from ledger.observability import configure_logging
+
+configure_logging()  # HEALTHBRIDGE_LOG_FORMAT / _LEVEL, as for every command
 
 _path = os.environ.get("HB_ISSUER_CONFIG")
 app = create_app(load_config(Path(_path) if _path else None))

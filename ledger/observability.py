@@ -212,7 +212,10 @@ def instrument(app: Flask, registry: CollectorRegistry) -> None:
     def _clear(_exc: BaseException | None) -> None:
         started = g.pop("healthbridge_request", None)
         if started is not None:
-            _request_id.reset(started[1])
+            try:
+                _request_id.reset(started[1])
+            except ValueError:  # torn down in another context (a streamed response)
+                _request_id.set(None)
 
 
 # -- health ------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from prometheus_client import generate_latest
 
 from issuer.app import create_app
@@ -47,3 +48,60 @@ def test_missing_signing_key_file_makes_the_issuer_not_ready(tmp_path: Path) -> 
     r = create_app(ctx.config, context=ctx, start_workers=False).test_client().get("/readyz")
     assert r.status_code == 503
     assert r.get_json()["checks"]["signing_key"] == "the active signing key cannot be read"
+
+
+@pytest.mark.slow
+def test_gunicorn_master_serves_every_workers_requests_on_the_metrics_port(
+    tmp_path: Path,
+) -> None:
+    """`issuer serve --workers 2 --metrics-port`: one listener in the gunicorn master
+    whose request counts add up the two workers' (prometheus multiprocess mode)."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+
+    hb = [sys.executable, "-c", "from healthbridge.cli import run; run()"]
+    subprocess.run(
+        [*hb, "issuer", "init", "--region", "GD", "--data-dir", str(tmp_path / "gd")],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    api, metrics = free_port(), free_port()
+    proc = subprocess.Popen(
+        [*hb, "issuer", "serve", "--config", str(tmp_path / "gd" / "issuer.toml"),
+         "--port", str(api), "--workers", "2", "--metrics-port", str(metrics)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90  # two workers migrate and boot on a busy machine
+        for url in (f"http://127.0.0.1:{metrics}/readyz", f"http://127.0.0.1:{api}/healthz"):
+            while True:
+                try:
+                    if requests.get(url, timeout=5).ok:
+                        break
+                except requests.RequestException:
+                    pass
+                assert time.monotonic() < deadline, f"{url} never answered"
+                time.sleep(0.2)
+        for _ in range(10):
+            assert requests.get(f"http://127.0.0.1:{api}/v1/status", timeout=30).ok
+        text = requests.get(f"http://127.0.0.1:{metrics}/metrics", timeout=5).text
+        count = "healthbridge_http_request_duration_seconds_count"
+        line = f'{count}{{method="GET",route="/v1/status",status="200"}} 10.0'
+        assert line in text, text[-2000:]
+        assert 'healthbridge_outbox_depth{region="GD"}' in text
+        assert requests.get(f"http://127.0.0.1:{api}/metrics", timeout=5).status_code == 404
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
