@@ -106,6 +106,23 @@ class TextFormatter(logging.Formatter):
         return _exception_text(ei)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is at the time of each record, so a command run
+    in-process with its output captured (the demo's, a test runner's) never leaves a
+    handler pointing at a closed stream."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> IO[str]:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: IO[str]) -> None:
+        pass
+
+
 def configure_logging(
     fmt: str | None = None, level: str | int | None = None, stream: IO[str] | None = None
 ) -> logging.Handler:
@@ -118,11 +135,9 @@ def configure_logging(
     for h in list(root.handlers):
         if getattr(h, _HANDLER_MARK, False):
             root.removeHandler(h)
-            if stream is None and isinstance(h, logging.StreamHandler):
-                # A nested command run in-process (the demo runs `healthbridge ...`
-                # with its output captured) keeps writing where the process logs.
-                stream = h.stream
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler: logging.Handler = (
+        logging.StreamHandler(stream) if stream is not None else _StderrHandler()
+    )
     setattr(handler, _HANDLER_MARK, True)
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(
