@@ -3,12 +3,13 @@
 What it does: `IssuerStateCollector` reads the issuer's database at scrape time: the
 anchoring outbox (rows waiting, age of the oldest), credentials issued by kind
 (first issue through enrolment or conversion, and refreshes), credentials revoked,
-and whether the database answered. Counting from the database keeps the numbers right
-across gunicorn workers, restarts and the separate anchor-worker process; it costs a
-few indexed aggregate queries per scrape. `issuer_registry(ctx)` is one registry with
-that collector; `readiness_checks(ctx)` says whether the database answers and the
-active signing key is readable. Request latency comes from
-ledger.observability.instrument. Labels are kinds and channels, never a person's data.
+and whether the database answered. Counting committed rows keeps the numbers right
+across gunicorn workers and whichever process serves them; each scrape reads only the
+rows added since the previous one (primary-key ranges), see bench/metrics.py.
+`issuer_registry(ctx)` is one registry with that collector; `readiness_checks(ctx)`
+says whether the database answers and the active signing key is readable. Request
+latency comes from ledger.observability.instrument. Labels are kinds and channels,
+never a person's data.
 
 `start_master_ops()` is the gunicorn master's listener (issuer/gunicorn_conf.py):
 the database-derived gauges plus every worker's request histogram through
@@ -19,14 +20,16 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select, text
+from sqlalchemy import exists, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import aliased
 
 from issuer.context import IssuerContext
 from issuer.models import CredentialRow, Holder, OutboxRow, SigningKeyRow
@@ -38,36 +41,77 @@ METRICS_KEY = "issuer.metrics"  # app.extensions key: the app's CollectorRegistr
 CHECKS_KEY = "issuer.readiness"
 METRICS_PORT_ENV = "HB_ISSUER_METRICS_PORT"  # the gunicorn master's metrics listener
 METRICS_HOST_ENV = "HB_ISSUER_METRICS_HOST"
+REVOKED_KIND = "credential_revoked"  # issuer.issuance.revoke_credential_row's outbox kind
 
 
 @dataclass(frozen=True)
 class IssuanceCounts:
-    """Credentials issued since the database began, by kind, and revoked."""
+    """Credentials issued by kind and revoked, in rows after the given ids."""
 
     enrolment: int
     conversion: int
     refresh: int
     revoked: int
+    last_credential_id: int  # the newest row counted (the next call starts after it)
+    last_outbox_id: int
 
 
-def issuance_counts(ctx: IssuerContext) -> IssuanceCounts:
-    """A holder's first credential counts for the channel it came through (enrolment or
-    conversion); every later one for that holder is a refresh (re-issue)."""
+def newest_ids(ctx: IssuerContext) -> tuple[int, int]:
+    """(newest credential row id, newest outbox row id): primary-key lookups."""
+    with ctx.read_session() as s:
+        c = s.scalar(select(func.max(CredentialRow.id)))
+        o = s.scalar(select(func.max(OutboxRow.id)))
+    return int(c or 0), int(o or 0)
+
+
+def issuance_counts(
+    ctx: IssuerContext, after_credential_id: int = 0, after_outbox_id: int = 0
+) -> IssuanceCounts:
+    """Count the rows added after the given ids (a primary-key range: the cost follows
+    what was issued since the last call, not the size of the tables). A holder's first
+    credential counts for the channel it came through (enrolment or conversion); each
+    later one for that holder is a refresh. Revocations are the outbox's
+    `credential_revoked` rows. Rows are assumed to commit in id order (true of SQLite's
+    single writer; on PostgreSQL a row committed late behind a newer one is missed)."""
+    earlier = aliased(CredentialRow)
+    again = (
+        exists()
+        .where(earlier.holder_pk == CredentialRow.holder_pk, earlier.id < CredentialRow.id)
+        .label("again")
+    )
+    tail = (
+        select(CredentialRow.id, Holder.via, again)
+        .join(Holder, Holder.id == CredentialRow.holder_pk)
+        .where(CredentialRow.id > after_credential_id)
+        .subquery()
+    )
     with ctx.read_session() as s:
         rows = s.execute(
-            select(
-                Holder.via,
-                func.count(CredentialRow.id),
-                func.count(func.distinct(CredentialRow.holder_pk)),
+            select(tail.c.via, tail.c.again, func.count(), func.max(tail.c.id)).group_by(
+                tail.c.via, tail.c.again
             )
-            .join(Holder, Holder.id == CredentialRow.holder_pk)
-            .group_by(Holder.via)
         ).all()
-        revoked = s.scalar(select(func.count()).where(CredentialRow.revoked_at.is_not(None)))
-    first = {via: int(holders) for via, _, holders in rows}
-    refresh = sum(int(total) - int(holders) for _, total, holders in rows)
+        revoked, last_box = s.execute(
+            select(
+                func.count().filter(OutboxRow.kind == REVOKED_KIND), func.max(OutboxRow.id)
+            ).where(OutboxRow.id > after_outbox_id)
+        ).one()
+    first = {"enrolment": 0, "conversion": 0}
+    refresh = 0
+    last = after_credential_id
+    for via, was_again, count, newest in rows:
+        if was_again:
+            refresh += int(count)
+        elif via in first:
+            first[via] += int(count)
+        last = max(last, int(newest))
     return IssuanceCounts(
-        first.get("enrolment", 0), first.get("conversion", 0), refresh, int(revoked or 0)
+        first["enrolment"],
+        first["conversion"],
+        refresh,
+        int(revoked or 0),
+        last,
+        max(after_outbox_id, int(last_box or 0)),
     )
 
 
@@ -84,7 +128,29 @@ def outbox_lag(ctx: IssuerContext) -> tuple[int, int | None]:
 
 @dataclass(eq=False)  # registries key collectors by identity
 class IssuerStateCollector(Collector):
+    """The outbox figures are read on every scrape (indexed, cheap). The issuance
+    counters are this process's running totals since it started: each scrape adds the
+    rows that arrived since the previous one (issuance_counts), so a scrape costs what
+    was issued in between, whatever the size of the tables. Prometheus reads a restart
+    as a counter reset (rate() and increase() handle it)."""
+
     ctx: IssuerContext
+    _totals: dict[str, int] = field(default_factory=dict)
+    _after: tuple[int, int] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _issuance(self) -> IssuanceCounts:
+        with self._lock:
+            if self._after is None:
+                self._after = newest_ids(self.ctx)  # count from now on
+            got = issuance_counts(self.ctx, *self._after)
+            self._after = (got.last_credential_id, got.last_outbox_id)
+            for kind in ("enrolment", "conversion", "refresh", "revoked"):
+                self._totals[kind] = self._totals.get(kind, 0) + getattr(got, kind)
+            t = self._totals
+            return IssuanceCounts(
+                t["enrolment"], t["conversion"], t["refresh"], t["revoked"], *self._after
+            )
 
     def collect(self) -> Iterator[Metric]:
         region = self.ctx.region
@@ -95,7 +161,7 @@ class IssuerStateCollector(Collector):
         )
         try:
             depth, oldest = outbox_lag(self.ctx)
-            counts = issuance_counts(self.ctx)
+            counts = self._issuance()
         except SQLAlchemyError as e:
             log.warning("metrics: the issuer database did not answer: %s", type(e).__name__)
             up.add_metric([region], 0)

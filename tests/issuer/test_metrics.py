@@ -13,20 +13,37 @@ from issuer.metrics import METRICS_KEY, issuance_counts, outbox_lag
 from tests.issuer.helpers import enrol_directly, make_context, new_device
 
 
-def test_enrolment_shows_in_issuance_counts_and_outbox_age(tmp_path: Path) -> None:
+def test_enrolment_refresh_and_revocation_are_counted_from_the_rows_since_start(
+    tmp_path: Path,
+) -> None:
+    from issuer.issuance import issue_credential, revoke_credential_row
+    from issuer.models import CredentialRow, Holder
+
     clock = ManualClock(1_800_000_000)
     ctx = make_context(tmp_path, clock=clock)
-    enrol_directly(ctx, "G10000001", new_device())
-    clock.advance(90)
-    counts = issuance_counts(ctx)
-    assert (counts.enrolment, counts.conversion, counts.refresh) == (1, 0, 0)
-    depth, oldest = outbox_lag(ctx)
-    assert depth >= 2 and oldest == 90  # the key entry and the anchor wait; nothing anchors
+    enrol_directly(ctx, "G10000001", new_device())  # before the issuer started counting
     app = create_app(ctx.config, context=ctx, start_workers=False)
-    text = generate_latest(app.extensions[METRICS_KEY]).decode()
-    assert 'healthbridge_outbox_oldest_age_seconds{region="GD"} 90.0' in text
+    registry = app.extensions[METRICS_KEY]
+    text = generate_latest(registry).decode()
+    assert 'healthbridge_credentials_issued_total{kind="enrolment",region="GD"} 0.0' in text
+    enrol_directly(ctx, "G10000002", new_device())
+    with ctx.sessions.begin() as s:  # a refresh (re-issue) and a revocation
+        holder = s.query(Holder).order_by(Holder.id).first()
+        issue_credential(ctx, s, holder, ctx.now())
+        row = s.query(CredentialRow).order_by(CredentialRow.id).first()
+        revoke_credential_row(ctx, s, row, "administrative", ctx.now())
+    clock.advance(90)
+    text = generate_latest(registry).decode()
     assert 'healthbridge_credentials_issued_total{kind="enrolment",region="GD"} 1.0' in text
-    assert "G10000001" not in text
+    assert 'healthbridge_credentials_issued_total{kind="refresh",region="GD"} 1.0' in text
+    assert 'healthbridge_credentials_revoked_total{region="GD"} 1.0' in text
+    assert 'healthbridge_outbox_oldest_age_seconds{region="GD"} 90.0' in text
+    assert "G10000001" not in text and "G10000002" not in text
+    # From the beginning of the tables, as a fresh count sees them:
+    counts = issuance_counts(ctx)
+    assert (counts.enrolment, counts.conversion, counts.refresh, counts.revoked) == (2, 0, 1, 1)
+    depth, oldest = outbox_lag(ctx)
+    assert depth >= 4 and oldest == 90  # nothing anchors in this test
 
 
 def test_probes_answer_and_metrics_stay_off_the_public_api(tmp_path: Path) -> None:

@@ -29,6 +29,21 @@ def test_hourly_activity_buckets_by_utc_hour(tmp_path: Path) -> None:
     assert sum(hourly_activity(ctx, ctx.now() + 25 * HOUR_S).issued) == 0
 
 
+def test_first_outbox_row_of_a_window_is_found_by_binary_search(tmp_path: Path) -> None:
+    from issuer.issuance import add_outbox
+    from issuer.overview import first_outbox_id_from
+
+    t0 = 1_700_000_000
+    ctx = make_context(tmp_path, clock=ManualClock(t0))  # its own key entries: at t0
+    with ctx.sessions.begin() as s:
+        ids = [add_outbox(s, "k", str(t), b"e", t0 + 1_000 + t).id for t in range(0, 100, 3)]
+    with ctx.sessions.begin() as s:
+        for t, expected in ((1_000, ids[0]), (1_001, ids[1]), (1_099, ids[-1]), (1_042, ids[14])):
+            assert first_outbox_id_from(s, t0 + t) == expected, t
+        assert first_outbox_id_from(s, t0) == 1
+        assert first_outbox_id_from(s, 10**10) is None
+
+
 def test_unreachable_node_gives_an_alarm_error_not_a_failure() -> None:
     got = fetch_alarms("http://127.0.0.1:9")
     assert got.items == () and got.error is not None and "cannot reach" in got.error
@@ -63,7 +78,7 @@ def test_login_lands_on_the_overview_in_both_languages(client, gd) -> None:  # n
 def test_hourly_activity_and_metrics_queries_on_postgres(
     tmp_path: Path, fresh_postgres_url: str
 ) -> None:
-    from issuer.metrics import issuance_counts, outbox_lag
+    from issuer.metrics import issuance_counts, newest_ids, outbox_lag
 
     clock = ManualClock(1_800_000_000 - 1_800_000_000 % HOUR_S + 1800)
     ctx = make_context(tmp_path, database_url=fresh_postgres_url, clock=clock)
@@ -74,6 +89,7 @@ def test_hourly_activity_and_metrics_queries_on_postgres(
         a = hourly_activity(ctx, ctx.now())
         assert a.issued[-1] == 1 and a.issued[-3] == 1 and sum(a.issued) == 2
         assert issuance_counts(ctx).enrolment == 2
+        assert issuance_counts(ctx, *newest_ids(ctx)).enrolment == 0
         depth, oldest = outbox_lag(ctx)
         assert depth >= 3 and oldest is not None and oldest >= 2 * HOUR_S
     finally:
