@@ -30,6 +30,11 @@ class ServedApp:
     thread: threading.Thread
 
     @property
+    def name(self) -> str:
+        """The serving thread's name (what the caller called this server)."""
+        return self.thread.name
+
+    @property
     def host(self) -> str:
         return str(self.server.host)
 

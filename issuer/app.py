@@ -2,11 +2,13 @@
 
 Blueprints: `wallet` (enrolment, credential fetch, conversion), `authority` (health
 records posted by the health authority, bearer token), `meta` (status, the OpenAPI
-document). The admin JSON API and console come from `issuer.console.wiring` (per-admin
-accounts and tokens, roles, hash-chained audit log); there is no shared admin token.
-Every error is a JSON body {"error": code, "message": ...} with a 4xx (or 503 when the ledger or
-a key is unavailable); no handler lets an exception escape as a 500 with a traceback.
-The anchor worker and the periodic sync run as daemon threads unless disabled.
+document), and the `/healthz` and `/readyz` probes (issuer.metrics; `/metrics` itself
+is only on the separate operations listener). The admin JSON API and console come
+from `issuer.console.wiring` (per-admin accounts and tokens, roles, hash-chained audit
+log); there is no shared admin token. Every error is a JSON body {"error": code,
+"message": ...} with a 4xx (or 503 when the ledger or a key is unavailable); no
+handler lets an exception escape as a 500 with a traceback. The anchor worker and the
+periodic sync run as daemon threads unless disabled.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from sqlalchemy import bindparam, select
 from werkzeug.exceptions import HTTPException
 
+from common.observability import health_blueprint, instrument
 from issuer import anchor, conversion, enrolment, lineage
 from issuer.config import IssuerConfig
 from issuer.console.wiring import init_console
@@ -34,6 +37,7 @@ from issuer.errors import (
 )
 from issuer.group_commit import GroupCommitter
 from issuer.issuance import Issued, current_credential, unchanged_credential
+from issuer.metrics import CHECKS_KEY, METRICS_KEY, issuer_registry, readiness_checks
 from issuer.models import Holder
 from issuer.residents import add_records, parse_record
 
@@ -293,6 +297,12 @@ def create_app(
         app.extensions["issuer.trust"] = trust
     for bp in (wallet, authority, meta):
         app.register_blueprint(bp)
+    registry = issuer_registry(c)
+    checks = readiness_checks(c)
+    app.extensions[METRICS_KEY] = registry
+    app.extensions[CHECKS_KEY] = checks
+    instrument(app, registry)
+    app.register_blueprint(health_blueprint(lambda: checks))
     init_console(app)  # the admin console and per-admin API
 
     @app.errorhandler(IssuerError)

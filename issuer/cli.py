@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 import tomli_w
 
-from issuer.cli_options import admin_token_option, config_option, friendly
+from issuer.cli_options import admin_token_option, config_option, friendly, metrics_options
 from issuer.config import IssuerConfig, load_config, render_config
 
 DEFAULT_CONFIG_NAME = "issuer.toml"
@@ -107,26 +107,51 @@ def init(
 @click.option("--port", default=8080, type=int)
 @click.option("--workers", default=2, type=int, help="gunicorn worker processes")
 @click.option("--dev", is_flag=True, help="Werkzeug's server instead of gunicorn.")
+@metrics_options
 @friendly
-def serve(config_path: str | None, host: str, port: int, workers: int, dev: bool) -> None:
+def serve(
+    config_path: str | None,
+    host: str,
+    port: int,
+    workers: int,
+    dev: bool,
+    metrics_port: int | None,
+    metrics_host: str,
+) -> None:
     """Serve the issuer API (gunicorn; --dev for werkzeug)."""
     cfg = _config(config_path)
     if dev:
+        from common.observability import start_ops_server
         from issuer.app import create_app
+        from issuer.metrics import CHECKS_KEY, METRICS_KEY
 
-        create_app(cfg).run(host=host, port=port)
+        app = create_app(cfg)
+        if metrics_port is not None:
+            checks = app.extensions[CHECKS_KEY]
+            start_ops_server(
+                app.extensions[METRICS_KEY], lambda: checks, metrics_host, metrics_port
+            )
+        app.run(host=host, port=port)
         return
     import os
+
+    from issuer import gunicorn_conf
+    from issuer.metrics import METRICS_HOST_ENV, METRICS_PORT_ENV
 
     env = dict(os.environ)
     if config_path:
         env["HB_ISSUER_CONFIG"] = str(Path(config_path).resolve())
+    if metrics_port is not None:
+        env[METRICS_PORT_ENV] = str(metrics_port)
+        env[METRICS_HOST_ENV] = metrics_host
     os.execvpe(  # noqa: S606 -- replace this process with gunicorn, args fixed here
         sys.executable,
         [
             sys.executable,
             "-m",
             "gunicorn",
+            "--config",
+            str(Path(gunicorn_conf.__file__)),
             "--workers",
             str(workers),
             "--bind",
@@ -206,9 +231,14 @@ def dev_code(config_path: str | None, document: str) -> None:
 @cli.command("anchor-worker")
 @config_option
 @click.option("--once", is_flag=True, help="Drain the outbox once and exit.")
+@metrics_options
 @friendly
-def anchor_worker(config_path: str | None, once: bool) -> None:
+def anchor_worker(
+    config_path: str | None, once: bool, metrics_port: int | None, metrics_host: str
+) -> None:
     """Anchor outbox rows on the region's log (also runs inside `serve`)."""
+    import signal
+
     from issuer import anchor
     from issuer.context import IssuerContext
 
@@ -217,13 +247,28 @@ def anchor_worker(config_path: str | None, once: bool) -> None:
     if once:
         click.echo(f"anchored {anchor.drain(ctx, port)}; pending {anchor.pending_count(ctx)}")
         return
+    ops = None
+    if metrics_port is not None:
+        from common.observability import start_ops_server
+        from issuer.metrics import issuer_registry, readiness_checks
+
+        checks = readiness_checks(ctx)
+        ops = start_ops_server(issuer_registry(ctx), lambda: checks, metrics_host, metrics_port)
+        click.echo(f"metrics and probes on {ops.url}/metrics", err=True)
     worker = anchor.AnchorWorker(ctx, port).start()
     click.echo("anchor worker running; Ctrl-C to stop", err=True)
+
+    def _terminate(_sig: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # docker stop: finish like Ctrl-C
+
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         while True:
             time.sleep(1)
     except KeyboardInterrupt:
         worker.stop()
+        if ops is not None:
+            ops.stop()
 
 
 @cli.group()

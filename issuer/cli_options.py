@@ -32,6 +32,22 @@ admin_token_option = click.option(
 )
 
 
+def metrics_options(fn: F) -> F:
+    """--metrics-port / --metrics-host: the separate /metrics + probes listener."""
+    fn = click.option(
+        "--metrics-host",
+        default="127.0.0.1",
+        show_default=True,
+        help="Address of the metrics listener (0.0.0.0 inside a container).",
+    )(fn)
+    return click.option(
+        "--metrics-port",
+        default=None,
+        type=click.IntRange(0, 65535),
+        help="Serve /metrics, /healthz and /readyz on this separate port (keep it private).",
+    )(fn)
+
+
 def friendly(fn: F) -> F:
     """Turn the issuer's (and the ledger's) typed errors into a one-line message."""
 

@@ -222,12 +222,31 @@ def init(
     type=click.Path(dir_okay=False),
     help="Take part in joint operation (witness, mirror, cosignatures) with this file.",
 )
-def serve(config_path: str, host: str, port: int, consortium_file: str | None) -> None:
+@click.option(
+    "--metrics-port",
+    default=None,
+    type=click.IntRange(0, 65535),
+    help="Serve /metrics, /healthz and /readyz on this separate port (keep it private).",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address of the metrics listener (0.0.0.0 inside a container).",
+)
+def serve(
+    config_path: str,
+    host: str,
+    port: int,
+    consortium_file: str | None,
+    metrics_port: int | None,
+    metrics_host: str,
+) -> None:
     """Serve the node (threaded werkzeug server; one process = one sequencer)."""
     from werkzeug.serving import make_server
 
     from ledger.errors import LedgerError
-    from ledger.serving import open_node
+    from ledger.serving import open_node, start_ops
 
     try:
         running = open_node(config_path, consortium_file)
@@ -246,6 +265,17 @@ def serve(config_path: str, host: str, port: int, consortium_file: str | None) -
     mode = "joint" if running.joint is not None else "standalone"
     # With --port 0 the kernel picks the port: this line names the bound address.
     click.echo(f"ledger node ({mode}) listening on http://{host}:{server.server_port}", err=True)
+    ops = None
+    if metrics_port is not None:
+        try:
+            ops = start_ops(running, metrics_host, metrics_port)
+        except OSError as e:
+            server.server_close()
+            running.close()
+            raise click.ClickException(
+                f"cannot listen on {metrics_host}:{metrics_port} for metrics: {e}"
+            ) from e
+        click.echo(f"metrics and probes on {ops.url}/metrics", err=True)
 
     def _stop(_sig: int, _frame: FrameType | None) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()
@@ -255,6 +285,8 @@ def serve(config_path: str, host: str, port: int, consortium_file: str | None) -
     try:
         server.serve_forever()
     finally:
+        if ops is not None:
+            ops.stop()
         running.close()
 
 

@@ -10,6 +10,7 @@ What it does: `create_app(config, extra_blueprints=())` builds a Flask app aroun
   GET  /v1/proof/consistency?old=&new=  RFC 9162 §2.1.4
   GET  /v1/status
   GET  /revocation/snapshot/<hex>, /revocation/delta/<hex>/<hex>   (ledger.revocation_api)
+  GET  /healthz, /readyz                probes (common.observability; also on the ops port)
 ledger/openapi.yaml documents every route, with the joint-operation ones; the test
 tests/ledger/test_node_openapi.py fails when a served route is not documented.
 Every error is a JSON body {"error": code, "message": ...} with a 4xx status (503 when
@@ -31,6 +32,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from common.observability import SecurityEvent, health_blueprint, instrument, security_event
 from ledger import tiles
 from ledger.config import (
     AUTH_WINDOW_S,
@@ -42,6 +44,7 @@ from ledger.config import (
     NodeConfig,
 )
 from ledger.errors import LedgerError, TileError
+from ledger.metrics import METRICS_KEY, LedgerMetrics
 from ledger.note import NoteSigner
 from ledger.revocation_api import RevocationPublisher, revocation_blueprint
 from ledger.rules import LogState
@@ -99,7 +102,23 @@ api = Blueprint("ledger_api", __name__, url_prefix="/v1")
 read = Blueprint("ledger_tiles", __name__)
 
 
+def _refuse_writer(message: str) -> ApiError:
+    """A refused submission: counted, logged once as a security event, answered 401."""
+    metrics: LedgerMetrics | None = current_app.extensions.get(METRICS_KEY)
+    if metrics is not None:
+        metrics.writer_refusals.inc()
+    security_event(log, SecurityEvent.WRITER_REFUSED, origin=node().config.origin, why=message)
+    return ApiError(401, "unauthorized", message)
+
+
 def _authenticate(body: bytes) -> None:
+    try:
+        _check_writer(body)
+    except ApiError as e:
+        raise _refuse_writer(str(e)) from e
+
+
+def _check_writer(body: bytes) -> None:
     try:
         auth = WriterAuth.parse(request.headers.get("Authorization", ""))
     except WriterAuthError as e:
@@ -356,8 +375,13 @@ def create_app(
         clock=clock,
         extender=publisher,
     )
-    app.extensions[EXTENSION_KEY] = LedgerNode(config, store, sequencer, signer, clock)
+    ledger_node = LedgerNode(config, store, sequencer, signer, clock)
+    app.extensions[EXTENSION_KEY] = ledger_node
     app.extensions[REVOCATION_KEY] = publisher
+    metrics = LedgerMetrics.for_node(ledger_node)
+    app.extensions[METRICS_KEY] = metrics
+    instrument(app, metrics.registry)
+    app.register_blueprint(health_blueprint(lambda: metrics.checks))
     app.register_blueprint(api)
     app.register_blueprint(read)
     app.register_blueprint(revocation_blueprint(publisher))

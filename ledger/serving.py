@@ -6,7 +6,8 @@ a consortium file is named (in node.toml or by the caller) opens `JointServices`
 this member, passes its collector as the sequencer's `cosign_hook`, registers the
 witness/mirror blueprints and starts the retry loop. `RunningNode.close()` stops the
 writer, the retry loop and the database pool. Used by `healthbridge ledger serve` and by
-the gunicorn entry `ledger.wsgi:app`. What it does not: serve HTTP itself.
+the gunicorn entry `ledger.wsgi:app`; `start_ops` opens the node's separate metrics and
+probe listener. What it does not: serve the public HTTP API itself.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from pathlib import Path
 
 from flask import Flask
 
+from common.observability import OpsServer, start_ops_server
 from ledger.config import ConfigError, NodeConfig, load_config
 from ledger.consortium import load_consortium
+from ledger.metrics import METRICS_KEY, LedgerMetrics
 from ledger.node import EXTENSION_KEY, create_app
 from ledger.witness_api import JointServices
 
@@ -30,6 +33,11 @@ class RunningNode:
     app: Flask
     config: NodeConfig
     joint: JointServices | None
+
+    @property
+    def metrics(self) -> LedgerMetrics:
+        m: LedgerMetrics = self.app.extensions[METRICS_KEY]
+        return m
 
     def close(self) -> None:
         if self.joint is not None:
@@ -74,4 +82,11 @@ def open_node(
     config = dataclasses.replace(config, cosign_hook=joint.collector)
     app = create_app(config, extra_blueprints=joint.blueprints(), start=start)
     joint.attach(app)
+    app.extensions[METRICS_KEY].attach_joint(joint)
     return RunningNode(app, config, joint)
+
+
+def start_ops(running: RunningNode, host: str, port: int) -> OpsServer:
+    """The node's separate metrics/probe listener (`/metrics`, `/healthz`, `/readyz`)."""
+    metrics = running.metrics
+    return start_ops_server(metrics.registry, lambda: metrics.checks, host, port)

@@ -33,6 +33,7 @@ from enum import StrEnum
 import sqlalchemy as sa
 
 from common import db as common_db
+from common.observability import SecurityEvent, security_event
 from ledger.checkpoint import CosignatureVerifier, OpenedCheckpoint, cosign, open_checkpoint
 from ledger.consortium import Consortium
 from ledger.errors import ConsistencyProofError, LedgerError
@@ -409,7 +410,11 @@ class Witness:
                     origin, EvidenceKind.RULE_VIOLATION, opened.checkpoint.size, held,
                     req.checkpoint, f"{e.rule}: {e}", now,
                 )  # fmt: skip
-                log.warning("refused %s size %d: rule %s", origin, opened.checkpoint.size, e.rule)
+                kind = EvidenceKind.RULE_VIOLATION.value
+                security_event(
+                    log, SecurityEvent.LEDGER_ALARM, origin=origin, kind=kind,
+                    size=opened.checkpoint.size, rule=e.rule,
+                )  # fmt: skip
                 raise
             cp = opened.checkpoint
             new = WitnessedCheckpoint(origin, cp.size, cp.root_hash, req.checkpoint)
@@ -430,5 +435,8 @@ class Witness:
         detail: str,
         now: int,
     ) -> None:
-        log.error("ALARM: log %s misbehaves (%s): %s", origin, kind, detail)
+        security_event(
+            log, SecurityEvent.LEDGER_ALARM, origin=origin, kind=str(kind), size=latest.size,
+            detail=detail[:200],
+        )  # fmt: skip
         self.store.add_evidence(origin, kind, latest.size, latest.note, req.checkpoint, detail, now)

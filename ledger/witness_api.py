@@ -36,14 +36,16 @@ from typing import Any
 
 import requests
 import sqlalchemy as sa
-from flask import Blueprint, Flask, Response, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from common import db as common_db
 from common.db import SqliteTuning
+from common.observability import SecurityEvent, security_event
 from ledger import tiles
 from ledger.checkpoint import Checkpoint, attach_signatures
 from ledger.consortium import Consortium, Member
 from ledger.errors import LedgerError, TileError
+from ledger.metrics import METRICS_KEY
 from ledger.migrations import upgrade_head
 from ledger.mirror import MirrorStore, ValidatingMirror, origin_hash
 from ledger.note import NoteSigner, SignedNote
@@ -81,6 +83,17 @@ def _json_error(status: int, code: str, message: str, **extra: Any) -> Response:
     return resp
 
 
+def _refused(code: str, message: str | None = None) -> None:
+    """Count a refusal; log it as a security event unless the witness already raised
+    an alarm for it (forks and rule violations are logged once, as alarms, where the
+    evidence is recorded) or it is routine (a stale old size, tlog-witness 409)."""
+    metrics = current_app.extensions.get(METRICS_KEY)
+    if metrics is not None:
+        metrics.witness_refusals.labels(code).inc()
+    if message is not None:
+        security_event(log, SecurityEvent.WITNESS_REFUSED, code=code, why=message[:200])
+
+
 def joint_blueprint(witness: Witness, mirror: MirrorStore) -> Blueprint:
     bp = Blueprint("joint", __name__)
 
@@ -88,19 +101,25 @@ def joint_blueprint(witness: Witness, mirror: MirrorStore) -> Blueprint:
     def add_checkpoint() -> Response:
         body = request.get_data(cache=False)
         if len(body) > MAX_REQUEST_BYTES:
+            _refused("bad_request", f"body over {MAX_REQUEST_BYTES} bytes")
             return _json_error(400, "bad_request", f"body over {MAX_REQUEST_BYTES} bytes")
         try:
             line = witness.add_checkpoint(body)
         except OldSizeMismatchError as e:
+            _refused("old_size_mismatch")
             # tlog-witness: 409 with the latest cosigned size as text/x.tlog.size.
             return Response(f"{e.latest_size}\n", status=409, mimetype=SIZE_MEDIA_TYPE)
         except ForkError as e:
+            _refused(e.code)
             return _json_error(409, e.code, str(e), latest_size=e.latest_size)
         except RuleRefusedError as e:
+            _refused(e.code)
             return _json_error(422, e.code, str(e), rule=e.rule, index=e.index)
         except WitnessError as e:
+            _refused(e.code, str(e))
             return _json_error(e.status, e.code, str(e))
         except LedgerError as e:
+            _refused("bad_request", str(e))
             return _json_error(400, "bad_request", str(e))
         try:
             req = AddCheckpointRequest.parse(body)

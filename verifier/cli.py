@@ -13,6 +13,7 @@ import shutil
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +163,13 @@ def sync(station_dir: Path, region: str | None) -> None:
     default=None,
     help="Verify as of this Unix time plus the media time (re-checking a recording).",
 )
+@click.option(
+    "--metrics-port",
+    default=None,
+    type=click.IntRange(0, 65535),
+    help="Serve /metrics, /healthz and /readyz on this separate port (keep it private).",
+)
+@click.option("--metrics-host", default="127.0.0.1", show_default=True)
 def scan(
     station_dir: Path,
     camera: int | None,
@@ -177,6 +185,8 @@ def scan(
     no_sync: bool,
     camera_retries: int | None,
     at: float | None,
+    metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """Scan codes from a camera, stream, video or image folder and show verdicts."""
     from common.serving import serve_in_thread
@@ -230,6 +240,24 @@ def scan(
         start = at
         station.clock = lambda f: start + f.timestamp
     regions = consortium.regions()
+    from common.observability import start_ops_server
+    from verifier.metrics import StationMetrics
+
+    def ages() -> Mapping[str, int | None]:
+        return sync_ages(d.state_db, time.time(), regions)
+
+    metrics = StationMetrics.create(
+        ages,
+        config.policy.max_sync_age_s,
+        station,
+        alarm=lambda: None if syncer is None else syncer.fork_alarm,
+    )
+    metrics.attach(station)
+    ops = None
+    if metrics_port is not None:
+        checks = metrics.checks
+        ops = start_ops_server(metrics.registry, lambda: checks, metrics_host, metrics_port)
+        click.echo(f"metrics and probes on {ops.url}/metrics", err=True)
     server = None
     if headless:
 
@@ -241,7 +269,7 @@ def scan(
     else:
         state = KioskState(
             log=log,
-            sync_ages=lambda: sync_ages(d.state_db, time.time(), regions),
+            sync_ages=ages,
             online=lambda: None if syncer is None else syncer.online,
             alarm=lambda: None if syncer is None else syncer.fork_alarm,
             replay=guard.status,
@@ -250,7 +278,12 @@ def scan(
         station.listeners.append(state.on_event)
         station.frame_listeners.append(state.on_frame)
         port = kiosk_port or config.kiosk_port
-        server = serve_in_thread(create_app({"KIOSK_STATE": state}), kiosk_host, port, name="kiosk")
+        server = serve_in_thread(
+            create_app({"KIOSK_STATE": state, "KIOSK_METRICS": metrics}),
+            kiosk_host,
+            port,
+            name="kiosk",
+        )
         click.echo(f"kiosk: http://{kiosk_host}:{port}/", err=True)
         station.listeners.append(
             lambda ev: click.echo(
@@ -274,6 +307,8 @@ def scan(
             background.stop()
         if server is not None:
             server.stop()
+        if ops is not None:
+            ops.stop()
         trust.close()
         log.close()
 

@@ -7,6 +7,7 @@ loop feeds. Routes:
 - `GET /stream.mjpg` — the annotated camera view as MJPEG (multipart/x-mixed-replace);
 - `GET /v1/status` — JSON: the latest verdict (with the masked name and document hint
   staff need to match the person), the last few scans (no personal data), sync ages;
+- `GET /healthz`, `GET /readyz` — probes (ready: every region's view within policy);
 - any other `/v1/...` path or method — a JSON error body with a 4xx status.
 
 What it does not do: decode or verify (the scan loop does, in another thread), or
@@ -26,9 +27,11 @@ import numpy as np
 from flask import Blueprint, Flask, Response, current_app, jsonify, render_template
 from werkzeug.exceptions import HTTPException
 
+from common.observability import health_blueprint, instrument
 from credential.verdict import DEFAULT_MAX_SYNC_AGE_S, Decision, describe
 from verifier.decode import DecodedCode
 from verifier.frames import Frame
+from verifier.metrics import StationMetrics, readiness_checks
 from verifier.scanlog import ScanLog
 from verifier.station import ScanEvent, decision_label
 
@@ -202,6 +205,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(ui)
     app.register_blueprint(api)
     app.register_error_handler(HTTPException, _json_error)
+    state: KioskState = app.config["KIOSK_STATE"]
+    checks = readiness_checks(lambda: state.sync_ages(), state.max_sync_age_s)
+    app.register_blueprint(health_blueprint(lambda: checks))
+    metrics: StationMetrics | None = app.config.get("KIOSK_METRICS")
+    if metrics is not None:
+        instrument(app, metrics.registry)
 
     @app.errorhandler(Exception)
     def _unexpected(e: Exception) -> tuple[Response, int]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.observability import SecurityEvent, security_event
 from ledger.consortium import Consortium
 from ledger.errors import LedgerError
 from ledger.sync import (
@@ -87,8 +88,9 @@ class LedgerSyncer:
                 )
             except ForkDetectedError as e:
                 # Evidence of a split view: keep the old state, raise the alarm loudly.
+                if self.fork_alarm != str(e):  # one log line per distinct alarm
+                    security_event(log, SecurityEvent.STATION_ALARM, detail=str(e)[:300])
                 self.fork_alarm = str(e)
-                log.error("ledger fork detected: %s", e)
                 outcome = SyncOutcome(False, None, f"fork detected: {e}", self._clock())
             except (LedgerError, OSError) as e:
                 outcome = SyncOutcome(False, None, str(e), self._clock())

@@ -11,12 +11,14 @@ idle timeout end a session for real, whatever the browser keeps.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from common.observability import SecurityEvent, security_event
 from issuer.accounts import (
     DUMMY_PASSWORD_HASH,
     AdminPrincipal,
@@ -33,6 +35,15 @@ from issuer.accounts import (
 from issuer.console.models import AdminAccount, AdminApiToken, AdminSession
 from issuer.errors import ConflictError, NotFoundError, RateLimitedError, UnauthorizedError
 from issuer.models import RateEvent
+
+log = logging.getLogger(__name__)
+
+
+def _who_tried(username: str) -> str:
+    """A short digest of the attempted username: enough to see repeated attempts on one
+    account, without writing down whatever was typed (a password in the wrong field)."""
+    return hashlib.sha256(username.encode("utf-8", "replace")).hexdigest()[:12]
+
 
 LOGIN_WINDOW_S = 15 * 60  # seconds over which failed logins are counted
 LOGIN_FAILURES_PER_USER = 5  # failed logins per username per window
@@ -131,6 +142,10 @@ def login(
             _failures(s, user_key, now) >= LOGIN_FAILURES_PER_USER
             or _failures(s, addr_key, now) >= LOGIN_FAILURES_PER_ADDR
         ):
+            security_event(
+                log, SecurityEvent.LOGIN_REFUSED, why="rate_limited",
+                user=_who_tried(username), address=address,
+            )  # fmt: skip
             raise RateLimitedError(
                 f"too many failed logins: wait {LOGIN_WINDOW_S // 60} minutes and try again"
             )
@@ -140,6 +155,10 @@ def login(
         if account is None or account.disabled:
             raise UnauthorizedError("wrong username or password")
     except UnauthorizedError:
+        security_event(
+            log, SecurityEvent.LOGIN_REFUSED, why="bad_credentials",
+            user=_who_tried(username), address=address,
+        )  # fmt: skip
         with sessions.begin() as s:
             s.add(RateEvent(key=user_key, at=now))
             s.add(RateEvent(key=addr_key, at=now))
@@ -235,9 +254,13 @@ def authenticate_token(sessions: sessionmaker[Session], token: str, now: int) ->
     with sessions.begin() as s:
         row = s.scalars(select(AdminApiToken).where(AdminApiToken.token_id == token_id)).first()
         if row is None or row.revoked or not token_matches(token, row.token_hash):
+            security_event(log, SecurityEvent.LOGIN_REFUSED, why="bad_api_token", token_id=token_id)
             raise UnauthorizedError("unknown or revoked admin API token")
         account = s.get_one(AdminAccount, row.account_id)
         if account.disabled:
+            security_event(
+                log, SecurityEvent.LOGIN_REFUSED, why="account_disabled", token_id=token_id
+            )
             raise UnauthorizedError("the admin account is disabled")
         row.last_used_at = now
         return principal_of(account)

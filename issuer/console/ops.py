@@ -30,6 +30,7 @@ from typing import TypeVar
 
 from sqlalchemy import select
 
+from common.observability import SecurityEvent, security_event
 from credential.claims import StatusColour
 from credential.issue import read_claims_unverified
 from issuer import audit, keymgmt
@@ -40,6 +41,7 @@ from issuer.context import IssuerContext
 from issuer.errors import BadRequestError, IssuerError, NotFoundError, PermissionDeniedError
 from issuer.ledger_state import ConsortiumCheckpoints, RegionLedger
 from issuer.models import AdminAuditRecord, CredentialRow, OutboxRow, SigningKeyRow
+from issuer.overview import Alarms, HourlyActivity, RegionFreshness
 from issuer.services import (
     REVOCATION_REASONS,
     Actor,
@@ -159,6 +161,18 @@ def check_reason(reason: str, note: str) -> None:
         raise BadRequestError(f"note longer than {MAX_NOTE_CHARS} characters")
 
 
+@dataclass(frozen=True)
+class Overview:
+    """What the console's landing page shows (issuer.overview gathers each part)."""
+
+    now: int
+    activity: HourlyActivity
+    outbox_pending: int
+    outbox_oldest_s: int | None
+    regions: list[RegionFreshness]
+    alarms: Alarms
+
+
 class AdminOps:
     def __init__(self, ctx: IssuerContext, ledger: ConsortiumCheckpoints | None) -> None:
         self.ctx = ctx
@@ -205,6 +219,13 @@ class AdminOps:
         ids: tuple[int, ...],
     ) -> None:
         p = who.principal
+        if outcome is Outcome.DENIED:
+            # Logged once, here, next to the audit record; the free-text detail (an
+            # admin's typed reason) stays in the audit log only.
+            security_event(
+                log, SecurityEvent.PERMISSION_REFUSED, admin=p.username, region=p.region,
+                action=action, target=target, channel=str(who.channel),
+            )  # fmt: skip
         audit.record(
             self.ctx.sessions,
             AuditEvent(
@@ -544,6 +565,23 @@ class AdminOps:
             why = "no consortium file configured: cosignatures cannot be checked"
             return [RegionLedger(self.ctx.region, "", self.ctx.config.ledger_url or "", error=why)]
         return self.ledger.regions()
+
+    def overview(self, who: Who) -> Overview:
+        """The landing page's figures: activity per hour, outbox, freshness, alarms."""
+        from issuer.overview import fetch_alarms, freshness, hourly_activity
+
+        self._read(who, Permission.VIEW_LEDGER)
+        now = self.ctx.now()
+        pending, oldest = self.outbox_lag(who)
+        regions = freshness(self.ledger_regions(who), self.ctx.region, now)
+        return Overview(
+            now,
+            hourly_activity(self.ctx, now),
+            pending,
+            oldest,
+            regions,
+            fetch_alarms(self.ctx.config.ledger_url),
+        )
 
     def outbox_lag(self, who: Who) -> tuple[int, int | None]:
         """(entries waiting for the node, age in seconds of the oldest one)."""

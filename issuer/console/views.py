@@ -168,7 +168,7 @@ def login() -> ResponseReturnValue:
     target = request.args.get("next", "")
     # Only same-site relative paths: no open redirect through ?next=.
     if not target.startswith("/console/") or target.startswith("//"):
-        target = url_for("console.credentials")
+        target = url_for("console.overview")
     return redirect(target)
 
 
@@ -184,7 +184,55 @@ def logout() -> ResponseReturnValue:
 
 @console.get("/")
 def home() -> ResponseReturnValue:
-    return redirect(url_for("console.credentials"))
+    return redirect(url_for("console.overview"))
+
+
+# -- overview (the landing page) ----------
+OUTBOX_ALERT_S = 60  # seconds: deploy/prometheus's HealthBridgeOutboxStuck threshold
+
+
+@console.get("/overview")
+def overview() -> ResponseReturnValue:
+    from credential.verdict import DEFAULT_MAX_SYNC_AGE_S
+    from issuer.console.charts import Bar, bar_chart, duration_text, meter
+    from issuer.console.overview_text import en, t
+
+    o = ops().overview(who())
+    a = o.activity
+
+    def bars(values: tuple[int, ...], what: str) -> list[Bar]:
+        return [
+            Bar(
+                datetime.fromtimestamp(h, UTC).strftime("%H"),
+                v,
+                f"{datetime.fromtimestamp(h, UTC):%Y-%m-%d %H}:00 UTC: {v} {what}",
+            )
+            for h, v in zip(a.hours, values, strict=True)
+        ]
+
+    charts = {
+        "issued": bar_chart(bars(a.issued, "issued"), en("issued"), "#0b57d0"),
+        "revoked": bar_chart(bars(a.revoked, "revoked"), en("revoked"), "#b3121b"),
+        "outbox": meter(
+            o.outbox_oldest_s or 0,
+            OUTBOX_ALERT_S,
+            en("outbox_oldest"),
+            duration_text(o.outbox_oldest_s) if o.outbox_pending else "0",
+        ),
+        "regions": {
+            r.region: meter(r.age_s, DEFAULT_MAX_SYNC_AGE_S, r.region, duration_text(r.age_s))
+            for r in o.regions
+        },
+    }
+    return render_template(
+        "console/overview.html",
+        o=o,
+        charts=charts,
+        t=t,
+        ago=duration_text,
+        max_age=duration_text(DEFAULT_MAX_SYNC_AGE_S),
+        outbox_alert=duration_text(OUTBOX_ALERT_S),
+    )
 
 
 # -- credentials ----------

@@ -84,8 +84,17 @@ def test_compose_file_satisfies_the_compose_specification(compose: dict[str, Any
     assert list(validator.iter_errors(broken))
 
 
+MONITORING_IMAGES = {"prometheus": "prom/prometheus:", "grafana": "grafana/grafana:"}
+
+
 def test_every_service_uses_the_repository_image_or_postgres(compose: dict[str, Any]) -> None:
     for name, s in compose["services"].items():
+        if name in MONITORING_IMAGES:
+            # Pinned third-party images, only in the optional "monitoring" profile.
+            assert s["image"].startswith(MONITORING_IMAGES[name]), name
+            assert s["profiles"] == ["monitoring"], name
+            assert all(p.startswith("127.0.0.1:") for p in s["ports"]), name
+            continue
         assert s.get("build") == "." or s.get("image") in ("postgres:15", "redis:7"), name
     dbs = [n for n, s in compose["services"].items() if s.get("image") == "postgres:15"]
     assert sorted(dbs) == ["gd-db", "mo-db"]
@@ -281,27 +290,55 @@ def apps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         "ledger", "init", "--region", "GD", "--origin", "gd.test/log",
         "--dir", str(tmp / "node"), "--generate-root-key",
     )  # fmt: skip
-    node = node_app(load_node(tmp / "node/node.toml"), start=False)
+    from common.observability import ops_app
+    from issuer.metrics import CHECKS_KEY, METRICS_KEY
+    from ledger.metrics import METRICS_KEY as NODE_METRICS
+    from verifier.kiosk import KioskState
+    from verifier.metrics import StationMetrics
+
+    node = node_app(load_node(tmp / "node/node.toml"), start=True)  # ready: sequencer runs
+    run_cli("issuer", "init", "--region", "GD", "--data-dir", str(tmp / "issuer"))
     issuer = issuer_app(IssuerConfig(region="GD", data_dir=tmp / "issuer"), start_workers=False)
+    node_metrics = node.extensions[NODE_METRICS]
+    issuer_checks = issuer.extensions[CHECKS_KEY]
+    fresh = {"GD": 5, "MO": 5}  # a station whose views were just synced
+    station = StationMetrics.create(lambda: fresh, 600)
+    kiosk = kiosk_app({"KIOSK_STATE": KioskState(sync_ages=lambda: fresh)})
     built = {
         ("ledger", "serve"): node,
         ("issuer", "serve"): issuer,
         ("wallet", "serve"): wallet_app({"WALLET_DIR": tmp / "wallet"}),
-        ("verifier", "scan"): kiosk_app(),
+        ("verifier", "scan"): kiosk,
+        # The separate metrics listeners (--metrics-port) of each long-running service.
+        ("ledger", "serve", "metrics"): ops_app(node_metrics.registry, lambda: node_metrics.checks),
+        ("issuer", "serve", "metrics"): ops_app(
+            issuer.extensions[METRICS_KEY], lambda: issuer_checks
+        ),
+        ("issuer", "anchor-worker", "metrics"): ops_app(
+            issuer.extensions[METRICS_KEY], lambda: issuer_checks
+        ),
+        ("verifier", "scan", "metrics"): ops_app(station.registry, lambda: station.checks),
     }
     try:
         yield built
     finally:
+        node.extensions[EXTENSION_KEY].sequencer.stop()
         node.extensions[EXTENSION_KEY].store.dispose()
         issuer.extensions["issuer"].dispose()
 
 
-def served_port(service: dict[str, Any]) -> int | None:
+def served_port(
+    service: dict[str, Any], flags: tuple[str, ...] = ("--port", "--kiosk-port")
+) -> int | None:
     command = service["command"]
-    for flag in ("--port", "--kiosk-port"):
+    for flag in flags:
         if flag in command:
             return int(command[command.index(flag) + 1])
     return None
+
+
+def metrics_port(service: dict[str, Any]) -> int | None:
+    return served_port(service, ("--metrics-port",))
 
 
 def test_health_checks_hit_routes_the_apps_serve(
@@ -318,11 +355,15 @@ def test_health_checks_hit_routes_the_apps_serve(
         assert m is not None, f"{name}: {test[3]}"
         target_host, port, path = m.group(1), int(m.group(2)), m.group(3)
         target = service if target_host == "127.0.0.1" else ours[target_host]
-        assert port == served_port(target), f"{name}: checks port {port}"
+        assert port in (served_port(target), metrics_port(target)), f"{name}: checks port {port}"
         path_kind = tuple(a for a in target["command"] if not a.startswith("-"))
-        kind = next(k for k in apps if set(k) <= set(path_kind))
+        if port == metrics_port(target):
+            path_kind += ("metrics",)
+        kind = max((k for k in apps if set(k) <= set(path_kind)), key=len)
         resp = apps[kind].test_client().get(path, headers={"Host": "127.0.0.1"})
-        assert resp.status_code == 200, f"{name}: GET {path} -> {resp.status_code}"
+        assert resp.status_code == 200, f"{name}: GET {path} -> {resp.status_code} {resp.data!r}"
+        if metrics_port(target) is not None:  # the long-running services use the probes
+            assert path in ("/readyz", "/healthz"), f"{name}: expected a probe, found {path}"
         checked += 1
     assert checked >= 8
 

@@ -58,12 +58,29 @@ def demo_env() -> dict[str, str]:
     return {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"}
 
 
+def assert_logs_hold_no_personal_data(stderr: str) -> None:
+    """Every log line is a JSON record, requests carry ids, and no seeded resident's
+    name or document number appears anywhere in the logs."""
+    import json
+
+    from issuer.residents import SEED
+
+    records = [json.loads(line) for line in stderr.splitlines() if line.strip()]
+    assert any(r.get("request_id") for r in records), "no request ids in the logs"
+    assert any(r["logger"] == "healthbridge.access" for r in records)
+    for name, document in (p for people in SEED.values() for p in people):
+        assert name not in stderr, f"a seeded name appears in the logs: {name}"
+        assert document not in stderr, f"a seeded document number appears in the logs: {document}"
+
+
 @pytest.mark.slow
 def test_demo_once_tells_the_story_with_every_expected_verdict(tmp_path: Path) -> None:
+    # The logs of the whole run, as JSON at DEBUG (the most that is ever written), are
+    # grepped for the seeded residents' personal data at the end.
     done = subprocess.run(
         demo_command("--once", "--workdir", str(tmp_path / "demo")),
         cwd=tmp_path,
-        env=demo_env(),
+        env={**demo_env(), "HEALTHBRIDGE_LOG_FORMAT": "json", "HEALTHBRIDGE_LOG_LEVEL": "DEBUG"},
         capture_output=True,
         text=True,
         encoding="utf-8",
@@ -81,6 +98,7 @@ def test_demo_once_tells_the_story_with_every_expected_verdict(tmp_path: Path) -
     assert secrets_, "expected generated private key files"
     for p in secrets_:
         assert p.stat().st_mode & 0o077 == 0, f"{p} is readable by others"
+    assert_logs_hold_no_personal_data(done.stderr)
 
 
 @dataclass

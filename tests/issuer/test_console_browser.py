@@ -150,7 +150,8 @@ def login(page: Any, system: System, user: str) -> None:
     page.fill("input[name=username]", user)
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
-    page.wait_for_url("**/console/credentials")
+    page.wait_for_url("**/console/overview")  # the landing page
+    page.goto(f"{system.url}/console/credentials")
 
 
 def new_credential(system: System, doc: str) -> int:
@@ -295,3 +296,39 @@ def test_bulk_revoke_a_thousand_rows_with_progress(page: Any, system: System) ->
             c.state for c in s.query(CredentialRow).filter(CredentialRow.status_index.in_(indices))
         }
     assert states == {"revoked"}
+
+
+def test_overview_landing_page_draws_its_charts_in_both_languages(
+    page: Any, system: System
+) -> None:
+    new_credential(system, "G10000005")
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url))
+    page.goto(f"{system.url}/console/login")
+    page.fill("input[name=username]", "viewer")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/console/overview")
+    main = page.inner_text("main")
+    for en, zh in (
+        ("Overview", "概览"),
+        ("Witness status", "见证方状态"),
+        ("Recent alarms", "最近警报"),
+    ):
+        assert en in main and zh in main
+    # The charts are drawn (not blank): bars with height, meters with a level.
+    charts = page.locator("svg.chart")
+    assert charts.count() >= 4
+    assert all(charts.nth(i).bounding_box()["width"] > 100 for i in range(charts.count()))
+    tallest = page.eval_on_selector_all(
+        "svg.bar-chart rect.bar", "els => Math.max(...els.map(e => e.getBBox().height))"
+    )
+    assert tallest > 10
+    assert int(page.inner_text("#issued-total")) >= 1
+    assert page.locator(".freshness-row[data-region=GD] svg.meter").count() == 1
+    assert page.locator(".witness-row").count() == 2  # GD and MO witnesses on GD's log
+    shot(page, "overview")
+    page.set_viewport_size({"width": 420, "height": 900})
+    shot(page, "overview-narrow")
+    # Nothing leaves the console: every request went to the issuer itself.
+    assert asked and all(u.startswith(system.url) for u in asked), asked

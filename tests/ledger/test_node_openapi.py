@@ -65,6 +65,8 @@ CASES = [
     ("/v1/proof/consistency", "get", "/v1/proof/consistency?old=1&new=3", 200),
     ("/v1/proof/consistency", "get", "/v1/proof/consistency?old=x&new=3", 400),
     ("/v1/entries", "post", "/v1/entries", 401),
+    ("/healthz", "get", "/healthz", 200),
+    ("/readyz", "get", "/readyz", 200),
 ]
 
 

@@ -1,0 +1,252 @@
+"""The issuer's Prometheus metrics and readiness checks (web service and anchor worker).
+
+What it does: `IssuerStateCollector` reads the issuer's database at scrape time: the
+anchoring outbox (rows waiting, age of the oldest), credentials issued by kind
+(first issue through enrolment or conversion, and refreshes), credentials revoked,
+and whether the database answered. Counting committed rows keeps the numbers right
+across gunicorn workers and whichever process serves them; each scrape reads only the
+rows added since the previous one (primary-key ranges), see bench/metrics.py.
+`issuer_registry(ctx)` is one registry with that collector; `readiness_checks(ctx)`
+says whether the database answers and the active signing key is readable. Request
+latency comes from common.observability.instrument. Labels are kinds and channels,
+never a person's data.
+
+`start_master_ops()` is the gunicorn master's listener (issuer/gunicorn_conf.py):
+the database-derived gauges plus every worker's request histogram through
+prometheus_client's multiprocess collector. What it does not: serve the public API.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import exists, func, select, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import aliased
+
+from common.observability import NotReadyError, ReadinessCheck, start_ops_server
+from issuer.context import IssuerContext
+from issuer.models import CredentialRow, Holder, OutboxRow, SigningKeyRow
+
+log = logging.getLogger(__name__)
+
+METRICS_KEY = "issuer.metrics"  # app.extensions key: the app's CollectorRegistry
+CHECKS_KEY = "issuer.readiness"
+METRICS_PORT_ENV = "HB_ISSUER_METRICS_PORT"  # the gunicorn master's metrics listener
+METRICS_HOST_ENV = "HB_ISSUER_METRICS_HOST"
+REVOKED_KIND = "credential_revoked"  # issuer.issuance.revoke_credential_row's outbox kind
+
+
+@dataclass(frozen=True)
+class IssuanceCounts:
+    """Credentials issued by kind and revoked, in rows after the given ids."""
+
+    enrolment: int
+    conversion: int
+    refresh: int
+    revoked: int
+    last_credential_id: int  # the newest row counted (the next call starts after it)
+    last_outbox_id: int
+
+
+def newest_ids(ctx: IssuerContext) -> tuple[int, int]:
+    """(newest credential row id, newest outbox row id): primary-key lookups."""
+    with ctx.read_session() as s:
+        c = s.scalar(select(func.max(CredentialRow.id)))
+        o = s.scalar(select(func.max(OutboxRow.id)))
+    return int(c or 0), int(o or 0)
+
+
+def issuance_counts(
+    ctx: IssuerContext, after_credential_id: int = 0, after_outbox_id: int = 0
+) -> IssuanceCounts:
+    """Count the rows added after the given ids (a primary-key range: the cost follows
+    what was issued since the last call, not the size of the tables). A holder's first
+    credential counts for the channel it came through (enrolment or conversion); each
+    later one for that holder is a refresh. Revocations are the outbox's
+    `credential_revoked` rows. Rows are assumed to commit in id order (true of SQLite's
+    single writer; on PostgreSQL a row committed late behind a newer one is missed)."""
+    earlier = aliased(CredentialRow)
+    again = (
+        exists()
+        .where(earlier.holder_pk == CredentialRow.holder_pk, earlier.id < CredentialRow.id)
+        .label("again")
+    )
+    tail = (
+        select(CredentialRow.id, Holder.via, again)
+        .join(Holder, Holder.id == CredentialRow.holder_pk)
+        .where(CredentialRow.id > after_credential_id)
+        .subquery()
+    )
+    with ctx.read_session() as s:
+        rows = s.execute(
+            select(tail.c.via, tail.c.again, func.count(), func.max(tail.c.id)).group_by(
+                tail.c.via, tail.c.again
+            )
+        ).all()
+        revoked, last_box = s.execute(
+            select(
+                func.count().filter(OutboxRow.kind == REVOKED_KIND), func.max(OutboxRow.id)
+            ).where(OutboxRow.id > after_outbox_id)
+        ).one()
+    first = {"enrolment": 0, "conversion": 0}
+    refresh = 0
+    last = after_credential_id
+    for via, was_again, count, newest in rows:
+        if was_again:
+            refresh += int(count)
+        elif via in first:
+            first[via] += int(count)
+        last = max(last, int(newest))
+    return IssuanceCounts(
+        first["enrolment"],
+        first["conversion"],
+        refresh,
+        int(revoked or 0),
+        last,
+        max(after_outbox_id, int(last_box or 0)),
+    )
+
+
+def outbox_lag(ctx: IssuerContext) -> tuple[int, int | None]:
+    """(rows waiting for the log, age in seconds of the oldest one or None)."""
+    with ctx.read_session() as s:
+        count, oldest = s.execute(
+            select(func.count(), func.min(OutboxRow.created_at)).where(
+                OutboxRow.log_index.is_(None)
+            )
+        ).one()
+    return int(count), None if oldest is None else max(0, ctx.now() - int(oldest))
+
+
+@dataclass(eq=False)  # registries key collectors by identity
+class IssuerStateCollector(Collector):
+    """The outbox figures are read on every scrape (indexed, cheap). The issuance
+    counters are this process's running totals since it started: each scrape adds the
+    rows that arrived since the previous one (issuance_counts), so a scrape costs what
+    was issued in between, whatever the size of the tables. Prometheus reads a restart
+    as a counter reset (rate() and increase() handle it)."""
+
+    ctx: IssuerContext
+    _totals: dict[str, int] = field(default_factory=dict)
+    _after: tuple[int, int] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _issuance(self) -> IssuanceCounts:
+        with self._lock:
+            if self._after is None:
+                self._after = newest_ids(self.ctx)  # count from now on
+            got = issuance_counts(self.ctx, *self._after)
+            self._after = (got.last_credential_id, got.last_outbox_id)
+            for kind in ("enrolment", "conversion", "refresh", "revoked"):
+                self._totals[kind] = self._totals.get(kind, 0) + getattr(got, kind)
+            t = self._totals
+            return IssuanceCounts(
+                t["enrolment"], t["conversion"], t["refresh"], t["revoked"], *self._after
+            )
+
+    def collect(self) -> Iterator[Metric]:
+        region = self.ctx.region
+        up = GaugeMetricFamily(
+            "healthbridge_issuer_database_up",
+            "1 when the issuer's database answered this scrape.",
+            labels=["region"],
+        )
+        try:
+            depth, oldest = outbox_lag(self.ctx)
+            counts = self._issuance()
+        except SQLAlchemyError as e:
+            log.warning("metrics: the issuer database did not answer: %s", type(e).__name__)
+            up.add_metric([region], 0)
+            yield up
+            return
+        up.add_metric([region], 1)
+        yield up
+        g = GaugeMetricFamily(
+            "healthbridge_outbox_depth", "Outbox rows not yet on the log.", labels=["region"]
+        )
+        g.add_metric([region], depth)
+        yield g
+        g = GaugeMetricFamily(
+            "healthbridge_outbox_oldest_age_seconds",
+            "Age of the oldest outbox row not yet on the log (0 when empty).",
+            labels=["region"],
+        )
+        g.add_metric([region], oldest or 0)
+        yield g
+        c = CounterMetricFamily(
+            "healthbridge_credentials_issued",
+            "Credentials issued: a holder's first through enrolment or conversion, then refreshes.",
+            labels=["region", "kind"],
+        )
+        for kind in ("enrolment", "conversion", "refresh"):
+            c.add_metric([region, kind], getattr(counts, kind))
+        yield c
+        c = CounterMetricFamily(
+            "healthbridge_credentials_revoked", "Credentials revoked.", labels=["region"]
+        )
+        c.add_metric([region], counts.revoked)
+        yield c
+
+
+def issuer_registry(ctx: IssuerContext) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(IssuerStateCollector(ctx))
+    return registry
+
+
+def readiness_checks(ctx: IssuerContext) -> list[ReadinessCheck]:
+    def database() -> None:
+        try:
+            with ctx.sessions() as s:
+                s.execute(text("SELECT 1"))
+        except SQLAlchemyError as e:
+            raise NotReadyError("the issuer database does not answer") from e
+
+    def signing_key() -> None:
+        try:
+            with ctx.read_session() as s:
+                kid = s.scalar(
+                    select(SigningKeyRow.kid)
+                    .where(SigningKeyRow.state == "active")
+                    .order_by(SigningKeyRow.created_at.desc())
+                )
+        except SQLAlchemyError as e:
+            raise NotReadyError("the issuer database does not answer") from e
+        if kid is None:
+            raise NotReadyError("no active signing key is registered")
+        try:
+            ctx.keys.signing_key(kid)
+        except Exception as e:  # a missing or unreadable key file, whatever the cause
+            raise NotReadyError("the active signing key cannot be read") from e
+
+    return [ReadinessCheck("database", database), ReadinessCheck("signing_key", signing_key)]
+
+
+def start_master_ops() -> None:
+    """In the gunicorn master: one listener for the whole issuer (every worker's request
+    histograms merged by prometheus_client's multiprocess collector)."""
+    port = os.environ.get(METRICS_PORT_ENV)
+    if not port:
+        return
+    from pathlib import Path
+
+    from prometheus_client import multiprocess
+
+    from issuer.config import load_config
+
+    path = os.environ.get("HB_ISSUER_CONFIG")
+    ctx = IssuerContext.open(load_config(Path(path) if path else None), run_migrations=False)
+    registry = issuer_registry(ctx)
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    checks = readiness_checks(ctx)
+    start_ops_server(
+        registry, lambda: checks, os.environ.get(METRICS_HOST_ENV, "127.0.0.1"), int(port)
+    )
