@@ -125,7 +125,7 @@ def list_(config_path: str | None) -> None:
 @click.option("--password-file", type=click.Path(dir_okay=False), default=None)
 @friendly
 def passwd(config_path: str | None, username: str, password_file: str | None) -> None:
-    """Set an admin's password (ends their console sessions)."""
+    """Set an admin's password (ends their console sessions and revokes their API tokens)."""
     from issuer.console import accounts_db
 
     accounts_db.set_password(_context(config_path).sessions, username, _password(password_file))
@@ -138,7 +138,7 @@ def passwd(config_path: str | None, username: str, password_file: str | None) ->
 @click.option("--enable", is_flag=True, help="Enable again instead of disabling.")
 @friendly
 def disable(config_path: str | None, username: str, enable: bool) -> None:
-    """Disable an admin (sessions and tokens stop working at once)."""
+    """Disable an admin (sessions end and API tokens are revoked for good)."""
     from issuer.console import accounts_db
 
     accounts_db.set_disabled(_context(config_path).sessions, username, not enable)

@@ -159,7 +159,7 @@ def login() -> ResponseReturnValue:
     username = request.form.get("username", "").strip()[:64]
     try:
         p = accounts_db.login(
-            c.sessions, username, request.form.get("password", ""), address(), c.now()
+            c.sessions, username, request.form.get("password", ""), address(), c.now(), c.region
         )
     except (UnauthorizedError, RateLimitedError) as e:
         status = 429 if isinstance(e, RateLimitedError) else 401
