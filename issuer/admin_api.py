@@ -19,6 +19,7 @@ from issuer.audit import Channel
 from issuer.console import accounts_db
 from issuer.console.ops import AdminOps, Who
 from issuer.errors import BadRequestError, UnauthorizedError
+from issuer.http_limits import MAX_SQL_INT
 
 api = Blueprint("admin_api", __name__, url_prefix="/v1/admin")
 MAX_FIELD_CHARS = 500
@@ -60,8 +61,8 @@ def opt_int(data: dict[str, Any], name: str) -> int | None:
     value = data.get(name)
     if value is None:
         return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise BadRequestError(f"field {name!r} must be Unix seconds or null")
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_SQL_INT:
+        raise BadRequestError(f"field {name!r} must be Unix seconds (0-{MAX_SQL_INT}) or null")
     return value
 
 

@@ -22,7 +22,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from sqlalchemy import bindparam, select
 from werkzeug.exceptions import HTTPException
 
-from issuer import anchor, conversion, enrolment
+from issuer import anchor, conversion, enrolment, http_limits
 from issuer.config import IssuerConfig
 from issuer.context import IssuerContext
 from issuer.device_auth import DeviceAuth, verify_device_auth
@@ -221,6 +221,7 @@ def create_app(
     start_workers: bool = True,
 ) -> Flask:
     app = Flask(__name__)
+    http_limits.install(app)  # bounded path integers and JSON depth: 400, never 5xx
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     c = context or IssuerContext.open(config)

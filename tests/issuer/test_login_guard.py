@@ -11,9 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import select
 
-from issuer import audit
+from issuer import accounts, audit
 from issuer.accounts import Role
 from issuer.config import IssuerConfig
 from issuer.console import accounts_db as adb
@@ -29,6 +30,11 @@ WRONG = "guess guess guess"
 def open_ctx(tmp_path: Path, url: str = "") -> IssuerContext:
     cfg = IssuerConfig(region="GD", data_dir=tmp_path, database_url=url)
     return IssuerContext.open(cfg, clock=ManualClock())
+
+
+@pytest.fixture(autouse=True)
+def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(accounts, "_HASHER", PasswordHasher(time_cost=1, memory_cost=8192))
 
 
 @pytest.fixture
