@@ -358,6 +358,30 @@ def audit_export(config_path: str | None, token_file: str, output: str) -> None:
         click.echo(f"audit log written to {output}", err=True)
 
 
+@admin.command("audit-verify")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--expect-head",
+    default=None,
+    help="Hex hash the last row must have (e.g. from the region's AuditDigest entry).",
+)
+@friendly
+def audit_verify(file: str, expect_head: str | None) -> None:
+    """Re-verify an audit CSV export end to end: every cell decoded, every row hash
+    recomputed, every link to the row before checked. Needs no database or token."""
+    from issuer.audit import AuditChainError
+    from issuer.audit_csv import verify_export
+
+    try:
+        text = Path(file).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise AuditChainError(f"{file}: expected UTF-8 text") from e
+    n, head = verify_export(text)
+    if expect_head is not None and head.hex() != expect_head.strip().lower():
+        raise AuditChainError(f"expected head {expect_head}, found {head.hex()}")
+    click.echo(f"{n} audit rows verified; head {head.hex()}")
+
+
 @admin.command("anchor-audit")
 @config_option
 @friendly

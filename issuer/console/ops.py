@@ -32,7 +32,7 @@ from sqlalchemy import select
 
 from credential.claims import StatusColour
 from credential.issue import read_claims_unverified
-from issuer import audit, keymgmt
+from issuer import audit, audit_csv, keymgmt
 from issuer.accounts import AdminPrincipal, Permission, authorize
 from issuer.audit import AuditEvent, Channel, Outcome
 from issuer.console.models import AdminAccount, AdminAuditRecord, BulkJob
@@ -572,7 +572,7 @@ class AdminOps:
         def go() -> str:
             with self.ctx.sessions() as s:
                 audit.verify_all(s)
-                return audit.export_csv(audit.rows(s))
+                return audit_csv.render(audit.rows(s))
 
         return self._run(
             who, Permission.EXPORT_AUDIT, None, "audit_export", "", "", go, audited_by_service=False

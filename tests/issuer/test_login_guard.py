@@ -34,7 +34,9 @@ def open_ctx(tmp_path: Path, url: str = "") -> IssuerContext:
 
 @pytest.fixture(autouse=True)
 def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(accounts, "_HASHER", PasswordHasher(time_cost=1, memory_cost=8192))
+    cheap = PasswordHasher(time_cost=1, memory_cost=8192)
+    monkeypatch.setattr(accounts, "_HASHER", cheap)
+    monkeypatch.setattr(adb, "DUMMY_PASSWORD_HASH", cheap.hash("not-a-real-password-0000"))
 
 
 @pytest.fixture
