@@ -36,6 +36,9 @@ SECRETS_DIR = PurePosixPath("/run/secrets")
 HEALTH_URL = re.compile(r"^http://([a-z0-9.-]+):(\d+)(/\S*)$")
 
 
+NGINX_IMAGE = "nginx:1.27"  # the slow-client proxies (deploy/nginx/)
+
+
 def load_compose() -> dict[str, Any]:
     doc = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
     assert isinstance(doc, dict)
@@ -86,7 +89,7 @@ def test_compose_file_satisfies_the_compose_specification(compose: dict[str, Any
 
 def test_every_service_uses_the_repository_image_or_postgres(compose: dict[str, Any]) -> None:
     for name, s in compose["services"].items():
-        assert s.get("build") == "." or s.get("image") == "postgres:15", name
+        assert s.get("build") == "." or s.get("image") in ("postgres:15", NGINX_IMAGE), name
     dbs = [n for n, s in compose["services"].items() if s.get("image") == "postgres:15"]
     assert sorted(dbs) == ["gd-db", "mo-db"]
     for name in dbs:
@@ -325,3 +328,19 @@ def test_health_checks_hit_routes_the_apps_serve(
         assert resp.status_code == 200, f"{name}: GET {path} -> {resp.status_code}"
         checked += 1
     assert checked >= 8
+
+
+def test_issuers_are_published_only_through_the_buffering_proxy(compose: dict[str, Any]) -> None:
+    """Slow clients hold gunicorn's sync workers: each issuer is reached through its
+    nginx (deploy/nginx/issuer.conf.template, tests/deploy/), which trusts one hop."""
+    services = compose["services"]
+    for region in ("gd", "mo"):
+        issuer, proxy = services[f"{region}-issuer"], services[f"{region}-proxy"]
+        assert "ports" not in issuer
+        assert proxy["image"] == NGINX_IMAGE and proxy["ports"]
+        assert proxy["environment"]["HB_ISSUER_UPSTREAM"] == f"{region}-issuer:8080"
+        template = "./deploy/nginx/issuer.conf.template"
+        assert any(v.startswith(template + ":/etc/nginx/templates/") for v in proxy["volumes"])
+        assert (ROOT / template).is_file()
+        config = (ROOT / "deploy" / region / "issuer.toml").read_text(encoding="utf-8")
+        assert "trusted_proxies = 1" in config
