@@ -10,7 +10,7 @@ through the issuer app's handlers.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, BinaryIO
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
@@ -177,8 +177,10 @@ def bulk_create(region: str) -> tuple[Response, int]:
     """Body: a CSV (Content-Type text/csv, reason and note as query parameters) or JSON
     {"status_indices": [...], "reason", "note"}. Returns the preview; confirm next."""
     w = who()
+    data: bytes | BinaryIO
     if request.mimetype == "text/csv":
-        data, reason = request.get_data(), request.args.get("reason", "")
+        # Streamed: parsed as it arrives (issuer.console.ops.parse_bulk_csv).
+        data, reason = request.stream, request.args.get("reason", "")
         note = request.args.get("note", "")
     else:
         b = body()

@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # the package itself stays import-light (issuer.audit imports
 log = logging.getLogger(__name__)
 SESSION_KEY_FILE = "console-session.key"
 SESSION_KEY_BYTES = 32
+BULK_UPLOAD_ENDPOINTS = frozenset({"console.bulk_upload", "admin_api.bulk_create"})
 csrf = CSRFProtect()
 
 
@@ -103,4 +104,15 @@ def init_console(app: Flask, ledger: ConsortiumCheckpoints | None = None) -> Adm
     csrf.init_app(app)
     app.register_blueprint(console)
     app.register_blueprint(api)
+
+    @app.before_request
+    def _bulk_upload_limit() -> None:
+        # Bulk revocation uploads (100,000 status indices) may exceed the issuer's
+        # general body limit; only those two routes get the larger one, set before
+        # anything (CSRF check included) reads the body.
+        if request.endpoint in BULK_UPLOAD_ENDPOINTS:
+            from issuer.console.ops import MAX_BULK_REQUEST_BYTES
+
+            request.max_content_length = max(MAX_BULK_REQUEST_BYTES, ctx.config.max_body_bytes)
+
     return ops

@@ -273,9 +273,18 @@ def bulk_upload() -> ResponseReturnValue:
     upload = request.files.get("file")
     if upload is None:
         raise BadRequestError("choose a CSV file of status indices")
-    preview = ops().bulk_preview(
-        who(), field("region", 8), upload.read(), field("reason", 32), field("note", required=False)
-    )
+    # The upload was spooled to a temporary file by the form parser; it is parsed from
+    # there row by row.
+    try:
+        preview = ops().bulk_preview(
+            who(),
+            field("region", 8),
+            upload.stream,
+            field("reason", 32),
+            field("note", required=False),
+        )
+    finally:
+        upload.close()
     return render_template("console/bulk.html", preview=preview)
 
 

@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,12 +60,14 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def nginx_proxy(tmp: Path, upstream: str) -> Iterator[str]:
+def nginx_proxy(upstream: str) -> Iterator[str]:
     """nginx in front of `upstream` (host:port); yields the proxy's base URL."""
     if not NGINX.exists():
         missing("Debian's nginx (apt-get install nginx)")
-    prefix = tmp / "nginx"
-    prefix.mkdir()
+    # Its own directory straight under the system temp dir: when started as root the
+    # workers run as nobody, who cannot enter pytest's 0700 tmp_path to spool bodies.
+    prefix = Path(tempfile.mkdtemp(prefix="hb-nginx-"))
+    os.chmod(prefix, 0o755)
     temp_dirs = [prefix / d for d in ("body", "proxy", "fastcgi", "uwsgi", "scgi")]
     for d in temp_dirs:
         d.mkdir()

@@ -16,6 +16,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from issuer.accounts import Role
+from issuer.config import load_config
+from issuer.console import accounts_db
+from issuer.context import IssuerContext
 from tests.deploy.nginx_proxy import gunicorn_issuer, nginx_proxy
 
 SLOW_CLIENTS = 50
@@ -102,19 +106,21 @@ def p99(samples: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
 
 
+ISSUER_DIRS: dict[str, Path] = {}
+
+
 @pytest.fixture(scope="module")
 def issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     # One issuer for the module (start-up is the slow part); the control test, which
     # leaves its workers stuck until its sockets close, runs last.
     tmp = tmp_path_factory.mktemp("issuer")
     with gunicorn_issuer(tmp, workers=2, trusted_proxies=1) as upstream:
+        ISSUER_DIRS[upstream] = tmp
         yield upstream
 
 
-def test_fifty_slow_clients_do_not_slow_ordinary_ones_behind_nginx(
-    tmp_path: Path, issuer: str
-) -> None:
-    with nginx_proxy(tmp_path, issuer) as base:
+def test_fifty_slow_clients_do_not_slow_ordinary_ones_behind_nginx(issuer: str) -> None:
+    with nginx_proxy(issuer) as base:
         with SlowClients(base.removeprefix("http://"), SLOW_CLIENTS):
             time.sleep(1.0)  # the slow clients are all in the middle of their requests
             latencies = probe(base, PROBE_S)
@@ -124,8 +130,8 @@ def test_fifty_slow_clients_do_not_slow_ordinary_ones_behind_nginx(
         assert requests.get(f"{base}/v1/status", timeout=5).status_code == 200
 
 
-def test_forged_forwarded_for_is_replaced_by_the_proxy(tmp_path: Path, issuer: str) -> None:
-    with nginx_proxy(tmp_path, issuer) as base:
+def test_forged_forwarded_for_is_replaced_by_the_proxy(issuer: str) -> None:
+    with nginx_proxy(issuer) as base:
         # The enrolment-code limit per address counts the real peer, whatever the
         # client claims: 30 requests from "different" forged addresses hit one limit.
         codes = [
@@ -138,6 +144,30 @@ def test_forged_forwarded_for_is_replaced_by_the_proxy(tmp_path: Path, issuer: s
             for i in range(40)
         ]
     assert 429 in codes, codes
+
+
+def test_bulk_upload_of_100000_rows_passes_the_proxy(issuer: str) -> None:
+    ctx = IssuerContext.open(load_config(ISSUER_DIRS[issuer] / "issuer.toml"))
+    try:
+        accounts_db.create_account(
+            ctx.sessions, "oper", "GD", frozenset({Role.OPERATOR}), "x" * 12, ctx.now()
+        )
+        token = accounts_db.issue_token(ctx.sessions, "oper", "t", ctx.now())
+    finally:
+        ctx.dispose()
+    body = "".join(f"{i}\n" for i in range(1_000_000, 1_100_000)).encode()
+    with nginx_proxy(issuer) as base:
+        r = requests.post(
+            f"{base}/v1/admin/regions/GD/bulk-revocations?reason=fraud",
+            data=body,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "text/csv"},
+            timeout=60,
+        )
+        assert r.status_code == 201, r.text[:300]
+        assert r.json()["total"] == 100_000
+        # Everywhere else the proxy keeps the general 64 KiB limit.
+        r = requests.post(f"{base}/v1/enrolment/code", data=b" " * 100_000, timeout=10)
+        assert r.status_code == 413
 
 
 def test_control_four_slow_clients_starve_gunicorn_without_the_proxy(issuer: str) -> None:
