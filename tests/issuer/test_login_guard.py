@@ -194,3 +194,47 @@ def test_reenabling_an_account_does_not_revive_its_old_tokens(ctx: IssuerContext
     adb.set_disabled(ctx.sessions, "alice", False)
     with pytest.raises(UnauthorizedError, match="revoked"):
         adb.authenticate_token(ctx.sessions, token, ctx.now())
+
+
+def console_login(client, user: str, password: str, forwarded_for: str) -> int:  # type: ignore[no-untyped-def]
+    import re
+
+    html = client.get("/console/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    r = client.post(
+        "/console/login",
+        data={"username": user, "password": password, "csrf_token": token},
+        headers={"X-Forwarded-For": forwarded_for},
+    )
+    return int(r.status_code)
+
+
+@pytest.mark.parametrize("trusted_proxies", [0, 1])
+def test_console_behind_a_proxy_backs_off_the_guesser_not_the_admin(
+    tmp_path: Path, trusted_proxies: int
+) -> None:
+    from issuer.app import create_app
+    from tests.issuer.helpers import make_context
+
+    c = make_context(tmp_path, "GD", trusted_proxies=trusted_proxies)
+    try:
+        make(c, "alice")
+        guesser = create_app(c.config, context=c, start_workers=False).test_client()
+        for _ in range(login_guard.FREE_ATTEMPTS):
+            assert console_login(guesser, "alice", WRONG, "203.0.113.7") == 401
+        admin = create_app(c.config, context=c, start_workers=False).test_client()
+        status = console_login(admin, "alice", PASSWORD, "198.51.100.20")
+        with c.sessions() as s:
+            rows = s.scalars(
+                select(AdminAuditRecord).where(AdminAuditRecord.action == "login_backoff")
+            ).all()
+    finally:
+        c.dispose()
+    if trusted_proxies:
+        # The proxy's X-Forwarded-For tells the two apart: the admin gets in.
+        assert status == 302
+        assert [r.address for r in rows] == ["203.0.113.7"]
+    else:
+        # No proxy configured: the header is not believed, both share the peer address.
+        assert status == 429
+        assert [r.address for r in rows] == ["127.0.0.1"]
