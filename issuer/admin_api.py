@@ -10,7 +10,7 @@ through the issuer app's handlers.
 
 from __future__ import annotations
 
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
@@ -177,7 +177,7 @@ def bulk_create(region: str) -> tuple[Response, int]:
     """Body: a CSV (Content-Type text/csv, reason and note as query parameters) or JSON
     {"status_indices": [...], "reason", "note"}. Returns the preview; confirm next."""
     w = who()
-    data: bytes | BinaryIO
+    data: bytes | IO[bytes]
     if request.mimetype == "text/csv":
         # Streamed: parsed as it arrives (issuer.console.ops.parse_bulk_csv).
         data, reason = request.stream, request.args.get("reason", "")

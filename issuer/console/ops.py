@@ -26,7 +26,7 @@ import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, BinaryIO, TypeVar
+from typing import IO, Any, TypeVar
 
 from sqlalchemy import select
 
@@ -126,7 +126,7 @@ class BulkStatus:
 class _CappedReader(io.RawIOBase):
     """A binary stream that refuses to yield more than `limit` bytes in all."""
 
-    def __init__(self, stream: BinaryIO, limit: int) -> None:
+    def __init__(self, stream: IO[bytes], limit: int) -> None:
         self.stream, self.left = stream, limit
 
     def readable(self) -> bool:
@@ -141,13 +141,13 @@ class _CappedReader(io.RawIOBase):
         return len(chunk)
 
 
-def parse_bulk_csv(data: bytes | BinaryIO) -> tuple[list[int], list[str]]:
+def parse_bulk_csv(data: bytes | IO[bytes]) -> tuple[list[int], list[str]]:
     """Status indices from a CSV: a `status_index` column if there is a header, else
     the first column. Returns (unique indices in file order, invalid lines).
 
     `data` may be a stream (the request body, an uploaded file): it is read and
     parsed row by row, never held whole, and refused past MAX_BULK_BYTES."""
-    stream: BinaryIO = io.BytesIO(data) if isinstance(data, bytes) else data
+    stream: IO[bytes] = io.BytesIO(data) if isinstance(data, bytes) else data
     text = io.TextIOWrapper(
         io.BufferedReader(_CappedReader(stream, MAX_BULK_BYTES), BULK_READ_BYTES),
         encoding="utf-8-sig",
@@ -391,7 +391,7 @@ class AdminOps:
 
     # bulk revocation ----------------------------------------------------------------------------
     def bulk_preview(
-        self, who: Who, region: str, data: bytes | BinaryIO, reason: str, note: str
+        self, who: Who, region: str, data: bytes | IO[bytes], reason: str, note: str
     ) -> BulkPreview:
         def go() -> BulkPreview:
             check_reason(reason, note)
