@@ -1,13 +1,15 @@
 """Schemathesis against the live issuer (real HTTP on loopback), over the OpenAPI
-document it serves at /openapi.yaml: the wallet and health-authority API, and the
-per-admin API with a real admin token holding every role. Positive and negative
-requests; no answer may be a 5xx, and every answer must be documented (status code,
-media type, body schema)."""
+document it serves at /openapi.yaml: the wallet and health-authority API (the
+credential fetch signed by a really enrolled device, the record feed with the health
+authority's token) and the per-admin API with a real admin token holding every role.
+Positive and negative requests; no answer may be a 5xx, and every answer must be
+documented (status code, media type, body schema)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -28,7 +30,7 @@ from issuer.app import OPENAPI_PATH, create_app
 from issuer.console import accounts_db
 from issuer.conversion import StaticTrustSource
 from tests.fuzz_count import counting
-from tests.issuer.helpers import make_context, serve
+from tests.issuer.helpers import device_header, enrol_directly, make_context, new_device, serve
 
 EXAMPLES = 40  # per operation and test: about 24 operations -> ~1,000 requests
 CHECKS = [
@@ -45,10 +47,14 @@ pytestmark = [pytest.mark.api_fuzz, pytest.mark.slow]
 
 
 class LiveIssuer:
-    def __init__(self, url: str, admin_token: str, authority_token: str) -> None:
+    def __init__(
+        self, url: str, admin_token: str, authority_token: str, device: Any, holder_id: str
+    ) -> None:
         self.url = url
         self.admin_token = admin_token
         self.authority_token = authority_token
+        self.device = device  # an enrolled wallet's key: signs HB-Device headers
+        self.holder_id = holder_id
         self.http = requests.Session()
 
 
@@ -60,12 +66,14 @@ def live_issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveIssuer
     accounts_db.create_account(ctx.sessions, "fuzzer", "GD", frozenset(Role), "x" * 12, 0)
     admin = accounts_db.issue_token(ctx.sessions, "fuzzer", "fuzz", ctx.now())
     authority = ctx.keys.token(ctx.config.authority_token_path) or ""
+    device = new_device()
+    holder_id = enrol_directly(ctx, "G10000002", device).holder_id
     app = create_app(
         ctx.config, context=ctx, trust=StaticTrustSource(InMemoryTrustState()), start_workers=False
     )
     try:
         with serve(app) as served:
-            live = LiveIssuer(served.url, admin, authority)
+            live = LiveIssuer(served.url, admin, authority, device, holder_id)
             with counting(live.http, "issuer"):
                 yield live
     finally:
@@ -90,6 +98,10 @@ def test_public_api_answers_as_documented(case, live_issuer: LiveIssuer) -> None
     headers = {}
     if case.path == "/v1/records":
         headers["Authorization"] = f"Bearer {live_issuer.authority_token}"
+    elif case.path == "/v1/credential":
+        headers["Authorization"] = device_header(
+            live_issuer.device, live_issuer.holder_id, case.method.upper(), case.path
+        )
     case.call_and_validate(
         base_url=live_issuer.url, session=live_issuer.http, headers=headers, checks=CHECKS
     )
