@@ -52,6 +52,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/issue.py
 	$(BIN)/python bench/scan.py
 	$(BIN)/python bench/privacy.py
+	$(BIN)/python bench/login_burst.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -10,7 +10,7 @@ through the issuer app's handlers.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import IO, Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
@@ -19,6 +19,7 @@ from issuer.audit import Channel
 from issuer.console import accounts_db
 from issuer.console.ops import AdminOps, Who
 from issuer.errors import BadRequestError, UnauthorizedError
+from issuer.http_limits import MAX_SQL_INT
 from issuer.services import PendingEntry
 
 api = Blueprint("admin_api", __name__, url_prefix="/v1/admin")
@@ -61,8 +62,8 @@ def opt_int(data: dict[str, Any], name: str) -> int | None:
     value = data.get(name)
     if value is None:
         return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise BadRequestError(f"field {name!r} must be Unix seconds or null")
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_SQL_INT:
+        raise BadRequestError(f"field {name!r} must be Unix seconds (0-{MAX_SQL_INT}) or null")
     return value
 
 
@@ -204,8 +205,10 @@ def bulk_create(region: str) -> tuple[Response, int]:
     """Body: a CSV (Content-Type text/csv, reason and note as query parameters) or JSON
     {"status_indices": [...], "reason", "note"}. Returns the preview; confirm next."""
     w = who()
+    data: bytes | IO[bytes]
     if request.mimetype == "text/csv":
-        data, reason = request.get_data(), request.args.get("reason", "")
+        # Streamed: parsed as it arrives (issuer.console.ops.parse_bulk_csv).
+        data, reason = request.stream, request.args.get("reason", "")
         note = request.args.get("note", "")
     else:
         b = body()

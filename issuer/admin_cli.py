@@ -129,7 +129,7 @@ def list_(config_path: str | None) -> None:
 @click.option("--password-file", type=click.Path(dir_okay=False), default=None)
 @friendly
 def passwd(config_path: str | None, username: str, password_file: str | None) -> None:
-    """Set an admin's password (ends their console sessions)."""
+    """Set an admin's password (ends their console sessions and revokes their API tokens)."""
     from issuer.console import accounts_db
 
     accounts_db.set_password(_context(config_path).sessions, username, _password(password_file))
@@ -142,7 +142,7 @@ def passwd(config_path: str | None, username: str, password_file: str | None) ->
 @click.option("--enable", is_flag=True, help="Enable again instead of disabling.")
 @friendly
 def disable(config_path: str | None, username: str, enable: bool) -> None:
-    """Disable an admin (sessions and tokens stop working at once)."""
+    """Disable an admin (sessions end and API tokens are revoked for good)."""
     from issuer.console import accounts_db
 
     accounts_db.set_disabled(_context(config_path).sessions, username, not enable)
@@ -360,6 +360,30 @@ def audit_export(config_path: str | None, token_file: str, output: str) -> None:
     else:
         Path(output).write_text(data, encoding="utf-8")
         click.echo(f"audit log written to {output}", err=True)
+
+
+@admin.command("audit-verify")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--expect-head",
+    default=None,
+    help="Hex hash the last row must have (e.g. from the region's AuditDigest entry).",
+)
+@friendly
+def audit_verify(file: str, expect_head: str | None) -> None:
+    """Re-verify an audit CSV export end to end: every cell decoded, every row hash
+    recomputed, every link to the row before checked. Needs no database or token."""
+    from issuer.audit import AuditChainError
+    from issuer.audit_csv import verify_export
+
+    try:
+        text = Path(file).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise AuditChainError(f"{file}: expected UTF-8 text") from e
+    n, head = verify_export(text)
+    if expect_head is not None and head.hex() != expect_head.strip().lower():
+        raise AuditChainError(f"expected head {expect_head}, found {head.hex()}")
+    click.echo(f"{n} audit rows verified; head {head.hex()}")
 
 
 @admin.command("anchor-audit")

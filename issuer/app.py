@@ -22,9 +22,10 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from sqlalchemy import bindparam, select
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from common.observability import health_blueprint, instrument
-from issuer import anchor, conversion, enrolment, lineage
+from issuer import anchor, conversion, enrolment, http_limits, lineage
 from issuer.config import IssuerConfig
 from issuer.console.wiring import init_console
 from issuer.context import IssuerContext
@@ -288,7 +289,13 @@ def create_app(
     start_workers: bool = True,
 ) -> Flask:
     app = Flask(__name__)
+    http_limits.install(app)  # bounded path integers and JSON depth: 400, never 5xx
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
+    if config.trusted_proxies:
+        # The proxy (deploy/nginx/) replaces X-Forwarded-For with the peer it saw, so
+        # the last `trusted_proxies` hops are facts, anything before them is not read.
+        n = config.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     c = context or IssuerContext.open(config)
     c.config = config  # a test may hand in a context opened with an earlier variant

@@ -3,7 +3,8 @@ through which channel, with what outcome), append-only and hash-chained.
 
 Row n stores `row_hash = SHA-256(DOMAIN || prev_hash || canonical(row))` with
 `prev_hash` the previous row's hash (32 zero bytes for the first), so editing or
-deleting any row breaks every later hash; `verify_chain` recomputes it. There is no
+deleting any row breaks every later hash; `verify_chain` recomputes it (and
+issuer.audit_csv re-verifies an exported copy). There is no
 update or delete path: the ORM refuses both and the migration adds a database
 trigger that refuses them too. The head hash and row count are anchored on the
 region's log now and then as an AuditDigest entry (through the issuer's outbox), so
@@ -13,11 +14,9 @@ indices, credential ids and key ids, never names or document numbers.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -233,37 +232,6 @@ def count(session: Session) -> int:
 def verify_all(session: Session) -> int:
     q = select(AdminAuditRecord).order_by(AdminAuditRecord.seq).execution_options(yield_per=1000)
     return verify_chain(session.scalars(q))
-
-
-def export_csv(records: Sequence[AdminAuditRecord]) -> str:
-    """CSV of the given rows (oldest first), hashes in hex so anyone can re-verify."""
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
-    for r in sorted(records, key=lambda r: r.seq):
-        w.writerow(
-            [
-                r.seq,
-                r.at,
-                r.actor,
-                r.region,
-                r.action,
-                _csv_safe(r.target),
-                _csv_safe(r.detail),
-                r.address,
-                r.channel,
-                r.outcome,
-                r.outbox_ids,
-                r.prev_hash.hex(),
-                r.row_hash.hex(),
-            ]
-        )
-    return out.getvalue()
-
-
-def _csv_safe(text: str) -> str:
-    # A cell starting with = + - @ is a formula to spreadsheet programs (CSV injection).
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 AUDIT_DIGEST_KIND = "audit_digest"  # the outbox row kind of an AuditDigest entry

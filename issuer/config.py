@@ -69,6 +69,10 @@ class IssuerConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     key_validity_s: int = DEFAULT_KEY_VALIDITY_S
     root_key_passphrase_env: str | None = None  # name of an env var, never the value
+    # Reverse proxies in front that set X-Forwarded-For / -Proto (deploy/nginx/): the
+    # client address of rate limits, login backoff and the audit log is then taken
+    # from that many hops back. 0: the peer address is the client (no proxy).
+    trusted_proxies: int = 0
 
     def __post_init__(self) -> None:
         if not REGION_RE.fullmatch(self.region):
@@ -79,6 +83,8 @@ class IssuerConfig:
             object.__setattr__(self, "key_dir", self.data_dir / "keys")
         if self.sync_state_path is None:
             object.__setattr__(self, "sync_state_path", self.data_dir / "sync-state.db")
+        if not 0 <= self.trusted_proxies <= 4:
+            raise ConfigError(f"trusted_proxies must be 0-4, found {self.trusted_proxies}")
         if self.credential_validity_s <= 0 or self.refresh_before_s < 0:
             raise ConfigError("credential_validity_s must be > 0 and refresh_before_s >= 0")
 

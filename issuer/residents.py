@@ -47,9 +47,16 @@ def _doc(value: object) -> str:
     return doc
 
 
+MAX_TIME_DIGITS = 12  # digits of Unix seconds in a record
+
+
 def parse_time(value: object) -> int:
     text = str(value or "").strip()
     if text.isdigit():
+        # At most 12 digits (beyond year 33000): a longer number would overflow the
+        # 64-bit time columns and is no time anyone means.
+        if len(text) > MAX_TIME_DIGITS:
+            raise RecordError(f"expected Unix seconds of at most {MAX_TIME_DIGITS} digits")
         return int(text)
     try:
         return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())

@@ -143,7 +143,8 @@ def _check_writer(body: bytes) -> None:
 def _parse_entries(body: bytes) -> list[bytes]:
     try:
         doc = request.get_json(force=True, silent=False, cache=False)
-    except HTTPException as e:
+    except (HTTPException, RecursionError) as e:
+        # RecursionError: a body nested deeper than the decoder's stack (a 5xx before).
         raise ApiError(400, "bad_request", "expected a JSON body") from e
     if not isinstance(doc, dict) or not isinstance(doc.get("entries"), list):
         raise ApiError(400, "bad_request", 'expected {"entries": ["<base64>", ...]}')

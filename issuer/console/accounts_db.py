@@ -2,8 +2,8 @@
 
 Authentication edges for the console, the JSON API and the CLI; each returns an
 `AdminPrincipal` (issuer.accounts) or raises UnauthorizedError / RateLimitedError.
-Failed logins are counted per username and per client address in the issuer's
-`rate_events` table (keys hashed, never a raw username). Console sessions live
+Login attempts are counted per (username, address) pair before the password is
+checked, with a backoff per pair (issuer.console.login_guard). Console sessions live
 server-side: the cookie carries a random id whose SHA-256 is stored, so logout and
 idle timeout end a session for real, whatever the browser keeps.
 """
@@ -15,7 +15,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from common.observability import SecurityEvent, security_event
@@ -32,9 +32,9 @@ from issuer.accounts import (
     token_matches,
     verify_password,
 )
+from issuer.console import login_guard
 from issuer.console.models import AdminAccount, AdminApiToken, AdminSession
 from issuer.errors import ConflictError, NotFoundError, RateLimitedError, UnauthorizedError
-from issuer.models import RateEvent
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +45,6 @@ def _who_tried(username: str) -> str:
     return hashlib.sha256(username.encode("utf-8", "replace")).hexdigest()[:12]
 
 
-LOGIN_WINDOW_S = 15 * 60  # seconds over which failed logins are counted
-LOGIN_FAILURES_PER_USER = 5  # failed logins per username per window
-LOGIN_FAILURES_PER_ADDR = 20  # failed logins per client address per window
 IDLE_TIMEOUT_S = 15 * 60  # seconds without a request before a session ends
 SESSION_MAX_S = 12 * 3_600  # seconds a session lives at most, however active
 SESSION_ID_BYTES = 32
@@ -88,10 +85,9 @@ def set_password(sessions: sessionmaker[Session], username: str, password: str) 
     with sessions.begin() as s:
         account = _account(s, username)
         account.password_hash = pw_hash
-        # A new password ends every open console session of that admin.
-        s.execute(
-            update(AdminSession).where(AdminSession.account_id == account.id).values(ended=True)
-        )
+        # A new password ends everything the old one opened: console sessions, and the
+        # API tokens issued under it (a changed password often means a leaked one).
+        _end_all(s, account.id)
 
 
 def set_disabled(sessions: sessionmaker[Session], username: str, disabled: bool) -> None:
@@ -99,9 +95,16 @@ def set_disabled(sessions: sessionmaker[Session], username: str, disabled: bool)
         account = _account(s, username)
         account.disabled = disabled
         if disabled:
-            s.execute(
-                update(AdminSession).where(AdminSession.account_id == account.id).values(ended=True)
-            )
+            # Revoked for good, not merely suspended: enabling the account again must
+            # not bring back tokens that may have leaked while it was disabled.
+            _end_all(s, account.id)
+
+
+def _end_all(s: Session, account_id: int) -> None:
+    s.execute(update(AdminSession).where(AdminSession.account_id == account_id).values(ended=True))
+    s.execute(
+        update(AdminApiToken).where(AdminApiToken.account_id == account_id).values(revoked=True)
+    )
 
 
 def list_accounts(sessions: sessionmaker[Session]) -> list[AdminAccount]:
@@ -116,42 +119,32 @@ def _account(s: Session, username: str) -> AdminAccount:
     return account
 
 
-def _rate_key(kind: str, value: str) -> str:
-    return f"admin-login:{kind}:" + hashlib.sha256(value.encode()).hexdigest()[:40]
-
-
-def _failures(s: Session, key: str, now: int) -> int:
-    return int(
-        s.scalar(
-            select(func.count())
-            .select_from(RateEvent)
-            .where(RateEvent.key == key, RateEvent.at > now - LOGIN_WINDOW_S)
-        )
-        or 0
-    )
-
-
 def login(
-    sessions: sessionmaker[Session], username: str, password: str, address: str, now: int
+    sessions: sessionmaker[Session],
+    username: str,
+    password: str,
+    address: str,
+    now: int,
+    region: str | None = None,
 ) -> AdminPrincipal:
-    """Check a username and password, counting failures; RateLimitedError once either
-    the username or the address failed too often within the window."""
-    user_key, addr_key = _rate_key("user", username), _rate_key("addr", address)
+    """Check a username and password. The attempt is counted for the (username,
+    address) pair before the password is checked (issuer.console.login_guard), and
+    the check waits for one of the process's few verification slots. RateLimitedError
+    while the pair is in backoff or no slot frees up; UnauthorizedError otherwise.
+    With `region`, the start of a backoff is written on the audit log."""
+    try:
+        attempt = login_guard.reserve(sessions, username, address, now)
+    except RateLimitedError:
+        security_event(
+            log, SecurityEvent.LOGIN_REFUSED, why="rate_limited",
+            user=_who_tried(username), address=address,
+        )  # fmt: skip
+        raise
     with sessions() as s:
-        if (
-            _failures(s, user_key, now) >= LOGIN_FAILURES_PER_USER
-            or _failures(s, addr_key, now) >= LOGIN_FAILURES_PER_ADDR
-        ):
-            security_event(
-                log, SecurityEvent.LOGIN_REFUSED, why="rate_limited",
-                user=_who_tried(username), address=address,
-            )  # fmt: skip
-            raise RateLimitedError(
-                f"too many failed logins: wait {LOGIN_WINDOW_S // 60} minutes and try again"
-            )
         account = s.scalars(select(AdminAccount).where(AdminAccount.username == username)).first()
     try:
-        verify_password(account.password_hash if account else DUMMY_PASSWORD_HASH, password)
+        with login_guard.GATE.slot():
+            verify_password(account.password_hash if account else DUMMY_PASSWORD_HASH, password)
         if account is None or account.disabled:
             raise UnauthorizedError("wrong username or password")
     except UnauthorizedError:
@@ -159,12 +152,40 @@ def login(
             log, SecurityEvent.LOGIN_REFUSED, why="bad_credentials",
             user=_who_tried(username), address=address,
         )  # fmt: skip
-        with sessions.begin() as s:
-            s.add(RateEvent(key=user_key, at=now))
-            s.add(RateEvent(key=addr_key, at=now))
-            s.execute(delete(RateEvent).where(RateEvent.at <= now - 2 * LOGIN_WINDOW_S))
+        if attempt.started_backoff:
+            login_guard.forget_idle(sessions, now)
+            if region is not None:
+                _audit_backoff(sessions, attempt, region, now)
         raise
+    login_guard.succeeded(sessions, attempt)
     return principal_of(account)
+
+
+def _audit_backoff(
+    sessions: sessionmaker[Session], attempt: login_guard.Attempt, region: str, now: int
+) -> None:
+    # The pattern an operator needs: which account, from where, and how many
+    # addresses are guessing at it right now (one = a guesser; many = a campaign).
+    from issuer import audit
+
+    blocked = login_guard.addresses_in_backoff(sessions, attempt.username, now)
+    audit.record(
+        sessions,
+        audit.AuditEvent(
+            actor=attempt.username[:32],
+            region=region,
+            action="login_backoff",
+            target=f"account:{attempt.username}",
+            detail=(
+                f"{attempt.number} failed logins from this address; "
+                f"{blocked} address(es) in backoff for this account"
+            ),
+            address=attempt.address,
+            channel=audit.Channel.CONSOLE,
+            outcome=audit.Outcome.DENIED,
+        ),
+        now,
+    )
 
 
 def start_session(sessions: sessionmaker[Session], username: str, address: str, now: int) -> str:

@@ -71,3 +71,16 @@ class BulkJob(Base):
     message: Mapped[str] = mapped_column(String(1000), default="")
     created_at: Mapped[int] = mapped_column(BigInteger)
     finished_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class AdminLoginThrottle(Base):
+    """Login attempts of one (username, address) pair (issuer.console.login_guard)."""
+
+    __tablename__ = "admin_login_throttle"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 hex of the pair
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    address: Mapped[str] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer)
+    delay_s: Mapped[int] = mapped_column(Integer)  # the next backoff, seconds
+    blocked_until: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)

@@ -26,14 +26,14 @@ import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import IO, Any, TypeVar
 
 from sqlalchemy import select
 
 from common.observability import SecurityEvent, security_event
 from credential.claims import StatusColour
 from credential.issue import read_claims_unverified
-from issuer import audit, keymgmt
+from issuer import audit, audit_csv, keymgmt
 from issuer.accounts import AdminPrincipal, Permission, authorize
 from issuer.audit import AuditEvent, Channel, Outcome
 from issuer.console.models import AdminAccount, BulkJob
@@ -54,8 +54,11 @@ from issuer.services import (
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_BULK_ROWS = 100_000  # status indices per bulk file
-MAX_BULK_BYTES = 4 * 1024 * 1024  # bytes of an uploaded CSV
-BULK_BATCH = 200  # revocations per transaction in a bulk job (progress granularity)
+MAX_BULK_BYTES = 4 * 1024 * 1024  # bytes of an uploaded CSV (100,000 indices < 2 MiB)
+MAX_BULK_REQUEST_BYTES = MAX_BULK_BYTES + 64 * 1024  # the upload plus form fields
+BULK_READ_BYTES = 64 * 1024  # bytes read from an upload at a time
+MAX_INVALID_LINES = 1000  # invalid lines kept for the report (they are still counted out)
+BULK_BATCH = 1000  # revocations per transaction in a bulk job (progress granularity)
 PREVIEW_ROWS = 20
 MAX_NOTE_CHARS = 500
 CREDENTIAL_KINDS = ("credential_anchored", "credential_revoked", "credential_reinstated")
@@ -121,34 +124,63 @@ class BulkStatus:
         return 100 if self.total == 0 else int(100 * self.done / self.total)
 
 
-def parse_bulk_csv(data: bytes) -> tuple[list[int], list[str]]:
+class _CappedReader(io.RawIOBase):
+    """A binary stream that refuses to yield more than `limit` bytes in all."""
+
+    def __init__(self, stream: IO[bytes], limit: int) -> None:
+        self.stream, self.left = stream, limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        chunk = self.stream.read(min(len(buf), self.left + 1))
+        if len(chunk) > self.left:
+            raise BadRequestError(f"expected a CSV of at most {MAX_BULK_BYTES} bytes")
+        self.left -= len(chunk)
+        buf[: len(chunk)] = chunk
+        return len(chunk)
+
+
+def parse_bulk_csv(data: bytes | IO[bytes]) -> tuple[list[int], list[str]]:
     """Status indices from a CSV: a `status_index` column if there is a header, else
-    the first column. Returns (unique indices in file order, invalid lines)."""
-    if len(data) > MAX_BULK_BYTES:
-        raise BadRequestError(f"expected a CSV of at most {MAX_BULK_BYTES} bytes")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise BadRequestError("expected a UTF-8 CSV file") from e
-    rows = list(csv.reader(io.StringIO(text)))
-    col = 0
-    if rows and rows[0] and not rows[0][0].strip().isdigit():
-        header = [h.strip().lower() for h in rows[0]]
-        if "status_index" not in header:
-            raise BadRequestError("expected a status_index column (or bare numbers)")
-        col, rows = header.index("status_index"), rows[1:]
+    the first column. Returns (unique indices in file order, invalid lines).
+
+    `data` may be a stream (the request body, an uploaded file): it is read and
+    parsed row by row, never held whole, and refused past MAX_BULK_BYTES."""
+    stream: IO[bytes] = io.BytesIO(data) if isinstance(data, bytes) else data
+    text = io.TextIOWrapper(
+        io.BufferedReader(_CappedReader(stream, MAX_BULK_BYTES), BULK_READ_BYTES),
+        encoding="utf-8-sig",
+        newline="",
+    )
     seen: dict[int, None] = {}
     invalid: list[str] = []
-    for n, row in enumerate(rows, 1):
-        if not row or not any(c.strip() for c in row):
-            continue
-        cell = row[col].strip() if col < len(row) else ""
-        if not cell.isdigit() or len(cell) > 18:
-            invalid.append(f"line {n}: {cell[:20]!r} is not a status index")
-            continue
-        seen[int(cell)] = None
-        if len(seen) > MAX_BULK_ROWS:
-            raise BadRequestError(f"expected at most {MAX_BULK_ROWS} status indices")
+    col: int | None = None
+    try:
+        for n, row in enumerate(csv.reader(text), 1):
+            if col is None and row and row[0].strip():
+                col = 0
+                if not row[0].strip().isdigit():
+                    header = [h.strip().lower() for h in row]
+                    if "status_index" not in header:
+                        raise BadRequestError("expected a status_index column (or bare numbers)")
+                    col = header.index("status_index")
+                    continue
+            if not row or not any(c.strip() for c in row):
+                continue
+            cell = row[col or 0].strip() if (col or 0) < len(row) else ""
+            if not cell.isdigit() or len(cell) > 18:
+                if len(invalid) < MAX_INVALID_LINES:
+                    invalid.append(f"line {n}: {cell[:20]!r} is not a status index")
+                continue
+            seen[int(cell)] = None
+            if len(seen) > MAX_BULK_ROWS:
+                raise BadRequestError(f"expected at most {MAX_BULK_ROWS} status indices")
+    except UnicodeDecodeError as e:
+        raise BadRequestError("expected a UTF-8 CSV file") from e
+    except csv.Error as e:
+        raise BadRequestError(f"malformed CSV: {e}") from e
     if not seen:
         raise BadRequestError("the file holds no status index")
     return list(seen), invalid
@@ -375,7 +407,7 @@ class AdminOps:
 
     # bulk revocation ----------------------------------------------------------------------------
     def bulk_preview(
-        self, who: Who, region: str, data: bytes, reason: str, note: str
+        self, who: Who, region: str, data: bytes | IO[bytes], reason: str, note: str
     ) -> BulkPreview:
         def go() -> BulkPreview:
             check_reason(reason, note)
@@ -603,7 +635,7 @@ class AdminOps:
         def go() -> str:
             with self.ctx.sessions() as s:
                 audit.verify_all(s)
-                return audit.export_csv(audit.rows(s))
+                return audit_csv.render(audit.rows(s))
 
         return self._run(
             who, Permission.EXPORT_AUDIT, None, "audit_export", "", "", go, audited_by_service=False

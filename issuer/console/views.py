@@ -158,7 +158,7 @@ def login() -> ResponseReturnValue:
     username = request.form.get("username", "").strip()[:64]
     try:
         p = accounts_db.login(
-            c.sessions, username, request.form.get("password", ""), address(), c.now()
+            c.sessions, username, request.form.get("password", ""), address(), c.now(), c.region
         )
     except (UnauthorizedError, RateLimitedError) as e:
         status = 429 if isinstance(e, RateLimitedError) else 401
@@ -320,9 +320,18 @@ def bulk_upload() -> ResponseReturnValue:
     upload = request.files.get("file")
     if upload is None:
         raise BadRequestError("choose a CSV file of status indices")
-    preview = ops().bulk_preview(
-        who(), field("region", 8), upload.read(), field("reason", 32), field("note", required=False)
-    )
+    # The upload was spooled to a temporary file by the form parser; it is parsed from
+    # there row by row.
+    try:
+        preview = ops().bulk_preview(
+            who(),
+            field("region", 8),
+            upload.stream,
+            field("reason", 32),
+            field("note", required=False),
+        )
+    finally:
+        upload.close()
     return render_template("console/bulk.html", preview=preview)
 
 

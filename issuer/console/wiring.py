@@ -21,7 +21,7 @@ from flask.sessions import SecureCookieSessionInterface
 
 from common.secret_file import write_secret
 from issuer.admin_api import api
-from issuer.console.ops import AdminOps
+from issuer.console.ops import MAX_BULK_REQUEST_BYTES, AdminOps
 from issuer.console.views import console, csrf
 from issuer.context import IssuerContext
 from issuer.errors import ConfigError
@@ -31,6 +31,7 @@ from issuer.ledger_state import ConsortiumCheckpoints
 log = logging.getLogger(__name__)
 SESSION_KEY_FILE = "console-session.key"
 SESSION_KEY_BYTES = 32
+BULK_UPLOAD_ENDPOINTS = frozenset({"console.bulk_upload", "admin_api.bulk_create"})
 
 
 class ConsoleSessionInterface(SecureCookieSessionInterface):
@@ -95,4 +96,13 @@ def init_console(app: Flask, ledger: ConsortiumCheckpoints | None = None) -> Adm
     csrf.init_app(app)
     app.register_blueprint(console)
     app.register_blueprint(api)
+
+    @app.before_request
+    def _bulk_upload_limit() -> None:
+        # Bulk revocation uploads (100,000 status indices) may exceed the issuer's
+        # general body limit; only those two routes get the larger one, set before
+        # anything (CSRF check included) reads the body.
+        if request.endpoint in BULK_UPLOAD_ENDPOINTS:
+            request.max_content_length = max(MAX_BULK_REQUEST_BYTES, ctx.config.max_body_bytes)
+
     return ops

@@ -36,6 +36,9 @@ SECRETS_DIR = PurePosixPath("/run/secrets")
 HEALTH_URL = re.compile(r"^http://([a-z0-9.-]+):(\d+)(/\S*)$")
 
 
+NGINX_IMAGE = "nginx:1.27"  # the slow-client proxies (deploy/nginx/)
+
+
 def load_compose() -> dict[str, Any]:
     doc = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
     assert isinstance(doc, dict)
@@ -95,7 +98,9 @@ def test_every_service_uses_the_repository_image_or_postgres(compose: dict[str, 
             assert s["profiles"] == ["monitoring"], name
             assert all(p.startswith("127.0.0.1:") for p in s["ports"]), name
             continue
-        assert s.get("build") == "." or s.get("image") in ("postgres:15", "redis:7"), name
+        assert s.get("build") == "." or s.get("image") in ("postgres:15", "redis:7", NGINX_IMAGE), (
+            name
+        )
     dbs = [n for n, s in compose["services"].items() if s.get("image") == "postgres:15"]
     assert sorted(dbs) == ["gd-db", "mo-db"]
     for name in dbs:
@@ -378,3 +383,19 @@ def test_station_lanes_share_one_replay_memory(compose: dict[str, Any]) -> None:
     init = services["station-init"]["command"]
     assert init[init.index("--replay") + 1] == "redis://station-redis:6379/0"
     assert services["station"]["depends_on"]["station-redis"]["condition"] == "service_healthy"
+
+
+def test_issuers_are_published_only_through_the_buffering_proxy(compose: dict[str, Any]) -> None:
+    """Slow clients hold gunicorn's sync workers: each issuer is reached through its
+    nginx (deploy/nginx/issuer.conf.template, tests/deploy/), which trusts one hop."""
+    services = compose["services"]
+    for region in ("gd", "mo"):
+        issuer, proxy = services[f"{region}-issuer"], services[f"{region}-proxy"]
+        assert "ports" not in issuer
+        assert proxy["image"] == NGINX_IMAGE and proxy["ports"]
+        assert proxy["environment"]["HB_ISSUER_UPSTREAM"] == f"{region}-issuer:8080"
+        template = "./deploy/nginx/issuer.conf.template"
+        assert any(v.startswith(template + ":/etc/nginx/templates/") for v in proxy["volumes"])
+        assert (ROOT / template).is_file()
+        config = (ROOT / "deploy" / region / "issuer.toml").read_text(encoding="utf-8")
+        assert "trusted_proxies = 1" in config

@@ -3,8 +3,6 @@ trigger), CSV export, and the AuditDigest anchored through the outbox."""
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,17 +69,6 @@ def test_tampered_row_breaks_the_chain(ctx: IssuerContext) -> None:
         audit.verify_chain(rows)
     with pytest.raises(AuditChainError, match="expected audit row 2, found 3"):
         audit.verify_chain([rows[0], rows[2]])
-
-
-def test_export_csv_has_every_row_and_neutralises_formulas(ctx: IssuerContext) -> None:
-    fill(ctx, 3)
-    audit.record(ctx.sessions, ev(detail="=HYPERLINK(evil)"), 1_800_000_100)
-    with ctx.sessions() as s:
-        out = audit.export_csv(audit.rows(s))
-    table = list(csv.DictReader(io.StringIO(out)))
-    assert [int(r["seq"]) for r in table] == [1, 2, 3, 4]
-    assert table[-1]["detail"].startswith("'=")
-    assert len(bytes.fromhex(table[0]["row_hash"])) == 32
 
 
 def test_digest_is_anchored_once_per_growth(ctx: IssuerContext) -> None:

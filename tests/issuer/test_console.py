@@ -264,7 +264,7 @@ def test_audit_page_and_csv_for_auditors_only(client: FlaskClient, gd: IssuerCon
     assert "hash chain verified" in client.get("/console/audit").get_data(as_text=True)
     r = client.get("/console/audit.csv")
     assert r.status_code == 200 and r.mimetype == "text/csv"
-    assert "oper,GD,read:view_audit" in r.get_data(as_text=True)
+    assert '"oper","GD","read:view_audit"' in r.get_data(as_text=True)
 
 
 def test_ledger_page_without_consortium_says_so(client: FlaskClient) -> None:

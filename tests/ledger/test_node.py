@@ -257,3 +257,24 @@ def test_client_maps_http_errors_to_typed_errors(live) -> None:
     with pytest.raises(LedgerResponseError) as err:
         client.inclusion_proof(5, 3)
     assert err.value.status == 400 and err.value.code == "bad_request"
+
+
+def test_writer_body_nested_too_deep_is_a_400_not_a_500(tmp_path: Path) -> None:
+    import time as _time
+
+    from ledger.client import authorization
+
+    keys = make_keys(tmp_path)
+    app = create_app(make_config(keys, f"sqlite:///{tmp_path / 'l.db'}", delay_s=0.02))
+    try:
+        body = b"[" * 50_000
+        origin = app.extensions[EXTENSION_KEY].config.origin
+        r = app.test_client().post(
+            "/v1/entries",
+            data=body,
+            content_type="application/json",
+            headers={"Authorization": authorization(keys.writer, origin, body, int(_time.time()))},
+        )
+        assert r.status_code == 400 and r.get_json()["error"] == "bad_request"
+    finally:
+        app.extensions[EXTENSION_KEY].sequencer.stop()

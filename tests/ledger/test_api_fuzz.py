@@ -1,0 +1,87 @@
+"""Schemathesis against live ledger nodes in joint operation (GD and MO, each built as
+`healthbridge ledger serve --consortium` builds it, over real HTTP on loopback), over
+ledger/openapi.yaml: the node's log API and, separately, its witness, alarms and
+mirror. Positive and negative requests; no answer may be a 5xx, and every answer must
+be documented (status code, media type, body schema)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from ledger.serving import RunningNode, open_node
+from tests.support.fuzz_count import counting
+from tests.ledger.test_joint_regions import Server
+from tests.ledger.test_serve_joint import _init, _write_consortium
+
+SPEC = Path(__file__).resolve().parents[2] / "ledger" / "openapi.yaml"
+EXAMPLES = 40  # per operation: about 15 operations -> ~600 requests
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+FUZZ_SETTINGS = settings(
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck)
+)
+WITNESS_PATHS = r"^/(add-checkpoint|v1/witness/|v1/alarms|mirror/)"
+
+pytestmark = [pytest.mark.api_fuzz, pytest.mark.slow]
+
+
+@dataclass
+class LiveNode:
+    url: str
+    http: requests.Session
+
+
+@pytest.fixture(scope="module")
+def live_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveNode]:
+    tmp = Path(tmp_path_factory.mktemp("fuzz-ledger"))
+    servers = {region: Server() for region in ("GD", "MO")}
+    nodes: dict[str, RunningNode] = {}
+    try:
+        for region in servers:
+            _init(tmp / region, region)
+        consortium = _write_consortium(tmp, {k: s.port for k, s in servers.items()})
+        for region, server in servers.items():
+            nodes[region] = open_node(tmp / region / "node.toml", consortium)
+            server.app = nodes[region].app
+        for server in servers.values():
+            server.start()
+        node = LiveNode(servers["GD"].url, requests.Session())
+        with counting(node.http, "ledger node and witness"):
+            yield node
+    finally:
+        for server in servers.values():
+            server.close()
+        for running in nodes.values():
+            running.close()
+
+
+ledger_api = schemathesis.openapi.from_path(SPEC)
+
+
+@ledger_api.exclude(path_regex=WITNESS_PATHS).parametrize()
+@FUZZ_SETTINGS
+def test_log_api_answers_as_documented(case, live_node: LiveNode) -> None:  # type: ignore[no-untyped-def]
+    case.call_and_validate(base_url=live_node.url, session=live_node.http, checks=CHECKS)
+
+
+@ledger_api.include(path_regex=WITNESS_PATHS).parametrize()
+@FUZZ_SETTINGS
+def test_witness_and_mirror_answer_as_documented(case, live_node: LiveNode) -> None:  # type: ignore[no-untyped-def]
+    case.call_and_validate(base_url=live_node.url, session=live_node.http, checks=CHECKS)
