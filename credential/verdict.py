@@ -40,6 +40,14 @@ _DESCRIPTIONS: dict[Reason, str] = {
     Reason.MALFORMED: "This is not a readable HealthBridge code.",
     Reason.UNSUPPORTED_VERSION: "The code uses a format version this station does not know.",
     Reason.TOO_LARGE: "The code holds far more data than a health code can.",
+    Reason.FOREIGN_EU_DCC: (
+        "This is an EU Digital COVID Certificate, not a HealthBridge code:"
+        " it is not accepted at this checkpoint."
+    ),
+    Reason.FOREIGN_SHC: (
+        "This is a SMART Health Card, not a HealthBridge code:"
+        " it is not accepted at this checkpoint."
+    ),
     Reason.UNKNOWN_REGION: "The code names a region outside the consortium.",
     Reason.UNKNOWN_KEY: "The code was signed by a key its region never registered.",
     Reason.STATION_NEEDS_SYNC: "The code is newer than this station's data: sync the station.",
