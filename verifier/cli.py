@@ -49,9 +49,16 @@ def cli() -> None:
 )
 @dir_option
 @click.option("--name", default="station", show_default=True, help="Station name.")
+@click.option(
+    "--language",
+    default="en",
+    show_default=True,
+    help="The kiosk's language: en, zh-Hans, zh-Hant or pt (staff can switch it later).",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing station configuration.")
-def init(consortium_file: Path, station_dir: Path, name: str, force: bool) -> None:
+def init(consortium_file: Path, station_dir: Path, name: str, language: str, force: bool) -> None:
     """Create a station folder: trust root, configuration, empty state and scan log."""
+    from credential.languages import LanguageError, parse_language
     from ledger.consortium import load_consortium
     from verifier.config import StationConfig, StationDir, render_config
     from verifier.errors import VerifierError
@@ -59,12 +66,16 @@ def init(consortium_file: Path, station_dir: Path, name: str, force: bool) -> No
 
     d = StationDir(station_dir)
     try:
+        lang = parse_language(language)
+    except LanguageError as e:
+        raise click.BadParameter(str(e), param_hint="--language") from e
+    try:
         consortium = load_consortium(consortium_file)  # validate before copying
         if d.config.exists() and not force:
             raise click.ClickException(f"{d.config} exists; pass --force to overwrite")
         d.root.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(consortium_file, d.consortium)
-        d.config.write_text(render_config(StationConfig(name=name)))
+        d.config.write_text(render_config(StationConfig(name=name, language=lang)))
         ScanLog(d.scan_log).close()
     except (VerifierError, ValueError, OSError) as e:
         raise _fail(e) from e
@@ -187,8 +198,12 @@ def scan(
 
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
+    source_listeners: list[Any] = []
+
     def on_source(e: SourceEvent) -> None:
         click.echo(f"{e.source}: {e.kind.value} {e.detail}".rstrip(), err=True)
+        for listener in source_listeners:
+            listener(e)
 
     try:
         source = open_source(
@@ -236,7 +251,10 @@ def scan(
             online=lambda: None if syncer is None else syncer.online,
             alarm=lambda: None if syncer is None else syncer.fork_alarm,
             max_sync_age_s=config.policy.max_sync_age_s,
+            language=config.language,
+            on_language=lambda lang: save_language(d, lang),
         )
+        source_listeners.append(state.on_source)
         station.listeners.append(state.on_event)
         station.frame_listeners.append(state.on_frame)
         port = kiosk_port or config.kiosk_port
@@ -267,6 +285,19 @@ def scan(
             server.shutdown()
         trust.close()
         log.close()
+
+
+def save_language(d: Any, language: Any) -> None:
+    """Keep the language staff chose in station.toml, so a restart keeps it too."""
+    from dataclasses import replace
+
+    from verifier.config import render_config
+    from verifier.errors import VerifierError
+
+    try:
+        d.config.write_text(render_config(replace(d.load(), language=language)))
+    except (VerifierError, OSError) as e:
+        click.echo(f"could not save the language in {d.config}: {e}", err=True)
 
 
 @cli.command("export-log")

@@ -19,6 +19,7 @@ from typing import Any
 import tomli_w
 
 from credential.claims import StatusColour
+from credential.languages import DEFAULT_LANGUAGE, Language, LanguageError, parse_language
 from credential.verdict import DEFAULT_MAX_SYNC_AGE_S, Decision, StationPolicy
 from verifier.errors import StationConfigError
 
@@ -42,6 +43,7 @@ class StationConfig:
     sync_interval_s: int = DEFAULT_SYNC_INTERVAL_S
     kiosk_port: int = DEFAULT_KIOSK_PORT
     dedupe_s: float = DEFAULT_DEDUPE_S
+    language: Language = DEFAULT_LANGUAGE  # the kiosk's language; staff may switch it
 
     def __post_init__(self) -> None:
         if not self.name or len(self.name) > 64:
@@ -63,6 +65,7 @@ def render_config(c: StationConfig) -> str:
         "sync_interval_s": c.sync_interval_s,
         "kiosk_port": c.kiosk_port,
         "dedupe_s": c.dedupe_s,
+        "language": c.language.value,
         "policy": {
             "max_sync_age_s": c.policy.max_sync_age_s,
             "on_revocation_unknown": c.policy.on_revocation_unknown.value,
@@ -106,7 +109,13 @@ def parse_config(data: str | bytes) -> StationConfig:
         policy = StationPolicy(colours, _get(pol, "max_sync_age_s", int, "policy."), on_unknown)
     except ValueError as e:
         raise StationConfigError(f"policy: {e}") from e
+    # `language` came after version 1 was fixed: a file without it speaks English.
+    try:
+        language = parse_language(_get(doc, "language", str, "")) if "language" in doc else None
+    except LanguageError as e:
+        raise StationConfigError(f"language: {e}") from e
     return StationConfig(
+        language=language or DEFAULT_LANGUAGE,
         name=_get(doc, "name", str, ""),
         policy=policy,
         sync_interval_s=_get(doc, "sync_interval_s", int, ""),

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from credential.languages import N_
 from credential.reasons import Reason
 from credential.trust import TrustState
 from credential.verdict import DEFAULT_POLICY, Decision, StationPolicy, Verdict, describe
@@ -206,8 +207,13 @@ class Station:
             yield from self.process(frame)
 
 
+_LABELS = {
+    Decision.ADMIT: N_("ADMIT"),
+    Decision.DENY: N_("DENY"),
+    Decision.MANUAL_CHECK: N_("CHECK"),
+}
+
+
 def decision_label(decision: Decision) -> str:
-    """The one word staff read on the verdict panel."""
-    return {Decision.ADMIT: "ADMIT", Decision.DENY: "DENY", Decision.MANUAL_CHECK: "CHECK"}[
-        decision
-    ]
+    """The one word staff read on the verdict panel (English; the kiosk translates it)."""
+    return _LABELS[decision]
