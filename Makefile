@@ -66,7 +66,7 @@ translations: $(STAMP)
 	    --project healthbridge -o $$pkg/translations/messages.pot $$pkg $$extra || exit 1; \
 	  for lang in $(LANGUAGES); do \
 	    if [ -f $$pkg/translations/$$lang/LC_MESSAGES/messages.po ]; then \
-	      $(BIN)/pybabel update --no-fuzzy-matching --no-location --omit-header \
+	      $(BIN)/pybabel update --no-fuzzy-matching --ignore-obsolete \
 	        -i $$pkg/translations/messages.pot -d $$pkg/translations -l $$lang || exit 1; \
 	    else \
 	      $(BIN)/pybabel init -i $$pkg/translations/messages.pot -d $$pkg/translations -l $$lang || exit 1; \
