@@ -10,12 +10,12 @@ clone needs no compile step), and that the package data ships them.
 
 from __future__ import annotations
 
-import gettext
 import tomllib
 from pathlib import Path
 
 import pytest
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir, extract_from_file
+from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
 from credential.languages import Language
@@ -45,6 +45,15 @@ def marked_strings(package: str) -> set[str]:
     return found
 
 
+def key(msgid: str | tuple[str, ...]) -> str:
+    """A message's singular text (plural messages carry a (singular, plural) id)."""
+    return msgid if isinstance(msgid, str) else msgid[0]
+
+
+def forms(msgstr: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (msgstr,) if isinstance(msgstr, str) else tuple(msgstr)
+
+
 def po_path(package: str, language: Language) -> Path:
     return ROOT / package / "translations" / language.catalog / "LC_MESSAGES" / "messages.po"
 
@@ -56,10 +65,10 @@ def test_every_marked_string_is_translated(package: str, language: Language) -> 
     assert wanted, f"{package} marks no strings"
     with po_path(package, language).open("rb") as f:
         catalog = read_po(f, locale=language.catalog)
-    have = {m.id: m for m in catalog if m.id}
-    missing = sorted(s for s in wanted if s not in have or not have[s].string)
+    have = {key(m.id): m for m in catalog if m.id}
+    missing = sorted(s for s in wanted if s not in have or not all(forms(have[s].string)))
     assert not missing, f"{package} {language}: untranslated {missing[:5]} (make translations)"
-    fuzzy = sorted(m.id for m in have.values() if m.fuzzy)
+    fuzzy = sorted(key(m.id) for m in have.values() if m.fuzzy)
     assert not fuzzy, f"{package} {language}: fuzzy entries {fuzzy[:5]}"
     problems = [(m.id, errors) for m, errors in catalog.check() if errors]
     assert not problems, f"{package} {language}: {problems[:3]}"
@@ -72,8 +81,12 @@ def test_committed_mo_matches_its_po(package: str, language: Language) -> None:
     with po.open("rb") as f:
         catalog = read_po(f, locale=language.catalog)
     with po.with_suffix(".mo").open("rb") as f:
-        compiled = gettext.GNUTranslations(f)
-    stale = [m.id for m in catalog if m.id and compiled.gettext(m.id) != m.string]
+        compiled = read_mo(f)
+    stale = [
+        key(m.id)
+        for m in catalog
+        if m.id and (m.id not in compiled or forms(compiled[m.id].string) != forms(m.string))
+    ]
     assert not stale, f"{po.with_suffix('.mo')} is stale (make translations): {stale[:3]}"
 
 

@@ -101,6 +101,17 @@ def init_console(app: Flask, ledger: ConsortiumCheckpoints | None = None) -> Adm
     app.config.setdefault("SESSION_COOKIE_SECURE", False)
     app.session_interface = ConsoleSessionInterface()
     csrf.init_app(app)
+    from flask_babel import Babel
+
+    from issuer.console.views import console_language
+
+    # The console's catalogs (issuer/console/translations); the language is the
+    # admin's choice, else the browser's (issuer.console.views.console_language).
+    Babel(
+        app,
+        locale_selector=lambda: console_language().catalog,
+        default_translation_directories=str(Path(__file__).parent / "translations"),
+    )
     app.register_blueprint(console)
     app.register_blueprint(api)
     return ops
