@@ -289,15 +289,12 @@ def scan(
 
 def save_language(d: Any, language: Any) -> None:
     """Keep the language staff chose in station.toml, so a restart keeps it too."""
-    from dataclasses import replace
-
-    from verifier.config import render_config
     from verifier.errors import VerifierError
 
     try:
-        d.config.write_text(render_config(replace(d.load(), language=language)))
-    except (VerifierError, OSError) as e:
-        click.echo(f"could not save the language in {d.config}: {e}", err=True)
+        d.save_language(language)
+    except VerifierError as e:
+        click.echo(f"could not save the language: {e}", err=True)
 
 
 @cli.command("export-log")

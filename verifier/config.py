@@ -153,6 +153,16 @@ class StationDir:
             )
         return parse_config(self.config.read_bytes())
 
+    def save_language(self, language: Language) -> None:
+        """Keep the language staff chose on the kiosk in station.toml (a restart keeps
+        it); the rest of the file is rewritten as it was read."""
+        from dataclasses import replace
+
+        try:
+            self.config.write_text(render_config(replace(self.load(), language=language)))
+        except OSError as e:
+            raise StationConfigError(f"cannot write {self.config}: {e}") from e
+
 
 DEFAULT_CONFIG = StationConfig()
 __all__ = ["DEFAULT_CONFIG", "DEFAULT_MAX_SYNC_AGE_S", "StationConfig", "StationDir"]

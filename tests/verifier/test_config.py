@@ -93,3 +93,13 @@ def test_unsupported_station_language_names_the_field(value: str) -> None:
     text = render_config(StationConfig()).replace('language = "en"', f"language = {value}")
     with pytest.raises(StationConfigError, match="language"):
         parse_config(text)
+
+
+def test_language_chosen_on_the_kiosk_is_kept_in_station_toml(tmp_path: Path) -> None:
+    from credential.languages import Language
+
+    d = StationDir(tmp_path)
+    d.config.write_text(render_config(StationConfig(name="gate-2", dedupe_s=2.5)))
+    d.save_language(Language.PT)
+    again = d.load()
+    assert again.language is Language.PT and again.name == "gate-2" and again.dedupe_s == 2.5
