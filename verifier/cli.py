@@ -187,7 +187,7 @@ def scan(
     from verifier.errors import VerifierError
     from verifier.frames import CaptureSettings, RetryPolicy, SourceEvent, open_source
     from verifier.kiosk import KioskState, create_app
-    from verifier.scanlog import ScanLog
+    from verifier.scanlog import ScanLog, ScanLogWriter
     from verifier.station import Deduper, ScanEvent, Station, presentation_verifier
     from verifier.syncing import BackgroundSync, LedgerSyncer, sync_ages
 
@@ -224,9 +224,11 @@ def scan(
     if syncer is not None:
         background = BackgroundSync(syncer, config.sync_interval_s)
         background.start()
+    # The scan loop hands records over; a thread of their own commits them.
+    writer = ScanLogWriter(log)
     station = Station(
         verify=presentation_verifier(lambda: trust, config.policy),
-        log=log,
+        log=writer,
         syncer=syncer,
         deduper=Deduper(config.dedupe_s),
     )

@@ -6,6 +6,11 @@ the ledger again, not enough to identify anyone without the issuer) and how old 
 station's sync was. It reads back the most recent rows for the kiosk and exports the
 whole log as CSV, so checks made offline can be re-checked after the next sync.
 
+`ScanLogWriter` puts the writes on a thread of their own: the scan loop hands a record
+over and goes on to the next frame, while the writer commits whatever has queued up
+in one transaction (a commit costs milliseconds, and more when the disk is busy or
+an export holds the database).
+
 What it does not do: store names, document hints, colours of named people, the QR text
 or the credential itself — none of those ever reach this module's API.
 """
@@ -13,14 +18,20 @@ or the credential itself — none of those ever reach this module's API.
 from __future__ import annotations
 
 import csv
+import logging
+import queue
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from verifier.errors import ScanLogError
 
+log = logging.getLogger(__name__)
+MAX_PENDING_RECORDS = 10_000  # records queued for the writer before append() waits
+WRITE_RETRY_S = 1.0  # seconds before the writer retries a batch the database refused
 DIGEST_PREFIX_CHARS = 16  # hex characters (64 bits) of the SHA-256 credential digest
 CSV_COLUMNS = ("scanned_at", "decision", "reasons", "region", "digest_prefix", "sync_age_s")
 _SCHEMA = """
@@ -75,21 +86,29 @@ class ScanLog:
         self._lock = threading.Lock()
 
     def append(self, record: ScanRecord) -> None:
+        self.append_many((record,))
+
+    def append_many(self, records: Iterable[ScanRecord]) -> None:
+        """Write `records` in one transaction: all of them or, on error, none."""
+        rows = [
+            (
+                r.scanned_at,
+                r.decision,
+                ",".join(r.reasons),
+                r.region,
+                r.digest_prefix,
+                r.sync_age_s,
+            )
+            for r in records
+        ]
         with self._lock:
             try:
-                self._db.execute(
-                    "INSERT INTO scans (scanned_at, decision, reasons, region, digest_prefix,"
-                    " sync_age_s) VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        record.scanned_at,
-                        record.decision,
-                        ",".join(record.reasons),
-                        record.region,
-                        record.digest_prefix,
-                        record.sync_age_s,
-                    ),
-                )
-                self._db.commit()
+                with self._db:  # commits, or rolls back on error
+                    self._db.executemany(
+                        "INSERT INTO scans (scanned_at, decision, reasons, region, digest_prefix,"
+                        " sync_age_s) VALUES (?, ?, ?, ?, ?, ?)",
+                        rows,
+                    )
             except sqlite3.Error as e:
                 raise ScanLogError(f"cannot write the scan log at {self.path}: {e}") from e
 
@@ -153,6 +172,63 @@ class ScanLog:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+class ScanLogWriter:
+    """Appends to a `ScanLog` from a thread of its own; `append` only queues.
+
+    Records are never dropped: a batch the database refuses (locked, disk full) is
+    retried every `WRITE_RETRY_S` and the error kept in `last_error`; once
+    `MAX_PENDING_RECORDS` wait, `append` waits too, rather than lose a verdict.
+    `flush` waits until everything queued is on disk; `close` flushes and stops.
+    """
+
+    def __init__(self, scan_log: ScanLog, max_pending: int = MAX_PENDING_RECORDS) -> None:
+        self.log = scan_log
+        self.last_error: ScanLogError | None = None
+        self._queue: queue.Queue[ScanRecord | None] = queue.Queue(maxsize=max_pending)
+        self._thread = threading.Thread(target=self._run, name="scan-log-writer", daemon=True)
+        self._thread.start()
+
+    def append(self, record: ScanRecord) -> None:
+        self._queue.put(record)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            batch = [] if first is None else [first]
+            stop = first is None
+            while not stop:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                else:
+                    batch.append(more)
+            while batch:
+                try:
+                    self.log.append_many(batch)
+                    self.last_error = None
+                    break
+                except ScanLogError as e:
+                    self.last_error = e
+                    log.error("scan log write failed, retrying: %s", e)
+                    time.sleep(WRITE_RETRY_S)
+            for _ in range(len(batch) + (1 if stop else 0)):
+                self._queue.task_done()
+            if stop:
+                return
+
+    def flush(self) -> None:
+        self._queue.join()
+
+    def close(self) -> None:
+        """Write what is queued, then stop the thread (the ScanLog stays open)."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
 
 
 def read_csv(path: str | Path) -> list[ScanRecord]:

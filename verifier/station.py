@@ -30,7 +30,7 @@ from credential.verdict import DEFAULT_POLICY, Decision, StationPolicy, Verdict,
 from verifier.decode import DEFAULT_LIMITS, DecodedCode, DecodeLimits, decode_frame
 from verifier.errors import DecodeInputError
 from verifier.frames import Frame, FrameSource
-from verifier.scanlog import DIGEST_PREFIX_CHARS, ScanLog, ScanRecord
+from verifier.scanlog import DIGEST_PREFIX_CHARS, ScanRecord
 
 DEDUPE_SECONDS = 4.0  # seconds a code must be out of view before it is reported again
 DEDUPE_CAPACITY = 256  # distinct codes remembered at once
@@ -58,6 +58,13 @@ class Deduper:
         while len(self._seen) > self.capacity:
             self._seen.popitem(last=False)
         return last is None or now - last > self.window_s or now < last
+
+
+class RecordSink(Protocol):
+    """Where scan records go: a `ScanLog` (written on the spot) or, on a live station,
+    a `ScanLogWriter` (queued, written off the scan loop)."""
+
+    def append(self, record: ScanRecord) -> None: ...
 
 
 class Syncer(Protocol):
@@ -148,7 +155,7 @@ class Station:
     """The scan loop's state: what to verify with, where to log, who to tell."""
 
     verify: Verify
-    log: ScanLog | None = None
+    log: RecordSink | None = None
     syncer: Syncer | None = None
     clock: Callable[[Frame], float] = _wall_clock
     limits: DecodeLimits = DEFAULT_LIMITS
