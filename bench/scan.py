@@ -25,7 +25,7 @@ Prints progress lines, then one JSON object on the last line:
   clean code in a 1280x720 frame, verification alone, and a fixed numpy workload
   (calibration) — so figures from different machines can be compared.
 
-Usage: .venv/bin/python bench/scan.py [--frames N] [--seed S] [--no-loaded]
+Usage: .venv/bin/python bench/scan.py [--frames N] [--seed S] [--no-loaded] [--no-references]
 """
 
 from __future__ import annotations
@@ -177,7 +177,7 @@ def boofcv_rate_loaded() -> dict[str, float | int]:
     }
 
 
-def boofcv_rates() -> dict[str, float | int]:
+def boofcv_rates(references: bool = True) -> dict[str, float | int]:
     images = boofcv_images()
     ours = fixed = zx = ocv = 0
     ours_ms: list[float] = []
@@ -190,6 +190,8 @@ def boofcv_rates() -> dict[str, float | int]:
         codes = decode_frame(gray, scaled_limits(gray))
         ours_ms.append((time.perf_counter() - t) * 1000)
         ours += any(inside(polys, *c.centre) for c in codes)
+        if not references:
+            continue
         fixed += any(inside(polys, *c.centre) for c in decode_frame(gray))
         hits = [r for r in zxingcpp.read_barcodes(gray, formats=fmt) if r.valid]
         zx += any(
@@ -206,14 +208,19 @@ def boofcv_rates() -> dict[str, float | int]:
                 t and inside(polys, *q.mean(axis=0)) for t, q in zip(texts, pts, strict=False)
             )
     n = len(images)
-    return {
+    mine = {
         "boofcv_images": n,
         "boofcv_decode_rate": round(ours / n, 4),
+        "boofcv_decode_ms_p50": round(pct(ours_ms, 50), 2),
+        "boofcv_decode_ms_p95": round(pct(ours_ms, 95), 2),
+    }
+    if not references:
+        return mine
+    return {
+        **mine,
         "boofcv_decode_rate_fixed_30ms_budget": round(fixed / n, 4),
         "zxing_boofcv_decode_rate": round(zx / n, 4),
         "opencv_boofcv_decode_rate": round(ocv / n, 4),
-        "boofcv_decode_ms_p50": round(pct(ours_ms, 50), 2),
-        "boofcv_decode_ms_p95": round(pct(ours_ms, 95), 2),
     }
 
 
@@ -222,6 +229,11 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=200)
     ap.add_argument("--seed", type=int, default=20261129)
     ap.add_argument("--no-loaded", action="store_true", help="skip the run under load")
+    ap.add_argument(
+        "--no-references",
+        action="store_true",
+        help="skip the flat-budget, plain zxing-cpp and plain OpenCV comparison runs",
+    )
     args = ap.parse_args()
     one_core()
     rng = np.random.default_rng(args.seed)
@@ -274,7 +286,7 @@ def main() -> None:
     print("decoding the BoofCV photo subset (ours, plain zxing-cpp, plain OpenCV)", file=sys.stderr)
     boof: dict[str, object] = {"boofcv_decode_rate": None}
     if BOOFCV.is_dir():
-        boof = {**boofcv_rates(), **unreadable_frames()}
+        boof = {**boofcv_rates(not args.no_references), **unreadable_frames()}
         if not args.no_loaded:
             print("the BoofCV photos again, another process busy on this core", file=sys.stderr)
             boof.update(boofcv_rate_loaded())

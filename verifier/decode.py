@@ -24,16 +24,19 @@ rescues a different class of real photographs:
 5. a brightening gamma — dark, under-exposed codes;
 6. a 3x3 median — moire and salt noise on printed or on-screen codes;
 7. a 2x upscale of the whole frame when it is small and nothing was located;
-8. OpenCV's ArUco-based QR detector, then its plain one, on the whole frame scaled
-   down to at most `OPENCV_SIDE_PX` — a second, independently written localiser and
-   decoder that reads some codes without a quiet zone or with odd finder patterns.
+8. OpenCV's ArUco-based QR detector on the whole frame scaled down to at most
+   `ARUCO_SIDE_PX`, then its plain one at `OPENCV_SIDE_PX` — a second, independently
+   written localiser and decoder that reads some codes without a quiet zone or with
+   odd finder patterns.
 
 OpenCV's payloads stay byte-exact: its bytes are kept only when they are ASCII (it
 transcodes the rest), otherwise zxing decodes the module grid OpenCV sampled.
 
-Pruned because on the BoofCV photos they rescued nothing another pass does not, at
-4.8 ms (CLAHE) and 8.9 ms (OpenCV on a located crop) median each: contrast-limited
-histogram equalisation and OpenCV's detector on the crops. Tried earlier and dropped
+9. last, OpenCV's plain detector on each located crop — one damaged code, when a
+   large frame's budget leaves room.
+
+Pruned because on the BoofCV photos it rescued nothing another pass does not, at
+4.8 ms median: contrast-limited histogram equalisation (CLAHE). Tried earlier and dropped
 for the same reason: other rescale targets, Otsu and adaptive thresholds, the red or
 min/max channel instead of luma, unsharp masking, Gaussian blur, morphological
 open/close, a white border around the frame, OpenCV's curved-code decoder.
@@ -90,7 +93,8 @@ GAMMA_BRIGHTEN = 0.5
 MEDIAN_KERNEL_PX = 3
 CLAHE_CLIP_LIMIT = 2.0
 CLAHE_TILE_GRID = (8, 8)
-OPENCV_SIDE_PX = 640  # OpenCV's detectors run on frames scaled down to this long side
+OPENCV_SIDE_PX = 800  # OpenCV's plain detector runs on frames scaled down to this long side
+ARUCO_SIDE_PX = 640  # its ArUco-based detector reads as much at this side, for less
 # Estimated CPU cost of a pass, per megapixel of the image it works on (p95 over the
 # BoofCV photos at camera size on one core of the development machine; the zxing
 # figure includes building the image: gamma table, median, rescale).
@@ -370,8 +374,21 @@ def _attempts(gray: Image, located: Sequence[Corners]) -> Iterator[Retry]:
             return _codes(_Pass(Attempt.UPSCALE, up, UPSCALE_FACTOR))
 
         yield Retry(upscaled, _zxing_cost(gray.shape, UPSCALE_FACTOR))
-    yield Retry(partial(_opencv, gray, True), _opencv_cost(gray.shape))
+    # At 1280x720 the plain detector's estimate (800 px side) exceeds the 30 ms budget:
+    # it runs on larger frames with a larger budget, where it still rescues photos
+    # (a shadowed code in the BoofCV set) that nothing else reads.
+    yield Retry(
+        partial(_opencv, gray, True, ARUCO_SIDE_PX), _opencv_cost(gray.shape, ARUCO_SIDE_PX)
+    )
     yield Retry(partial(_opencv, gray, False), _opencv_cost(gray.shape))
+    # Last, lowest rescue per millisecond: OpenCV on each located crop (it reads a
+    # damaged code in the BoofCV set that nothing else does, when the budget allows).
+    for x0, y0, x1, y1 in boxes:
+        crop = gray[y0:y1, x0:x1]
+        yield Retry(
+            partial(_opencv, crop, False, CROP_TARGET_PX, (float(x0), float(y0))),
+            _opencv_cost(crop.shape, CROP_TARGET_PX),
+        )
 
 
 def decode_frame(
