@@ -51,6 +51,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/sync.py
 	$(BIN)/python bench/issue.py
 	$(BIN)/python bench/scan.py
+	$(BIN)/python bench/privacy.py
 
 # The pages' gettext catalogs: <package>/translations/<language>/LC_MESSAGES/messages.po,
 # compiled to .mo beside them (both committed, so a fresh clone needs no build step).

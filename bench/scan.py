@@ -46,7 +46,7 @@ import zxingcpp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from credential.claims import HealthClaims, StatusBasis, StatusColour  # noqa: E402
+from credential.claims import HealthClaims, StatusColour  # noqa: E402
 from credential.issue import sign_credential  # noqa: E402
 from credential.keys import SigningAlg, generate_private_key, key_id, public_key_der  # noqa: E402
 from credential.presentation import make_presentation  # noqa: E402
@@ -83,7 +83,7 @@ def world(n: int) -> tuple[InMemoryTrustState, list[str]]:
         device = generate_private_key()
         claims = HealthClaims(
             "GD", kid, 1000 + i, int(NOW - 86400), int(NOW - 86400), int(NOW + 7 * 86400),
-            StatusColour.GREEN, StatusBasis.VACCINATION, int(NOW - 86400 * 60),
+            StatusColour.GREEN,
             "C** T** M***", "***4567", public_key_der(device),
         )  # fmt: skip
         jws = sign_credential(claims, issuer, SigningAlg.ES256)

@@ -2,9 +2,10 @@
 
 Prints progress lines, then one JSON object on the last line:
 
-- revocation_state_bytes: a region's full revocation snapshot (ledger.revocation) with
-  10,000,000 anchored credentials, 1 % (100,000) revoked at random status indices,
-  plus 8 key entries;
+- revocation_state_bytes: a region's full revocation snapshot (ledger.revocation,
+  format 2) with 10,000,000 anchored credentials, 1 % (100,000) revoked at random
+  status indices, plus 8 key entries, and the anchored index set (every index below
+  10,000,000 but 0.1 % holes, see compact_anchor_check_bytes);
 - daily_delta_bytes: one day's snapshot delta at 1 % churn, churn meaning the share of
   the revocation state (the revoked set) that changes in a day: 1 % of 100,000 revoked
   = 1,000 status flips (half reinstatements, half new revocations) at random status
@@ -12,6 +13,12 @@ Prints progress lines, then one JSON object on the last line:
   10,000 and 100,000 flips (the latter is 1 % of all credentials flipping in a day);
 - plain_hash_list_bytes: the same revoked set as a plain list of 16-byte hashes (as
   EU DCC revocation lists ship it);
+- compact_anchor_check_bytes: what a compact-mode station would download to check
+  that a credential is on its region's log, at 10,000,000 anchored credentials, for
+  each candidate check: the anchored status indices as a run-optimised Roaring bitmap
+  (dense allocation: one run, plus 0.1 % indices never anchored, e.g. reserved by a
+  crashed issuance, as holes), and per-index digest fingerprints of 16 and 32 bits;
+  with the daily growth at 100,000 new credentials a day;
 - sync_100k_entries_s: a station syncing 100,000 new entries from an in-memory source,
   everything included (checkpoint signature, cosignature quorum, staging in SQLite,
   root recomputation, entry decoding, state update), with `ceiling_hash_decode_s`
@@ -41,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat  # noqa: E402
+from pyroaring import BitMap, FrozenBitMap  # noqa: E402
 
 from credential.keys import SigningAlg, generate_private_key, key_id, public_key_der  # noqa: E402
 from ledger.checkpoint import Checkpoint, attach_signatures, cosign, cosignature_vkey  # noqa: E402
@@ -74,12 +82,21 @@ def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def anchored_population(rng: random.Random) -> FrozenBitMap:
+    """Every status index below POPULATION anchored, except ANCHOR_HOLE_FRACTION."""
+    anchored = BitMap(range(POPULATION))
+    for i in rng.sample(range(POPULATION), int(POPULATION * ANCHOR_HOLE_FRACTION)):
+        anchored.discard(i)
+    return FrozenBitMap(anchored)
+
+
 def revocation_sizes() -> dict[str, object]:
     rng = random.Random(2024)
     revoked = set(rng.sample(range(POPULATION), int(POPULATION * REVOKED_FRACTION)))
     keys = tuple(bytes(300) for _ in range(8))  # key entries are ~300 bytes each
+    anchored = anchored_population(rng)
     t0 = time.perf_counter()
-    snap = RevocationSnapshot("GD", POPULATION + 10, frozenset(revoked), keys)
+    snap = RevocationSnapshot("GD", POPULATION + 10, frozenset(revoked), keys, anchored)
     data = snap.to_bytes()
     encode_s = time.perf_counter() - t0
     say(f"snapshot: {len(data):,} bytes for {len(revoked):,} revoked of {POPULATION:,}")
@@ -93,7 +110,7 @@ def revocation_sizes() -> dict[str, object]:
             changed.discard(i)
         while len(changed) < len(revoked) - flips // 2 + flips - flips // 2:
             changed.add(rng.randrange(POPULATION))
-        new = RevocationSnapshot("GD", POPULATION + 20, frozenset(changed), keys)
+        new = RevocationSnapshot("GD", POPULATION + 20, frozenset(changed), keys, anchored)
         size = len(make_delta(snap, new).to_bytes())
         by_flips[str(flips)] = size
         if flips == DAILY_FLIPS:
@@ -107,6 +124,43 @@ def revocation_sizes() -> dict[str, object]:
         "delta_bytes_by_flips": by_flips,
         "plain_hash_list_bytes": len(revoked) * HASH_PREFIX_BYTES,
     }
+
+
+ANCHOR_HOLE_FRACTION = 0.001  # indices allocated but never anchored (crashed issuance)
+DAILY_NEW_CREDENTIALS = 100_000  # credentials anchored per day in the region
+
+
+def anchor_check_sizes() -> dict[str, object]:
+    """Bytes of the candidate compact-mode anchoring checks; the anchored index bitmap is
+    the one chosen (ledger.revocation format 2, docs/threat-model.md)."""
+    from pyroaring import BitMap
+
+    rng = random.Random(11)
+    t0 = time.perf_counter()
+    anchored = BitMap(range(POPULATION))
+    for i in rng.sample(range(POPULATION), int(POPULATION * ANCHOR_HOLE_FRACTION)):
+        anchored.discard(i)
+    anchored.run_optimize()
+    dense = len(anchored.serialize())
+    contiguous = BitMap(range(POPULATION))
+    contiguous.run_optimize()
+    one_run = len(contiguous.serialize())
+    day = BitMap(range(POPULATION, POPULATION + DAILY_NEW_CREDENTIALS))
+    day.run_optimize()
+    daily = len(day.serialize())
+    build_s = time.perf_counter() - t0
+    out = {
+        "anchored_index_bitmap_bytes": dense,
+        "anchored_index_bitmap_no_holes_bytes": one_run,
+        "anchored_index_bitmap_daily_delta_bytes": daily,
+        "fingerprint_16bit_bytes": POPULATION * 2,
+        "fingerprint_32bit_bytes": POPULATION * 4,
+        "fingerprint_32bit_daily_delta_bytes": DAILY_NEW_CREDENTIALS * 4,
+        "build_s": round(build_s, 3),
+    }
+    say(f"anchor check: index bitmap {dense:,} B ({one_run:,} B without holes), "
+        f"16-bit fingerprints {POPULATION * 2:,} B, 32-bit {POPULATION * 4:,} B")  # fmt: skip
+    return {"compact_anchor_check_bytes": out}
 
 
 @dataclass
@@ -218,7 +272,13 @@ def compact_sync(consortium, log_signer, wits, key_entry, ts_s) -> dict[str, obj
     scratch over loopback HTTP: checkpoint, quorum, snapshot digest check, state write."""
     rng = random.Random(7)
     revoked = rng.sample(range(POPULATION), int(POPULATION * REVOKED_FRACTION))
-    snap = RevocationSnapshot.build("GD", POPULATION, revoked, [encode_entry(key_entry)])
+    snap = RevocationSnapshot(
+        "GD",
+        POPULATION,
+        frozenset(revoked),
+        (encode_entry(key_entry),),
+        anchored_population(rng),
+    )
     data = snap.to_bytes()
     digest = snapshot_digest(data)
     # The root is not re-derived in compact mode (the witnesses did): any 32 bytes do.
@@ -246,6 +306,7 @@ def compact_sync(consortium, log_signer, wits, key_entry, ts_s) -> dict[str, obj
 def main() -> None:
     result: dict[str, object] = {"population": POPULATION, "revoked_fraction": REVOKED_FRACTION}
     result.update(revocation_sizes())
+    result.update(anchor_check_sizes())
     result.update(sync_speed())
     result["goals"] = {
         "revocation_state_bytes": 300_000,

@@ -30,7 +30,7 @@ from segno import consts as qr_consts
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from credential.claims import HealthClaims, StatusBasis, StatusColour  # noqa: E402
+from credential.claims import HealthClaims, StatusColour  # noqa: E402
 from credential.issue import credential_digest, sign_credential  # noqa: E402
 from credential.keys import (  # noqa: E402
     SigningAlg,
@@ -73,8 +73,6 @@ def build(count: int) -> tuple[InMemoryTrustState, list[str], list[tuple]]:
             not_before=NOW - DAY,
             expires_at=NOW + 29 * DAY,
             colour=StatusColour.GREEN,
-            basis=StatusBasis.TEST,
-            basis_time=NOW - DAY - 3600,
             masked_name="欧阳*明",
             document_hint="C1234****",
             holder_key=public_key_der(device),

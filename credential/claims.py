@@ -28,7 +28,12 @@ class StatusColour(StrEnum):
 
 
 class StatusBasis(StrEnum):
-    """Why the resident has that colour."""
+    """Why the resident has that colour: the issuer's record, never a claim.
+
+    Format version 1 carried the basis (and its date) in the credential; version 2 does
+    not: a vaccination / test / recovery basis is health data that border staff do not
+    need to decide, and every camera pointed at a QR could read it.
+    """
 
     VACCINATION = "vaccination"
     TEST = "test"  # a negative test; basis_time is when the sample was taken
@@ -37,11 +42,30 @@ class StatusBasis(StrEnum):
 
 
 @dataclass(frozen=True)
+class SourceRef:
+    """The credential a converted credential was made from: its region and status index.
+
+    A few bytes on the wire (`src`), no personal data: enough for a station to look the
+    source up in the source region's revocation state, and for the source region's
+    issuer to find its own resident's record when the code is converted back."""
+
+    region: str
+    status_index: int
+
+    def __post_init__(self) -> None:
+        if not REGION_RE.fullmatch(self.region):
+            raise ClaimsError(f"source region must be 2-8 capital letters, found {self.region!r}")
+        if not 0 <= self.status_index <= MAX_STATUS_INDEX:
+            raise ClaimsError(f"source status_index out of range: {self.status_index}")
+
+
+@dataclass(frozen=True)
 class HealthClaims:
     """The claims of one credential, validated on construction.
 
     `holder_key` is the DER SubjectPublicKeyInfo of the resident's device key; it is
-    rendered as an RFC 7800 `cnf` confirmation claim.
+    rendered as an RFC 7800 `cnf` confirmation claim. `source` is set on a credential
+    converted from another region's credential (and only there).
     """
 
     region: str
@@ -51,11 +75,10 @@ class HealthClaims:
     not_before: int
     expires_at: int
     colour: StatusColour
-    basis: StatusBasis
-    basis_time: int | None
     masked_name: str
     document_hint: str
     holder_key: bytes
+    source: SourceRef | None = None
 
     def __post_init__(self) -> None:
         if not REGION_RE.fullmatch(self.region):
@@ -68,11 +91,14 @@ class HealthClaims:
             raise ClaimsError("expires_at must not precede issued_at or not_before")
         if not isinstance(self.colour, StatusColour):
             raise ClaimsError(f"colour must be a StatusColour, found {self.colour!r}")
-        if not isinstance(self.basis, StatusBasis):
-            raise ClaimsError(f"basis must be a StatusBasis, found {self.basis!r}")
         if not 0 < len(self.masked_name) <= MAX_MASKED_NAME_CHARS:
             raise ClaimsError("masked_name must be 1-32 characters")
         if len(self.document_hint) > MAX_DOCUMENT_HINT_CHARS:
             raise ClaimsError("document_hint must be at most 16 characters")
         if not self.holder_key:
             raise ClaimsError("holder_key (device public key) is required")
+        if self.source is not None:
+            if not isinstance(self.source, SourceRef):
+                raise ClaimsError(f"source must be a SourceRef, found {self.source!r}")
+            if self.source.region == self.region:
+                raise ClaimsError("a converted credential's source is in another region")

@@ -126,3 +126,15 @@ class RevokedError(VerificationError):
 
 class RevocationUnknownError(VerificationError):
     reason = Reason.REVOCATION_UNKNOWN
+
+
+class SourceRevokedError(VerificationError):
+    reason = Reason.SOURCE_REVOKED
+
+
+class NotAnchoredError(VerificationError):
+    reason = Reason.NOT_ANCHORED
+
+
+class NotYetAnchoredError(VerificationError):
+    reason = Reason.NOT_YET_ANCHORED

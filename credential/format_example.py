@@ -15,7 +15,7 @@ import segno
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from credential.base45 import b45decode
-from credential.claims import HealthClaims, StatusBasis, StatusColour
+from credential.claims import HealthClaims, StatusColour
 from credential.issue import credential_digest, sign_credential, split_jws
 from credential.keys import SigningAlg, key_id, public_jwk, public_key_der
 from credential.payload import claims_to_json
@@ -47,8 +47,6 @@ def main() -> None:
         not_before=NOW - 3600,
         expires_at=NOW - 3600 + 30 * DAY,
         colour=StatusColour.GREEN,
-        basis=StatusBasis.TEST,
-        basis_time=NOW - 7200,
         masked_name="欧阳*明",
         document_hint="C1234****",
         holder_key=public_key_der(device),

@@ -1,6 +1,6 @@
 """Issuing a credential: claims -> compact JWS signed with pyjwt.
 
-The JWS protected header is canonical: exactly `{"alg":..,"kid":..,"zip":"HBZ1"}` as
+The JWS protected header is canonical: exactly `{"alg":..,"kid":..,"zip":"HBZ2"}` as
 compact JSON with sorted keys, so a verifier can rebuild it byte for byte from the
 algorithm and the key id (which is how the QR framing drops it, see
 `credential.presentation`). The payload is the deflated claims (`credential.payload`).
@@ -20,14 +20,24 @@ from jwt.api_jws import PyJWS
 
 from credential.claims import KID_RE, HealthClaims
 from credential.errors import ClaimsError, MalformedError
-from credential.keys import PrivateKey, SigningAlg, alg_of, b64url, b64url_decode, key_id
+from credential.keys import (
+    PrivateKey,
+    SigningAlg,
+    alg_of,
+    b64url,
+    b64url_decode,
+    key_id,
+    low_s_raw,
+)
 from credential.keys import public_key_der as _public_key_der
 from credential.payload import decode_payload, encode_payload
 
 MAX_JWS_CHARS = 8192  # characters of a compact JWS accepted for parsing
 # JWE `zip` header (RFC 7516 §4.1.3) reused on the JWS as SMART Health Cards do with
 # "DEF"; ours names raw DEFLATE with the preset dictionary of `credential.payload`.
-ZIP_DEFLATE = "HBZ1"
+# HBZ2 is format version 2 (claims without the basis, its own preset dictionary); a
+# verifier refuses HBZ1 credentials, whose claims disclosed the basis.
+ZIP_DEFLATE = "HBZ2"
 
 # pyjwt with every option set explicitly: no `typ`, sorted header members.
 _JWS = PyJWS()
@@ -60,11 +70,29 @@ def sign_credential(claims: HealthClaims, private_key: PrivateKey, alg: SigningA
         headers={"typ": None, "kid": claims.kid, "zip": ZIP_DEFLATE},
         sort_headers=True,
     )
-    header_b64 = token.split(".", 1)[0]
+    header_b64, payload_b64, sig_b64 = token.split(".")
     if header_b64 != b64url(canonical_header(alg, claims.kid)):
         # The compact QR framing rebuilds this header; refuse to issue anything else.
         raise ClaimsError("pyjwt produced a non-canonical JWS header")
-    return token
+    if alg is SigningAlg.ES256:
+        # One credential, one signature, one digest: ES256 is issued in low-s form and
+        # verifiers refuse high-s (credential.verify step 4), so `s -> n - s` cannot
+        # make a second, ledger-unmatchable variant of an anchored credential.
+        sig_b64 = b64url(low_s_raw(b64url_decode(sig_b64)))
+    return f"{header_b64}.{payload_b64}.{sig_b64}"
+
+
+_CURRENT_HEADER_SUFFIX = f',"zip":"{ZIP_DEFLATE}"}}'.encode("ascii")
+
+
+def is_current_format(jws: str) -> bool:
+    """Whether a stored compact JWS is of the current format (its canonical header
+    names this version's compression). For an issuer deciding to re-issue; not a check
+    of validity."""
+    try:
+        return split_jws(jws).header.endswith(_CURRENT_HEADER_SUFFIX)
+    except (MalformedError, ValueError):
+        return False
 
 
 def credential_digest(jws: str) -> bytes:
@@ -94,10 +122,21 @@ def split_jws(jws: str) -> JwsParts:
         raise MalformedError(f"JWS segment is not base64url: {e}") from e
 
 
+def _no_duplicate_members(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    # RFC 7515 §4: header parameter names MUST be unique; a parser that keeps the last
+    # one lets two readers of the same header disagree. Refused, as duplicate claims are.
+    out: dict[str, object] = {}
+    for k, v in pairs:
+        if k in out:
+            raise MalformedError(f"duplicate JWS header member {k!r}")
+        out[k] = v
+    return out
+
+
 def parse_header(header: bytes) -> dict[str, object]:
-    """The JOSE header as a JSON object."""
+    """The JOSE header as a JSON object; duplicate member names are refused."""
     try:
-        obj = json.loads(header.decode("utf-8"))
+        obj = json.loads(header.decode("utf-8"), object_pairs_hook=_no_duplicate_members)
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise MalformedError(f"expected a JSON JWS header: {e}") from e
     if not isinstance(obj, dict):

@@ -31,6 +31,9 @@ P256_COORD_BYTES = 32  # bytes per coordinate / scalar on P-256
 ES256_SIGNATURE_BYTES = 64  # raw r||s (RFC 7518 §3.4)
 ED25519_SIGNATURE_BYTES = 64  # RFC 8032 §5.1.6
 PRIVATE_KEY_FILE_MODE = 0o600
+# Order n of the P-256 group (SEC 2 v2 §2.4.2 / FIPS 186-4 D.1.2.3).
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+P256_HALF_ORDER = P256_ORDER // 2
 
 # DER prefix of a SubjectPublicKeyInfo for an uncompressed P-256 point (RFC 5480 §2):
 # SEQUENCE { SEQUENCE { id-ecPublicKey, secp256r1 }, BIT STRING { 0x04 || x || y } }.
@@ -182,9 +185,34 @@ def read_private_key(path: str | Path, passphrase: bytes | None = None) -> Priva
 
 
 def es256_raw_signature(der_signature: bytes) -> bytes:
-    """Convert a DER ECDSA signature to raw r||s (RFC 7518 §3.4)."""
+    """Convert a DER ECDSA signature to raw r||s (RFC 7518 §3.4), in low-s form.
+
+    ECDSA is malleable: (r, s) and (r, n - s) both verify. Every signature this
+    project makes is normalised to s <= n/2 (as Bitcoin's BIP 62 and libsecp256k1 do),
+    and verifiers refuse the other form (`is_low_s`), so one message has one signature
+    and a credential one digest."""
     r, s = decode_dss_signature(der_signature)
+    if s > P256_HALF_ORDER:
+        s = P256_ORDER - s
     return r.to_bytes(P256_COORD_BYTES, "big") + s.to_bytes(P256_COORD_BYTES, "big")
+
+
+def is_low_s(raw: bytes) -> bool:
+    """Whether a raw r||s ES256 signature is in the canonical low-s form (s <= n/2)."""
+    return (
+        len(raw) == ES256_SIGNATURE_BYTES
+        and int.from_bytes(raw[P256_COORD_BYTES:], "big") <= P256_HALF_ORDER
+    )
+
+
+def low_s_raw(raw: bytes) -> bytes:
+    """The low-s form of a raw r||s signature (unchanged when it already is)."""
+    if len(raw) != ES256_SIGNATURE_BYTES:
+        raise ValueError(f"expected {ES256_SIGNATURE_BYTES}-byte r||s, found {len(raw)}")
+    s = int.from_bytes(raw[P256_COORD_BYTES:], "big")
+    if s <= P256_HALF_ORDER:
+        return raw
+    return raw[:P256_COORD_BYTES] + (P256_ORDER - s).to_bytes(P256_COORD_BYTES, "big")
 
 
 def es256_der_signature(raw: bytes) -> bytes:

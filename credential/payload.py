@@ -5,7 +5,7 @@ whitespace, non-ASCII kept as UTF-8), compressed with raw DEFLATE (RFC 1951, no 
 or gzip wrapper) primed with a fixed preset dictionary (PRESET_DICTIONARY, the JSON
 skeleton every credential repeats; RFC 1951 §3.2 back-references into it are what
 zlib's `zdict` provides). The dictionary saves ~80 bytes (~120 QR characters) per
-credential; it is why the JWS header says `"zip":"HBZ1"` and not SMART Health Cards'
+credential; it is why the JWS header says `"zip":"HBZ2"` and not SMART Health Cards'
 plain `"DEF"`: a generic inflater must be given the dictionary. Inflation is bounded
 (MAX_INFLATED_BYTES) against decompression bombs. The key id is
 not a payload member: it travels in the JWS header (`kid`) and is joined to the claims
@@ -18,7 +18,7 @@ import json
 import zlib
 from typing import Any
 
-from credential.claims import HealthClaims, StatusBasis, StatusColour
+from credential.claims import HealthClaims, SourceRef, StatusColour
 from credential.errors import ClaimsError, KeyFormatError, MalformedError, TooLargeError
 from credential.keys import b64url, b64url_decode, p256_der_from_point, p256_point_from_der
 
@@ -26,11 +26,13 @@ MAX_INFLATED_BYTES = 4096  # bytes of claims JSON after inflation; real ones are
 DEFLATE_LEVEL = 9  # smallest output; the payload is tiny so speed does not matter
 _RAW_DEFLATE_WBITS = -15  # zlib: negative window bits = raw DEFLATE, no header
 _MEM_LEVEL = 9  # zlib memLevel: most memory, best compression
-# Frozen for format version 1: changing one byte breaks every issued credential.
+# Frozen for format version 2 (`zip: HBZ2`): changing one byte breaks every issued
+# credential. Version 1's dictionary (HBZ1) also primed the basis member `hs.b` and its
+# time `hs.t`, which version 2 no longer has.
 PRESET_DICTIONARY = (
-    b'"iss":"MO","hs":{"b":"a","c":"r"},"hs":{"b":"r","c":"y"},'
+    b'"iss":"MO","hs":{"c":"r"},"hs":{"c":"y"},'
     b'{"cnf":{"jwk":{"crv":"P-256","kty":"EC","x":"","y":""}},"dh":"****","exp":17,'
-    b'"hs":{"b":"v","c":"g","t":17},"iat":17,"iss":"GD","nbf":17,"nm":"*","sti":'
+    b'"hs":{"c":"g"},"iat":17,"iss":"GD","nbf":17,"nm":"*","sti":'
 )
 
 # Wire codes for colour and basis: one letter each keeps the QR small.
@@ -39,24 +41,17 @@ COLOUR_CODES: dict[StatusColour, str] = {
     StatusColour.YELLOW: "y",
     StatusColour.RED: "r",
 }
-BASIS_CODES: dict[StatusBasis, str] = {
-    StatusBasis.VACCINATION: "v",
-    StatusBasis.TEST: "t",
-    StatusBasis.RECOVERY: "r",
-    StatusBasis.ADMIN: "a",
-}
 _COLOUR_BY_CODE = {v: k for k, v in COLOUR_CODES.items()}
-_BASIS_BY_CODE = {v: k for k, v in BASIS_CODES.items()}
 _TOP_KEYS = frozenset({"iss", "sti", "iat", "nbf", "exp", "hs", "nm", "dh", "cnf"})
+_OPTIONAL_KEYS = frozenset({"src"})  # a converted credential's source {r, i}
 _MAX_JSON_INT = 2**53 - 1  # I-JSON (RFC 7493 §2.2): integers exactly representable
 
 
 def claims_to_json(claims: HealthClaims) -> bytes:
     """The canonical JSON of the claims (without kid, which lives in the header)."""
     x, y = p256_point_from_der(claims.holder_key)
-    hs: dict[str, Any] = {"b": BASIS_CODES[claims.basis], "c": COLOUR_CODES[claims.colour]}
-    if claims.basis_time is not None:
-        hs["t"] = claims.basis_time
+    # Format v2: the status block is the colour alone (no basis, no basis time).
+    hs: dict[str, Any] = {"c": COLOUR_CODES[claims.colour]}
     obj = {
         "iss": claims.region,
         "sti": claims.status_index,
@@ -69,6 +64,9 @@ def claims_to_json(claims: HealthClaims) -> bytes:
         # RFC 7800 §3.2: the holder's device key as a JWK confirmation method.
         "cnf": {"jwk": {"crv": "P-256", "kty": "EC", "x": b64url(x), "y": b64url(y)}},
     }
+    if claims.source is not None:
+        # The source credential of a conversion: region and status index (~20 bytes).
+        obj["src"] = {"i": claims.source.status_index, "r": claims.source.region}
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
 
 
@@ -136,16 +134,21 @@ def claims_from_json(data: bytes, kid: str) -> HealthClaims:
         obj = json.loads(data.decode("utf-8"), object_pairs_hook=_reject_duplicates)
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise MalformedError(f"expected UTF-8 JSON claims: {e}") from e
-    if not isinstance(obj, dict) or set(obj) != _TOP_KEYS:
+    if not isinstance(obj, dict) or not _TOP_KEYS <= set(obj) <= _TOP_KEYS | _OPTIONAL_KEYS:
         found = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
-        raise MalformedError(f"expected claims {sorted(_TOP_KEYS)}, found {found}")
+        raise MalformedError(f"expected claims {sorted(_TOP_KEYS)} [+ src], found {found}")
+    source: SourceRef | None = None
+    if "src" in obj:
+        src = obj["src"]
+        if not isinstance(src, dict) or set(src) != {"i", "r"}:
+            raise MalformedError("claim 'src': expected {i, r}")
     hs = obj["hs"]
-    if not isinstance(hs, dict) or not {"b", "c"} <= set(hs) <= {"b", "c", "t"}:
-        raise MalformedError("claim 'hs': expected {b, c[, t]}")
+    if not isinstance(hs, dict) or set(hs) != {"c"}:
+        # Format v2: a basis (`b`) or basis time (`t`) is refused, not ignored.
+        raise MalformedError("claim 'hs': expected exactly {c}")
     colour = _COLOUR_BY_CODE.get(hs["c"]) if isinstance(hs["c"], str) else None
-    basis = _BASIS_BY_CODE.get(hs["b"]) if isinstance(hs["b"], str) else None
-    if colour is None or basis is None:
-        raise MalformedError(f"unknown status colour/basis codes {hs['c']!r}/{hs['b']!r}")
+    if colour is None:
+        raise MalformedError(f"unknown status colour code {hs['c']!r}")
     cnf = obj["cnf"]
     jwk = cnf.get("jwk") if isinstance(cnf, dict) and set(cnf) == {"jwk"} else None
     if not isinstance(jwk, dict) or set(jwk) != {"crv", "kty", "x", "y"}:
@@ -153,6 +156,8 @@ def claims_from_json(data: bytes, kid: str) -> HealthClaims:
     if jwk["kty"] != "EC" or jwk["crv"] != "P-256":
         raise MalformedError(f"device key: expected EC P-256, found {jwk['kty']}/{jwk['crv']}")
     try:
+        if "src" in obj:
+            source = SourceRef(_str(obj["src"], "r"), _int(obj["src"], "i"))
         holder_key = p256_der_from_point(b64url_decode(jwk["x"]), b64url_decode(jwk["y"]))
         return HealthClaims(
             region=_str(obj, "iss"),
@@ -162,11 +167,10 @@ def claims_from_json(data: bytes, kid: str) -> HealthClaims:
             not_before=_int(obj, "nbf"),
             expires_at=_int(obj, "exp"),
             colour=colour,
-            basis=basis,
-            basis_time=_int(hs, "t") if "t" in hs else None,
             masked_name=_str(obj, "nm"),
             document_hint=_str(obj, "dh"),
             holder_key=holder_key,
+            source=source,
         )
     except (ValueError, TypeError, ClaimsError, KeyFormatError) as e:
         raise MalformedError(f"invalid claims: {e}") from e

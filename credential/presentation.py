@@ -4,7 +4,7 @@ A presentation proves that the phone showing the credential holds the device key
 in its `cnf` claim (RFC 7800), now: the device signs (ES256) the credential digest, the
 current 30-second window number and, when the verifier displays one, its challenge.
 
-QR text = "HB1:" + base45(frame), all in the QR alphanumeric alphabet. The frame drops
+QR text = "HB2:" + base45(frame), all in the QR alphanumeric alphabet. The frame drops
 what a verifier rebuilds exactly: the canonical JWS header (from an algorithm code and
 the key id), base64url (segments travel as raw bytes) and DER (signatures are raw
 r||s); the window travels as its low 8 bits. See docs/credential-format.md for the
@@ -44,7 +44,9 @@ from credential.keys import (
 WINDOW_SECONDS = 30  # seconds per holder-proof window; the wallet refreshes this often
 WINDOW_TAG_MODULUS = 256  # the frame carries window mod 256 (1 byte)
 PREFIX_MAGIC = "HB"
-FORMAT_VERSION = 1
+# Version 2: claims without the status basis (docs/credential-format.md §7). A version 1
+# code is refused as unsupported_version: it would show the basis to any camera.
+FORMAT_VERSION = 2
 QR_PREFIX = f"{PREFIX_MAGIC}{FORMAT_VERSION}:"
 MAX_PREFIX_CHARS = 8  # characters before ':' examined to report a version
 MAX_QR_BYTES = 4296  # characters; QR version 40-L alphanumeric capacity (ISO/IEC 18004)
@@ -52,6 +54,9 @@ MAX_KID_BYTES = 64  # matches credential.claims.KID_RE
 MAX_HEADER_BYTES = 1024  # bytes of a verbatim JWS header
 PROOF_CONTEXT = b"HealthBridge holder proof v1\n"  # domain separation for the device key
 FLAG_CHALLENGE = 0x01  # frame flags bit 0: the proof covers a verifier challenge
+# Domain separation of the challenge a wallet binds when it converts a credential into
+# another region's under a new device key (see `conversion_challenge`).
+CONVERSION_CHALLENGE_CONTEXT = b"HealthBridge conversion key v1\n"
 
 # Frame header forms: a canonical JWS header rebuilt from (alg, kid), or verbatim bytes.
 FORM_VERBATIM = 0x00
@@ -72,6 +77,17 @@ def resolve_window(tag: int, now: float) -> int:
     if delta >= WINDOW_TAG_MODULUS // 2:
         delta -= WINDOW_TAG_MODULUS
     return current + delta
+
+
+def conversion_challenge(new_device_key_der: bytes) -> bytes:
+    """The challenge a conversion presentation binds: context || SHA-256(new key SPKI).
+
+    The wallet gives each region's credential its own device key, so two regions' codes
+    of one person share no key. The presented credential's key endorses the new one by
+    proving over this challenge: a photo of someone's code (made without it) cannot be
+    converted into a credential bound to the photographer's key.
+    """
+    return CONVERSION_CHALLENGE_CONTEXT + hashlib.sha256(new_device_key_der).digest()
 
 
 def proof_signing_input(digest: bytes, window: int, challenge: bytes | None) -> bytes:
@@ -172,6 +188,10 @@ class _Reader:
 
 
 def _text_of(data: str | bytes) -> str:
+    # Type first: anything but text or bytes (None, a number) is a malformed code, not
+    # a TypeError out of len().
+    if not isinstance(data, str | bytes | bytearray):
+        raise MalformedError(f"expected str or bytes, found {type(data).__name__}")
     if len(data) > MAX_QR_BYTES:
         raise TooLargeError(f"QR content of {len(data)} exceeds {MAX_QR_BYTES} characters")
     if isinstance(data, bytes | bytearray):
@@ -179,8 +199,6 @@ def _text_of(data: str | bytes) -> str:
             return bytes(data).decode("ascii")
         except UnicodeDecodeError as e:
             raise MalformedError(f"expected ASCII QR text: {e}") from e
-    if not isinstance(data, str):
-        raise MalformedError(f"expected str or bytes, found {type(data).__name__}")
     return data
 
 

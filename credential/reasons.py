@@ -42,7 +42,10 @@ class Reason(StrEnum):
     CHALLENGE_MISMATCH = "challenge_mismatch"
     # 7. revocation as of the synced checkpoint
     REVOKED = "revoked"
+    SOURCE_REVOKED = "source_revoked"  # a conversion whose source credential is revoked
     REVOCATION_UNKNOWN = "revocation_unknown"
+    NOT_ANCHORED = "not_anchored"  # not on the region's quorum-cosigned log
+    NOT_YET_ANCHORED = "not_yet_anchored"  # newer than the station's view of the log
     # 8. policy on the status colour
     STATUS_YELLOW = "status_yellow"
     STATUS_RED = "status_red"

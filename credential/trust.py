@@ -63,6 +63,18 @@ class TrustState(Protocol):
         decide whether revocation status is still fresh enough to trust."""
         ...
 
+    def anchors_known(self, region: str) -> bool:
+        """Whether this view holds every anchor of the region's log up to its synced
+        checkpoint (a full-mode view): then a digest `anchored_at` does not know is not
+        on the region's quorum-cosigned log as of the view. False for a compact view."""
+        ...
+
+    def index_anchored(self, region: str, status_index: int) -> bool | None:
+        """A compact view's check: whether the region's log anchored a credential under
+        this status index as of the view (the committed snapshot's anchored set), or
+        None when the view cannot tell. Weaker than the digest: it binds the index."""
+        ...
+
 
 @dataclass
 class InMemoryTrustState:
@@ -72,6 +84,11 @@ class InMemoryTrustState:
     revoked: set[tuple[str, int]] = field(default_factory=set)
     anchors: dict[tuple[str, bytes], int] = field(default_factory=dict)
     sync_times: dict[str, int] = field(default_factory=dict)
+    # Regions whose every anchor is listed in `anchors` (a full-mode view). Empty by
+    # default: fixtures that list no anchors do not claim to know them all.
+    full_anchor_regions: set[str] = field(default_factory=set)
+    # Regions whose anchored status indices are known (a compact view), and those indices.
+    anchored_indices: dict[str, set[int]] = field(default_factory=dict)
 
     def regions(self) -> frozenset[str]:
         return frozenset(self.sync_times) | frozenset(r for r, _ in self.keys)
@@ -87,6 +104,13 @@ class InMemoryTrustState:
 
     def synced_at(self, region: str) -> int | None:
         return self.sync_times.get(region)
+
+    def anchors_known(self, region: str) -> bool:
+        return region in self.full_anchor_regions
+
+    def index_anchored(self, region: str, status_index: int) -> bool | None:
+        known = self.anchored_indices.get(region)
+        return None if known is None else status_index in known
 
     def add_key(self, key: RegisteredKey) -> None:
         self.keys[(key.region, key.kid)] = key

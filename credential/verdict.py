@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
-from credential.claims import StatusBasis, StatusColour
+from credential.claims import StatusColour
 from credential.languages import N_
 from credential.reasons import Reason
 
@@ -67,6 +67,11 @@ _DESCRIPTIONS: dict[Reason, str] = {
     Reason.PROOF_REPLAYED: N_("This exact code was already scanned: ask for the live code."),
     Reason.CHALLENGE_MISMATCH: N_("The code does not answer this station's challenge."),
     Reason.REVOKED: N_("The health code has been revoked."),
+    Reason.SOURCE_REVOKED: N_("The code was converted from a home-region code that is revoked."),
+    Reason.NOT_ANCHORED: N_("The code is not on its region's ledger: it was never issued there."),
+    Reason.NOT_YET_ANCHORED: N_(
+        "The code is newer than this station's ledger data: sync the station."
+    ),
     Reason.REVOCATION_UNKNOWN: N_("The station's revocation data is too old: sync the station."),
     Reason.STATUS_YELLOW: N_("Status is yellow: check the person's documents."),
     Reason.STATUS_RED: N_("Status is red."),
@@ -87,7 +92,6 @@ class DisplayFields:
     masked_name: str
     document_hint: str
     colour: StatusColour
-    basis: StatusBasis
     expires_at: int
 
 
@@ -98,7 +102,10 @@ class Verdict:
     colour: StatusColour | None
     display: DisplayFields | None
     region: str | None
-    digest_prefix: str | None  # hex of the first 8 digest bytes: loggable, not personal
+    # Hex of the first 8 digest bytes. The digest is anchored on the public log and kept
+    # by the issuer, so this joins to a person: never log it as is (verifier.scanlog
+    # keys it with the station's secret first).
+    digest_prefix: str | None
     sync_age_s: int | None
 
     @property

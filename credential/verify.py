@@ -12,7 +12,9 @@ guard and the station's challenge. No I/O, no clock. Each step raises its own
 5. validity window, with CLOCK_SKEW_LEEWAY_S
 6. holder proof by the `cnf` device key over digest + window (+ challenge); fresh
    window; not replayed
-7. revocation as of the synced checkpoint; sync age against the policy
+7. revocation as of the synced checkpoint; sync age against the policy; for a
+   converted credential, its source's revocation in the source region's state; on a
+   full-mode view, the credential's digest anchored on the region's cosigned log
 8. policy on the status colour (only in `verify_presentation`)
 
 Unknown key, our call: when the station's view of the region is older than the
@@ -48,11 +50,14 @@ from credential.errors import (
     KeyRegionMismatchError,
     KeyRetiredError,
     MalformedError,
+    NotAnchoredError,
+    NotYetAnchoredError,
     NotYetValidError,
     ProofReplayedError,
     ProofStaleError,
     RevocationUnknownError,
     RevokedError,
+    SourceRevokedError,
     StationNeedsSyncError,
     UnknownKeyError,
     UnknownRegionError,
@@ -64,11 +69,13 @@ from credential.keys import (
     PublicKey,
     SigningAlg,
     es256_der_signature,
+    is_low_s,
     load_public_key_der,
 )
 from credential.payload import decode_payload
 from credential.presentation import (
     WINDOW_SECONDS,
+    WINDOW_TAG_MODULUS,
     Presentation,
     parse_presentation,
     proof_signing_input,
@@ -86,12 +93,21 @@ from credential.verdict import (
 )
 
 CLOCK_SKEW_LEEWAY_S = 60  # seconds of clock difference tolerated on nbf / exp
+# Seconds an honest issuer may take from signing a credential to its anchor being in a
+# quorum-cosigned checkpoint (outbox, sequencer batch, both witnesses). A credential
+# missing from a full view that covers its iat by more than this is NOT_ANCHORED; a
+# younger one is NOT_YET_ANCHORED (the station syncs on demand, then decides).
+ANCHOR_GRACE_S = 300
 MAX_PROOF_AGE_WINDOWS = 1  # a proof from the current or the previous window is fresh
 PROOF_FUTURE_SKEW_S = 5  # seconds: accept the next window this close to its start
 KEY_CACHE_SIZE = 256  # parsed issuer public keys kept (by DER)
 DEVICE_KEY_CACHE_SIZE = 1024  # parsed device public keys kept (by DER)
 REPLAY_GUARD_MAX_ENTRIES = 200_000  # proofs remembered by InMemoryReplayGuard
 DIGEST_PREFIX_BYTES = 8  # bytes of the credential digest shown in verdicts and logs
+# A proof that fails for its resolved window is tried this many window-tag periods
+# (256 windows, 2 h 8 min each) further back, never before the credential's iat: a
+# screenshot older than one period then reads as stale, not as another phone.
+MAX_STALE_PERIODS_PROBED = 96  # periods; 8.5 days, past the longest credential validity
 HEADER_MEMBERS = frozenset({"alg", "kid", "zip"})  # exactly these; no `crit` extensions
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 _SEVERITY = {Decision.ADMIT: 0, Decision.MANUAL_CHECK: 1, Decision.DENY: 2}
@@ -164,6 +180,7 @@ class _Scratch:
         self.claims: HealthClaims | None = None  # set once the signature verified
         self.sync_age_s: int | None = None
         self.revocation_unknown = False
+        self.anchor_pending = False  # newer than a view that lacks its anchor
 
 
 def _check_signature(p: Presentation, alg: str, key: RegisteredKey) -> None:
@@ -177,6 +194,10 @@ def _check_signature(p: Presentation, alg: str, key: RegisteredKey) -> None:
         raise BadSignatureError(f"registered key cannot be loaded: {e}") from e
     try:
         if key.alg is SigningAlg.ES256 and isinstance(pub, ec.EllipticCurvePublicKey):
+            # Low-s only: (r, n - s) would verify too and give the same credential a
+            # second digest, unmatchable against the ledger and a fresh replay key.
+            if not is_low_s(p.signature):
+                raise BadSignatureError("issuer signature is not in low-s form")
             pub.verify(es256_der_signature(p.signature), p.signing_input, _ECDSA_SHA256)
         elif key.alg is SigningAlg.EDDSA and isinstance(pub, ed25519.Ed25519PublicKey):
             pub.verify(p.signature, p.signing_input)
@@ -184,6 +205,47 @@ def _check_signature(p: Presentation, alg: str, key: RegisteredKey) -> None:
             raise BadSignatureError(f"registered key type does not match {key.alg}")
     except (InvalidSignature, ValueError) as e:
         raise BadSignatureError("issuer signature does not verify") from e
+
+
+def _proof_verifies(
+    device: ec.EllipticCurvePublicKey,
+    proof: bytes,
+    digest: bytes,
+    window: int,
+    challenge: bytes | None,
+) -> bool:
+    try:
+        device.verify(
+            es256_der_signature(proof),
+            proof_signing_input(digest, window, challenge),
+            _ECDSA_SHA256,
+        )
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def _proof_of_an_older_period(
+    device: ec.EllipticCurvePublicKey,
+    proof: bytes,
+    digest: bytes,
+    window: int,
+    challenge: bytes | None,
+    claims: HealthClaims,
+) -> bool:
+    """Whether the proof verifies for the same tag one or more periods earlier.
+
+    The frame carries the window mod 256, so a screenshot 256 windows old resolves to
+    the current window and fails there. Only the failure path pays for this, bounded by
+    MAX_STALE_PERIODS_PROBED and by the credential's iat (no proof predates it)."""
+    first = window_of(claims.issued_at - CLOCK_SKEW_LEEWAY_S)
+    for k in range(1, MAX_STALE_PERIODS_PROBED + 1):
+        older = window - k * WINDOW_TAG_MODULUS
+        if older < first:
+            return False
+        if _proof_verifies(device, proof, digest, older, challenge):
+            return True
+    return False
 
 
 def _verbatim_header(raw: bytes) -> tuple[str, str]:
@@ -266,13 +328,14 @@ def _run(
         raise ProofStaleError(f"proof window {window}, current window {current}")
     try:
         device = _device_key(claims.holder_key)
-        device.verify(
-            es256_der_signature(p.proof),
-            proof_signing_input(digest, window, challenge),
-            _ECDSA_SHA256,
-        )
-    except (InvalidSignature, ValueError, KeyFormatError) as e:
-        raise HolderProofInvalidError("holder proof does not verify with the cnf key") from e
+    except (ValueError, KeyFormatError) as e:
+        raise HolderProofInvalidError("the cnf device key cannot be loaded") from e
+    if not is_low_s(p.proof):
+        raise HolderProofInvalidError("holder proof is not in low-s form")
+    if not _proof_verifies(device, p.proof, digest, window, challenge):
+        if _proof_of_an_older_period(device, p.proof, digest, window, challenge, claims):
+            raise ProofStaleError("proof made for a window one or more tag periods ago")
+        raise HolderProofInvalidError("holder proof does not verify with the cnf key")
     if replay is not None:
         # Keyed on what was proven, not on the signature bytes: ECDSA signatures are
         # malleable ((r, s) and (r, n - s) both verify).
@@ -284,13 +347,45 @@ def _run(
     # 7. Revocation as of the synced checkpoint, and how old that view is.
     if trust.is_revoked(region, claims.status_index):
         raise RevokedError(f"{region} status index {claims.status_index} is revoked")
+    _check_fresh(region, synced_at, now, policy, s)
+    # 7b. A conversion stands on its source: when the source region revoked the
+    # credential it was made from, the conversion falls with it, read straight from the
+    # source region's revocation state (no wait for the converting issuer to notice).
+    src = claims.source
+    if src is not None:
+        if src.region not in trust.regions():
+            raise UnknownRegionError(f"source region {src.region!r} is not a member")
+        if trust.is_revoked(src.region, src.status_index):
+            raise SourceRevokedError(f"source {src.region} index {src.status_index} is revoked")
+        _check_fresh(src.region, trust.synced_at(src.region), now, policy, s)
+    # 7c. On the ledger: a full-mode view holds every anchor of the region's cosigned
+    # log, so a digest it lacks was never anchored there (or only on a branch no
+    # witness cosigned) -- unless the credential is newer than the view. A compact view
+    # knows the anchored status indices only (the committed snapshot): it refuses an
+    # index the log never anchored, not a second credential under an anchored one.
+    if trust.anchors_known(region):
+        missing = trust.anchored_at(region, digest) is None
+    else:
+        missing = trust.index_anchored(region, claims.status_index) is False
+    if missing:
+        if synced_at is not None and claims.issued_at + ANCHOR_GRACE_S <= synced_at:
+            raise NotAnchoredError(f"{region} log as of {synced_at} does not hold this digest")
+        s.anchor_pending = True
+        if policy.on_revocation_unknown is Decision.DENY:
+            raise NotYetAnchoredError(f"iat {claims.issued_at} is newer than the {region} view")
+    return VerifiedPresentation(claims, jws, digest, key, s.sync_age_s)
+
+
+def _check_fresh(
+    region: str, synced_at: int | None, now: float, policy: StationPolicy, s: _Scratch
+) -> None:
     if synced_at is None or now - synced_at > policy.max_sync_age_s:
         s.revocation_unknown = True
         if policy.on_revocation_unknown is Decision.DENY:
+            age = None if synced_at is None else max(0, int(now - synced_at))
             raise RevocationUnknownError(
-                f"{region} view is {s.sync_age_s} s old, policy allows {policy.max_sync_age_s} s"
+                f"{region} view is {age} s old, policy allows {policy.max_sync_age_s} s"
             )
-    return VerifiedPresentation(claims, jws, digest, key, s.sync_age_s)
 
 
 def check_presentation(
@@ -311,7 +406,7 @@ def check_presentation(
 
 
 def _display(c: HealthClaims) -> DisplayFields:
-    return DisplayFields(c.region, c.masked_name, c.document_hint, c.colour, c.basis, c.expires_at)
+    return DisplayFields(c.region, c.masked_name, c.document_hint, c.colour, c.expires_at)
 
 
 def verify_presentation(
@@ -340,8 +435,12 @@ def verify_presentation(
         reasons.append(Reason.STATUS_RED)
     if s.revocation_unknown:
         reasons.append(Reason.REVOCATION_UNKNOWN)
-        if _SEVERITY[policy.on_revocation_unknown] > _SEVERITY[decision]:
-            decision = policy.on_revocation_unknown
+    if s.anchor_pending:
+        reasons.append(Reason.NOT_YET_ANCHORED)
+    if (s.revocation_unknown or s.anchor_pending) and _SEVERITY[
+        policy.on_revocation_unknown
+    ] > _SEVERITY[decision]:
+        decision = policy.on_revocation_unknown
     return Verdict(
         decision=decision,
         reasons=tuple(reasons),

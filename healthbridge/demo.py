@@ -11,6 +11,10 @@ words and checked against what the story expects:
   4. the station syncs and scans the GD resident again → DENY (revoked)
   5. a screenshot of the MO resident's code, two minutes old → DENY (stale proof)
   6. another GD resident converts to an MO credential at MO's issuer → ADMIT
+  7. GD's health authority records a positive test for that traveller: GD revokes
+     the GD code; the station scans the MO code → DENY (source_revoked)
+  8. the MO resident's live code passes lane 1; a photo of it shown at lane 2 a
+     second later → DENY (proof_replayed): the lanes share one replay memory (Redis)
 
 Then it prints the admin consoles (with the demo credentials), the wallet pages and
 the kiosk page, and serves until Ctrl-C; with `--once` it stops after the story and
@@ -34,7 +38,7 @@ from typing import Any
 
 import requests
 
-from healthbridge.demo_station import DemoStation, Shot, start_station
+from healthbridge.demo_station import DemoStation, Shot, start_lane, start_station
 from healthbridge.demo_world import (
     HTTP_TIMEOUT_S,
     DemoError,
@@ -107,6 +111,7 @@ def expect(step: int, event: Any, decision: str, reason: str | None = None) -> s
 def enrol(world: World, region: str, document: str, label: str) -> DemoWallet:
     """Enrol a fresh wallet over HTTP; the code comes through the dev delivery file."""
     from issuer.delivery import read_delivered_code
+    from issuer.keystore import KeyStore
     from mobile_stub.client import HttpIssuer
     from mobile_stub.wallet import Wallet
 
@@ -115,7 +120,11 @@ def enrol(world: World, region: str, document: str, label: str) -> DemoWallet:
     r = world.regions[region]
     issuer = HttpIssuer(r.issuer_url)
     wallet.request_code(issuer, document)
-    code = read_delivered_code(r.issuer_config.delivery_file, document)
+    # The delivery file names recipients by the issuer's keyed reference, never by
+    # document number: the demo (standing in for the resident's phone) asks the
+    # issuer's key store for the reference, as the issuer itself does.
+    ref = KeyStore(r.issuer_config).delivery_ref(document)
+    code = read_delivered_code(r.issuer_config.delivery_file, ref)
     if code is None:
         raise DemoError(f"{region}'s issuer delivered no enrolment code for the {label}")
     wallet.enrol(issuer, document, code, time.time())
@@ -141,7 +150,7 @@ def code_line(w: DemoWallet, region: str) -> str:
     v = shown.view
     return (
         f"{w.label}'s wallet shows a {v.colour} {v.region} code "
-        f"(basis {v.basis}, QR version {qr_version(shown.qr_text)})"
+        f"(QR version {qr_version(shown.qr_text)})"
     )
 
 
@@ -166,6 +175,8 @@ class Story:
     station: DemoStation
     wallets: dict[str, DemoWallet]
     gd_window_end: int = 0  # end of the proof window of the GD code scanned in step 2
+    mo_window_end: int = 0  # end of the proof window of the MO code scanned in step 2
+    traveller_window_end: int = 0  # likewise for the traveller's MO code of step 6
 
     def step1_enrol(self) -> None:
         w = self.world
@@ -181,9 +192,9 @@ class Story:
         wait_settled(self.world)
         self.sync_line("station syncs both logs")
         gd, mo = self.wallets["gd"], self.wallets["mo"]
-        gd_code = shot(gd, "GD")
-        self.gd_window_end = gd_code.window_end
-        events = self.station.scan([gd_code, shot(mo, "MO")])
+        gd_code, mo_code = shot(gd, "GD"), shot(mo, "MO")
+        self.gd_window_end, self.mo_window_end = gd_code.window_end, mo_code.window_end
+        events = self.station.scan([gd_code, mo_code])
         words = [expect(2, e, "admit") for e in events]
         say(f"  {OK} 2. station scans both phones through its camera → {words[0]}, {words[1]}")
         say("       (both regions' codes accepted at one station)")
@@ -255,11 +266,56 @@ class Story:
         wait_settled(w)  # MO's issuer checks the GD code against GD's cosigned log
         t.wallet.convert(HttpIssuer(w.regions["MO"].issuer_url), time.time(), "MO", "GD")
         serve_wallet_page(w, t, "wallet-gd-traveller", "MO")
-        [event] = self.station.scan([shot(t, "MO")])
+        wait_settled(w)  # the MO code is on MO's cosigned log before it is shown
+        code = shot(t, "MO")
+        self.traveller_window_end = code.window_end
+        [event] = self.station.scan([code])
         words = expect(6, event, "admit")
         say(
             f"  {OK} 6. another GD resident (green) converts GD→MO at MO's issuer "
             f"→ {code_line(t, 'MO')} → scan → {words}"
+        )
+
+    def step7_source_revoked(self) -> None:
+        r = self.world.regions["GD"]
+        token = r.issuer_config.authority_token_path.read_text(encoding="utf-8").strip()
+        record = {
+            "document_number": GD_TRAVELLER,
+            "kind": "test",
+            "result": "positive",
+            "at": str(int(time.time()) - 60),
+        }
+        resp = requests.post(
+            f"{r.issuer_url}/v1/records",
+            json={"records": [record]},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=HTTP_TIMEOUT_S,
+        )
+        if resp.status_code != 200 or not resp.json().get("revoked"):
+            raise StepFailed(7, f"GD did not revoke on the positive test: {resp.text}")
+        wait_settled(self.world)  # GD's revocation is on GD's cosigned log
+        self.sync_line("station syncs")
+        t = self.wallets["traveller"]
+        next_window(self.traveller_window_end)
+        [event] = self.station.scan([shot(t, "MO")])
+        words = expect(7, event, "deny", "source_revoked")
+        say(
+            f"  {OK} 7. GD's health authority records a positive test for the traveller → "
+            f"GD revokes the GD code → the station scans the traveller's MO code → {words}"
+        )
+
+    def step8_second_lane(self) -> None:
+        lane2 = start_lane(self.world, self.station)
+        next_window(self.mo_window_end)
+        code = shot(self.wallets["mo"], "MO")
+        [first] = self.station.scan([code])
+        expect(8, first, "admit")
+        [second] = lane2.scan([code])
+        words = expect(8, second, "deny", "proof_replayed")
+        say(
+            f"  {OK} 8. the MO resident's live code passes lane 1 (ADMIT); a photo of it "
+            f"shown at lane 2 → {words} (one replay memory for the checkpoint: "
+            f"{self.station.replay_where})"
         )
 
     def sync_line(self, what: str) -> None:
@@ -275,6 +331,8 @@ class Story:
             self.step4_rescan_revoked,
             self.step5_stale_screenshot,
             self.step6_convert,
+            self.step7_source_revoked,
+            self.step8_second_lane,
         ]
 
 

@@ -9,12 +9,19 @@ video, which the station reads back through OpenCV's VideoCapture
 (`verifier.frames.VideoFileSource`) and scans frame by frame with its real decoder,
 verifier, replay guard and scan log.
 
+The checkpoint has two lanes sharing one replay memory: a throwaway `redis-server`
+(Debian's, on a free loopback port in the work folder, no persistence) when one is
+installed, else one in-process memory shared by both lanes (said so in the story).
+
 What it does not: decide anything. Verdicts come from `verifier.station.Station`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import shutil
+import socket
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +38,7 @@ MAX_TILT_DEG = 25.0  # degrees; a resident holds the phone roughly towards the c
 RETRY_TILT_DEG = 8.0  # degrees; a second, steadier shot when a code was not read at all
 VIDEO_SEED = 20_240_601  # fixed seed: the same demo films the same way every run
 BACKGROUND_SYNC_S = 60  # seconds between the kiosk's background syncs after the story
+REDIS_START_S = 10.0  # seconds a local redis-server may take to answer PING
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,8 @@ class DemoStation:
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(VIDEO_SEED))
     videos: int = 0
     background: Any = None
+    replay: Any = None  # the lane's replay guard (verifier.replay)
+    replay_where: str = "this station's own memory"
 
     def sync(self) -> Any:
         """One sync of every region; returns the report (raises when none synced)."""
@@ -68,7 +78,10 @@ class DemoStation:
         self.videos += 1
         path = self.folder / f"camera-{self.videos:02d}.avi"
         scenes = [Scene(s.text, SHOT_SECONDS, GAP_SECONDS, s.colour) for s in shots]
-        return write_video(path, scenes, self.rng, fps=VIDEO_FPS, max_tilt_deg=max_tilt_deg)
+        written = write_video(path, scenes, self.rng, fps=VIDEO_FPS, max_tilt_deg=max_tilt_deg)
+        # Camera footage of people's phones is the station's own business: owner-only.
+        written.chmod(0o600)
+        return written
 
     def scan(self, shots: list[Shot]) -> list[Any]:
         """Film the phones, scan the video; one ScanEvent per shot, in shot order.
@@ -106,20 +119,85 @@ class DemoStation:
         self.log.close()
 
 
+def start_redis(world: World) -> str | None:
+    """A throwaway redis-server for the checkpoint's lanes; None when not installed."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        return None
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    folder = world.workdir / "redis"
+    folder.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
+         "--save", "", "--appendonly", "no", "--logfile", str(folder / "redis.log")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+    def stop() -> None:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    world.closers.append(stop)
+    deadline = time.monotonic() + REDIS_START_S
+    while time.monotonic() < deadline and proc.poll() is None:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5) as c:
+            c.sendall(b"PING\r\n")
+            if c.recv(16).startswith(b"+PONG"):
+                return f"redis://127.0.0.1:{port}/0"
+        time.sleep(0.05)
+    raise DemoError("the checkpoint's redis-server did not start")
+
+
+def start_lane(world: World, first: DemoStation) -> DemoStation:
+    """A second lane at the same checkpoint: its own camera, deduper and scan log, the
+    same ledger view and the same replay memory as `first`."""
+    from ledger.sync import SyncedTrustState
+    from verifier.config import StationDir
+    from verifier.replay import replay_guard_for
+    from verifier.scanlog import ScanLog
+    from verifier.station import Deduper, Station, presentation_verifier
+
+    d = StationDir(first.folder)
+    config = d.load()
+    trust = SyncedTrustState(d.state_db)
+    # One in-process memory when no Redis runs: both lanes hold the same object.
+    guard = replay_guard_for(config.replay) if config.replay != "memory" else first.replay
+    log = ScanLog(first.folder / "lane-2-scans.db")
+    station = Station(
+        verify=presentation_verifier(lambda: trust, config.policy, guard),
+        log=log,
+        deduper=Deduper(config.dedupe_s),
+    )
+    lane = DemoStation(first.folder, first.syncer, trust, station, first.kiosk, log)
+    lane.videos = 100  # its own camera files next to lane 1's
+    lane.replay, lane.replay_where = guard, first.replay_where
+    world.closers.append(lane.close)
+    return lane
+
+
 def start_station(world: World) -> DemoStation:
     """`verifier init` a station folder, then build and serve it as `verifier scan` does."""
     from ledger.consortium import load_consortium
     from ledger.sync import SyncedTrustState
     from verifier.config import StationDir
     from verifier.kiosk import KioskState, create_app
+    from verifier.replay import replay_guard_for
     from verifier.scanlog import ScanLog
     from verifier.station import Deduper, Station, presentation_verifier
     from verifier.syncing import LedgerSyncer, sync_ages
 
     folder = world.workdir / "station"
+    redis_url = start_redis(world)
     run_cli(
         "verifier", "init", "--consortium", str(world.consortium_path),
-        "--dir", str(folder), "--name", "border-demo",
+        "--dir", str(folder), "--name", "border-demo", "--replay", redis_url or "memory",
     )  # fmt: skip
     d = StationDir(folder)
     config = d.load()
@@ -127,8 +205,9 @@ def start_station(world: World) -> DemoStation:
     trust = SyncedTrustState(d.state_db)
     log = ScanLog(d.scan_log)
     syncer = LedgerSyncer(consortium, d.state_db)
+    guard = replay_guard_for(config.replay)
     station = Station(
-        verify=presentation_verifier(lambda: trust, config.policy),
+        verify=presentation_verifier(lambda: trust, config.policy, guard),
         log=log,
         syncer=syncer,
         deduper=Deduper(config.dedupe_s),
@@ -138,6 +217,7 @@ def start_station(world: World) -> DemoStation:
         log=log,
         sync_ages=lambda: sync_ages(d.state_db, time.time(), regions),
         online=lambda: syncer.online,
+        replay=guard.status,
         alarm=lambda: syncer.fork_alarm,
         max_sync_age_s=config.policy.max_sync_age_s,
         language=config.language,
@@ -147,5 +227,11 @@ def start_station(world: World) -> DemoStation:
     station.frame_listeners.append(state.on_frame)
     kiosk = world.add(serve("kiosk", create_app({"KIOSK_STATE": state}), world.ports["kiosk"]))
     demo_station = DemoStation(folder, syncer, trust, station, kiosk, log)
+    demo_station.replay = guard
+    demo_station.replay_where = (
+        f"Redis at 127.0.0.1:{redis_url.rsplit(':', 1)[1].split('/')[0]}"
+        if redis_url
+        else "one in-process memory, no redis-server installed"
+    )
     world.closers.append(demo_station.close)
     return demo_station

@@ -120,11 +120,38 @@ def me() -> Response:
     )
 
 
+# A document number is personal data: it is searched for in a POST body, never in the
+# query string, so it cannot land in access logs, proxies or shell histories.
+PERSONAL_SEARCH_KEYS = ("document_number",)
+SEARCH_KEYS = ("status_index", "credential_id", *PERSONAL_SEARCH_KEYS)
+
+
 @api.get("/regions/<region>/credentials")
 def find(region: str) -> Response:
-    for by in ("status_index", "credential_id", "document_number"):
+    for by in PERSONAL_SEARCH_KEYS:
+        if by in request.args:
+            raise BadRequestError(
+                f"search by {by} with POST .../credentials/search and a JSON body, not in "
+                "the address: it must not be written to access logs"
+            )
+    for by in SEARCH_KEYS:
         if by in request.args:
             found = ops().find(who(), region, by, request.args[by][:64])
+            return jsonify({"credentials": [detail_json(d) for d in found]})
+    raise BadRequestError("give status_index or credential_id (document_number: POST search)")
+
+
+@api.post("/regions/<region>/credentials/search")
+def search(region: str) -> Response:
+    data = body()
+    for by in SEARCH_KEYS:
+        if by in data:
+            value = data[by]
+            if by == "status_index" and isinstance(value, int) and not isinstance(value, bool):
+                value = str(value)
+            if not isinstance(value, str) or not 0 < len(value) <= 64:
+                raise BadRequestError(f"{by} must be a string of 1-64 characters")
+            found = ops().find(who(), region, by, value)
             return jsonify({"credentials": [detail_json(d) for d in found]})
     raise BadRequestError("give status_index, credential_id or document_number")
 

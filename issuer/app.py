@@ -22,11 +22,16 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from sqlalchemy import bindparam, select
 from werkzeug.exceptions import HTTPException
 
-from issuer import anchor, conversion, enrolment
+from issuer import anchor, conversion, enrolment, lineage
 from issuer.config import IssuerConfig
 from issuer.context import IssuerContext
 from issuer.device_auth import DeviceAuth, verify_device_auth
-from issuer.errors import BadRequestError, IssuerError, UnauthorizedError
+from issuer.errors import (
+    BadRequestError,
+    ConversionSourceRevokedError,
+    IssuerError,
+    UnauthorizedError,
+)
 from issuer.group_commit import GroupCommitter
 from issuer.issuance import Issued, current_credential, unchanged_credential
 from issuer.models import Holder
@@ -116,11 +121,15 @@ def fetch_credential() -> tuple[Response, int]:
             c.config.device_auth_skew_s,
             holder.last_auth_ts,
         )
-        if auth.timestamp == holder.last_auth_ts:
+        # A converted holder: its source re-checked in the synced view (a read).
+        fallen = holder.source_region is not None and source_fallen(c, holder)
+        if auth.timestamp == holder.last_auth_ts and not fallen:
             same = unchanged_credential(c, s, holder, now)
             if same is not None:
                 return jsonify(credential_body(same)), 200
         holder_pk = holder.id
+    if fallen:
+        revoke_fallen(c, holder_pk, now)
     committer: GroupCommitter | None = current_app.extensions.get("issuer.committer")
     if committer is not None:
         # The timestamp and any re-issue are written in the shared group transaction.
@@ -139,14 +148,48 @@ def fetch_credential() -> tuple[Response, int]:
     return jsonify(credential_body(issued)), 200
 
 
+def trust_source(c: IssuerContext) -> conversion.TrustSource | None:
+    source: conversion.TrustSource | None = current_app.extensions.get("issuer.trust")
+    if source is None and c.config.consortium_path is not None:
+        source = conversion.trust_source_for(c)
+        current_app.extensions["issuer.trust"] = source
+    return source
+
+
+def source_fallen(c: IssuerContext, holder: Holder) -> bool:
+    """Whether a converted holder's source is revoked (issuer.lineage), read from this
+    issuer's synced view of the source region's log. Without a consortium there is no
+    view: a conversion already found revoked is still refused by
+    issuance.holder_status."""
+    if holder.source_revoked_at is not None:
+        return True
+    source = trust_source(c)
+    return source is not None and lineage.source_revoked(holder, source.trust())
+
+
+def revoke_fallen(c: IssuerContext, holder_pk: int, now: int) -> None:
+    """Revoke the conversion on this region's log and refuse the refresh (409)."""
+    source = trust_source(c)
+    if source is not None:
+        lineage.check_holder(c, holder_pk, source.trust(), now)
+        wake_worker()
+    raise ConversionSourceRevokedError(
+        "the credential this one was converted from was revoked in its home region"
+    )
+
+
 @wallet.post("/conversion")
 def convert() -> tuple[Response, int]:
-    presentation = text_field(body(), "presentation", conversion.MAX_PRESENTATION_CHARS)
+    data = body()
+    presentation = text_field(data, "presentation", conversion.MAX_PRESENTATION_CHARS)
+    device_key = data.get("device_key")
+    if device_key is not None and not isinstance(device_key, str):
+        raise BadRequestError("device_key must be base64url DER SPKI text")
     source = current_app.extensions.get("issuer.trust")
     if source is None:
         source = conversion.trust_source_for(ctx())
         current_app.extensions["issuer.trust"] = source
-    holder_id, issued = conversion.convert(ctx(), presentation, source)
+    holder_id, issued = conversion.convert(ctx(), presentation, source, device_key)
     wake_worker()
     return jsonify(credential_body(issued, holder_id)), 201
 
@@ -208,9 +251,29 @@ def _periodic_sync(app: Flask, stop: threading.Event) -> None:
     c: IssuerContext = app.extensions["issuer"]
     while not stop.wait(c.config.sync_interval_s):
         try:
-            app.extensions.setdefault("issuer.trust", conversion.trust_source_for(c)).refresh()
+            source = app.extensions.setdefault("issuer.trust", conversion.trust_source_for(c))
+            source.refresh()
         except Exception as e:  # a peer down is routine; the next round retries
             log.warning("periodic sync failed: %s", type(e).__name__)
+            continue
+        sweep_conversions(app, source)
+
+
+def sweep_conversions(app: Flask, source: conversion.TrustSource) -> int:
+    """Revoke the conversions whose source the synced view shows revoked (after every
+    periodic sync: within one sync interval of the source's cosigned revocation)."""
+    c: IssuerContext = app.extensions["issuer"]
+    try:
+        queued = lineage.sweep(c, source.trust(), int(c.now()))
+    except Exception as e:  # the next round retries; a refresh also checks its holder
+        log.warning("conversion sweep failed: %s", type(e).__name__)
+        return 0
+    if queued:
+        log.info("revoked %d conversion credential(s) whose source was revoked", len(queued))
+        worker = app.extensions.get("issuer.worker")
+        if worker is not None:
+            worker.wake()
+    return len(queued)
 
 
 def create_app(

@@ -184,6 +184,25 @@ def seed_demo(config_path: str | None) -> None:
         click.echo(f"  document number {doc}")
 
 
+@cli.command("dev-code")
+@config_option
+@click.option("--document", required=True, help="The document number the code was sent to.")
+@friendly
+def dev_code(config_path: str | None, document: str) -> None:
+    """Print the newest code the development delivery sent to a document number.
+
+    The delivery file names recipients by the issuer's keyed pseudonym, never by
+    document number; this command computes the pseudonym with the issuer's key."""
+    from issuer.delivery import read_delivered_code
+    from issuer.keystore import KeyStore
+
+    cfg = _config(config_path)
+    code = read_delivered_code(cfg.delivery_file, KeyStore(cfg).delivery_ref(document))
+    if code is None:
+        raise click.ClickException(f"no code delivered to that document in {cfg.delivery_file}")
+    click.echo(code)
+
+
 @cli.command("anchor-worker")
 @config_option
 @click.option("--once", is_flag=True, help="Drain the outbox once and exit.")

@@ -100,6 +100,12 @@ class IssuerConfig:
         return self.key_dir / "health-authority.token"
 
     @property
+    def pseudonym_key_path(self) -> Path:
+        """HMAC key for the issuer's keyed hashes of document numbers and addresses
+        (rate-limit rows, development code delivery): 32 random bytes, mode 0600."""
+        return self.key_dir / "pseudonym.key"
+
+    @property
     def delivery_file(self) -> Path:
         return self.code_delivery_file or self.data_dir / "enrolment-codes.txt"
 

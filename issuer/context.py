@@ -50,7 +50,7 @@ class IssuerContext:
 
     def __post_init__(self) -> None:
         if self.delivery is None:
-            self.delivery = FileDelivery(self.config.delivery_file)
+            self.delivery = FileDelivery(self.config.delivery_file, self.keys.delivery_ref)
 
     @classmethod
     def open(

@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from ledger.private_files import private_sqlite, sqlite_path_of
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 30  # seconds a writer waits for the lock before failing
 # Execution option marking a connection that only reads: on SQLite its transaction
@@ -20,6 +22,11 @@ READ_ONLY = "hb_read_only"
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
+        path = sqlite_path_of(url)
+        if path is not None:
+            # issuer.db holds names, document numbers and password hashes: it exists
+            # 0600 before SQLite opens it, and its WAL / SHM files inherit that mode.
+            private_sqlite(path)
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
 
         @event.listens_for(engine, "connect")

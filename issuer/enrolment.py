@@ -1,7 +1,8 @@
 """Enrolment: a one-time code delivered out of band, then the wallet's device key.
 
 Attempts are rate-limited per document number and per client address (rows in
-`rate_events`, keyed by a hash so that no raw document number is stored there). A
+`rate_events`, keyed by an HMAC under the issuer's pseudonym key, so that neither a
+document number nor a brute-forceable unkeyed hash of one is stored there). A
 rate-limit event is committed before the check's outcome is known, so failed attempts
 count. Codes are stored salted and hashed; each is single-use and expires.
 """
@@ -34,10 +35,6 @@ CODE_DIGITS = 8  # decimal digits of a one-time code
 SALT_BYTES = 16
 HOLDER_ID_BYTES = 16  # bytes of randomness in an opaque holder id
 MAX_DEVICE_KEY_B64_CHARS = 256  # a P-256 SPKI is 91 bytes -> 122 base64url chars
-
-
-def _hash(*parts: str) -> str:
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
 
 
 def check_rate(ctx: IssuerContext, keys_limits: list[tuple[str, int]]) -> None:
@@ -73,8 +70,11 @@ def request_code(ctx: IssuerContext, document_number: str, client: str) -> tuple
     check_rate(
         ctx,
         [
-            (f"code-doc:{_hash(ctx.region, document_number)}", cfg.code_requests_per_doc),
-            (f"code-addr:{_hash(client)}", cfg.code_requests_per_addr),
+            (
+                f"code-doc:{ctx.keys.pseudonym('rate', ctx.region, document_number)}",
+                cfg.code_requests_per_doc,
+            ),
+            (f"code-addr:{ctx.keys.pseudonym('rate', client)}", cfg.code_requests_per_addr),
         ],
     )
     now = ctx.now()
@@ -121,8 +121,11 @@ def enrol(
     check_rate(
         ctx,
         [
-            (f"enrol-doc:{_hash(ctx.region, document_number)}", cfg.attempts_per_doc),
-            (f"enrol-addr:{_hash(client)}", cfg.attempts_per_addr),
+            (
+                f"enrol-doc:{ctx.keys.pseudonym('rate', ctx.region, document_number)}",
+                cfg.attempts_per_doc,
+            ),
+            (f"enrol-addr:{ctx.keys.pseudonym('rate', client)}", cfg.attempts_per_addr),
         ],
     )
     now = ctx.now()

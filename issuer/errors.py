@@ -93,6 +93,13 @@ class ConflictError(IssuerError):
     http_status = 409
 
 
+class ConversionSourceRevokedError(ConflictError):
+    """A converted holder's source credential was revoked in its home region: no
+    credential is issued here any more (the holder converts a valid one again)."""
+
+    code = "source_revoked"
+
+
 class PresentationRefusedError(IssuerError):
     """A cross-region presentation failed verification; `reason` names the check."""
 

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from credential.claims import HealthClaims, StatusBasis, StatusColour
-from credential.issue import credential_digest, sign_credential
+from credential.claims import HealthClaims, SourceRef, StatusBasis, StatusColour
+from credential.issue import credential_digest, is_current_format, sign_credential
 from credential.keys import SigningAlg
 from issuer import log_entries
 from issuer.context import IssuerContext
-from issuer.errors import ConflictError, SigningKeyError
+from issuer.errors import ConflictError, ConversionSourceRevokedError, SigningKeyError
 from issuer.masking import document_hint, mask_name
 from issuer.models import (
     Counter,
@@ -157,7 +157,12 @@ def resident_status(session: Session, resident_id: int, now: int) -> StatusDecis
 def holder_status(session: Session, holder: Holder, now: int) -> StatusDecision:
     if holder.resident_id is not None:
         return resident_status(session, holder.resident_id, now)
-    # A converted holder: the other region's decision, valid until that credential ends.
+    # A converted holder: the other region's decision, valid until that credential ends
+    # and only while that credential stands (issuer.lineage marks a revoked source).
+    if holder.source_revoked_at is not None:
+        raise ConversionSourceRevokedError(
+            f"the source credential in {holder.source_region} was revoked: convert a valid one"
+        )
     if holder.carried_until is None or holder.carried_until <= now:
         raise ConflictError("the converted credential has expired: convert again")
     return StatusDecision(
@@ -167,6 +172,16 @@ def holder_status(session: Session, holder: Holder, now: int) -> StatusDecision:
         holder.carried_until,
         StatusRule.OVERRIDE,
     )
+
+
+def source_of(holder: Holder) -> SourceRef | None:
+    """The `src` claim of a converted holder's credentials (None for a resident's)."""
+    if holder.resident_id is not None or holder.source_region is None:
+        return None
+    if holder.source_status_index is None:
+        # Converted before lineage was recorded: nothing to name, so nothing to issue.
+        raise ConversionSourceRevokedError("this conversion predates source lineage: convert again")
+    return SourceRef(holder.source_region, holder.source_status_index)
 
 
 def issue_credential(
@@ -217,11 +232,10 @@ def issue_many(
             not_before=now,
             expires_at=expires,
             colour=decision.colour,
-            basis=decision.basis,
-            basis_time=decision.basis_time,
             masked_name=masked,
             document_hint=hint,
             holder_key=holder.device_key,
+            source=source_of(holder),
         )
         jws = sign_credential(claims, private_key, alg)
         digest = credential_digest(jws)
@@ -269,8 +283,14 @@ def latest_active_row(session: Session, holder: Holder) -> CredentialRow | None:
 
 
 def fits_time(ctx: IssuerContext, row: CredentialRow, now: int) -> bool:
-    """Issued already and not within `refresh_before_s` of its expiry."""
-    return row.expires_at - now > ctx.config.refresh_before_s and row.issued_at <= now
+    """Issued already, not within `refresh_before_s` of its expiry, and in the current
+    credential format (a credential of an older format, which disclosed the status
+    basis, is replaced at the holder's next fetch instead of being handed out again)."""
+    return (
+        row.expires_at - now > ctx.config.refresh_before_s
+        and row.issued_at <= now
+        and is_current_format(row.jws)
+    )
 
 
 def reused(session: Session, row: CredentialRow) -> Issued:
@@ -320,7 +340,8 @@ def revoke_credential_row(
     row.state = "revoked"
     row.revoked_at = now
     row.revoke_reason = reason
-    entry = log_entries.credential_revoked(ctx.region, row.status_index, reason, now)
+    # The reason stays in this row (and the caller's audit record), not on the log.
+    entry = log_entries.credential_revoked(ctx.region, row.status_index, now)
     return add_outbox(session, "credential_revoked", str(row.status_index), entry, now)
 
 

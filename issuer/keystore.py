@@ -10,6 +10,8 @@ nothing about which key is active (see issuer.keymgmt).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 import threading
@@ -29,8 +31,11 @@ from credential.keys import (
 )
 from issuer.config import IssuerConfig
 from issuer.errors import ConfigError, SigningKeyError
+from ledger.private_files import load_or_create_secret
 
 SECRET_FILE_MODE = 0o600
+PSEUDONYM_KEY_BYTES = 32  # bytes; an HMAC-SHA256 key as long as the hash (RFC 2104 §3)
+PSEUDONYM_DOMAIN = "healthbridge/issuer/pseudonym/v1"
 TOKEN_BYTES = 32  # bytes of randomness in an API bearer token
 
 
@@ -64,6 +69,7 @@ class KeyStore:
     def __init__(self, config: IssuerConfig) -> None:
         self.config = config
         self._cache: dict[str, PrivateKey] = {}
+        self._pseudonym_key: bytes | None = None
         self._lock = threading.Lock()
 
     # root key -----------------------------------------------------------------------
@@ -98,6 +104,35 @@ class KeyStore:
         if not isinstance(key, ed25519.Ed25519PrivateKey):
             raise ConfigError("the ledger writer key must be Ed25519")
         return key
+
+    # keyed hashes -----------------------------------------------------------------------
+    def pseudonym_key(self) -> bytes:
+        """The issuer's HMAC key for pseudonyms of personal values, created on first use.
+
+        An unkeyed hash of a document number is no pseudonym: document numbers are few
+        and structured (a letter and eight digits), so every one can be hashed and
+        looked up in minutes. Under a secret key, the rows mean nothing without it.
+        """
+        with self._lock:
+            if self._pseudonym_key is None:
+                try:
+                    self._pseudonym_key = load_or_create_secret(
+                        self.config.pseudonym_key_path, PSEUDONYM_KEY_BYTES
+                    )
+                except OSError as e:
+                    raise ConfigError(f"pseudonym key {self.config.pseudonym_key_path}: {e}") from e
+            return self._pseudonym_key
+
+    def pseudonym(self, purpose: str, *parts: str) -> str:
+        """HMAC-SHA256 (RFC 2104) of the parts under the pseudonym key, 160 bits in hex.
+
+        `purpose` separates uses (a rate-limit row never equals a delivery reference)."""
+        message = "\x1f".join((PSEUDONYM_DOMAIN, purpose, *parts)).encode("utf-8")
+        return hmac.new(self.pseudonym_key(), message, hashlib.sha256).hexdigest()[:40]
+
+    def delivery_ref(self, document_number: str) -> str:
+        """How the development code delivery names a recipient (never the number)."""
+        return self.pseudonym("delivery", self.config.region, document_number)
 
     # API tokens -------------------------------------------------------------------------
     def create_token(self, path: Path) -> str:

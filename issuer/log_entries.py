@@ -23,12 +23,18 @@ def credential_anchored(
     )
 
 
-def credential_revoked(region: str, status_index: int, reason: str, effective_at: int) -> bytes:
+def credential_revoked(region: str, status_index: int, effective_at: int) -> bytes:
+    """The public revocation entry: index and time only, reason `unspecified` always.
+
+    Why a credential was revoked (a status change, fraud, a lost phone) is the issuer's
+    record (credential row, admin audit log), never the public log's: every QR shows
+    the status index, so a reason here would publish a named person's health event to
+    whoever once scanned their code."""
     return le.encode_entry(
         le.CredentialRevoked(
             region=region,
             status_index=status_index,
-            reason=le.RevocationReason(reason),
+            reason=le.RevocationReason.UNSPECIFIED,
             effective_at=effective_at,
         )
     )

@@ -80,6 +80,11 @@ class Holder(Base):
     carried_basis: Mapped[str | None] = mapped_column(String(16), nullable=True)
     carried_basis_time: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     carried_until: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # A converted holder's source credential (its region is `source_region`): named in
+    # every credential issued to this holder (`src` claim), re-checked on every refresh
+    # against the synced source log; set `source_revoked_at` once the source fell.
+    source_status_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    source_revoked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
     last_auth_ts: Mapped[int] = mapped_column(BigInteger, default=0)
 

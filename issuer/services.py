@@ -39,7 +39,13 @@ from ledger.entries import RevocationReason
 
 T = TypeVar("T")
 MAX_REASON_CHARS = 500
-REVOCATION_REASONS = frozenset(r.value for r in RevocationReason)
+# What an admin gives as the reason of a revocation (kept in the credential row and the
+# audit log). `unspecified` is what the public log says for every revocation, never a
+# reason an admin chooses; `source_revoked` is the issuer's own (issuer.lineage).
+REVOCATION_REASONS = frozenset(r.value for r in RevocationReason) - {
+    RevocationReason.UNSPECIFIED.value,
+    RevocationReason.SOURCE_REVOKED.value,
+}
 
 
 class Role(StrEnum):

@@ -70,7 +70,15 @@ class EntryType(StrEnum):
 
 
 class RevocationReason(StrEnum):
-    """Why a credential was revoked (no free text: nothing personal can slip in)."""
+    """Why a credential was revoked (no free text: nothing personal can slip in).
+
+    Issuers write UNSPECIFIED on the public log: a reason there (a status change) next
+    to a status index that every QR shows would tell anyone who once scanned a code
+    that its holder's health status changed. The reason stays in the issuer's records
+    and audit log. The other values remain decodable for entries already logged.
+    """
+
+    UNSPECIFIED = "unspecified"
 
     STATUS_CHANGE = "status_change"  # the holder's colour changed; a new one was issued
     SUPERSEDED = "superseded"
@@ -79,6 +87,7 @@ class RevocationReason(StrEnum):
     KEY_COMPROMISE = "key_compromise"
     FRAUD = "fraud"
     ADMINISTRATIVE = "administrative"
+    SOURCE_REVOKED = "source_revoked"  # a conversion whose source credential was revoked
 
 
 class KeyRevocationReason(StrEnum):

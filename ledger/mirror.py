@@ -392,4 +392,10 @@ class ValidatingMirror:
 
 def snapshot_of(state: LogState, size: int, key_entries: Sequence[bytes]) -> RevocationSnapshot:
     """The revocation snapshot a checkpoint of `size` commits to (ledger.revocation)."""
-    return RevocationSnapshot(state.region, size, frozenset(state.revoked), tuple(key_entries))
+    return RevocationSnapshot(
+        state.region,
+        size,
+        frozenset(state.revoked),
+        tuple(key_entries),
+        state.anchored.to_bitmap32(),
+    )

@@ -7,6 +7,9 @@ station needs, as of one tree size:
 - the revoked status indices, as a compressed bitmap (Roaring, portable format) —
   status indices are allocated densely by the issuer, so a bitmap beats both a hash
   list and a filter cascade;
+- the anchored status indices, the same way (format version 2): dense allocation makes
+  them a few runs, tens of kilobytes at ten million credentials, so a compact station
+  can refuse a credential whose status index was never anchored (`not_anchored`);
 - the key entries (KEY_ADDED / KEY_REVOKED leaves, verbatim: each carries the region
   root key's signature, so a station can check them on its own).
 
@@ -14,8 +17,9 @@ The snapshot's SHA-256 digest is committed in the region's checkpoint as an
 extension line (`REVOCATION_EXTENSION_PREFIX`), which the validating witnesses
 re-derive from the entries before they cosign; a station accepts a snapshot fetched
 from any node or mirror only when its digest matches a quorum-cosigned checkpoint.
-A `RevocationDelta` (the XOR of two bitmaps plus the new key entries) moves a
-station from one committed snapshot to the next and is checked against both digests.
+A `RevocationDelta` (the XOR of two revoked bitmaps, the newly anchored indices and the
+new key entries) moves a station from one committed snapshot to the next and is checked
+against both digests.
 
 Pure: bytes in, typed values or `RevocationError` out. No I/O, no clock, and no
 knowledge of the entry encoding (key entries are opaque bytes here).
@@ -29,13 +33,13 @@ import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from pyroaring import BitMap
+from pyroaring import BitMap, FrozenBitMap
 
 from ledger.errors import LedgerError
 
 SNAPSHOT_MAGIC = b"HBRS"
 DELTA_MAGIC = b"HBRD"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the anchored index set joined the snapshot and the delta
 DIGEST_SIZE = 32  # bytes, SHA-256
 MAX_REGION_BYTES = 8  # bytes; region ids are 2-8 capital letters
 MAX_KEY_ENTRIES = 4096  # key entries per region; rotations are rare
@@ -128,6 +132,19 @@ def _parse_keys(data: memoryview, pos: int) -> tuple[tuple[bytes, ...], int]:
     return tuple(keys), pos
 
 
+def _render_bitmap(bm: BitMap | FrozenBitMap) -> bytes:
+    raw = _bitmap_bytes(BitMap(bm))
+    return struct.pack(">I", len(raw)) + raw
+
+
+def _parse_sized_bitmap(data: memoryview, pos: int, what: str) -> tuple[FrozenBitMap, int]:
+    n, pos = _uint(data, pos, ">I", f"{what} length")
+    if n > MAX_BITMAP_BYTES:
+        raise RevocationError(f"{what} larger than {MAX_BITMAP_BYTES} bytes: {n}")
+    raw, pos = _take(data, pos, n, what)
+    return FrozenBitMap(_parse_bitmap(raw)), pos
+
+
 def _parse_tail_bitmap(data: memoryview, pos: int) -> BitMap:
     n, pos = _uint(data, pos, ">I", "bitmap length")
     if n > MAX_BITMAP_BYTES:
@@ -146,12 +163,20 @@ class RevocationSnapshot:
     tree_size: int
     revoked: frozenset[int] = field(default_factory=frozenset)
     key_entries: tuple[bytes, ...] = ()
+    anchored: FrozenBitMap = field(default_factory=FrozenBitMap)  # anchored status indices
 
     @classmethod
     def build(
-        cls, region: str, tree_size: int, revoked: Iterable[int], key_entries: Iterable[bytes]
+        cls,
+        region: str,
+        tree_size: int,
+        revoked: Iterable[int],
+        key_entries: Iterable[bytes],
+        anchored: Iterable[int] = (),
     ) -> RevocationSnapshot:
-        return cls(region, tree_size, frozenset(revoked), tuple(key_entries))
+        return cls(
+            region, tree_size, frozenset(revoked), tuple(key_entries), FrozenBitMap(anchored)
+        )
 
     def bitmap(self) -> BitMap:
         return BitMap(self.revoked)
@@ -165,6 +190,7 @@ class RevocationSnapshot:
                 _render_header(SNAPSHOT_MAGIC, self.region),
                 struct.pack(">Q", self.tree_size),
                 _render_keys(self.key_entries),
+                _render_bitmap(self.anchored),
                 struct.pack(">I", len(bm)),
                 bm,
             )
@@ -176,8 +202,9 @@ class RevocationSnapshot:
         region, pos = _parse_header(view, SNAPSHOT_MAGIC)
         size, pos = _uint(view, pos, ">Q", "tree size")
         keys, pos = _parse_keys(view, pos)
+        anchored, pos = _parse_sized_bitmap(view, pos, "anchored bitmap")
         bm = _parse_tail_bitmap(view, pos)
-        return cls(region, size, frozenset(bm), keys)
+        return cls(region, size, frozenset(bm), keys, anchored)
 
     def digest(self) -> bytes:
         return snapshot_digest(self.to_bytes())
@@ -213,6 +240,7 @@ class RevocationDelta:
     to_digest: bytes
     flipped: frozenset[int]
     new_key_entries: tuple[bytes, ...] = ()
+    newly_anchored: FrozenBitMap = field(default_factory=FrozenBitMap)
 
     def to_bytes(self) -> bytes:
         bm = _bitmap_bytes(BitMap(self.flipped))
@@ -223,6 +251,7 @@ class RevocationDelta:
                 self.from_digest,
                 self.to_digest,
                 _render_keys(self.new_key_entries),
+                _render_bitmap(self.newly_anchored),
                 struct.pack(">I", len(bm)),
                 bm,
             )
@@ -239,8 +268,11 @@ class RevocationDelta:
         from_digest, pos = _take(view, pos, DIGEST_SIZE, "from digest")
         to_digest, pos = _take(view, pos, DIGEST_SIZE, "to digest")
         keys, pos = _parse_keys(view, pos)
+        anchored, pos = _parse_sized_bitmap(view, pos, "anchored bitmap")
         bm = _parse_tail_bitmap(view, pos)
-        return cls(region, from_size, to_size, from_digest, to_digest, frozenset(bm), keys)
+        return cls(
+            region, from_size, to_size, from_digest, to_digest, frozenset(bm), keys, anchored
+        )
 
 
 def make_delta(old: RevocationSnapshot, new: RevocationSnapshot) -> RevocationDelta:
@@ -251,6 +283,8 @@ def make_delta(old: RevocationSnapshot, new: RevocationSnapshot) -> RevocationDe
         raise RevocationError(f"new size {new.tree_size} precedes old size {old.tree_size}")
     if new.key_entries[: len(old.key_entries)] != old.key_entries:
         raise RevocationError("key entries were rewritten, not appended")
+    if not old.anchored <= new.anchored:
+        raise RevocationError("anchored indices were removed: an anchor is forever")
     return RevocationDelta(
         old.region,
         old.tree_size,
@@ -259,6 +293,7 @@ def make_delta(old: RevocationSnapshot, new: RevocationSnapshot) -> RevocationDe
         new.digest(),
         old.revoked ^ new.revoked,
         new.key_entries[len(old.key_entries) :],
+        new.anchored - old.anchored,
     )
 
 
@@ -276,6 +311,7 @@ def apply_delta(old: RevocationSnapshot, delta: RevocationDelta) -> RevocationSn
         delta.to_size,
         old.revoked ^ delta.flipped,
         old.key_entries + delta.new_key_entries,
+        old.anchored | delta.newly_anchored,
     )
     found = new.digest()
     if found != delta.to_digest:

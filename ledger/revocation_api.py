@@ -87,7 +87,9 @@ class RevocationPublisher:
     def lines(self, state: LogState, size: int, new_entries: Sequence[bytes]) -> list[str]:
         """The extension lines for the checkpoint of `size` after `new_entries`."""
         keys = self.key_entries + [e for e in new_entries if is_key_entry(e)]
-        snap = RevocationSnapshot(self.region, size, frozenset(state.revoked), tuple(keys))
+        snap = RevocationSnapshot(
+            self.region, size, frozenset(state.revoked), tuple(keys), state.anchored.to_bitmap32()
+        )
         data = snap.to_bytes()
         digest = _sha256(data)
         with self._lock:

@@ -18,7 +18,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from ledger.errors import LedgerError
+from ledger.private_files import private_sqlite, sqlite_path_of
 
 HASH_BYTES = 32  # bytes, SHA-256
 TILE_WIDTH_HASHES = 256  # hashes per full tile (C2SP tlog-tiles)
@@ -175,13 +175,15 @@ def make_engine(url: str) -> Engine:
     """An engine for `url`, with SQLite tuned for one writer and many readers."""
     try:
         if url.startswith("sqlite"):
-            if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-                Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+            path = sqlite_path_of(url)
+            if path is not None:
+                # The file exists 0600 before SQLite opens it (its WAL and SHM follow).
+                private_sqlite(path)
             engine = sa.create_engine(url, connect_args={"check_same_thread": False})
             event.listen(engine, "connect", _sqlite_pragmas)
             return engine
         return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
-    except (SQLAlchemyError, ValueError) as e:
+    except (SQLAlchemyError, ValueError, OSError) as e:
         raise StorageError(f"cannot open database {redact(url)}: {e}") from e
 
 

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Protocol
 
 import requests
+from pyroaring import FrozenBitMap
 
 from credential.keys import SigningAlg
 from credential.trust import RegisteredKey
@@ -56,6 +57,8 @@ from ledger.entries import (
 from ledger.errors import LedgerError
 from ledger.merkle import HASH_SIZE, leaf_hash, node_hash
 from ledger.note import NoteVerifier
+from ledger.private_files import private_sqlite
+from ledger.revocation import MAX_STATUS_INDEX as MAX_STATUS_INDEX_32
 from ledger.revocation import (
     RevocationDelta,
     RevocationError,
@@ -268,6 +271,8 @@ CREATE TABLE IF NOT EXISTS anchors (
 
 
 def _connect(path: str | Path) -> sqlite3.Connection:
+    if str(path) != ":memory:":
+        private_sqlite(path)  # mode 0600 before SQLite creates it (WAL/SHM follow)
     conn = sqlite3.connect(str(path), timeout=10.0, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
@@ -643,6 +648,8 @@ class SyncedTrustState:
 
     def __init__(self, state_db_path: str | Path) -> None:
         self.conn = _connect(state_db_path)
+        # region -> (snapshot digest, anchored indices): parsed once per synced snapshot
+        self._anchored: dict[str, tuple[bytes, FrozenBitMap]] = {}
 
     def close(self) -> None:
         self.conn.close()
@@ -678,6 +685,30 @@ class SyncedTrustState:
             "SELECT synced_at FROM log_state WHERE region = ?", (region,)
         ).fetchone()
         return None if row is None or row[0] is None else int(row[0])
+
+    def anchors_known(self, region: str) -> bool:
+        """Full mode keeps the tree's right edge and every anchor; compact mode neither
+        (docs/ledger-protocol.md §8), so only a full-mode region answers True."""
+        row = self.conn.execute(
+            "SELECT size, frontier FROM log_state WHERE region = ?", (region,)
+        ).fetchone()
+        return row is not None and (int(row[0]) == 0 or len(row[1]) > 0)
+
+    def index_anchored(self, region: str, status_index: int) -> bool | None:
+        """Compact mode: whether the status index is among the anchored indices of the
+        region's committed snapshot (ledger.revocation format 2); None when this view
+        holds no snapshot of the region (full mode answers by digest instead)."""
+        row = self.conn.execute(
+            "SELECT digest, snapshot FROM compact_snapshot WHERE region = ?", (region,)
+        ).fetchone()
+        if row is None:
+            return None
+        digest = bytes(row[0])
+        cached = self._anchored.get(region)
+        if cached is None or cached[0] != digest:
+            anchored = RevocationSnapshot.from_bytes(bytes(row[1])).anchored
+            cached = self._anchored[region] = (digest, anchored)
+        return 0 <= status_index <= MAX_STATUS_INDEX_32 and status_index in cached[1]
 
     def tree_size(self, region: str) -> int:
         row = self.conn.execute("SELECT size FROM log_state WHERE region = ?", (region,)).fetchone()

@@ -44,6 +44,7 @@ from ledger.consortium import Consortium, Member
 from ledger.errors import LedgerError, TileError
 from ledger.mirror import MirrorStore, ValidatingMirror, origin_hash
 from ledger.note import NoteSigner, SignedNote
+from ledger.private_files import private_sqlite, sqlite_path_of
 from ledger.revocation_api import bad_digest, immutable, not_found, parse_digest
 from ledger.witness import (
     MAX_REQUEST_BYTES,
@@ -68,6 +69,9 @@ ProofSource = Callable[[int, int], list[bytes]]
 def make_engine(url: str) -> sa.Engine:
     """An engine for the witness and mirror tables; SQLite waits on a busy writer."""
     if url.startswith("sqlite"):
+        path = sqlite_path_of(url)
+        if path is not None:
+            private_sqlite(path)  # mode 0600 before SQLite creates it
         return sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
     return sa.create_engine(url, pool_pre_ping=True)
 

@@ -91,7 +91,9 @@ class IssuerApi(Protocol):
         self, holder_id: str, device_key: ec.EllipticCurvePrivateKey, now: int
     ) -> IssuedCredential: ...
 
-    def convert(self, presentation: str) -> IssuedCredential: ...
+    def convert(
+        self, presentation: str, device_public_der: bytes | None = None
+    ) -> IssuedCredential: ...
 
 
 def _issued(body: dict[str, Any], holder_id: str | None = None) -> IssuedCredential:
@@ -198,5 +200,12 @@ class HttpIssuer:
         data = self._call("GET", path, 200, headers={"Authorization": auth})
         return _issued(data, holder_id=holder_id)
 
-    def convert(self, presentation: str) -> IssuedCredential:
-        return _issued(self._call("POST", "/v1/conversion", 201, {"presentation": presentation}))
+    def convert(
+        self, presentation: str, device_public_der: bytes | None = None
+    ) -> IssuedCredential:
+        body = {"presentation": presentation}
+        if device_public_der is not None:
+            # The wallet's key for the new region; the presentation binds its
+            # conversion challenge (credential.presentation.conversion_challenge).
+            body["device_key"] = b64url(device_public_der)
+        return _issued(self._call("POST", "/v1/conversion", 201, body))

@@ -42,6 +42,16 @@ MAX_KEY_FILE_BYTES = 16 * 1024  # bytes; a P-256 PEM is under 1 KiB
 ENCRYPTED_PEM_MARKER = b"ENCRYPTED"  # PKCS#8 EncryptedPrivateKeyInfo label (RFC 7468 §11)
 
 
+PENDING_KEY_FILE = "device_key.pending.pem"  # a key made for an enrolment in progress
+
+
+def region_key_name(region: str) -> str:
+    """`device_key.<REGION>.pem`; regions are 2-8 capital letters (no path characters)."""
+    if not (2 <= len(region) <= 8 and region.isascii() and region.isupper() and region.isalpha()):
+        raise DeviceKeyCorruptError(f"not a region id: {region!r}")
+    return f"device_key.{region}.pem"
+
+
 def ensure_wallet_dir(path: Path) -> Path:
     """Create the wallet folder (mode 0700) if needed and return it."""
     try:
@@ -75,10 +85,24 @@ class DeviceKey:
 class DeviceKeyFile:
     """The device key file in one wallet folder."""
 
-    def __init__(self, wallet_dir: Path, passphrase: bytes | None = None) -> None:
-        self.path = wallet_dir / DEVICE_KEY_FILE
+    def __init__(
+        self, wallet_dir: Path, passphrase: bytes | None = None, name: str = DEVICE_KEY_FILE
+    ) -> None:
+        self.path = wallet_dir / name
         self._wallet_dir = wallet_dir
         self._passphrase = passphrase
+
+    def for_region(self, region: str) -> DeviceKeyFile:
+        """The key file of one region's credential in the same folder (same passphrase):
+        each region's credential names its own device key, so that two regions' codes
+        of one person share nothing a camera can read."""
+        return self.sibling(region_key_name(region))
+
+    def sibling(self, name: str) -> DeviceKeyFile:
+        return DeviceKeyFile(self._wallet_dir, self._passphrase, name)
+
+    def rename_to(self, other: DeviceKeyFile) -> None:
+        os.replace(self.path, other.path)
 
     def exists(self) -> bool:
         return self.path.exists()

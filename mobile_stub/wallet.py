@@ -21,10 +21,10 @@ from pathlib import Path
 from credential.claims import HealthClaims
 from credential.errors import CredentialError
 from credential.issue import read_claims_unverified
-from credential.presentation import WINDOW_SECONDS, make_presentation
+from credential.presentation import WINDOW_SECONDS, conversion_challenge, make_presentation
 from credential.presentation import window_of as proof_window
 from mobile_stub.client import CodeDelivery, IssuedCredential, IssuerApi
-from mobile_stub.device import DeviceKey, DeviceKeyFile
+from mobile_stub.device import PENDING_KEY_FILE, DeviceKey, DeviceKeyFile
 from mobile_stub.errors import (
     CredentialExpiredError,
     IssuerProtocolError,
@@ -48,14 +48,14 @@ def refresh_due(now: float, issued_at: int, expires_at: int) -> bool:
 
 @dataclass(frozen=True)
 class WalletView:
-    """What the resident sees for one region: from the credential's own claims."""
+    """What the resident sees for one region: from the credential's own claims, and the
+    basis of the status from the issuer's answer (the credential does not carry it)."""
 
     region: str
     masked_name: str
     document_hint: str
     colour: str
     basis: str
-    basis_time: int | None
     not_before: int
     expires_at: int
     issuer_url: str
@@ -133,8 +133,7 @@ class Wallet:
             masked_name=c.masked_name,
             document_hint=c.document_hint,
             colour=str(c.colour),
-            basis=str(c.basis),
-            basis_time=c.basis_time,
+            basis=entry.status.basis,
             not_before=c.not_before,
             expires_at=c.expires_at,
             issuer_url=entry.issuer_url,
@@ -154,7 +153,7 @@ class Wallet:
                 f"the {view.region} credential expired at {view.expires_at} (Unix time); "
                 "run `healthbridge wallet refresh` while online"
             )
-        device = self.key_file.load()
+        device = self.key_file_for(entry.region).load()
         start, end = window_of(now)
         try:
             text = make_presentation(entry.credential, device.private_key, now, challenge)
@@ -169,18 +168,35 @@ class Wallet:
     def request_code(self, issuer: IssuerApi, document_number: str) -> CodeDelivery:
         return issuer.request_code(document_number)
 
+    def key_file_for(self, region: str) -> DeviceKeyFile:
+        """The device key of `region`'s credential: its own key file when the wallet
+        made one (conversion, a second enrolment), else the enrolment key."""
+        own = self.key_file.for_region(region)
+        return own if own.exists() else self.key_file
+
     def enrol(
         self, issuer: IssuerApi, document_number: str, code: str, now: float
     ) -> StoredCredential:
-        """Enrol with an issuer: reuse the device key (or make one), store the credential."""
-        device = self.key_file.load_or_create()
+        """Enrol with an issuer and store the credential. The first enrolment makes the
+        wallet's key; a later one (another region, or again) gets a key of its own, so
+        no two of the wallet's credentials name one device key."""
+        if not self.key_file.exists() or not self.store.load().entries:
+            device = self.key_file.load_or_create()
+            issued = issuer.enrol(document_number, code, device.public_der)
+            return self._store(issued, issuer.base_url, device, now)
+        pending = self.key_file.sibling(PENDING_KEY_FILE)
+        if pending.exists():
+            pending.path.unlink()
+        device = pending.create()
         issued = issuer.enrol(document_number, code, device.public_der)
-        return self._store(issued, issuer.base_url, device, now)
+        entry = self._store(issued, issuer.base_url, device, now)
+        pending.rename_to(self.key_file.for_region(entry.region))
+        return entry
 
     def refresh(self, issuer: IssuerApi, now: float, region: str | None = None) -> RefreshResult:
         """Ask the issuer for the current credential (device-signed); store it if new."""
         entry = self.entry(region)
-        device = self.key_file.load()
+        device = self.key_file_for(entry.region).load()
         issued = issuer.fetch_credential(entry.holder_id, device.private_key, int(now))
         if issued.credential == entry.credential and issued.status == entry.status:
             return RefreshResult(region=entry.region, changed=False, entry=entry)
@@ -190,13 +206,19 @@ class Wallet:
     def convert(
         self, issuer: IssuerApi, now: float, to_region: str, from_region: str | None = None
     ) -> StoredCredential:
-        """Present the home credential to another region's issuer and store its answer."""
+        """Present the home credential to another region's issuer and store its answer.
+
+        The new credential is bound to a device key of its own for `to_region`, endorsed
+        by the presented credential's key through the conversion challenge
+        (`credential.presentation.conversion_challenge`)."""
         source = self.entry(from_region)
         if source.region == to_region:
             raise NotEnrolledError(f"the wallet's {to_region} credential is already that region's")
-        shown = self.show(now, source.region)
-        issued = issuer.convert(shown.qr_text)
-        device = self.key_file.load()
+        target = self.key_file.for_region(to_region)
+        device = target.load_or_create()
+        challenge = conversion_challenge(device.public_der)
+        shown = self.show(now, source.region, challenge=challenge)
+        issued = issuer.convert(shown.qr_text, device.public_der)
         return self._store(issued, issuer.base_url, device, now, expect_region=to_region)
 
     def _store(

@@ -132,8 +132,6 @@ def _view_json(view: WalletView) -> dict[str, Any]:
         "colour_text": gettext(COLOUR_WORDS[view.colour]) if view.colour in COLOUR_WORDS else "",
         "basis": view.basis,
         "basis_text": gettext(BASIS_WORDS[view.basis]) if view.basis in BASIS_WORDS else "",
-        "basis_time": view.basis_time,
-        "basis_time_text": _when(view.basis_time),
         "not_before": view.not_before,
         "expires_at": view.expires_at,
         "expires_text": _when(view.expires_at),

@@ -56,7 +56,16 @@ def cli() -> None:
     help="The kiosk's language: en, zh-Hans, zh-Hant or pt (staff can switch it later).",
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing station configuration.")
-def init(consortium_file: Path, station_dir: Path, name: str, language: str, force: bool) -> None:
+@click.option(
+    "--replay",
+    default="memory",
+    show_default=True,
+    help='Replay memory: "memory" (this station alone) or a redis:// URL shared by the '
+    "checkpoint's lanes.",
+)
+def init(
+    consortium_file: Path, station_dir: Path, name: str, language: str, force: bool, replay: str
+) -> None:
     """Create a station folder: trust root, configuration, empty state and scan log."""
     from credential.languages import LanguageError, parse_language
     from ledger.consortium import load_consortium
@@ -75,7 +84,7 @@ def init(consortium_file: Path, station_dir: Path, name: str, language: str, for
             raise click.ClickException(f"{d.config} exists; pass --force to overwrite")
         d.root.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(consortium_file, d.consortium)
-        d.config.write_text(render_config(StationConfig(name=name, language=lang)))
+        d.config.write_text(render_config(StationConfig(name=name, replay=replay, language=lang)))
         ScanLog(d.scan_log).close()
     except (VerifierError, ValueError, OSError) as e:
         raise _fail(e) from e
@@ -224,10 +233,13 @@ def scan(
     if syncer is not None:
         background = BackgroundSync(syncer, config.sync_interval_s)
         background.start()
+    from verifier.replay import replay_guard_for
+
+    guard = replay_guard_for(config.replay)
     # The scan loop hands records over; a thread of their own commits them.
     writer = ScanLogWriter(log)
     station = Station(
-        verify=presentation_verifier(lambda: trust, config.policy),
+        verify=presentation_verifier(lambda: trust, config.policy, guard),
         log=writer,
         syncer=syncer,
         deduper=Deduper(config.dedupe_s),
@@ -252,6 +264,7 @@ def scan(
             sync_ages=lambda: sync_ages(d.state_db, time.time(), regions),
             online=lambda: None if syncer is None else syncer.online,
             alarm=lambda: None if syncer is None else syncer.fork_alarm,
+            replay=guard.status,
             max_sync_age_s=config.policy.max_sync_age_s,
             language=config.language,
             on_language=lambda lang: save_language(d, lang),

@@ -43,6 +43,9 @@ class StationConfig:
     sync_interval_s: int = DEFAULT_SYNC_INTERVAL_S
     kiosk_port: int = DEFAULT_KIOSK_PORT
     dedupe_s: float = DEFAULT_DEDUPE_S
+    # Replay memory: "memory" (this station alone) or a redis:// URL shared by the
+    # checkpoint's lanes (verifier.replay).
+    replay: str = "memory"
     language: Language = DEFAULT_LANGUAGE  # the kiosk's language; staff may switch it
 
     def __post_init__(self) -> None:
@@ -56,6 +59,9 @@ class StationConfig:
             raise StationConfigError(f"kiosk_port: expected 1-65535, found {self.kiosk_port}")
         if not 0 < self.dedupe_s <= 60:
             raise StationConfigError(f"dedupe_s: expected 0-60 seconds, found {self.dedupe_s}")
+        from verifier.replay import parse_replay_setting
+
+        parse_replay_setting(self.replay)
 
 
 def render_config(c: StationConfig) -> str:
@@ -65,6 +71,7 @@ def render_config(c: StationConfig) -> str:
         "sync_interval_s": c.sync_interval_s,
         "kiosk_port": c.kiosk_port,
         "dedupe_s": c.dedupe_s,
+        "replay": c.replay,
         "language": c.language.value,
         "policy": {
             "max_sync_age_s": c.policy.max_sync_age_s,
@@ -121,6 +128,8 @@ def parse_config(data: str | bytes) -> StationConfig:
         sync_interval_s=_get(doc, "sync_interval_s", int, ""),
         kiosk_port=_get(doc, "kiosk_port", int, ""),
         dedupe_s=float(_get(doc, "dedupe_s", (int, float), "")),
+        # Optional: files written before shared replay memory existed keep their meaning.
+        replay=_get(doc, "replay", str, "") if "replay" in doc else "memory",
     )
 
 

@@ -77,6 +77,12 @@ def _keep_language(_: Language) -> None:
     return None
 
 
+def _replay_json(status: Any) -> dict[str, Any] | None:
+    if status is None:
+        return None
+    return {"shared": status.shared, "degraded": status.degraded, "detail": status.detail}
+
+
 @dataclass
 class KioskState:
     """What the page shows, written by the scan loop and read by request threads."""
@@ -85,6 +91,7 @@ class KioskState:
     sync_ages: Callable[[], Mapping[str, int | None]] = _no_sync_info
     online: Callable[[], bool | None] = lambda: None
     alarm: Callable[[], str | None] = lambda: None  # e.g. a ledger fork seen by the sync
+    replay: Callable[[], Any] = lambda: None  # verifier.replay.ReplayStatus, if any
     max_sync_age_s: int = DEFAULT_MAX_SYNC_AGE_S
     clock: Callable[[], float] = time.time
     language: Language = DEFAULT_LANGUAGE
@@ -174,6 +181,7 @@ class KioskState:
             "stale_regions": stale,
             "online": self.online(),
             "alarm": self.alarm(),
+            "replay": _replay_json(self.replay()),
             "camera": {
                 "live": live,
                 # since when the view is dark: the last frame, or the kiosk's start
@@ -265,6 +273,14 @@ def localise(snap: dict[str, Any], language: Language) -> dict[str, Any]:
         )
     else:
         out["fork_alarm"] = None
+    replay = snap.get("replay")
+    if replay and replay.get("degraded"):
+        # Shared replay memory down: this lane alone remembers the codes it saw.
+        out["replay_text"] = gettext(
+            "Replay check: this lane only (%(detail)s)", detail=replay.get("detail") or ""
+        )
+    else:
+        out["replay_text"] = None
     cam = dict(snap["camera"])
     if cam["live"]:
         cam["text"] = None

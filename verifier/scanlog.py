@@ -1,25 +1,36 @@
 """The station's scan log: one SQLite row per verdict, with no personal data.
 
 What it does: records when a code was scanned, the decision, the reason codes, the
-issuing region, a short prefix of the credential digest (enough to find the anchor on
-the ledger again, not enough to identify anyone without the issuer) and how old the
-station's sync was. It reads back the most recent rows for the kiosk and exports the
-whole log as CSV, so checks made offline can be re-checked after the next sync.
+issuing region, a *scan reference* and how old the station's sync was. It reads back
+the most recent rows for the kiosk and exports the whole log as CSV.
+
+The scan reference is HMAC-SHA256 (RFC 2104) of the credential digest prefix under a
+per-station secret (`scans.key`, 32 random bytes, mode 0600, next to the database),
+truncated to 64 bits. At this station, whoever holds the key can tell whether a given
+credential (shown again, or its digest) was scanned and when. Anywhere else the
+reference matches nothing: the credential digest is on the public ledger and in the
+issuer's database, so an unkeyed digest or prefix here would join a scan to an anchor
+and from there to a named resident in one query. Two stations' logs do not join either:
+each has its own key.
 
 `ScanLogWriter` puts the writes on a thread of their own: the scan loop hands a record
 over and goes on to the next frame, while the writer commits whatever has queued up
 in one transaction (a commit costs milliseconds, and more when the disk is busy or
 an export holds the database).
 
-What it does not do: store names, document hints, colours of named people, the QR text
-or the credential itself — none of those ever reach this module's API.
+What it does not do: store names, document hints, colours of named people, the QR text,
+the credential or its digest — none of those ever reach this module's API.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import hmac
 import logging
+import os
 import queue
+import secrets
 import sqlite3
 import threading
 import time
@@ -27,13 +38,17 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ledger.private_files import PRIVATE_FILE_MODE, load_or_create_secret, private_sqlite
 from verifier.errors import ScanLogError
 
 log = logging.getLogger(__name__)
 MAX_PENDING_RECORDS = 10_000  # records queued for the writer before append() waits
 WRITE_RETRY_S = 1.0  # seconds before the writer retries a batch the database refused
-DIGEST_PREFIX_CHARS = 16  # hex characters (64 bits) of the SHA-256 credential digest
-CSV_COLUMNS = ("scanned_at", "decision", "reasons", "region", "digest_prefix", "sync_age_s")
+SCAN_REF_CHARS = 16  # hex characters (64 bits) of the keyed scan reference
+SCAN_KEY_SUFFIX = ".key"  # the station's scan-log key sits next to its database
+SCAN_KEY_BYTES = 32  # bytes; HMAC-SHA256 key as long as the hash (RFC 2104 §3)
+SCAN_REF_DOMAIN = b"healthbridge/scan-log/v1\n"  # domain separation for the HMAC input
+CSV_COLUMNS = ("scanned_at", "decision", "reasons", "region", "scan_ref", "sync_age_s")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS scans (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -41,10 +56,21 @@ CREATE TABLE IF NOT EXISTS scans (
     decision TEXT NOT NULL,
     reasons TEXT NOT NULL,
     region TEXT,
-    digest_prefix TEXT,
+    scan_ref TEXT,
     sync_age_s INTEGER
 )
 """
+
+
+def scan_ref(key: bytes, digest_prefix: str) -> str:
+    """The keyed reference of a credential at one station: HMAC-SHA256(key, domain ||
+    digest prefix), first 64 bits in hex. `digest_prefix` is the verdict's hex prefix."""
+    mac = hmac.new(key, SCAN_REF_DOMAIN + digest_prefix.encode("ascii"), hashlib.sha256)
+    return mac.hexdigest()[:SCAN_REF_CHARS]
+
+
+def scan_key_path(db_path: str | Path) -> Path:
+    return Path(db_path).with_suffix(SCAN_KEY_SUFFIX)
 
 
 @dataclass(frozen=True)
@@ -55,15 +81,16 @@ class ScanRecord:
     decision: str
     reasons: tuple[str, ...]
     region: str | None
-    digest_prefix: str | None
+    scan_ref: str | None  # keyed reference (`scan_ref`), never the digest itself
     sync_age_s: int | None
 
     def __post_init__(self) -> None:
-        if self.digest_prefix is not None and len(self.digest_prefix) > DIGEST_PREFIX_CHARS:
-            # Only a prefix ever goes to disk; a longer value is a caller bug, not data.
+        if self.scan_ref is not None and len(self.scan_ref) > SCAN_REF_CHARS:
+            # Only a truncated keyed reference ever goes to disk; anything longer is a
+            # caller bug (a digest passed by mistake), not data.
             raise ScanLogError(
-                f"digest prefix must be at most {DIGEST_PREFIX_CHARS} characters, "
-                f"found {len(self.digest_prefix)}"
+                f"scan reference must be at most {SCAN_REF_CHARS} characters, "
+                f"found {len(self.scan_ref)}"
             )
         for r in self.reasons:
             if "," in r:
@@ -71,19 +98,48 @@ class ScanRecord:
 
 
 class ScanLog:
-    """The SQLite-backed log; safe to share between the scan loop and the kiosk thread."""
+    """The SQLite-backed log; safe to share between the scan loop and the kiosk thread.
 
-    def __init__(self, path: str | Path = ":memory:") -> None:
+    The database and its key file are created with mode 0600. An in-memory log uses a
+    random key that lives as long as the object.
+    """
+
+    def __init__(self, path: str | Path = ":memory:", key: bytes | None = None) -> None:
         self.path = str(path)
         try:
+            if self.path != ":memory:":
+                if not Path(self.path).parent.is_dir():
+                    raise ScanLogError(f"cannot open the scan log at {self.path}: no folder")
+                private_sqlite(self.path)
+                key = key or load_or_create_secret(scan_key_path(self.path), SCAN_KEY_BYTES)
+            self._key = key or secrets.token_bytes(SCAN_KEY_BYTES)
             self._db = sqlite3.connect(self.path, check_same_thread=False)
+            self._db.execute("PRAGMA secure_delete=ON")  # deleted rows are zeroed on disk
             if self.path != ":memory:":
                 self._db.execute("PRAGMA journal_mode=WAL")
+            self._migrate()
             self._db.execute(_SCHEMA)
             self._db.commit()
+        except OSError as e:
+            raise ScanLogError(f"cannot open the scan log at {self.path}: {e}") from e
         except sqlite3.Error as e:
             raise ScanLogError(f"cannot open the scan log at {self.path}: {e}") from e
         self._lock = threading.Lock()
+
+    def _migrate(self) -> None:
+        """Logs written before the keyed reference held a plain digest prefix, which
+        joins to the ledger and the issuer: erase those values, keep the rows."""
+        cols = [r[1] for r in self._db.execute("PRAGMA table_info(scans)").fetchall()]
+        if "digest_prefix" in cols:
+            self._db.execute("UPDATE scans SET digest_prefix = NULL")
+            self._db.execute("ALTER TABLE scans RENAME COLUMN digest_prefix TO scan_ref")
+            self._db.commit()
+            # Rewrite the file so the erased values do not linger in free pages.
+            self._db.execute("VACUUM")
+
+    def ref(self, digest_prefix: str | None) -> str | None:
+        """This station's keyed reference for a verdict's digest prefix."""
+        return None if digest_prefix is None else scan_ref(self._key, digest_prefix)
 
     def append(self, record: ScanRecord) -> None:
         self.append_many((record,))
@@ -96,7 +152,7 @@ class ScanLog:
                 r.decision,
                 ",".join(r.reasons),
                 r.region,
-                r.digest_prefix,
+                r.scan_ref,
                 r.sync_age_s,
             )
             for r in records
@@ -105,7 +161,7 @@ class ScanLog:
             try:
                 with self._db:  # commits, or rolls back on error
                     self._db.executemany(
-                        "INSERT INTO scans (scanned_at, decision, reasons, region, digest_prefix,"
+                        "INSERT INTO scans (scanned_at, decision, reasons, region, scan_ref,"
                         " sync_age_s) VALUES (?, ?, ?, ?, ?, ?)",
                         rows,
                     )
@@ -118,27 +174,27 @@ class ScanLog:
                 rows = self._db.execute(sql, tuple(args)).fetchall()
             except sqlite3.Error as e:
                 raise ScanLogError(f"cannot read the scan log at {self.path}: {e}") from e
-        for at, decision, reasons, region, prefix, age in rows:
+        for at, decision, reasons, region, ref, age in rows:
             yield ScanRecord(
                 float(at),
                 str(decision),
                 tuple(r for r in str(reasons).split(",") if r),
                 region,
-                prefix,
+                ref,
                 None if age is None else int(age),
             )
 
     def recent(self, limit: int = 10) -> list[ScanRecord]:
         """The newest `limit` records, newest first."""
         sql = (
-            "SELECT scanned_at, decision, reasons, region, digest_prefix, sync_age_s"
+            "SELECT scanned_at, decision, reasons, region, scan_ref, sync_age_s"
             " FROM scans ORDER BY id DESC LIMIT ?"
         )
         return list(self._rows(sql, (limit,)))
 
     def all(self) -> list[ScanRecord]:
         sql = (
-            "SELECT scanned_at, decision, reasons, region, digest_prefix, sync_age_s"
+            "SELECT scanned_at, decision, reasons, region, scan_ref, sync_age_s"
             " FROM scans ORDER BY id"
         )
         return list(self._rows(sql))
@@ -151,7 +207,9 @@ class ScanLog:
         """Write every record to `out` as CSV (header row first); returns the row count."""
         records = self.all()
         try:
-            with open(out, "w", newline="", encoding="utf-8") as f:
+            # 0600 like the log itself: the operator decides whom to hand it to.
+            fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
+            with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
                 w = csv.writer(f)
                 w.writerow(CSV_COLUMNS)
                 for r in records:
@@ -161,7 +219,7 @@ class ScanLog:
                             r.decision,
                             " ".join(r.reasons),
                             r.region or "",
-                            r.digest_prefix or "",
+                            r.scan_ref or "",
                             "" if r.sync_age_s is None else r.sync_age_s,
                         ]
                     )
@@ -189,6 +247,10 @@ class ScanLogWriter:
         self._queue: queue.Queue[ScanRecord | None] = queue.Queue(maxsize=max_pending)
         self._thread = threading.Thread(target=self._run, name="scan-log-writer", daemon=True)
         self._thread.start()
+
+    def ref(self, digest_prefix: str | None) -> str | None:
+        """The log's keyed reference (computed here, no I/O)."""
+        return self.log.ref(digest_prefix)
 
     def append(self, record: ScanRecord) -> None:
         self._queue.put(record)
@@ -244,7 +306,7 @@ def read_csv(path: str | Path) -> list[ScanRecord]:
     for n, row in enumerate(rows[1:], start=2):
         if len(row) != len(CSV_COLUMNS):
             raise ScanLogError(f"line {n}: expected {len(CSV_COLUMNS)} fields, found {len(row)}")
-        at, decision, reasons, region, prefix, age = row
+        at, decision, reasons, region, ref, age = row
         try:
             out.append(
                 ScanRecord(
@@ -252,7 +314,7 @@ def read_csv(path: str | Path) -> list[ScanRecord]:
                     decision,
                     tuple(reasons.split()),
                     region or None,
-                    prefix or None,
+                    ref or None,
                     int(age) if age else None,
                 )
             )

@@ -30,11 +30,15 @@ from credential.verdict import DEFAULT_POLICY, Decision, StationPolicy, Verdict,
 from verifier.decode import DEFAULT_LIMITS, DecodedCode, DecodeLimits, decode_frame
 from verifier.errors import DecodeInputError
 from verifier.frames import Frame, FrameSource
-from verifier.scanlog import DIGEST_PREFIX_CHARS, ScanRecord
+from verifier.scanlog import ScanRecord
 
 DEDUPE_SECONDS = 4.0  # seconds a code must be out of view before it is reported again
 DEDUPE_CAPACITY = 256  # distinct codes remembered at once
-SYNC_REASONS = frozenset({Reason.STATION_NEEDS_SYNC, Reason.REVOCATION_UNKNOWN})
+SYNC_REASONS = frozenset(
+    {Reason.STATION_NEEDS_SYNC, Reason.REVOCATION_UNKNOWN, Reason.NOT_YET_ANCHORED}
+)
+# Reasons reached after the holder-proof step: the replay guard already holds the proof.
+PAST_PROOF_REASONS = frozenset({Reason.REVOCATION_UNKNOWN, Reason.NOT_YET_ANCHORED})
 
 # (payload, reference time, use the replay guard) -> verdict
 Verify = Callable[[bytes, float, bool], Verdict]
@@ -66,6 +70,8 @@ class RecordSink(Protocol):
 
     def append(self, record: ScanRecord) -> None: ...
 
+    def ref(self, digest_prefix: str | None) -> str | None: ...
+
 
 class Syncer(Protocol):
     """Brings the station's trust state up to date; False when offline or failing."""
@@ -84,6 +90,9 @@ class ScanEvent:
     decode_ms: float
     verify_ms: float
     synced: bool = False  # a sync ran because of this scan
+    # This station's keyed reference of the credential (verifier.scanlog.scan_ref):
+    # what the scan log and the headless output carry instead of any digest.
+    scan_ref: str | None = None
 
     def to_json(self, include_holder: bool = False) -> dict[str, Any]:
         """A JSON-ready summary. Holder fields (masked name, document hint) only when
@@ -96,7 +105,7 @@ class ScanEvent:
             "message": describe(v.reasons[0]) if v.reasons else "",
             "colour": v.colour.value if v.colour else None,
             "region": v.region,
-            "digest_prefix": v.digest_prefix,
+            "scan_ref": self.scan_ref,
             "sync_age_s": v.sync_age_s,
             "decode_ms": round(self.decode_ms, 2),
             "verify_ms": round(self.verify_ms, 2),
@@ -105,22 +114,20 @@ class ScanEvent:
             out["holder"] = {
                 "masked_name": v.display.masked_name,
                 "document_hint": v.display.document_hint,
-                "basis": v.display.basis.value,
                 "expires_at": v.display.expires_at,
             }
         return out
 
 
 def record_of(event: ScanEvent) -> ScanRecord:
-    """The scan-log row for an event: no holder fields, a digest prefix only."""
+    """The scan-log row for an event: no holder fields, the keyed reference only."""
     v = event.verdict
-    prefix = v.digest_prefix[:DIGEST_PREFIX_CHARS] if v.digest_prefix else None
     return ScanRecord(
         scanned_at=event.at,
         decision=v.decision.value,
         reasons=tuple(r.value for r in v.reasons),
         region=v.region,
-        digest_prefix=prefix,
+        scan_ref=event.scan_ref,
         sync_age_s=v.sync_age_s,
     )
 
@@ -172,10 +179,11 @@ class Station:
         # The station lacks data for this code: one sync, then one more verification.
         if not self.syncer.sync_now(verdict.region):
             return verdict, False
-        # A verdict of REVOCATION_UNKNOWN got past the holder-proof step, so the replay
-        # guard already recorded this proof: checking it again would call this very
-        # scan a replay. STATION_NEEDS_SYNC stopped before that step: guard it now.
-        use_guard = Reason.REVOCATION_UNKNOWN not in verdict.reasons
+        # A verdict of REVOCATION_UNKNOWN or NOT_YET_ANCHORED got past the holder-proof
+        # step, so the replay guard already recorded this proof: checking it again would
+        # call this very scan a replay. STATION_NEEDS_SYNC stopped before that step:
+        # guard it now.
+        use_guard = not PAST_PROOF_REASONS.intersection(verdict.reasons)
         return self.verify(data, now, use_guard), True
 
     def process(self, frame: Frame) -> list[ScanEvent]:
@@ -200,7 +208,8 @@ class Station:
             with self._lock:
                 verdict, synced = self._verify_with_sync(code.data, now)
             verify_ms = (time.perf_counter() - t0) * 1000.0
-            event = ScanEvent(now, verdict, code, frame.index, decode_ms, verify_ms, synced)
+            ref = self.log.ref(verdict.digest_prefix) if self.log is not None else None
+            event = ScanEvent(now, verdict, code, frame.index, decode_ms, verify_ms, synced, ref)
             if self.log is not None:
                 self.log.append(record_of(event))
             for listener in self.listeners:

@@ -35,6 +35,10 @@ from ledger.sync import (
 log = logging.getLogger(__name__)
 
 MISS_RETRY_S = 15.0  # seconds after a failed sync before a scan may trigger another
+# Seconds between two scan-prompted syncs of one region: a queue of freshly issued codes
+# costs the sources one sync per second at most, and the second code of a burst is
+# admitted by the first one's sync.
+ON_DEMAND_MIN_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,7 @@ class LedgerSyncer:
         self._lock = threading.Lock()
         self.last: SyncOutcome | None = None
         self.fork_alarm: str | None = None
+        self._on_demand_at: dict[str | None, float] = {}
 
     @property
     def online(self) -> bool | None:
@@ -95,8 +100,13 @@ class LedgerSyncer:
     def sync_now(self, region: str | None) -> bool:
         """Syncer protocol: a sync prompted by a scan, skipped while known offline."""
         last = self.last
-        if last is not None and not last.ok and self._clock() - last.at < MISS_RETRY_S:
+        now = self._clock()
+        if last is not None and not last.ok and now - last.at < MISS_RETRY_S:
             return False
+        prompted = self._on_demand_at.get(region)
+        if prompted is not None and 0 <= now - prompted < ON_DEMAND_MIN_INTERVAL_S:
+            return False  # rate limit: this region was synced for a scan a moment ago
+        self._on_demand_at[region] = now
         return self.sync(region).ok
 
 

@@ -75,7 +75,7 @@
         setColour(data.colour, data.colour_text);
         $("name").textContent = data.masked_name;
         $("hint").textContent = data.region + " · " + data.document_hint;
-        $("basis").textContent = data.basis_text + (data.basis_time_text ? " (" + data.basis_time_text + ")" : "");
+        $("basis").textContent = data.basis_text;
         $("expires").textContent = data.expires_text;
         delayS = Math.max(minRefetchS, data.refresh_in);
       }

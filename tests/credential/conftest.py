@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from credential.claims import HealthClaims, StatusBasis, StatusColour
+from credential.claims import HealthClaims, StatusColour
 from credential.issue import sign_credential
 from credential.keys import PrivateKey, SigningAlg, generate_private_key, key_id, public_key_der
 from credential.trust import InMemoryTrustState, RegisteredKey
@@ -43,8 +43,6 @@ class World:
             not_before=self.now - DAY,
             expires_at=self.now + 29 * DAY,
             colour=StatusColour.GREEN,
-            basis=StatusBasis.VACCINATION,
-            basis_time=None,
             masked_name="张*明",
             document_hint="H****5678",
             holder_key=public_key_der(self.device),

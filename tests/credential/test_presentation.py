@@ -71,7 +71,7 @@ def test_wallet_presentation_carries_the_exact_credential(world: World) -> None:
 
 @pytest.mark.parametrize("alg", list(SigningAlg))
 def test_full_presentation_fits_qr_version_15_at_ecc_m(world: World, alg: SigningAlg) -> None:
-    # Realistic worst case: 4-character Chinese masked name, test basis with its time,
+    # Realistic worst case: 4-character Chinese masked name, 9-character document hint,
     # 30-day validity, a status index in the hundreds of millions, a challenge.
     key = world.gd_key if alg is SigningAlg.ES256 else world.mo_key
     region, kid = ("GD", world.gd_kid) if alg is SigningAlg.ES256 else ("MO", world.mo_kid)
@@ -82,8 +82,6 @@ def test_full_presentation_fits_qr_version_15_at_ecc_m(world: World, alg: Signin
         masked_name="欧阳*明",
         document_hint="C1234****",
         status_index=987_654_321,
-        basis=__import__("credential.claims").claims.StatusBasis.TEST,
-        basis_time=world.now - 3600,
         expires_at=world.now + 30 * 86_400,
     )
     text = make_presentation(jws, world.device, world.now, challenge=b"station-nonce")
@@ -136,7 +134,7 @@ def test_oversized_input_is_refused_before_decoding() -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [b"HB1:\xff\xfe", "HB1:abc".encode("utf-16"), b"\x00\x01\x02", "HB1:Ä€".encode()],
+    [b"HB2:\xff\xfe", "HB2:abc".encode("utf-16"), b"\x00\x01\x02", "HB2:Ä€".encode()],
 )
 def test_non_ascii_bytes_are_malformed(data: bytes) -> None:
     with pytest.raises(MalformedError):
@@ -165,7 +163,7 @@ def test_foreign_health_codes_are_named_not_called_unreadable(
         parse_presentation(text)
 
 
-@pytest.mark.parametrize("text", ["HB2:0000", "HB0:", "HB17:ABC"])
+@pytest.mark.parametrize("text", ["HB1:0000", "HB3:0000", "HB0:", "HB17:ABC"])
 def test_other_format_versions_are_reported_as_unsupported(text: str) -> None:
     with pytest.raises(UnsupportedVersionError):
         parse_presentation(text)

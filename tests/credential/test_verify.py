@@ -162,7 +162,7 @@ def test_key_newer_than_the_station_view_asks_for_a_sync(world: World) -> None:
 
 def test_forged_signature_under_a_registered_kid_is_bad_signature(world: World) -> None:
     rogue = generate_private_key()
-    header = json.dumps({"alg": "ES256", "kid": world.gd_kid, "zip": "HBZ1"}).encode()
+    header = json.dumps({"alg": "ES256", "kid": world.gd_kid, "zip": "HBZ2"}).encode()
     payload = encode_payload(world.claims())
     signing_input = f"{b64url(header)}.{b64url(payload)}".encode()
     sig = es256_raw_signature(rogue.sign(signing_input, ec.ECDSA(hashes.SHA256())))  # type: ignore[call-arg,union-attr]
@@ -170,14 +170,14 @@ def test_forged_signature_under_a_registered_kid_is_bad_signature(world: World) 
 
 
 def test_alg_none_is_refused(world: World) -> None:
-    header = b'{"alg":"none","kid":"%s","zip":"HBZ1"}' % world.gd_kid.encode()
+    header = b'{"alg":"none","kid":"%s","zip":"HBZ2"}' % world.gd_kid.encode()
     denied_for(
         world, forge(world, header, encode_payload(world.claims()), b""), Reason.ALG_MISMATCH
     )
 
 
 def test_hs256_signed_with_the_public_key_as_secret_is_refused(world: World) -> None:
-    header = json.dumps({"alg": "HS256", "kid": world.gd_kid, "zip": "HBZ1"}).encode()
+    header = json.dumps({"alg": "HS256", "kid": world.gd_kid, "zip": "HBZ2"}).encode()
     payload = encode_payload(world.claims())
     signing_input = f"{b64url(header)}.{b64url(payload)}".encode()
     for secret in (
@@ -192,7 +192,7 @@ def test_hs256_signed_with_the_public_key_as_secret_is_refused(world: World) -> 
 
 def test_alg_header_other_than_the_registered_one_is_refused(world: World) -> None:
     # An EdDSA signature presented under the ES256-registered GD kid.
-    header = json.dumps({"alg": "EdDSA", "kid": world.gd_kid, "zip": "HBZ1"}).encode()
+    header = json.dumps({"alg": "EdDSA", "kid": world.gd_kid, "zip": "HBZ2"}).encode()
     payload = encode_payload(world.claims())
     signing_input = f"{b64url(header)}.{b64url(payload)}".encode()
     sig = world.mo_key.sign(signing_input)  # type: ignore[call-arg]
@@ -221,7 +221,7 @@ def test_credential_from_outside_the_consortium_is_unknown_region(world: World) 
 
 def test_unknown_header_members_are_malformed(world: World) -> None:
     parts = split_jws(world.credential())
-    header = json.dumps({"alg": "ES256", "kid": world.gd_kid, "zip": "HBZ1", "crit": ["x"]})
+    header = json.dumps({"alg": "ES256", "kid": world.gd_kid, "zip": "HBZ2", "crit": ["x"]})
     text = forge(world, header.encode(), parts.payload, parts.signature)
     denied_for(world, text, Reason.MALFORMED)
 
@@ -270,7 +270,7 @@ def test_same_proof_replayed_is_refused(world: World) -> None:
     denied_for(world, text, Reason.PROOF_REPLAYED, replay=guard, now=world.now + 5)
 
 
-def test_malleated_proof_signature_is_still_a_replay(world: World) -> None:
+def test_malleated_proof_signature_is_refused_as_high_s(world: World) -> None:
     guard = InMemoryReplayGuard()
     text = make_presentation(world.credential(), world.device, world.now)
     p = parse_presentation(text)
@@ -280,7 +280,8 @@ def test_malleated_proof_signature_is_still_a_replay(world: World) -> None:
         Presentation(p.header, p.payload, p.signature, p.window_tag, False, flipped)
     )
     assert verdict_of(world, text, replay=guard)[0] is Decision.ADMIT
-    denied_for(world, twin, Reason.PROOF_REPLAYED, replay=guard)
+    denied_for(world, twin, Reason.HOLDER_PROOF_INVALID, replay=guard)
+    denied_for(world, twin, Reason.HOLDER_PROOF_INVALID)
 
 
 def test_replay_guard_forgets_proofs_once_they_expire() -> None:
@@ -391,7 +392,7 @@ def test_truncated_oversized_and_non_utf8_inputs_are_refused(world: World) -> No
     text = make_presentation(world.credential(), world.device, world.now)
     denied_for(world, text[: len(text) // 2 // 3 * 3 + len(QR_PREFIX) % 3], Reason.MALFORMED)
     denied_for(world, text + "00" * 3000, Reason.TOO_LARGE)
-    denied_for(world, b"HB1:\xc3\x28\xff", Reason.MALFORMED)
+    denied_for(world, b"HB2:\xc3\x28\xff", Reason.MALFORMED)
 
 
 def test_decompression_bomb_is_too_large(world: World) -> None:
@@ -402,9 +403,9 @@ def test_decompression_bomb_is_too_large(world: World) -> None:
 
 def test_wrong_prefix_and_wrong_version_are_refused(world: World) -> None:
     text = make_presentation(world.credential(), world.device, world.now)
-    denied_for(world, "hb1:" + text[4:], Reason.MALFORMED)
+    denied_for(world, "hb2:" + text[4:], Reason.MALFORMED)
     denied_for(world, "HC1:" + text[4:], Reason.FOREIGN_EU_DCC)
-    denied_for(world, "HB2:" + text[4:], Reason.UNSUPPORTED_VERSION)
+    denied_for(world, "HB1:" + text[4:], Reason.UNSUPPORTED_VERSION)
 
 
 @settings(max_examples=200, deadline=None)

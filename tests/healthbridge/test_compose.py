@@ -86,7 +86,7 @@ def test_compose_file_satisfies_the_compose_specification(compose: dict[str, Any
 
 def test_every_service_uses_the_repository_image_or_postgres(compose: dict[str, Any]) -> None:
     for name, s in compose["services"].items():
-        assert s.get("build") == "." or s.get("image") == "postgres:15", name
+        assert s.get("build") == "." or s.get("image") in ("postgres:15", "redis:7"), name
     dbs = [n for n, s in compose["services"].items() if s.get("image") == "postgres:15"]
     assert sorted(dbs) == ["gd-db", "mo-db"]
     for name in dbs:
@@ -325,3 +325,15 @@ def test_health_checks_hit_routes_the_apps_serve(
         assert resp.status_code == 200, f"{name}: GET {path} -> {resp.status_code}"
         checked += 1
     assert checked >= 8
+
+
+def test_station_lanes_share_one_replay_memory(compose: dict[str, Any]) -> None:
+    """The station profile brings its Redis, and the station is initialised to use it."""
+    services = compose["services"]
+    redis = services["station-redis"]
+    assert redis["profiles"] == ["station"] and "redis-cli" in " ".join(
+        redis["healthcheck"]["test"]
+    )
+    init = services["station-init"]["command"]
+    assert init[init.index("--replay") + 1] == "redis://station-redis:6379/0"
+    assert services["station"]["depends_on"]["station-redis"]["condition"] == "service_healthy"

@@ -41,6 +41,9 @@ EXPECTED_LINES = (
     r"✓ 4\. station scans the GD resident again → DENY \(revoked:",
     r"✓ 5\. a screenshot of the MO resident's code .* → DENY \(proof_stale:",
     r"✓ 6\. another GD resident \(green\) converts GD→MO .* green MO code .* → ADMIT \(MO, green\)",
+    r"✓ 7\. GD's health authority records a positive test .* MO code → DENY \(source_revoked:",
+    r"✓ 8\. the MO resident's live code passes lane 1 \(ADMIT\); .* lane 2 → DENY "
+    r"\(proof_replayed:",
     r"every verdict as expected",
 )
 

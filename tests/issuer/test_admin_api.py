@@ -176,3 +176,27 @@ def test_audit_endpoints_are_for_auditors(client: FlaskClient, gd: IssuerContext
     r = client.get("/v1/admin/audit", headers=aud)
     assert r.status_code == 200 and r.get_json()["records"][0]["outcome"] == "denied"
     assert client.get("/v1/admin/audit.csv", headers=aud).mimetype == "text/csv"
+
+
+def test_document_number_in_the_query_string_is_refused_and_search_takes_it_in_the_body(
+    client: FlaskClient, gd: IssuerContext
+) -> None:
+    """A document number in a URL ends up in the access log of every server and proxy
+    on the way: the API refuses it there and takes it in a POST body instead."""
+    h = token_for(gd, "viewer", Role.VIEWER)
+    idx = cred(gd, "G10000002")
+    r = client.get("/v1/admin/regions/GD/credentials?document_number=G10000002", headers=h)
+    assert r.status_code == 400 and "POST" in r.get_json()["message"]
+    r = client.post(
+        "/v1/admin/regions/GD/credentials/search",
+        headers=h,
+        json={"document_number": "G10000002"},
+    )
+    assert r.status_code == 200, r.get_json()
+    assert [c["status_index"] for c in r.get_json()["credentials"]] == [idx]
+    assert "G10000002" not in r.get_data(as_text=True)
+    for bad in ({}, {"document_number": 5}, {"document_number": ""}, [1]):
+        r = client.post("/v1/admin/regions/GD/credentials/search", headers=h, json=bad)
+        assert r.status_code == 400
+    r = client.get(f"/v1/admin/regions/GD/credentials?status_index={idx}", headers=h)
+    assert r.status_code == 200 and len(r.get_json()["credentials"]) == 1

@@ -37,6 +37,11 @@ def test_init_creates_private_files_with_mode_0600_and_a_registered_key(tmp_path
     ]
     for path in secrets:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    # The database (names, document numbers, password hashes) is owner-only too, and
+    # so are its SQLite side files.
+    db = tmp_path / "issuer.db"
+    for path in [db, *db.parent.glob("issuer.db-*")]:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     listed = run("keys", "list", "--config", str(tmp_path / "issuer.toml"))
     assert "active" in listed
 
@@ -129,3 +134,20 @@ def test_import_accepts_a_spreadsheet_utf8_bom(tmp_path: Path) -> None:
     csv_file.write_bytes("\ufeffdocument_number,name,region\nM7000001,陳大文,MO\n".encode())
     out = run("import-residents", "--config", str(tmp_path / "issuer.toml"), str(csv_file))
     assert "residents added: 1" in out
+
+
+def test_dev_code_finds_a_code_by_document_number_in_a_file_without_numbers(
+    tmp_path: Path,
+) -> None:
+    from issuer import enrolment
+
+    run("init", "--region", "MO", "--data-dir", str(tmp_path))
+    conf = str(tmp_path / "issuer.toml")
+    run("seed-demo", "--config", conf)
+    ctx = IssuerContext.open(load_config(tmp_path / "issuer.toml"))
+    enrolment.request_code(ctx, "M1000001", "198.51.100.7")
+    assert "M1000001" not in ctx.config.delivery_file.read_text()
+    code = run("dev-code", "--config", conf, "--document", "M1000001").strip()
+    assert len(code) == enrolment.CODE_DIGITS and code.isdigit()
+    result = CliRunner().invoke(cli, ["dev-code", "--config", conf, "--document", "M9999999"])
+    assert result.exit_code == 1 and "no code delivered" in result.output

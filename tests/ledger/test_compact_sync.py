@@ -172,3 +172,29 @@ def test_witness_refuses_checkpoint_committing_a_wrong_snapshot_over_http(world:
     r = requests.post(f"{mo.url}/add-checkpoint", data=body, timeout=10)
     assert r.status_code == 422
     assert r.json()["rule"] == "revocation_snapshot_mismatch"
+
+
+def test_compact_station_knows_which_status_indices_were_anchored(world: World) -> None:
+    """Format 2 snapshots carry the anchored index set (witness-re-derived like the
+    revoked set): a compact station answers `index_anchored`, first from a snapshot,
+    then from a delta that adds the new anchors."""
+    gd = world.regions["GD"]
+    gd.register_key()
+    for i in (1, 2, 3):
+        gd.anchor(i)
+    wait_for(lambda: cosigned_by(gd, 4, 2), "GD size 4 cosigned by GD and MO")
+    wait_for(lambda: cosigned_by(world.regions["MO"], 0, 2), "MO cosigned")
+    station = _compact_station(world, "anchors", CountingSource)
+    station.sync()
+    state = SyncedTrustState(world.tmp / "anchors.db")
+    try:
+        assert not state.anchors_known("GD")
+        assert [state.index_anchored("GD", i) for i in (1, 2, 3, 4)] == [True, True, True, False]
+        gd.anchor(4)
+        wait_for(lambda: cosigned_by(gd, 5, 2), "GD size 5 cosigned")
+        before = CountingSource.deltas
+        station.sync("GD")
+        assert CountingSource.deltas > before
+        assert state.index_anchored("GD", 4) is True
+    finally:
+        state.close()

@@ -124,3 +124,35 @@ def test_one_percent_of_a_dense_million_fits_in_a_small_bitmap() -> None:
     size = len(RevocationSnapshot("GD", 1_000_000, revoked).to_bytes())
     # About two bytes per revoked index, against 16 per index in a hash list.
     assert size < 10_000 * 2.5
+
+
+def test_anchored_indices_round_trip_and_travel_in_deltas() -> None:
+    from pyroaring import FrozenBitMap
+
+    from ledger.revocation import RevocationDelta, RevocationSnapshot, apply_delta, make_delta
+
+    old = RevocationSnapshot.build("GD", 10, [2], [], anchored=range(0, 8))
+    assert RevocationSnapshot.from_bytes(old.to_bytes()) == old
+    new = RevocationSnapshot.build("GD", 14, [2, 5], [], anchored=range(0, 12))
+    delta = make_delta(old, new)
+    assert delta.newly_anchored == FrozenBitMap(range(8, 12))
+    assert RevocationDelta.from_bytes(delta.to_bytes()) == delta
+    assert apply_delta(old, delta) == new
+
+
+def test_a_delta_that_forgets_anchors_is_refused() -> None:
+    from ledger.revocation import RevocationError, RevocationSnapshot, make_delta
+
+    old = RevocationSnapshot.build("GD", 10, [], [], anchored=[1, 2, 3])
+    new = RevocationSnapshot.build("GD", 11, [], [], anchored=[1, 3])
+    with pytest.raises(RevocationError, match="anchor"):
+        make_delta(old, new)
+
+
+def test_index_set_to_bitmap32_matches_its_members() -> None:
+    from ledger.rules import IndexSet
+
+    members = [0, 1, 65_535, 65_536, 1_000_000, 2**32 - 1]
+    assert list(IndexSet.of(members).to_bitmap32()) == members
+    with pytest.raises(ValueError):
+        IndexSet.of([2**32]).to_bitmap32()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from credential.claims import HealthClaims, StatusBasis, StatusColour
+from credential.claims import HealthClaims, StatusColour
 from credential.issue import sign_credential
 from credential.keys import SigningAlg, generate_private_key, key_id, public_key_der
 from credential.presentation import make_presentation
@@ -156,8 +156,8 @@ def test_credential_admitted_then_denied_after_revocation_sync(world) -> None:
     kid = key_id(public_key_der(issuer))
     claims = HealthClaims(
         region="GD", kid=kid, status_index=42, issued_at=NOW - 60, not_before=NOW - 60,
-        expires_at=NOW + 86_400, colour=StatusColour.GREEN, basis=StatusBasis.VACCINATION,
-        basis_time=None, masked_name="C** T** M**", document_hint="**1234",
+        expires_at=NOW + 86_400, colour=StatusColour.GREEN,
+        masked_name="C** T** M**", document_hint="**1234",
         holder_key=public_key_der(device),
     )  # fmt: skip
     jws = sign_credential(claims, issuer, SigningAlg.ES256)

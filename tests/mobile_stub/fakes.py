@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from credential.claims import HealthClaims, StatusBasis, StatusColour
+from credential.claims import HealthClaims, StatusColour
 from credential.issue import read_claims_unverified, sign_credential
 from credential.keys import SigningAlg, generate_private_key, key_id, public_key_der
 from credential.presentation import parse_presentation
@@ -69,8 +69,6 @@ class FakeIssuer:
             not_before=now,
             expires_at=now + VALIDITY_S,
             colour=h.colour,
-            basis=StatusBasis.VACCINATION,
-            basis_time=now - 86400,
             masked_name="C** T** M**",
             document_hint="**34",
             holder_key=h.device_der,
@@ -109,11 +107,14 @@ class FakeIssuer:
             holder_id, h.credential, StatusSummary(str(h.colour), "vaccination", current.expires_at)
         )
 
-    def convert(self, presentation: str) -> IssuedCredential:
+    def convert(
+        self, presentation: str, device_public_der: bytes | None = None
+    ) -> IssuedCredential:
         self._check_online()
         claims = read_claims_unverified(parse_presentation(presentation).credential_jws)
         holder_id = f"{self.region.lower()}-conv-{len(self.holders):04d}"
-        self.holders[holder_id] = Holder(claims.holder_key, len(self.holders), claims.colour)
+        key = device_public_der or claims.holder_key
+        self.holders[holder_id] = Holder(key, len(self.holders), claims.colour)
         return self._issue(holder_id)
 
     def set_colour(self, holder_id: str, colour: StatusColour) -> None:

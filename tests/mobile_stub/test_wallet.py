@@ -116,9 +116,7 @@ def test_expired_credential_is_not_shown(wallet: Wallet, gd: FakeIssuer) -> None
     assert wallet.view(expires + 1).expired
 
 
-def test_conversion_stores_a_second_region_bound_to_the_same_key(
-    wallet: Wallet, gd: FakeIssuer
-) -> None:
+def test_conversion_binds_a_distinct_device_key_per_region(wallet: Wallet, gd: FakeIssuer) -> None:
     enrolled(wallet, gd)
     mo = FakeIssuer("MO", NOW)
     entry = wallet.convert(mo, NOW, "MO")
@@ -128,7 +126,30 @@ def test_conversion_stores_a_second_region_bound_to_the_same_key(
     assert doc.home == "GD"
     assert wallet.view(NOW, "MO").region == "MO"
     gd_key = read_claims_unverified(doc.entries["GD"].credential).holder_key
-    assert read_claims_unverified(entry.credential).holder_key == gd_key
+    mo_key = read_claims_unverified(entry.credential).holder_key
+    # Two regions' codes of one person share no device key a camera could read.
+    assert mo_key != gd_key
+    assert wallet.key_file_for("MO").load().public_der == mo_key
+    assert wallet.key_file_for("GD").load().public_der == gd_key
+    # Each code is shown with its own region's key.
+    assert wallet.show(NOW, "MO").view.region == "MO"
+    assert wallet.show(NOW, "GD").view.region == "GD"
+
+
+def test_enrolling_directly_in_a_second_region_uses_a_key_of_its_own(
+    wallet: Wallet, gd: FakeIssuer
+) -> None:
+    enrolled(wallet, gd)
+    mo = FakeIssuer("MO", NOW)
+    wallet.request_code(mo, "M1234567")
+    entry = enrolled_again = wallet.enrol(mo, "M1234567", "123456", NOW)
+    doc = wallet.document()
+    gd_key = read_claims_unverified(doc.entries["GD"].credential).holder_key
+    assert read_claims_unverified(enrolled_again.credential).holder_key != gd_key
+    assert entry.region == "MO" and wallet.key_file.for_region("MO").exists()
+    assert not wallet.key_file.sibling("device_key.pending.pem").exists()
+    assert wallet.show(NOW, "MO").view.region == "MO"
+    assert wallet.refresh(mo, NOW, "MO").region == "MO"  # device-signed with the MO key
 
 
 def test_credential_bound_to_another_device_is_refused(
@@ -139,7 +160,7 @@ def test_credential_bound_to_another_device_is_refused(
     enrolled(other, gd)
     mo = FakeIssuer("MO", NOW)
     someone_elses = mo.convert(other.show(NOW).qr_text)
-    mo.convert = lambda presentation: someone_elses  # type: ignore[method-assign]
+    mo.convert = lambda presentation, key=None: someone_elses  # type: ignore[method-assign]
     with pytest.raises(IssuerProtocolError, match="another device key"):
         wallet.convert(mo, NOW, "MO")
     assert sorted(wallet.document().entries) == ["GD"]

@@ -149,7 +149,7 @@ def test_enrol_show_refresh_and_convert_over_http(regions: Regions, tmp_path: Pa
     verdict = verify_presentation(shown_code(folder), regions.trust, time.time())
     assert verdict.colour == StatusColour.RED
 
-    # Convert to MO: a new MO credential bound to the same device key.
+    # Convert to MO: a new MO credential bound to a device key of its own.
     result = wallet_cmd(folder, "convert", "--to", "MO", "--issuer", regions.mo_url)
     assert result.exit_code == 0, result.output
     assert result.output.startswith("Converted. MO:")
@@ -157,7 +157,7 @@ def test_enrol_show_refresh_and_convert_over_http(regions: Regions, tmp_path: Pa
     assert sorted(doc.entries) == ["GD", "MO"]
     gd_claims = read_claims_unverified(doc.entries["GD"].credential)
     mo_claims = read_claims_unverified(doc.entries["MO"].credential)
-    assert mo_claims.holder_key == gd_claims.holder_key
+    assert mo_claims.holder_key != gd_claims.holder_key
     verdict = verify_presentation(shown_code(folder, "--region", "MO"), regions.trust, time.time())
     assert verdict.region == "MO"
     assert verdict.colour == StatusColour.RED

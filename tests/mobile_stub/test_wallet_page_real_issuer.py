@@ -121,7 +121,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     ctx = make_context(tmp_path, "GD")
     # The development delivery: codes land in a 0600 file, as `healthbridge issuer serve`
     # does out of the box, instead of the in-memory test delivery.
-    ctx.delivery = FileDelivery(ctx.config.delivery_file)
+    ctx.delivery = FileDelivery(ctx.config.delivery_file, ctx.keys.delivery_ref)
     issuer = Server(create_issuer_app(ctx.config, context=ctx, start_workers=False))
     wallet_server: Server | None = None
     try:
@@ -131,7 +131,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         http = HttpIssuer(issuer.url)
         delivery = wallet.request_code(http, GD_DOC)
         assert "development delivery" in delivery.delivery
-        code = read_delivered_code(ctx.config.delivery_file, GD_DOC)
+        code = read_delivered_code(ctx.config.delivery_file, ctx.keys.delivery_ref(GD_DOC))
         assert code is not None
         wallet.enrol(http, GD_DOC, code, time.time())
         wallet_server = Server(create_wallet_app({"WALLET_DIR": wallet_dir}))

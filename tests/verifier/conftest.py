@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from credential.claims import HealthClaims, StatusBasis, StatusColour
+from credential.claims import HealthClaims, StatusColour
 from credential.issue import sign_credential
 from credential.keys import SigningAlg, generate_private_key, key_id, public_key_der
 from credential.presentation import make_presentation
@@ -54,8 +54,6 @@ class Mint:
             not_before=int(T0 - DAY),
             expires_at=int(T0 + 7 * DAY),
             colour=StatusColour.GREEN,
-            basis=StatusBasis.VACCINATION,
-            basis_time=int(T0 - 90 * DAY),
             masked_name="C** T** M***",
             document_hint="***4567",
             holder_key=public_key_der(self.device),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import stat
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ def sample(i: int) -> ScanRecord:
         decision="deny" if i % 2 else "admit",
         reasons=("revoked",) if i % 2 else (),
         region="GD" if i % 3 else "MO",
-        digest_prefix=f"{i:016x}",
+        scan_ref=f"{i:016x}",
         sync_age_s=None if i == 0 else 60 * i,
     )
 
@@ -42,13 +44,55 @@ def test_full_digest_never_reaches_the_log() -> None:
         ScanRecord(1.0, "admit", (), "GD", "ab" * 32, None)
 
 
+def test_scan_reference_is_keyed_per_station(tmp_path: Path) -> None:
+    """The same credential gets one reference at one station (re-checkable there) and
+    unrelated ones at another station or as a plain digest (unjoinable elsewhere)."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = ScanLog(tmp_path / "a" / "scans.db")
+    b = ScanLog(tmp_path / "b" / "scans.db")
+    prefix = "5c0e9a8b7f6d4e3c"
+    ref = a.ref(prefix)
+    assert ref is not None and len(ref) == 16
+    assert ref == ScanLog(tmp_path / "a" / "scans.db").ref(prefix)  # same key on reopen
+    assert b.ref(prefix) != ref
+    assert prefix not in (ref or "")
+    assert a.ref(None) is None
+
+
+def test_database_key_and_export_are_private_files(tmp_path: Path) -> None:
+    log = ScanLog(tmp_path / "scans.db")
+    log.append(sample(1))
+    log.export_csv(tmp_path / "out.csv")
+    for name in ("scans.db", "scans.key", "out.csv"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
+
+
+def test_log_with_plain_digest_prefixes_is_migrated_to_nothing_joinable(tmp_path: Path) -> None:
+    """A log written before keyed references held digest prefixes, which join to the
+    ledger and the issuer: opening it erases them and keeps the rest of each row."""
+    db = sqlite3.connect(tmp_path / "scans.db")
+    db.execute(
+        "CREATE TABLE scans (id INTEGER PRIMARY KEY AUTOINCREMENT, scanned_at REAL NOT NULL,"
+        " decision TEXT NOT NULL, reasons TEXT NOT NULL, region TEXT, digest_prefix TEXT,"
+        " sync_age_s INTEGER)"
+    )
+    db.execute("INSERT INTO scans VALUES (1, 1.5, 'admit', '', 'GD', '5c0e9a8b7f6d4e3c', 60)")
+    db.commit()
+    db.close()
+    log = ScanLog(tmp_path / "scans.db")
+    assert log.all() == [ScanRecord(1.5, "admit", (), "GD", None, 60)]
+    log.close()
+    assert b"5c0e9a8b7f6d4e3c" not in (tmp_path / "scans.db").read_bytes()
+
+
 def test_header_is_fixed() -> None:
     assert CSV_COLUMNS == (
         "scanned_at",
         "decision",
         "reasons",
         "region",
-        "digest_prefix",
+        "scan_ref",
         "sync_age_s",
     )
 

@@ -78,7 +78,13 @@ def test_scan_log_holds_no_personal_data(mint: Mint, tmp_path: Path) -> None:
         assert secret not in raw
     rows = sqlite3.connect(tmp_path / "scans.db").execute("SELECT * FROM scans").fetchall()
     assert [r[2] for r in rows] == ["admit", "deny"]
-    assert all(len(r[5]) == 16 for r in rows)  # digest prefix only
+    assert all(len(r[5]) == 16 for r in rows)  # keyed scan reference only
+    # Nothing that joins to the ledger or the issuer: neither the digest nor its prefix.
+    for e in events:
+        assert e.verdict.digest_prefix is not None
+        assert e.verdict.digest_prefix.encode() not in raw
+        assert e.scan_ref == log.ref(e.verdict.digest_prefix)
+        assert e.verdict.digest_prefix not in json.dumps(e.to_json(include_holder=True))
 
 
 def test_code_held_in_view_is_reported_once(mint: Mint) -> None:

@@ -14,7 +14,7 @@ import cv2
 import pytest
 from click.testing import CliRunner
 
-from credential.claims import HealthClaims, StatusBasis, StatusColour
+from credential.claims import HealthClaims, StatusColour
 from credential.issue import credential_digest, sign_credential
 from credential.keys import SigningAlg, generate_private_key, key_id, public_key_der
 from credential.presentation import make_presentation
@@ -72,8 +72,6 @@ class World:
             not_before=issued_at,
             expires_at=issued_at + 7 * 86400,
             colour=StatusColour.GREEN,
-            basis=StatusBasis.TEST,
-            basis_time=issued_at,
             masked_name="L** W**",
             document_hint="***0042",
             holder_key=public_key_der(self.device),
@@ -152,6 +150,7 @@ def test_key_registered_after_last_sync_prompts_a_sync_online(world: World) -> N
 
 def test_key_registered_after_last_sync_offline_says_needs_sync(world: World) -> None:
     station, syncer, _ = station_over(world)
+    known = world.credential(14)  # anchored before the station's last sync
     assert syncer.sync().ok
     new_issuer = generate_private_key()
     world.logs["GD"].leaves.append(leaf_of(key_added(world.gd, new_issuer)))
@@ -161,7 +160,6 @@ def test_key_registered_after_last_sync_offline_says_needs_sync(world: World) ->
     assert (verdict.decision, verdict.reasons) == (Decision.DENY, (Reason.STATION_NEEDS_SYNC,))
     assert syncer.online is False
     # the old state still admits what it knows, offline
-    known = world.credential(14)
     assert (
         show(station, make_presentation(known, world.device, NOW), 1.0).decision is Decision.ADMIT
     )
@@ -189,6 +187,9 @@ def test_cli_init_scan_headless_offline_and_export(world: World, tmp_path: Path)
     client = world.client(world.consortium, station_dir / "state.db")
     client.sync()  # what `verifier sync` does, over the in-memory sources
     client.close()
+    # The station's databases and its scan-log key are owner-only from the start.
+    for name in ("scans.db", "scans.key", "state.db"):
+        assert (station_dir / name).stat().st_mode & 0o077 == 0, name
     images = tmp_path / "images"
     images.mkdir()
     for i, jws in enumerate((good, revoked)):
@@ -221,7 +222,11 @@ def test_cli_init_scan_headless_offline_and_export(world: World, tmp_path: Path)
     with out.open(newline="") as f:
         rows = list(csv.DictReader(f))
     assert [row["decision"] for row in rows] == ["admit", "deny"]
-    assert all(row["region"] == "GD" and len(row["digest_prefix"]) == 16 for row in rows)
+    assert all(row["region"] == "GD" and len(row["scan_ref"]) == 16 for row in rows)
+    # The headless lines and the export carry the station's keyed reference, the same
+    # for one credential in both, and never an unkeyed digest prefix.
+    assert [x["scan_ref"] for x in lines] == [row["scan_ref"] for row in rows]
+    assert all("digest_prefix" not in x for x in lines)
 
 
 def test_cli_errors_are_one_line_messages(tmp_path: Path, world: World) -> None:

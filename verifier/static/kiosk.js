@@ -131,6 +131,11 @@
     $("sync").className = status.sync_stale ? "sync stale" : "sync";
     paintAlarms(status);
     paintCamera(status.camera);
+    // Shared replay memory down: this lane alone remembers the codes it saw.
+    const replay = $("replay");
+    replay.hidden = !status.replay_text;
+    replay.className = status.replay_text ? "sync stale" : "sync";
+    replay.textContent = status.replay_text || "";
 
     const list = $("recent");
     list.replaceChildren();

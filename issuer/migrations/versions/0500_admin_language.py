@@ -3,15 +3,15 @@
 The console speaks English, Simplified Chinese, Traditional Chinese or Portuguese; an
 admin's choice is kept with the account (NULL: follow the browser's Accept-Language).
 
-Revision ID: 0400_admin_language
-Revises: 0300_outbox_ref
+Revision ID: 0500_admin_language
+Revises: 0400_conversion_source
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0400_admin_language"
-down_revision = "0300_outbox_ref"
+revision = "0500_admin_language"
+down_revision = "0400_conversion_source"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,55 @@
+"""Issuance and privacy: every credential gets its own status index, and a credential
+of the previous format (which disclosed the status basis) is not handed out again."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from credential.issue import is_current_format, read_claims_unverified
+from issuer.context import IssuerContext, ManualClock
+from issuer.issuance import current_credential
+from issuer.models import CredentialRow, Holder
+from tests.issuer.helpers import enrol_directly, make_context, new_device
+
+
+@pytest.fixture()
+def ctx(tmp_path: Path) -> IssuerContext:
+    return make_context(tmp_path, "GD", clock=ManualClock())
+
+
+def _as_version_1(jws: str) -> str:
+    """The same token with a version 1 header (`zip: HBZ1`): what an issuer upgraded
+    from version 1 still holds for its holders."""
+    header, payload, sig = jws.split(".")
+    text = base64.urlsafe_b64decode(header + "==").replace(b"HBZ2", b"HBZ1")
+    return base64.urlsafe_b64encode(text).rstrip(b"=").decode() + f".{payload}.{sig}"
+
+
+def test_stored_version_1_credential_is_replaced_at_the_next_fetch(ctx: IssuerContext) -> None:
+    issued = enrol_directly(ctx, "G10000001", new_device()).issued.credential
+    assert is_current_format(issued.jws)
+    with ctx.sessions.begin() as s:
+        row = s.get_one(CredentialRow, issued.id)
+        row.jws = _as_version_1(row.jws)
+    assert not is_current_format(_as_version_1(issued.jws))
+    with ctx.sessions.begin() as s:
+        holder = s.get_one(Holder, issued.holder_pk)
+        again = current_credential(ctx, s, holder, ctx.now())
+    assert again.fresh and is_current_format(again.credential.jws)
+    assert again.credential.status_index != issued.status_index
+
+
+def test_two_credentials_of_one_person_share_no_status_index(ctx: IssuerContext) -> None:
+    """Re-enrolment (a new phone) and a routine re-issue each get a fresh index, so an
+    index seen on one code says nothing about the person's next code."""
+    first = enrol_directly(ctx, "G10000001", new_device()).issued.credential
+    second = enrol_directly(ctx, "G10000001", new_device()).issued.credential
+    ctx.clock.advance(ctx.config.credential_validity_s)  # type: ignore[attr-defined]
+    with ctx.sessions.begin() as s:
+        holder = s.get_one(Holder, second.holder_pk)
+        third = current_credential(ctx, s, holder, ctx.now()).credential
+    indices = [read_claims_unverified(c.jws).status_index for c in (first, second, third)]
+    assert len(set(indices)) == 3
