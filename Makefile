@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv test lint demo demo-once bench clean browser
+.PHONY: venv test lint demo demo-once bench clean browser translations
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,29 @@ bench: $(STAMP)
 	$(BIN)/python bench/scan.py
 	$(BIN)/python bench/privacy.py
 	$(BIN)/python bench/login_burst.py
+
+# The pages' gettext catalogs: <package>/translations/<language>/LC_MESSAGES/messages.po,
+# compiled to .mo beside them (both committed, so a fresh clone needs no build step).
+# Each page's catalog takes its own package's strings; the kiosk's also takes the
+# verdict texts of credential/verdict.py. Run after changing any page's words, then
+# translate the new entries and run it again to compile.
+LANGUAGES := zh_Hans zh_Hant pt
+CATALOGS  := verifier:credential/verdict.py mobile_stub: issuer/console:
+translations: $(STAMP)
+	@for spec in $(CATALOGS); do \
+	  pkg=$${spec%%:*}; extra=$$(echo $${spec#*:} | tr ',' ' '); mkdir -p $$pkg/translations; \
+	  $(BIN)/pybabel extract -F babel.cfg -k N_ --no-location --sort-output \
+	    --project healthbridge -o $$pkg/translations/messages.pot $$pkg $$extra || exit 1; \
+	  for lang in $(LANGUAGES); do \
+	    if [ -f $$pkg/translations/$$lang/LC_MESSAGES/messages.po ]; then \
+	      $(BIN)/pybabel update --no-fuzzy-matching --ignore-obsolete \
+	        -i $$pkg/translations/messages.pot -d $$pkg/translations -l $$lang || exit 1; \
+	    else \
+	      $(BIN)/pybabel init -i $$pkg/translations/messages.pot -d $$pkg/translations -l $$lang || exit 1; \
+	    fi; \
+	  done; \
+	  $(BIN)/pybabel compile -d $$pkg/translations --statistics || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -13,11 +13,19 @@ Prints progress lines, then one JSON object on the last line:
   read = a decoded code's centre inside a labelled polygon (the vectors' rule);
   opencv_boofcv_decode_rate / zxing_boofcv_decode_rate: plain cv2.QRCodeDetector and
   plain zxing-cpp on the same photos, in the same run;
+- unreadable_frame_ms_p50 / p95 / max: the BoofCV photos as a 1280x720-class camera
+  would deliver them (scaled to a long side of at most 1280 px), default limits, over
+  the frames the decoder reads nothing from — the retry chain's worst case, where every
+  pass that fits the budget runs (wall ms; `_cpu_` the same in thread CPU time);
+- boofcv_decode_rate_loaded: boofcv_decode_rate again while another process keeps the
+  benchmark's core busy (a Python busy loop pinned to the same core), with
+  boofcv_decode_ms_p50_loaded to show the load took effect: the budget is CPU time,
+  so the rate should not move while the wall time roughly doubles;
 - ceiling: what the same machine does at best in this run — plain zxing on a flat,
   clean code in a 1280x720 frame, verification alone, and a fixed numpy workload
   (calibration) — so figures from different machines can be compared.
 
-Usage: .venv/bin/python bench/scan.py [--frames N] [--seed S]
+Usage: .venv/bin/python bench/scan.py [--frames N] [--seed S] [--no-loaded] [--no-references]
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -94,23 +103,95 @@ def inside(polys: list[np.ndarray], x: float, y: float) -> bool:
     return any(cv2.pointPolygonTest(p, (x, y), False) >= 0 for p in polys)
 
 
-def boofcv_rates() -> dict[str, float | int]:
-    images = sorted(p for p in (BOOFCV / "detection").glob("*/*") if p.suffix in {".jpg", ".png"})
+def boofcv_images() -> list[Path]:
+    return sorted(p for p in (BOOFCV / "detection").glob("*/*") if p.suffix in {".jpg", ".png"})
+
+
+def load(path: Path) -> tuple[np.ndarray, list[np.ndarray]]:
+    gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_IGNORE_ORIENTATION)
+    return gray, polygons(path.with_suffix(".txt"))
+
+
+def scaled_limits(gray: np.ndarray) -> DecodeLimits:
+    # The station's budget is per 1280x720 frame; a 12-megapixel photo gets the same
+    # budget per pixel (scaled by area).
+    area = gray.shape[0] * gray.shape[1] / FRAME_PIXELS
+    return DecodeLimits(budget_ms=DEFAULT_LIMITS.budget_ms * max(1.0, area))
+
+
+def unreadable_frames() -> dict[str, float | int]:
+    """Decode cost of camera-sized frames the decoder cannot read (every pass that
+    fits runs): the BoofCV photos scaled to a long side of at most 1280 px."""
+    wall: list[float] = []
+    cpu: list[float] = []
+    for path in boofcv_images():
+        gray, _ = load(path)
+        s = min(1.0, 1280 / max(gray.shape))
+        if s < 1.0:
+            gray = cv2.resize(gray, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+        t, c = time.perf_counter(), time.thread_time()
+        codes = decode_frame(gray)
+        w, u = (time.perf_counter() - t) * 1000, (time.thread_time() - c) * 1000
+        if not codes:
+            wall.append(w)
+            cpu.append(u)
+    return {
+        "unreadable_frames": len(wall),
+        "unreadable_frame_ms_p50": round(pct(wall, 50), 2),
+        "unreadable_frame_ms_p95": round(pct(wall, 95), 2),
+        "unreadable_frame_ms_max": round(max(wall), 2),
+        "unreadable_frame_cpu_ms_p95": round(pct(cpu, 95), 2),
+    }
+
+
+def busy_core() -> subprocess.Popen[bytes]:
+    """Another process spinning on this process's core until terminated."""
+    core = sorted(os.sched_getaffinity(0))[0] if hasattr(os, "sched_getaffinity") else 0
+    code = (
+        "import os\n"
+        f"if hasattr(os, 'sched_setaffinity'): os.sched_setaffinity(0, {{{core}}})\n"
+        "while True: pass\n"
+    )
+    return subprocess.Popen([sys.executable, "-c", code])
+
+
+def boofcv_rate_loaded() -> dict[str, float | int]:
+    """boofcv_decode_rate with a busy loop contending for the same core."""
+    loader = busy_core()
+    try:
+        time.sleep(0.2)  # let it start spinning
+        read = 0
+        wall: list[float] = []
+        for path in boofcv_images():
+            gray, polys = load(path)
+            t = time.perf_counter()
+            codes = decode_frame(gray, scaled_limits(gray))
+            wall.append((time.perf_counter() - t) * 1000)
+            read += any(inside(polys, *c.centre) for c in codes)
+    finally:
+        loader.terminate()
+        loader.wait(5)
+    return {
+        "boofcv_decode_rate_loaded": round(read / len(wall), 4),
+        "boofcv_decode_ms_p50_loaded": round(pct(wall, 50), 2),
+    }
+
+
+def boofcv_rates(references: bool = True) -> dict[str, float | int]:
+    images = boofcv_images()
     ours = fixed = zx = ocv = 0
     ours_ms: list[float] = []
     detector = cv2.QRCodeDetector()
     fmt = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
     for path in images:
-        gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_IGNORE_ORIENTATION)
-        polys = polygons(path.with_suffix(".txt"))
-        # The station's budget is per 1280x720 frame; a 12-megapixel photo gets the
-        # same budget per pixel (scaled by area), and separately the flat budget.
-        area = gray.shape[0] * gray.shape[1] / FRAME_PIXELS
-        scaled = DecodeLimits(budget_ms=DEFAULT_LIMITS.budget_ms * max(1.0, area))
+        gray, polys = load(path)
+        # The budget scaled by area, and separately the flat budget.
         t = time.perf_counter()
-        codes = decode_frame(gray, scaled)
+        codes = decode_frame(gray, scaled_limits(gray))
         ours_ms.append((time.perf_counter() - t) * 1000)
         ours += any(inside(polys, *c.centre) for c in codes)
+        if not references:
+            continue
         fixed += any(inside(polys, *c.centre) for c in decode_frame(gray))
         hits = [r for r in zxingcpp.read_barcodes(gray, formats=fmt) if r.valid]
         zx += any(
@@ -127,14 +208,19 @@ def boofcv_rates() -> dict[str, float | int]:
                 t and inside(polys, *q.mean(axis=0)) for t, q in zip(texts, pts, strict=False)
             )
     n = len(images)
-    return {
+    mine = {
         "boofcv_images": n,
         "boofcv_decode_rate": round(ours / n, 4),
+        "boofcv_decode_ms_p50": round(pct(ours_ms, 50), 2),
+        "boofcv_decode_ms_p95": round(pct(ours_ms, 95), 2),
+    }
+    if not references:
+        return mine
+    return {
+        **mine,
         "boofcv_decode_rate_fixed_30ms_budget": round(fixed / n, 4),
         "zxing_boofcv_decode_rate": round(zx / n, 4),
         "opencv_boofcv_decode_rate": round(ocv / n, 4),
-        "boofcv_decode_ms_p50": round(pct(ours_ms, 50), 2),
-        "boofcv_decode_ms_p95": round(pct(ours_ms, 95), 2),
     }
 
 
@@ -142,6 +228,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, default=200)
     ap.add_argument("--seed", type=int, default=20261129)
+    ap.add_argument("--no-loaded", action="store_true", help="skip the run under load")
+    ap.add_argument(
+        "--no-references",
+        action="store_true",
+        help="skip the flat-budget, plain zxing-cpp and plain OpenCV comparison runs",
+    )
     args = ap.parse_args()
     one_core()
     rng = np.random.default_rng(args.seed)
@@ -192,7 +284,12 @@ def main() -> None:
         calib_ms.append((time.perf_counter() - t) * 1000)
 
     print("decoding the BoofCV photo subset (ours, plain zxing-cpp, plain OpenCV)", file=sys.stderr)
-    boof = boofcv_rates() if BOOFCV.is_dir() else {"boofcv_decode_rate": None}
+    boof: dict[str, object] = {"boofcv_decode_rate": None}
+    if BOOFCV.is_dir():
+        boof = {**boofcv_rates(not args.no_references), **unreadable_frames()}
+        if not args.no_loaded:
+            print("the BoofCV photos again, another process busy on this core", file=sys.stderr)
+            boof.update(boofcv_rate_loaded())
     import segno
 
     result = {
@@ -216,6 +313,8 @@ def main() -> None:
             "frame_ms_p95": 35,
             "synthetic_decode_rate": 0.99,
             "boofcv_decode_rate": 0.85,
+            "unreadable_frame_ms_p95": 35,
+            "boofcv_decode_rate_loaded": 0.85,
         },
     }
     print(json.dumps(result))

@@ -47,6 +47,19 @@ class TooLargeError(VerificationError):
     reason = Reason.TOO_LARGE
 
 
+class ForeignCodeError(VerificationError):
+    """The QR holds a health code of another scheme (`credential.foreign`): readable,
+    but not a HealthBridge presentation and not accepted at a HealthBridge checkpoint."""
+
+
+class EuDccCodeError(ForeignCodeError):
+    reason = Reason.FOREIGN_EU_DCC
+
+
+class SmartHealthCardCodeError(ForeignCodeError):
+    reason = Reason.FOREIGN_SHC
+
+
 class UnknownRegionError(VerificationError):
     reason = Reason.UNKNOWN_REGION
 

@@ -24,11 +24,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from common.b64 import b64url
 from credential.base45 import Base45Error, b45decode, b45encode
 from credential.errors import (
+    EuDccCodeError,
     MalformedError,
     PresentationFormatError,
+    SmartHealthCardCodeError,
     TooLargeError,
     UnsupportedVersionError,
 )
+from credential.foreign import ForeignScheme, recognise
 from credential.issue import (
     canonical_header,
     credential_digest,
@@ -214,6 +217,11 @@ def parse_presentation(data: str | bytes) -> Presentation:
             raise UnsupportedVersionError(
                 f"expected format version {FORMAT_VERSION}, found {head[len(PREFIX_MAGIC) :]}"
             )
+        foreign = recognise(text)
+        if foreign is ForeignScheme.EU_DCC:
+            raise EuDccCodeError("found an EU Digital COVID Certificate (HC1:)")
+        if foreign is ForeignScheme.SMART_HEALTH_CARD:
+            raise SmartHealthCardCodeError("found a SMART Health Card (shc:/)")
         raise MalformedError(f"expected prefix {QR_PREFIX!r}, found {text[:8]!r}")
     try:
         frame = b45decode(text[len(QR_PREFIX) :])

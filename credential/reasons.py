@@ -17,6 +17,9 @@ class Reason(StrEnum):
     MALFORMED = "malformed"
     UNSUPPORTED_VERSION = "unsupported_version"
     TOO_LARGE = "too_large"
+    # a health code of another scheme, named so staff can tell the holder what to show
+    FOREIGN_EU_DCC = "foreign_eu_dcc"
+    FOREIGN_SHC = "foreign_shc"
     # 2. issuer region
     UNKNOWN_REGION = "unknown_region"
     # 3. key registered and not revoked

@@ -14,6 +14,7 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from credential.claims import StatusColour
+from credential.languages import N_
 from credential.reasons import Reason
 
 __all__ = [
@@ -37,36 +38,49 @@ class Decision(StrEnum):
 
 
 _DESCRIPTIONS: dict[Reason, str] = {
-    Reason.MALFORMED: "This is not a readable HealthBridge code.",
-    Reason.UNSUPPORTED_VERSION: "The code uses a format version this station does not know.",
-    Reason.TOO_LARGE: "The code holds far more data than a health code can.",
-    Reason.UNKNOWN_REGION: "The code names a region outside the consortium.",
-    Reason.UNKNOWN_KEY: "The code was signed by a key its region never registered.",
-    Reason.STATION_NEEDS_SYNC: "The code is newer than this station's data: sync the station.",
-    Reason.KEY_REGION_MISMATCH: "The signing key belongs to another region than the code.",
-    Reason.KEY_COMPROMISED: "The signing key was compromised and this code is not covered.",
-    Reason.KEY_RETIRED: "The code was signed after its key was retired.",
-    Reason.KEY_NOT_ACTIVE: "The code was signed outside its key's validity period.",
-    Reason.ALG_MISMATCH: "The code claims a signature algorithm its key does not allow.",
-    Reason.BAD_SIGNATURE: "The issuer's signature is invalid: the code was altered or forged.",
-    Reason.EXPIRED: "The health code has expired.",
-    Reason.NOT_YET_VALID: "The health code is not valid yet.",
-    Reason.HOLDER_PROOF_INVALID: "The phone showing the code is not the phone it was issued to.",
-    Reason.PROOF_STALE: "The code is a copy or screenshot: ask for the live code.",
-    Reason.PROOF_REPLAYED: "This exact code was already scanned: ask for the live code.",
-    Reason.CHALLENGE_MISMATCH: "The code does not answer this station's challenge.",
-    Reason.REVOKED: "The health code has been revoked.",
-    Reason.SOURCE_REVOKED: "The code was converted from a home-region code that is revoked.",
-    Reason.NOT_ANCHORED: "The code is not on its region's ledger: it was never issued there.",
-    Reason.NOT_YET_ANCHORED: "The code is newer than this station's ledger data: sync the station.",
-    Reason.REVOCATION_UNKNOWN: "The station's revocation data is too old: sync the station.",
-    Reason.STATUS_YELLOW: "Status is yellow: check the person's documents.",
-    Reason.STATUS_RED: "Status is red.",
+    Reason.MALFORMED: N_("This is not a readable HealthBridge code."),
+    Reason.UNSUPPORTED_VERSION: N_("The code uses a format version this station does not know."),
+    Reason.TOO_LARGE: N_("The code holds far more data than a health code can."),
+    Reason.FOREIGN_EU_DCC: N_(
+        "This is an EU Digital COVID Certificate, not a HealthBridge code:"
+        " it is not accepted at this checkpoint."
+    ),
+    Reason.FOREIGN_SHC: N_(
+        "This is a SMART Health Card, not a HealthBridge code:"
+        " it is not accepted at this checkpoint."
+    ),
+    Reason.UNKNOWN_REGION: N_("The code names a region outside the consortium."),
+    Reason.UNKNOWN_KEY: N_("The code was signed by a key its region never registered."),
+    Reason.STATION_NEEDS_SYNC: N_("The code is newer than this station's data: sync the station."),
+    Reason.KEY_REGION_MISMATCH: N_("The signing key belongs to another region than the code."),
+    Reason.KEY_COMPROMISED: N_("The signing key was compromised and this code is not covered."),
+    Reason.KEY_RETIRED: N_("The code was signed after its key was retired."),
+    Reason.KEY_NOT_ACTIVE: N_("The code was signed outside its key's validity period."),
+    Reason.ALG_MISMATCH: N_("The code claims a signature algorithm its key does not allow."),
+    Reason.BAD_SIGNATURE: N_("The issuer's signature is invalid: the code was altered or forged."),
+    Reason.EXPIRED: N_("The health code has expired."),
+    Reason.NOT_YET_VALID: N_("The health code is not valid yet."),
+    Reason.HOLDER_PROOF_INVALID: N_(
+        "The phone showing the code is not the phone it was issued to."
+    ),
+    Reason.PROOF_STALE: N_("The code is a copy or screenshot: ask for the live code."),
+    Reason.PROOF_REPLAYED: N_("This exact code was already scanned: ask for the live code."),
+    Reason.CHALLENGE_MISMATCH: N_("The code does not answer this station's challenge."),
+    Reason.REVOKED: N_("The health code has been revoked."),
+    Reason.SOURCE_REVOKED: N_("The code was converted from a home-region code that is revoked."),
+    Reason.NOT_ANCHORED: N_("The code is not on its region's ledger: it was never issued there."),
+    Reason.NOT_YET_ANCHORED: N_(
+        "The code is newer than this station's ledger data: sync the station."
+    ),
+    Reason.REVOCATION_UNKNOWN: N_("The station's revocation data is too old: sync the station."),
+    Reason.STATUS_YELLOW: N_("Status is yellow: check the person's documents."),
+    Reason.STATUS_RED: N_("Status is red."),
 }
 
 
 def describe(reason: Reason) -> str:
-    """Plain words for staff."""
+    """Plain words for staff, in English; pages translate them through their catalogs
+    (the English text is the gettext message id)."""
     return _DESCRIPTIONS[reason]
 
 

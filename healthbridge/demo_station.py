@@ -218,6 +218,10 @@ def start_station(world: World) -> DemoStation:
         sync_ages=lambda: sync_ages(d.state_db, time.time(), regions),
         online=lambda: syncer.online,
         replay=guard.status,
+        alarm=lambda: syncer.fork_alarm,
+        max_sync_age_s=config.policy.max_sync_age_s,
+        language=config.language,
+        on_language=d.save_language,
     )
     station.listeners.append(state.on_event)
     station.frame_listeners.append(state.on_frame)

@@ -15,20 +15,27 @@ refuses other names so a web page elsewhere cannot reach it through DNS rebindin
 
 Errors are JSON `{"error": "<code>", "message": "..."}` with a 4xx status; nothing
 here answers 500 for a resident's state (missing key, expired credential, ...).
+
+Language: the page and the resident-facing texts in the JSON (`message`, `colour_text`,
+`basis_text`, the times) follow the phone's `Accept-Language` (English, Simplified or
+Traditional Chinese, Portuguese), through the wallet's gettext catalogs
+(`mobile_stub/translations`, Flask-Babel); times are the phone's local time on a
+24-hour clock. The technical detail of an error stays in `detail`, in English.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
+from flask_babel import Babel, gettext
 from werkzeug.exceptions import HTTPException
 
+from credential.languages import N_, Language, format_datetime, negotiate
 from mobile_stub.client import HttpIssuer, IssuerApi
 from mobile_stub.errors import (
     CredentialExpiredError,
@@ -49,16 +56,43 @@ ISSUER_POLL_S = 300  # seconds between background refresh attempts from the page
 MIN_REFETCH_S = 0.5  # seconds; the page never refetches faster than this
 DEFAULT_ALLOWED_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
-# (HTTP status, error code) for each resident-facing failure; most specific first.
-ERROR_CODES: tuple[tuple[type[WalletError], int, str], ...] = (
-    (NotEnrolledError, 404, "not_enrolled"),
-    (CredentialExpiredError, 410, "credential_expired"),
-    (DeviceKeyMissingError, 409, "device_key_missing"),
-    (DeviceKeyCorruptError, 409, "device_key_corrupt"),
-    (InsecurePermissionsError, 409, "insecure_permissions"),
-    (StoreCorruptError, 409, "store_corrupt"),
-    (WalletError, 409, "wallet_error"),
+# (HTTP status, error code, plain words for the resident) per failure; most specific first.
+ERROR_CODES: tuple[tuple[type[WalletError], int, str, str], ...] = (
+    (NotEnrolledError, 404, "not_enrolled", N_("This phone holds no health code yet: enrol.")),
+    (
+        CredentialExpiredError,
+        410,
+        "credential_expired",
+        N_("Your health code has expired: refresh it while online."),
+    ),
+    (
+        DeviceKeyMissingError,
+        409,
+        "device_key_missing",
+        N_("This phone's wallet key is missing: enrol again."),
+    ),
+    (
+        DeviceKeyCorruptError,
+        409,
+        "device_key_corrupt",
+        N_("This phone's wallet key is damaged: enrol again."),
+    ),
+    (
+        InsecurePermissionsError,
+        409,
+        "insecure_permissions",
+        N_("The wallet's files can be read by other users of this device."),
+    ),
+    (StoreCorruptError, 409, "store_corrupt", N_("The wallet's stored data is damaged.")),
+    (WalletError, 409, "wallet_error", N_("The wallet cannot show the code right now.")),
 )
+COLOUR_WORDS = {"green": N_("GREEN"), "yellow": N_("YELLOW"), "red": N_("RED")}
+BASIS_WORDS = {
+    "vaccination": N_("Vaccination"),
+    "test": N_("Negative test"),
+    "recovery": N_("Recovery"),
+    "admin": N_("Decision of the health authority"),
+}
 
 bp = Blueprint("wallet", __name__)
 
@@ -79,10 +113,14 @@ def _region() -> str | None:
     return str(region) if region else None
 
 
-def _utc(ts: int | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+def _language() -> Language:
+    """The phone's language, from its Accept-Language header (RFC 9110 §12.5.4)."""
+    return negotiate(request.accept_languages)
+
+
+def _when(ts: int | None) -> str | None:
+    """A time in the phone's local zone, in its language, on a 24-hour clock."""
+    return None if ts is None else format_datetime(ts, _language())
 
 
 def _view_json(view: WalletView) -> dict[str, Any]:
@@ -91,20 +129,28 @@ def _view_json(view: WalletView) -> dict[str, Any]:
         "masked_name": view.masked_name,
         "document_hint": view.document_hint,
         "colour": view.colour,
+        "colour_text": gettext(COLOUR_WORDS[view.colour]) if view.colour in COLOUR_WORDS else "",
         "basis": view.basis,
+        "basis_text": gettext(BASIS_WORDS[view.basis]) if view.basis in BASIS_WORDS else "",
         "not_before": view.not_before,
         "expires_at": view.expires_at,
-        "expires_text": _utc(view.expires_at),
+        "expires_text": _when(view.expires_at),
         "expired": view.expired,
         "refresh_due": view.refresh_due,
     }
 
 
-def _error(e: WalletError) -> ResponseReturnValue:
-    for cls, status, code in ERROR_CODES:
+def _problem(e: WalletError) -> tuple[int, str, str]:
+    """(HTTP status, error code, the resident's words in the phone's language)."""
+    for cls, status, code, words in ERROR_CODES:
         if isinstance(e, cls):
-            return jsonify(error=code, message=str(e)), status
+            return status, code, gettext(words)
     raise AssertionError("unreachable: WalletError is in ERROR_CODES")  # pragma: no cover
+
+
+def _error(e: WalletError) -> ResponseReturnValue:
+    status, code, words = _problem(e)
+    return jsonify(error=code, message=words, detail=str(e)), status
 
 
 @bp.before_app_request
@@ -139,9 +185,10 @@ def page() -> ResponseReturnValue:
         regions, home = sorted(doc.entries), doc.home
         view = _view_json(wallet.view(_now(), _region()))
     except WalletError as e:
-        problem = str(e)
+        problem = _problem(e)[2]
     return render_template(
         "wallet.html",
+        language=_language(),
         view=view,
         problem=problem,
         regions=regions,
@@ -196,7 +243,8 @@ def refresh() -> ResponseReturnValue:
         # the page would take for "online".
         return jsonify(online=False, changed=False, error="issuer_unavailable", message=str(e))
     except IssuerRefusedError as e:
-        return jsonify(online=True, changed=False, error=e.code, message=str(e))
+        words = gettext("The issuer refused to refresh this code (%(code)s).", code=e.code)
+        return jsonify(online=True, changed=False, error=e.code, message=words, detail=str(e))
     except WalletError as e:
         return _error(e)
     return jsonify(online=True, changed=result.changed, error=None, message=None)
@@ -225,6 +273,8 @@ def create_app(config: dict[str, Any]) -> Flask:
     )
     app.config.update(config)
     app.register_blueprint(bp)
+    # Catalogs in mobile_stub/translations (app.root_path is the mobile_stub package).
+    Babel(app, locale_selector=lambda: _language().catalog)
     app.register_error_handler(HTTPException, _json_http_error)
     # Any wallet failure that a view did not map itself is still a typed 4xx.
     app.register_error_handler(WalletError, _error)

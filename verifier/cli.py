@@ -50,6 +50,12 @@ def cli() -> None:
 )
 @dir_option
 @click.option("--name", default="station", show_default=True, help="Station name.")
+@click.option(
+    "--language",
+    default="en",
+    show_default=True,
+    help="The kiosk's language: en, zh-Hans, zh-Hant or pt (staff can switch it later).",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing station configuration.")
 @click.option(
     "--replay",
@@ -58,8 +64,11 @@ def cli() -> None:
     help='Replay memory: "memory" (this station alone) or a redis:// URL shared by the '
     "checkpoint's lanes.",
 )
-def init(consortium_file: Path, station_dir: Path, name: str, force: bool, replay: str) -> None:
+def init(
+    consortium_file: Path, station_dir: Path, name: str, language: str, force: bool, replay: str
+) -> None:
     """Create a station folder: trust root, configuration, empty state and scan log."""
+    from credential.languages import LanguageError, parse_language
     from ledger.consortium import load_consortium
     from verifier.config import StationConfig, StationDir, render_config
     from verifier.errors import VerifierError
@@ -67,12 +76,16 @@ def init(consortium_file: Path, station_dir: Path, name: str, force: bool, repla
 
     d = StationDir(station_dir)
     try:
+        lang = parse_language(language)
+    except LanguageError as e:
+        raise click.BadParameter(str(e), param_hint="--language") from e
+    try:
         consortium = load_consortium(consortium_file)  # validate before copying
         if d.config.exists() and not force:
             raise click.ClickException(f"{d.config} exists; pass --force to overwrite")
         d.root.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(consortium_file, d.consortium)
-        d.config.write_text(render_config(StationConfig(name=name, replay=replay)))
+        d.config.write_text(render_config(StationConfig(name=name, replay=replay, language=lang)))
         ScanLog(d.scan_log).close()
     except (VerifierError, ValueError, OSError) as e:
         raise _fail(e) from e
@@ -194,7 +207,7 @@ def scan(
     from verifier.errors import VerifierError
     from verifier.frames import CaptureSettings, RetryPolicy, SourceEvent, open_source
     from verifier.kiosk import KioskState, create_app
-    from verifier.scanlog import ScanLog
+    from verifier.scanlog import ScanLog, ScanLogWriter
     from verifier.station import Deduper, ScanEvent, Station, presentation_verifier
     from verifier.syncing import BackgroundSync, LedgerSyncer, sync_ages
 
@@ -205,8 +218,12 @@ def scan(
 
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
+    source_listeners: list[Any] = []
+
     def on_source(e: SourceEvent) -> None:
         click.echo(f"{e.source}: {e.kind.value} {e.detail}".rstrip(), err=True)
+        for listener in source_listeners:
+            listener(e)
 
     try:
         source = open_source(
@@ -230,9 +247,11 @@ def scan(
     from verifier.replay import replay_guard_for
 
     guard = replay_guard_for(config.replay)
+    # The scan loop hands records over; a thread of their own commits them.
+    writer = ScanLogWriter(log)
     station = Station(
         verify=presentation_verifier(lambda: trust, config.policy, guard),
-        log=log,
+        log=writer,
         syncer=syncer,
         deduper=Deduper(config.dedupe_s),
     )
@@ -274,7 +293,10 @@ def scan(
             alarm=lambda: None if syncer is None else syncer.fork_alarm,
             replay=guard.status,
             max_sync_age_s=config.policy.max_sync_age_s,
+            language=config.language,
+            on_language=lambda lang: save_language(d, lang),
         )
+        source_listeners.append(state.on_source)
         station.listeners.append(state.on_event)
         station.frame_listeners.append(state.on_frame)
         port = kiosk_port or config.kiosk_port
@@ -311,6 +333,16 @@ def scan(
             ops.stop()
         trust.close()
         log.close()
+
+
+def save_language(d: Any, language: Any) -> None:
+    """Keep the language staff chose in station.toml, so a restart keeps it too."""
+    from verifier.errors import VerifierError
+
+    try:
+        d.save_language(language)
+    except VerifierError as e:
+        click.echo(f"could not save the language: {e}", err=True)
 
 
 @cli.command("export-log")

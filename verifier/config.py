@@ -19,6 +19,7 @@ from typing import Any
 import tomli_w
 
 from credential.claims import StatusColour
+from credential.languages import DEFAULT_LANGUAGE, Language, LanguageError, parse_language
 from credential.verdict import DEFAULT_MAX_SYNC_AGE_S, Decision, StationPolicy
 from verifier.errors import StationConfigError
 
@@ -45,6 +46,7 @@ class StationConfig:
     # Replay memory: "memory" (this station alone) or a redis:// URL shared by the
     # checkpoint's lanes (verifier.replay).
     replay: str = "memory"
+    language: Language = DEFAULT_LANGUAGE  # the kiosk's language; staff may switch it
 
     def __post_init__(self) -> None:
         if not self.name or len(self.name) > 64:
@@ -70,6 +72,7 @@ def render_config(c: StationConfig) -> str:
         "kiosk_port": c.kiosk_port,
         "dedupe_s": c.dedupe_s,
         "replay": c.replay,
+        "language": c.language.value,
         "policy": {
             "max_sync_age_s": c.policy.max_sync_age_s,
             "on_revocation_unknown": c.policy.on_revocation_unknown.value,
@@ -113,7 +116,13 @@ def parse_config(data: str | bytes) -> StationConfig:
         policy = StationPolicy(colours, _get(pol, "max_sync_age_s", int, "policy."), on_unknown)
     except ValueError as e:
         raise StationConfigError(f"policy: {e}") from e
+    # `language` came after version 1 was fixed: a file without it speaks English.
+    try:
+        language = parse_language(_get(doc, "language", str, "")) if "language" in doc else None
+    except LanguageError as e:
+        raise StationConfigError(f"language: {e}") from e
     return StationConfig(
+        language=language or DEFAULT_LANGUAGE,
         name=_get(doc, "name", str, ""),
         policy=policy,
         sync_interval_s=_get(doc, "sync_interval_s", int, ""),
@@ -152,6 +161,16 @@ class StationDir:
                 f"no station at {self.root}: run `healthbridge verifier init` first"
             )
         return parse_config(self.config.read_bytes())
+
+    def save_language(self, language: Language) -> None:
+        """Keep the language staff chose on the kiosk in station.toml (a restart keeps
+        it); the rest of the file is rewritten as it was read."""
+        from dataclasses import replace
+
+        try:
+            self.config.write_text(render_config(replace(self.load(), language=language)))
+        except OSError as e:
+            raise StationConfigError(f"cannot write {self.config}: {e}") from e
 
 
 DEFAULT_CONFIG = StationConfig()

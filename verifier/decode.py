@@ -10,35 +10,44 @@ first asks whether a retry can pay off at all: if zxing located no candidate sym
 and the frame holds no patch dense in sharp steps of brightness (a QR code's module
 edges are; a wall, smooth shading or mild sensor noise are not), it gives up at once,
 so frames with no code in view (most live frames) cost one zxing call plus about a
-millisecond. Otherwise it tries variants, each of which rescues a different class of
-real photographs:
+millisecond. Otherwise it tries variants in order of what they rescue per millisecond
+(measured on the BoofCV photos at camera size, docs/verifier.md), each of which
+rescues a different class of real photographs:
 
-1. the GlobalHistogram binarizer — bright spots and glare;
-2. each located-but-undecoded region (largest first), cropped and rescaled so the
-   code is about `CROP_TARGET_PX` wide (upscaled when small, downscaled when huge),
-   with either binarizer, then OpenCV's QR detector on the same crop — small, far, or
-   heavily damaged codes;
-3. a 2x upscale of the whole frame when it is small and nothing was located;
-4. a darkening gamma — washed-out, over-exposed codes;
-5. a 3x3 median — moire and salt noise on printed or on-screen codes;
-6. contrast-limited histogram equalisation (CLAHE) — shadows and low contrast;
-7. a brightening gamma — dark, under-exposed codes;
-8. zxing's "pure" mode — a code filling a clean image whose finder patterns are
+1. each located-but-undecoded region (largest first), cropped and rescaled so the
+   code is about `CROP_TARGET_PX` wide, with the GlobalHistogram then the
+   LocalAverage binarizer — small, far, or heavily damaged codes;
+2. the GlobalHistogram binarizer on the whole frame — bright spots and glare;
+3. a darkening gamma — washed-out, over-exposed codes;
+4. zxing's "pure" mode — a code filling a clean image whose finder patterns are
    damaged or crowded by dark borders (screenshots, renderings);
-9. OpenCV's QR detector and its ArUco-based one on the whole frame scaled down to at
-   most `OPENCV_SIDE_PX` — a second, independently written localiser and decoder that
-   reads some codes without a quiet zone or with odd finder patterns.
+5. a brightening gamma — dark, under-exposed codes;
+6. a 3x3 median — moire and salt noise on printed or on-screen codes;
+7. a 2x upscale of the whole frame when it is small and nothing was located;
+8. OpenCV's ArUco-based QR detector on the whole frame scaled down to at most
+   `ARUCO_SIDE_PX`, then its plain one at `OPENCV_SIDE_PX` — a second, independently
+   written localiser and decoder that reads some codes without a quiet zone or with
+   odd finder patterns.
 
 OpenCV's payloads stay byte-exact: its bytes are kept only when they are ASCII (it
 transcodes the rest), otherwise zxing decodes the module grid OpenCV sampled.
 
-Tried on the BoofCV photos and dropped because they read nothing the passes above do
-not: other rescale targets, Otsu and adaptive thresholds, the red or min/max channel
-instead of luma, unsharp masking, Gaussian blur, morphological open/close, a white
-border around the frame, OpenCV's curved-code decoder.
+9. last, OpenCV's plain detector on each located crop — one damaged code, when a
+   large frame's budget leaves room.
 
-Every attempt checks the elapsed time against `DecodeLimits.budget_ms` first, so one
-frame stays within its time budget and the live view does not stall.
+Pruned because on the BoofCV photos it rescued nothing another pass does not, at
+4.8 ms median: contrast-limited histogram equalisation (CLAHE). Tried earlier and dropped
+for the same reason: other rescale targets, Otsu and adaptive thresholds, the red or
+min/max channel instead of luma, unsharp masking, Gaussian blur, morphological
+open/close, a white border around the frame, OpenCV's curved-code decoder.
+
+The budget (`DecodeLimits.budget_ms`) is CPU time of the decoding thread
+(`time.thread_time`), not wall time: on a busy machine a frame takes longer on the
+clock but gets the same work, so what is read does not depend on what else runs.
+Each pass carries an estimate of its cost (CPU milliseconds per megapixel of the
+image it works on, a p95 measured on this decoder); a pass starts only when the
+budget has room for its estimate, otherwise the chain goes on to cheaper passes. A
+frame therefore overruns its budget only by what a pass costs beyond its estimate.
 
 What it does not do: interpret the payload (that is `credential.presentation`), capture
 frames (`verifier.frames`) or keep state between frames (`verifier.station`).
@@ -47,7 +56,7 @@ frames (`verifier.frames`) or keep state between frames (`verifier.station`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import partial
@@ -84,7 +93,14 @@ GAMMA_BRIGHTEN = 0.5
 MEDIAN_KERNEL_PX = 3
 CLAHE_CLIP_LIMIT = 2.0
 CLAHE_TILE_GRID = (8, 8)
-OPENCV_SIDE_PX = 800  # OpenCV's detectors run on frames scaled down to this long side
+OPENCV_SIDE_PX = 800  # OpenCV's plain detector runs on frames scaled down to this long side
+ARUCO_SIDE_PX = 640  # its ArUco-based detector reads as much at this side, for less
+# Estimated CPU cost of a pass, per megapixel of the image it works on (p95 over the
+# BoofCV photos at camera size on one core of the development machine; the zxing
+# figure includes building the image: gamma table, median, rescale).
+ZXING_MS_PER_MPIX = 8.0
+OPENCV_MS_PER_MPIX = 80.0
+MIN_PASS_MS = 0.5  # no pass is estimated below this (call overhead)
 GRID_MODULE_PX = 4  # OpenCV's sampled module grid is re-rendered at this many px per module
 GRID_QUIET_ZONE_MODULES = 4  # ISO/IEC 18004 quiet zone around the re-rendered symbol
 
@@ -93,11 +109,12 @@ GRID_QUIET_ZONE_MODULES = 4  # ISO/IEC 18004 quiet zone around the re-rendered s
 class DecodeLimits:
     """How much work one frame may cost.
 
-    The budget is checked before each retry, never in the middle of a decoder call, so
-    a frame can overrun it by at most one attempt.
+    The budget is checked before each retry against the retry's cost estimate, never
+    in the middle of a decoder call: a frame overruns it only by what a pass costs
+    beyond its estimate.
     """
 
-    budget_ms: float = 30.0  # milliseconds per frame, retries included
+    budget_ms: float = 30.0  # CPU milliseconds per frame (thread time), retries included
     max_attempts: int = 20  # plain pass included
 
 
@@ -280,10 +297,31 @@ def _read_grid(grid: Image | None) -> bytes | None:
     return bytes(hits[0].bytes) if hits else None
 
 
-Retry = Callable[[], list[DecodedCode]]  # one pass of the retry chain
+@dataclass(frozen=True)
+class Retry:
+    """One pass of the retry chain: a thunk returning the codes it read (possibly none),
+    building its image only when it runs, and what it is expected to cost."""
+
+    run: Callable[[], list[DecodedCode]]
+    estimate_ms: float  # CPU milliseconds
 
 
-def _zxing(attempt: Attempt, make: Callable[[], Image], binarizer: str = "LocalAverage") -> Retry:
+def _mpix(shape: tuple[int, ...], scale: float = 1.0) -> float:
+    return shape[0] * shape[1] * scale * scale / 1e6
+
+
+def _zxing_cost(shape: tuple[int, ...], scale: float = 1.0) -> float:
+    return max(MIN_PASS_MS, ZXING_MS_PER_MPIX * _mpix(shape, scale))
+
+
+def _opencv_cost(shape: tuple[int, ...], side_px: int = OPENCV_SIDE_PX) -> float:
+    scale = min(1.0, side_px / max(shape))
+    return max(MIN_PASS_MS, OPENCV_MS_PER_MPIX * _mpix(shape, scale))
+
+
+def _zxing(
+    attempt: Attempt, make: Callable[[], Image], binarizer: str = "LocalAverage"
+) -> Callable[[], list[DecodedCode]]:
     """A whole-frame zxing pass on the image `make` builds (only when the pass runs)."""
 
     def run() -> list[DecodedCode]:
@@ -304,46 +342,66 @@ def _crop_passes(gray: Image, box: tuple[int, int, int, int]) -> Iterator[Retry]
     crop = gray[y0:y1, x0:x1]
     offset = (float(x0), float(y0))
     scale = min(CROP_MAX_SCALE, CROP_TARGET_PX / max(crop.shape))
-    resized = _scaled(crop, scale)
-    for binarizer in ("LocalAverage", "GlobalHistogram"):
-        yield partial(_codes, _Pass(Attempt.UPSCALE_CROP, resized, scale, offset, binarizer))
-    # zxing's localisation spares OpenCV's detector the clutter around the code.
-    yield partial(_opencv, crop, False, CROP_TARGET_PX, offset)
+    cost = _zxing_cost(crop.shape, scale)
+    resized: list[Image] = []
+
+    def read(binarizer: str) -> list[DecodedCode]:
+        if not resized:
+            resized.append(_scaled(crop, scale))
+        return _codes(_Pass(Attempt.UPSCALE_CROP, resized[0], scale, offset, binarizer))
+
+    # GlobalHistogram first: it rescues twice as many crops per millisecond.
+    for binarizer in ("GlobalHistogram", "LocalAverage"):
+        yield Retry(partial(read, binarizer), cost)
 
 
 def _attempts(gray: Image, located: Sequence[Corners]) -> Iterator[Retry]:
-    """The retry chain, in order, as thunks returning the codes they read (possibly
-    none); each builds its image only when it runs, after the budget check."""
-    yield _zxing(Attempt.GLOBAL_HISTOGRAM, lambda: gray, "GlobalHistogram")
+    """The retry chain, in order of rescues per millisecond."""
+    whole = _zxing_cost(gray.shape)
     boxes = _boxes(gray, located)
     for box in boxes:
         yield from _crop_passes(gray, box)
+    yield Retry(_zxing(Attempt.GLOBAL_HISTOGRAM, lambda: gray, "GlobalHistogram"), whole)
+    yield Retry(_zxing(Attempt.GAMMA, lambda: _gamma(gray, GAMMA_DARKEN)), whole)
+    yield Retry(partial(_codes, _Pass(Attempt.PURE, gray, pure=True)), whole)
+    yield Retry(_zxing(Attempt.GAMMA, lambda: _gamma(gray, GAMMA_BRIGHTEN)), whole)
+    median = _zxing(Attempt.MEDIAN, lambda: np.asarray(cv2.medianBlur(gray, MEDIAN_KERNEL_PX)))
+    yield Retry(median, whole)
     if not boxes and max(gray.shape) <= SMALL_FRAME_SIDE_PX:
 
         def upscaled() -> list[DecodedCode]:
             up = _scaled(gray, UPSCALE_FACTOR)
             return _codes(_Pass(Attempt.UPSCALE, up, UPSCALE_FACTOR))
 
-        yield upscaled
-    yield _zxing(Attempt.GAMMA, lambda: _gamma(gray, GAMMA_DARKEN))
-    yield _zxing(Attempt.MEDIAN, lambda: np.asarray(cv2.medianBlur(gray, MEDIAN_KERNEL_PX)))
-    clahe = cv2.createCLAHE(clipLimit=CLAHE_CLIP_LIMIT, tileGridSize=CLAHE_TILE_GRID)
-    yield _zxing(Attempt.CLAHE, lambda: np.asarray(clahe.apply(gray)))
-    yield _zxing(Attempt.GAMMA, lambda: _gamma(gray, GAMMA_BRIGHTEN))
-    yield partial(_codes, _Pass(Attempt.PURE, gray, pure=True))
-    yield partial(_opencv, gray, False)
-    yield partial(_opencv, gray, True)
+        yield Retry(upscaled, _zxing_cost(gray.shape, UPSCALE_FACTOR))
+    # At 1280x720 the plain detector's estimate (800 px side) exceeds the 30 ms budget:
+    # it runs on larger frames with a larger budget, where it still rescues photos
+    # (a shadowed code in the BoofCV set) that nothing else reads.
+    yield Retry(
+        partial(_opencv, gray, True, ARUCO_SIDE_PX), _opencv_cost(gray.shape, ARUCO_SIDE_PX)
+    )
+    yield Retry(partial(_opencv, gray, False), _opencv_cost(gray.shape))
+    # Last, lowest rescue per millisecond: OpenCV on each located crop (it reads a
+    # damaged code in the BoofCV set that nothing else does, when the budget allows).
+    for x0, y0, x1, y1 in boxes:
+        crop = gray[y0:y1, x0:x1]
+        yield Retry(
+            partial(_opencv, crop, False, CROP_TARGET_PX, (float(x0), float(y0))),
+            _opencv_cost(crop.shape, CROP_TARGET_PX),
+        )
 
 
 def decode_frame(
     frame: Image,
     limits: DecodeLimits = DEFAULT_LIMITS,
-    clock: Callable[[], float] = time.perf_counter,
+    clock: Callable[[], float] = time.thread_time,
 ) -> list[DecodedCode]:
     """Every QR code readable in `frame`, as exact bytes with corners in frame pixels.
 
     Returns an empty list when nothing is readable within the budget; raises
-    DecodeInputError only when `frame` is not an image at all.
+    DecodeInputError only when `frame` is not an image at all. `clock` measures the
+    budget: this thread's CPU time, so load from other processes does not change
+    what is read.
     """
     started = clock()
     gray = to_gray(frame)
@@ -359,12 +417,30 @@ def decode_frame(
     located = [_corners(r.position) for r in results]
     if not located and not _has_structure(gray):
         return []
+    codes, _ = run_chain(_attempts(gray, located), limits, clock, started)
+    return codes
+
+
+def run_chain(
+    retries: Iterable[Retry],
+    limits: DecodeLimits,
+    clock: Callable[[], float],
+    started: float,
+) -> tuple[list[DecodedCode], int]:
+    """Run `retries` in order until one reads a code, each only when the budget left
+    has room for its estimate; returns the codes and how many passes ran (the plain
+    pass counts as the first)."""
     attempts = 1
-    for attempt in _attempts(gray, located):
-        if attempts >= limits.max_attempts or (clock() - started) * 1000.0 >= limits.budget_ms:
+    for retry in retries:
+        if attempts >= limits.max_attempts:
             break
+        spent_ms = (clock() - started) * 1000.0
+        if spent_ms + MIN_PASS_MS > limits.budget_ms:
+            break  # not even the cheapest pass fits
+        if spent_ms + retry.estimate_ms > limits.budget_ms:
+            continue  # no room for this pass; a cheaper one further on may still fit
         attempts += 1
-        codes = attempt()
+        codes = retry.run()
         if codes:
-            return codes
-    return []
+            return codes, attempts
+    return [], attempts

@@ -6,9 +6,16 @@ loop feeds. Routes:
 - `GET /` — the page (server-rendered; a little JS polls the status endpoint);
 - `GET /stream.mjpg` — the annotated camera view as MJPEG (multipart/x-mixed-replace);
 - `GET /v1/status` — JSON: the latest verdict (with the masked name and document hint
-  staff need to match the person), the last few scans (no personal data), sync ages;
+  staff need to match the person), the last few scans in plain words (no personal
+  data), sync ages, whether the camera is live (and since when it is not), alarms;
+- `POST /v1/language` — staff switch the station's language (`{"language": "pt"}`);
 - `GET /healthz`, `GET /readyz` — probes (ready: every region's view within policy);
 - any other `/v1/...` path or method — a JSON error body with a 4xx status.
+
+Every word on the page is in the station's language (`station.toml` `language`,
+switchable from the page), through the verifier's gettext catalogs (Flask-Babel,
+`verifier/translations`); times are the station's local time on a 24-hour clock.
+The JSON keeps the reason codes beside the words, for scripts.
 
 What it does not do: decode or verify (the scan loop does, in another thread), or
 listen beyond loopback unless told to. The kiosk is for the staff at this station.
@@ -20,17 +27,29 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import cv2
 import numpy as np
-from flask import Blueprint, Flask, Response, current_app, jsonify, render_template
+from babel.dates import format_timedelta
+from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request
+from flask_babel import Babel, gettext
 from werkzeug.exceptions import HTTPException
 
 from common.observability import health_blueprint, instrument
+from credential.languages import (
+    DEFAULT_LANGUAGE,
+    N_,
+    Language,
+    LanguageError,
+    format_time,
+    parse_language,
+)
+from credential.reasons import Reason
 from credential.verdict import DEFAULT_MAX_SYNC_AGE_S, Decision, describe
 from verifier.decode import DecodedCode
-from verifier.frames import Frame
+from verifier.frames import Frame, SourceEvent, SourceEventKind
 from verifier.metrics import StationMetrics, readiness_checks
 from verifier.scanlog import ScanLog
 from verifier.station import ScanEvent, decision_label
@@ -42,16 +61,23 @@ JPEG_QUALITY = 75  # percent
 STREAM_MAX_FPS = 15.0  # frames per second sent to the browser
 STREAM_MAX_S = 6 * 3600.0  # seconds one MJPEG response lasts before the browser reconnects
 POLL_MS = 300  # milliseconds between status polls of the page
+CAMERA_LIVE_S = 2.0  # seconds without a frame after which the camera counts as disconnected
+MAX_LANGUAGE_BODY = 256  # bytes of a language switch request
 BGR = {  # outline colours on the live view
     Decision.ADMIT: (40, 170, 40),
     Decision.MANUAL_CHECK: (0, 190, 255),
     Decision.DENY: (40, 40, 220),
 }
 NEUTRAL_BGR = (255, 160, 0)
+COLOUR_WORDS = {"green": N_("GREEN"), "yellow": N_("YELLOW"), "red": N_("RED")}
 
 
 def _no_sync_info() -> Mapping[str, int | None]:
     return {}
+
+
+def _keep_language(_: Language) -> None:
+    return None
 
 
 def _replay_json(status: Any) -> dict[str, Any] | None:
@@ -71,30 +97,57 @@ class KioskState:
     replay: Callable[[], Any] = lambda: None  # verifier.replay.ReplayStatus, if any
     max_sync_age_s: int = DEFAULT_MAX_SYNC_AGE_S
     clock: Callable[[], float] = time.time
+    language: Language = DEFAULT_LANGUAGE
+    on_language: Callable[[Language], None] = _keep_language  # e.g. save to station.toml
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _jpeg: bytes | None = None
     _frame_seq: int = 0
+    _verdict_seq: int = 0
     _latest: dict[str, Any] | None = None
     _latest_at: float = 0.0
     _recent: list[dict[str, Any]] = field(default_factory=list)
     _outline: tuple[Decision, float] | None = None
     _encoded_at: float = float("-inf")
+    _started_at: float | None = None
+    _last_frame_at: float | None = None
+    _source_note: str | None = None  # the frame source's last word when it stopped
+
+    def __post_init__(self) -> None:
+        self._started_at = self.clock()
+
+    def set_language(self, language: Language) -> None:
+        with self._lock:
+            self.language = language
+        self.on_language(language)
 
     def on_event(self, event: ScanEvent) -> None:
         """Listener for Station.listeners: shows the newest verdict."""
         summary = event.to_json(include_holder=True)
-        summary["label"] = decision_label(event.verdict.decision)
-        summary["messages"] = [describe(r) for r in event.verdict.reasons]
         with self._lock:
+            self._verdict_seq += 1
+            summary["seq"] = self._verdict_seq
             self._latest = summary
             self._latest_at = self.clock()
             self._outline = (event.verdict.decision, self._latest_at)
-            row = {k: summary[k] for k in ("at", "decision", "label", "reasons", "region")}
+            row = {k: summary[k] for k in ("seq", "at", "decision", "reasons", "region")}
             self._recent = [row, *self._recent][:RECENT_SCANS]
+
+    def on_source(self, event: SourceEvent) -> None:
+        """Listener for the frame source's events: remembers why frames stopped."""
+        with self._lock:
+            if event.kind is SourceEventKind.OPENED:
+                self._source_note = None
+            elif event.kind in (
+                SourceEventKind.LOST,
+                SourceEventKind.OPEN_FAILED,
+                SourceEventKind.GAVE_UP,
+            ):
+                self._source_note = event.kind.value
 
     def on_frame(self, frame: Frame, codes: list[DecodedCode]) -> None:
         """Listener for Station.frame_listeners: keeps the annotated JPEG of the view."""
         with self._lock:
+            self._last_frame_at = self.clock()
             outline = self._outline
             # JPEG encoding costs several ms per 1280x720 frame: encode no more often
             # than the stream sends, unless codes are in view (their outline matters).
@@ -116,19 +169,29 @@ class KioskState:
             latest = dict(self._latest) if self._latest else None
             age = now - self._latest_at if latest else None
             recent = list(self._recent)
+            last_frame, started, note = self._last_frame_at, self._started_at, self._source_note
         if latest is not None and age is not None and age > VERDICT_HOLD_S:
             latest = None  # an old verdict must not be read as the next person's
         ages = dict(self.sync_ages())
-        stale = any(a is None or a > self.max_sync_age_s for a in ages.values())
+        stale = sorted(r for r, a in ages.items() if a is None or a > self.max_sync_age_s)
+        live = last_frame is not None and now - last_frame <= CAMERA_LIVE_S
         return {
             "verdict": latest,
             "verdict_age_s": None if latest is None or age is None else round(age, 1),
             "recent": recent,
             "sync_age_s": ages,
-            "sync_stale": stale,
+            "sync_stale": bool(stale),
+            "stale_regions": stale,
             "online": self.online(),
             "alarm": self.alarm(),
             "replay": _replay_json(self.replay()),
+            "camera": {
+                "live": live,
+                # since when the view is dark: the last frame, or the kiosk's start
+                "since": None if live else (last_frame if last_frame is not None else started),
+                "source": note,
+            },
+            "language": self.language.value,
         }
 
     def frame(self) -> tuple[int, bytes | None]:
@@ -158,9 +221,89 @@ ui = Blueprint("ui", __name__)
 api = Blueprint("api", __name__, url_prefix="/v1")
 
 
+def _age_words(seconds: int | None, language: Language) -> str:
+    if seconds is None:
+        return gettext("never synced")
+    return str(
+        format_timedelta(timedelta(seconds=seconds), format="short", locale=language.formats)
+    )
+
+
+def _reason_words(reasons: list[str]) -> str:
+    if not reasons:
+        return gettext("Valid health code.")
+    return " ".join(gettext(describe(Reason(r))) for r in reasons)
+
+
+def localise(snap: dict[str, Any], language: Language) -> dict[str, Any]:
+    """The snapshot with every text staff read, in `language` (inside a request, whose
+    locale Flask-Babel took from the station's language)."""
+    out = dict(snap)
+    v = snap["verdict"]
+    if v is not None:
+        v = dict(v)
+        decision = Decision(v["decision"])
+        v["label"] = gettext(decision_label(decision))
+        v["messages"] = [gettext(describe(Reason(r))) for r in v["reasons"]]
+        v["summary"] = _reason_words(v["reasons"])
+        v["time_text"] = format_time(v["at"], language)
+        v["colour_text"] = gettext(COLOUR_WORDS[v["colour"]]) if v.get("colour") else ""
+        out["verdict"] = v
+    rows = []
+    for row in snap["recent"]:
+        row = dict(row)
+        row["label"] = gettext(decision_label(Decision(row["decision"])))
+        row["time_text"] = format_time(row["at"], language)
+        row["words"] = _reason_words(row["reasons"])
+        rows.append(row)
+    out["recent"] = rows
+    ages = snap["sync_age_s"]
+    parts = [f"{r} {_age_words(ages[r], language)}" for r in sorted(ages)]
+    out["sync_text"] = ", ".join(parts) if parts else gettext("never synced")
+    if snap["online"] is False:
+        out["sync_text"] += " · " + gettext("offline")
+    if snap["stale_regions"]:
+        out["sync_alarm"] = gettext(
+            "Ledger data too old for %(regions)s: codes from there cannot be admitted."
+            " Sync the station.",
+            regions=", ".join(snap["stale_regions"]),
+        )
+    else:
+        out["sync_alarm"] = None
+    if snap["alarm"]:
+        out["fork_alarm"] = gettext(
+            "LEDGER ALARM: a ledger shows two different histories. Stop and call the supervisor."
+        )
+    else:
+        out["fork_alarm"] = None
+    replay = snap.get("replay")
+    if replay and replay.get("degraded"):
+        # Shared replay memory down: this lane alone remembers the codes it saw.
+        out["replay_text"] = gettext(
+            "Replay check: this lane only (%(detail)s)", detail=replay.get("detail") or ""
+        )
+    else:
+        out["replay_text"] = None
+    cam = dict(snap["camera"])
+    if cam["live"]:
+        cam["text"] = None
+    else:
+        cam["since_text"] = format_time(cam["since"], language)
+        cam["text"] = gettext("Camera disconnected since %(time)s.", time=cam["since_text"])
+    out["camera"] = cam
+    return out
+
+
 @ui.get("/")
 def page() -> str:
-    return render_template("kiosk.html", poll_ms=POLL_MS, hold_s=VERDICT_HOLD_S)
+    language = _state().language
+    return render_template(
+        "kiosk.html",
+        poll_ms=POLL_MS,
+        hold_s=VERDICT_HOLD_S,
+        language=language,
+        languages=list(Language),
+    )
 
 
 @ui.get("/stream.mjpg")
@@ -187,7 +330,27 @@ def stream() -> Response:
 
 @api.get("/status")
 def status() -> Response:
-    return jsonify(_state().snapshot())
+    state = _state()
+    snap = state.snapshot()
+    return jsonify(localise(snap, Language(snap["language"])))
+
+
+@api.post("/language")
+def switch_language() -> tuple[Response, int]:
+    """Staff switch the page's language. JSON only: a form posted from another site
+    cannot send `application/json` without a CORS preflight, which this app refuses."""
+    if not request.is_json or (request.content_length or 0) > MAX_LANGUAGE_BODY:
+        return jsonify(error="unsupported_media_type", message="expected a small JSON body"), 415
+    body = request.get_json(silent=True)
+    tag = body.get("language") if isinstance(body, dict) else None
+    if not isinstance(tag, str):
+        return jsonify(error="bad_request", message='expected {"language": "<tag>"}'), 400
+    try:
+        language = parse_language(tag)
+    except LanguageError as e:
+        return jsonify(error="unsupported_language", message=str(e)), 400
+    _state().set_language(language)
+    return jsonify(language=language.value), 200
 
 
 def _json_error(e: HTTPException) -> tuple[Response, int]:
@@ -211,6 +374,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     metrics: StationMetrics | None = app.config.get("KIOSK_METRICS")
     if metrics is not None:
         instrument(app, metrics.registry)
+    # Catalogs in verifier/translations (app.root_path is the verifier package).
+    Babel(app, locale_selector=lambda: _state().language.catalog)
 
     @app.errorhandler(Exception)
     def _unexpected(e: Exception) -> tuple[Response, int]:

@@ -13,6 +13,11 @@ issuer's database, so an unkeyed digest or prefix here would join a scan to an a
 and from there to a named resident in one query. Two stations' logs do not join either:
 each has its own key.
 
+`ScanLogWriter` puts the writes on a thread of their own: the scan loop hands a record
+over and goes on to the next frame, while the writer commits whatever has queued up
+in one transaction (a commit costs milliseconds, and more when the disk is busy or
+an export holds the database).
+
 What it does not do: store names, document hints, colours of named people, the QR text,
 the credential or its digest — none of those ever reach this module's API.
 """
@@ -22,17 +27,23 @@ from __future__ import annotations
 import csv
 import hashlib
 import hmac
+import logging
 import os
+import queue
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from common.private_files import PRIVATE_FILE_MODE, load_or_create_secret, private_sqlite
 from verifier.errors import ScanLogError
 
+log = logging.getLogger(__name__)
+MAX_PENDING_RECORDS = 10_000  # records queued for the writer before append() waits
+WRITE_RETRY_S = 1.0  # seconds before the writer retries a batch the database refused
 SCAN_REF_CHARS = 16  # hex characters (64 bits) of the keyed scan reference
 SCAN_KEY_SUFFIX = ".key"  # the station's scan-log key sits next to its database
 SCAN_KEY_BYTES = 32  # bytes; HMAC-SHA256 key as long as the hash (RFC 2104 §3)
@@ -131,21 +142,29 @@ class ScanLog:
         return None if digest_prefix is None else scan_ref(self._key, digest_prefix)
 
     def append(self, record: ScanRecord) -> None:
+        self.append_many((record,))
+
+    def append_many(self, records: Iterable[ScanRecord]) -> None:
+        """Write `records` in one transaction: all of them or, on error, none."""
+        rows = [
+            (
+                r.scanned_at,
+                r.decision,
+                ",".join(r.reasons),
+                r.region,
+                r.scan_ref,
+                r.sync_age_s,
+            )
+            for r in records
+        ]
         with self._lock:
             try:
-                self._db.execute(
-                    "INSERT INTO scans (scanned_at, decision, reasons, region, scan_ref,"
-                    " sync_age_s) VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        record.scanned_at,
-                        record.decision,
-                        ",".join(record.reasons),
-                        record.region,
-                        record.scan_ref,
-                        record.sync_age_s,
-                    ),
-                )
-                self._db.commit()
+                with self._db:  # commits, or rolls back on error
+                    self._db.executemany(
+                        "INSERT INTO scans (scanned_at, decision, reasons, region, scan_ref,"
+                        " sync_age_s) VALUES (?, ?, ?, ?, ?, ?)",
+                        rows,
+                    )
             except sqlite3.Error as e:
                 raise ScanLogError(f"cannot write the scan log at {self.path}: {e}") from e
 
@@ -211,6 +230,67 @@ class ScanLog:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+class ScanLogWriter:
+    """Appends to a `ScanLog` from a thread of its own; `append` only queues.
+
+    Records are never dropped: a batch the database refuses (locked, disk full) is
+    retried every `WRITE_RETRY_S` and the error kept in `last_error`; once
+    `MAX_PENDING_RECORDS` wait, `append` waits too, rather than lose a verdict.
+    `flush` waits until everything queued is on disk; `close` flushes and stops.
+    """
+
+    def __init__(self, scan_log: ScanLog, max_pending: int = MAX_PENDING_RECORDS) -> None:
+        self.log = scan_log
+        self.last_error: ScanLogError | None = None
+        self._queue: queue.Queue[ScanRecord | None] = queue.Queue(maxsize=max_pending)
+        self._thread = threading.Thread(target=self._run, name="scan-log-writer", daemon=True)
+        self._thread.start()
+
+    def ref(self, digest_prefix: str | None) -> str | None:
+        """The log's keyed reference (computed here, no I/O)."""
+        return self.log.ref(digest_prefix)
+
+    def append(self, record: ScanRecord) -> None:
+        self._queue.put(record)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            batch = [] if first is None else [first]
+            stop = first is None
+            while not stop:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                else:
+                    batch.append(more)
+            while batch:
+                try:
+                    self.log.append_many(batch)
+                    self.last_error = None
+                    break
+                except ScanLogError as e:
+                    self.last_error = e
+                    log.error("scan log write failed, retrying: %s", e)
+                    time.sleep(WRITE_RETRY_S)
+            for _ in range(len(batch) + (1 if stop else 0)):
+                self._queue.task_done()
+            if stop:
+                return
+
+    def flush(self) -> None:
+        self._queue.join()
+
+    def close(self) -> None:
+        """Write what is queued, then stop the thread (the ScanLog stays open)."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
 
 
 def read_csv(path: str | Path) -> list[ScanRecord]:

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from credential.languages import N_
 from credential.reasons import Reason
 from credential.trust import TrustState
 from credential.verdict import DEFAULT_POLICY, Decision, StationPolicy, Verdict, describe
@@ -30,7 +31,7 @@ from credential.verify import InMemoryReplayGuard, verify_presentation
 from verifier.decode import DEFAULT_LIMITS, DecodedCode, DecodeLimits, decode_frame
 from verifier.errors import DecodeInputError
 from verifier.frames import Frame, FrameSource
-from verifier.scanlog import ScanLog, ScanRecord
+from verifier.scanlog import ScanRecord
 
 DEDUPE_SECONDS = 4.0  # seconds a code must be out of view before it is reported again
 DEDUPE_CAPACITY = 256  # distinct codes remembered at once
@@ -62,6 +63,15 @@ class Deduper:
         while len(self._seen) > self.capacity:
             self._seen.popitem(last=False)
         return last is None or now - last > self.window_s or now < last
+
+
+class RecordSink(Protocol):
+    """Where scan records go: a `ScanLog` (written on the spot) or, on a live station,
+    a `ScanLogWriter` (queued, written off the scan loop)."""
+
+    def append(self, record: ScanRecord) -> None: ...
+
+    def ref(self, digest_prefix: str | None) -> str | None: ...
 
 
 class Syncer(Protocol):
@@ -151,7 +161,7 @@ class Station:
     """The scan loop's state: what to verify with, where to log, who to tell."""
 
     verify: Verify
-    log: ScanLog | None = None
+    log: RecordSink | None = None
     syncer: Syncer | None = None
     clock: Callable[[Frame], float] = _wall_clock
     limits: DecodeLimits = DEFAULT_LIMITS
@@ -212,8 +222,13 @@ class Station:
             yield from self.process(frame)
 
 
+_LABELS = {
+    Decision.ADMIT: N_("ADMIT"),
+    Decision.DENY: N_("DENY"),
+    Decision.MANUAL_CHECK: N_("CHECK"),
+}
+
+
 def decision_label(decision: Decision) -> str:
-    """The one word staff read on the verdict panel."""
-    return {Decision.ADMIT: "ADMIT", Decision.DENY: "DENY", Decision.MANUAL_CHECK: "CHECK"}[
-        decision
-    ]
+    """The one word staff read on the verdict panel (English; the kiosk translates it)."""
+    return _LABELS[decision]

@@ -214,6 +214,7 @@ class SessionInfo:
     principal: AdminPrincipal
     created_at: int
     last_seen: int
+    language: str | None = None  # the admin's chosen console language, if any
 
 
 def resume_session(sessions: sessionmaker[Session], sid: str, now: int) -> SessionInfo:
@@ -231,9 +232,16 @@ def resume_session(sessions: sessionmaker[Session], sid: str, now: int) -> Sessi
         ):
             row.ended = True
             raise UnauthorizedError("the session ended: please log in again")
-        info = SessionInfo(principal_of(account), row.created_at, row.last_seen)
+        info = SessionInfo(principal_of(account), row.created_at, row.last_seen, account.language)
         row.last_seen = now
         return info
+
+
+def set_language(sessions: sessionmaker[Session], username: str, language: str | None) -> None:
+    """Keep `language` (a credential.languages.Language value, or None for "follow
+    the browser") as this admin's console language."""
+    with sessions.begin() as s:
+        _account(s, username).language = language
 
 
 def end_session(sessions: sessionmaker[Session], sid: str) -> None:

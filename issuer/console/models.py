@@ -26,6 +26,9 @@ class AdminAccount(Base):
     password_hash: Mapped[str] = mapped_column(String(256))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[int] = mapped_column(BigInteger)
+    # The console's language for this admin (a credential.languages.Language value);
+    # None: follow the browser's Accept-Language. Revision 0500_admin_language.
+    language: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 class AdminApiToken(Base):

@@ -24,10 +24,20 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from credential.claims import StatusColour
+from credential.languages import (
+    N_,
+    Language,
+    LanguageError,
+    format_datetime,
+    language_of,
+    negotiate,
+    parse_language,
+)
 from issuer.accounts import Permission
 from issuer.audit import Channel
 from issuer.console import accounts_db
@@ -55,9 +65,15 @@ def address() -> str:
 def field(name: str, max_chars: int = MAX_FORM_CHARS, required: bool = True) -> str:
     value = request.form.get(name, "").strip()
     if required and not value:
-        raise BadRequestError(f"the field {name!r} is required")
+        raise BadRequestError(gettext("the field %(name)s is required", name=repr(name)))
     if len(value) > max_chars:
-        raise BadRequestError(f"the field {name!r} is longer than {max_chars} characters")
+        raise BadRequestError(
+            gettext(
+                "the field %(name)s is longer than %(num)s characters",
+                name=repr(name),
+                num=max_chars,
+            )
+        )
     return value
 
 
@@ -75,17 +91,51 @@ def parse_time(text: str) -> int:
     return int(t.timestamp())
 
 
+def console_language() -> Language:
+    """The admin's chosen language; before login (or with none chosen), the browser's."""
+    chosen = g.get("console_language")
+    return chosen if isinstance(chosen, Language) else negotiate(request.accept_languages)
+
+
 @console.app_template_filter("when")
 def when(ts: int | None) -> str:
+    """A time in the admin's language, 24-hour, in UTC (both regions read one clock)."""
     if ts is None:
         return "—"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"{format_datetime(ts, console_language(), UTC)} UTC"
+
+
+# Values of the credential and key models shown as words; anything else shows as is.
+WORDS = {
+    "green": N_("green"),
+    "yellow": N_("yellow"),
+    "red": N_("red"),
+    "active": N_("active"),
+    "revoked": N_("revoked"),
+    "expired": N_("expired"),
+    "retired": N_("retired"),
+    "compromised": N_("compromised"),
+    "issued": N_("issued"),
+    "reinstated": N_("reinstated"),
+    "vaccination": N_("vaccination"),
+    "test": N_("test"),
+    "recovery": N_("recovery"),
+    "admin": N_("admin decision"),
+}
+
+
+@console.app_template_filter("word")
+def word(value: object) -> str:
+    text = str(value)
+    return gettext(WORDS[text]) if text in WORDS else text
 
 
 @console.context_processor
 def inject() -> dict[str, Any]:
     who = g.get("who")
     return {
+        "console_language": console_language(),
+        "console_languages": list(Language),
         "who": who,
         "region": current_app.extensions["issuer"].region,
         "may": (lambda p: who is not None and who.principal.may(Permission(p))),
@@ -107,9 +157,12 @@ def authenticate() -> ResponseReturnValue | None:
         info = accounts_db.resume_session(c.sessions, sid, c.now())
     except UnauthorizedError as e:
         session.clear()
-        flash(f"{e.message} 请重新登录", "warn")
+        again = gettext("Please log in again.")
+        flash(f"{e.message} — {again}", "warn")
         return redirect(url_for("console.login"))
     g.who = Who(info.principal, address(), Channel.CONSOLE)
+    # A value this version does not speak (None from language_of): follow the browser.
+    g.console_language = language_of(info.language) if info.language else None
     return None
 
 
@@ -133,7 +186,9 @@ def issuer_error(e: IssuerError) -> tuple[str, int]:
 
 @console.errorhandler(CSRFError)
 def csrf_error(e: CSRFError) -> tuple[str, int]:
-    msg = "The form was not sent by this console or has expired. Reload the page and retry."
+    msg = gettext(
+        "The form was not sent by this console or has expired. Reload the page and retry."
+    )
     return render_template("console/error.html", code="csrf", message=msg), 400
 
 
@@ -178,8 +233,22 @@ def logout() -> ResponseReturnValue:
     if isinstance(sid, str):
         accounts_db.end_session(ops().ctx.sessions, sid)
     session.clear()
-    flash("Logged out 已登出", "ok")
+    flash(gettext("Logged out."), "ok")
     return redirect(url_for("console.login"))
+
+
+@console.post("/language")
+def set_language() -> ResponseReturnValue:
+    """The admin picks the console's language; it is kept with the account."""
+    try:
+        language = parse_language(field("language", 16))
+    except LanguageError as e:
+        raise BadRequestError(str(e)) from e
+    accounts_db.set_language(ops().ctx.sessions, who().principal.username, language.value)
+    target = request.form.get("next", "")
+    if not target.startswith("/console/") or target.startswith("//"):
+        target = url_for("console.credentials")
+    return redirect(target)
 
 
 @console.get("/")
@@ -248,8 +317,10 @@ def credentials() -> ResponseReturnValue:
     q = args.get("q", "").strip()[:64]
     if request.method == "GET" and by in PERSONAL_SEARCH_KEYS and q:
         raise BadRequestError(
-            "search by document number with the form (POST), not in the address: "
-            "the number must not be written to access logs"
+            gettext(
+                "search by document number with the form (POST), not in the address: "
+                "the number must not be written to access logs"
+            )
         )
     found = ops().find(who(), who().principal.region, by, q) if q else None
     return render_template("console/credentials.html", by=by, q=q, found=found)
@@ -265,8 +336,10 @@ def credential(region: str, idx: int) -> ResponseReturnValue:
 def revoke(region: str, idx: int) -> ResponseReturnValue:
     p = ops().revoke(who(), region, idx, field("reason", 32), field("note", required=False))
     flash(
-        f"Revocation queued as log entry #{p.outbox_id}: pending until cosigned. "
-        "撤销已提交，等待见证签名",
+        gettext(
+            "Revocation queued as log entry #%(entry)s: pending until cosigned.",
+            entry=p.outbox_id,
+        ),
         "ok",
     )
     return redirect(url_for("console.credential", region=region, idx=idx))
@@ -275,7 +348,7 @@ def revoke(region: str, idx: int) -> ResponseReturnValue:
 @console.post("/credentials/<region>/<int:idx>/reinstate")
 def reinstate(region: str, idx: int) -> ResponseReturnValue:
     p = ops().reinstate(who(), region, idx, field("reason", 32), field("note", required=False))
-    flash(f"Reinstatement queued as log entry #{p.outbox_id}. 恢复已提交", "ok")
+    flash(gettext("Reinstatement queued as log entry #%(entry)s.", entry=p.outbox_id), "ok")
     return redirect(url_for("console.credential", region=region, idx=idx))
 
 
@@ -285,14 +358,17 @@ def override() -> ResponseReturnValue:
     try:
         colour = None if raw == "lift" else StatusColour(raw)
     except ValueError as e:
-        raise BadRequestError("colour must be green, yellow, red or lift") from e
+        raise BadRequestError(gettext("colour must be green, yellow, red or lift")) from e
     until_text = field("until", 40, required=False)
     until = parse_time(until_text) if until_text else None
     entries = ops().override(
         who(), field("region", 8), field("document_number", 32), colour, field("reason"), until
     )
     flash(
-        f"Status override recorded; {len(entries)} credential(s) revoked for re-issue. 状态已更改",
+        gettext(
+            "Status override recorded; %(num)s credential(s) revoked for re-issue.",
+            num=len(entries),
+        ),
         "ok",
     )
     return redirect(url_for("console.credentials"))
@@ -319,7 +395,7 @@ def bulk() -> ResponseReturnValue:
 def bulk_upload() -> ResponseReturnValue:
     upload = request.files.get("file")
     if upload is None:
-        raise BadRequestError("choose a CSV file of status indices")
+        raise BadRequestError(gettext("choose a CSV file of status indices"))
     # The upload was spooled to a temporary file by the form parser; it is parsed from
     # there row by row.
     try:
@@ -338,7 +414,7 @@ def bulk_upload() -> ResponseReturnValue:
 @console.post("/bulk/<job_id>/confirm")
 def bulk_confirm(job_id: str) -> ResponseReturnValue:
     if request.form.get("confirm") != "yes":
-        raise BadRequestError("tick the confirmation box to start the revocation")
+        raise BadRequestError(gettext("tick the confirmation box to start the revocation"))
     ops().bulk_confirm(who(), job_id)
     return redirect(url_for("console.bulk_job", job_id=job_id))
 
@@ -369,9 +445,12 @@ def keys() -> ResponseReturnValue:
 @console.post("/keys/rotate")
 def rotate_key() -> ResponseReturnValue:
     if request.form.get("confirm") != "yes":
-        raise BadRequestError("tick the confirmation box to rotate the key")
+        raise BadRequestError(gettext("tick the confirmation box to rotate the key"))
     entries = ops().rotate_key(who(), field("region", 8))
-    flash(f"New signing key registered; {len(entries)} log entries queued. 密钥已轮换", "ok")
+    flash(
+        gettext("New signing key registered; %(num)s log entries queued.", num=len(entries)),
+        "ok",
+    )
     return redirect(url_for("console.keys"))
 
 
@@ -392,9 +471,9 @@ def revoke_key(kid: str) -> ResponseReturnValue:
             reason=reason,
         )
     if field("confirm_kid", 64) != kid:
-        raise BadRequestError("type the key id exactly to confirm its revocation")
+        raise BadRequestError(gettext("type the key id exactly to confirm its revocation"))
     ops().revoke_key(who(), region, kid, compromised_at, reason)
-    flash(f"Key {kid} revoked. 密钥已吊销", "ok")
+    flash(gettext("Key %(kid)s revoked.", kid=kid), "ok")
     return redirect(url_for("console.keys"))
 
 

@@ -18,11 +18,12 @@ from typing import Any
 
 from flask import Flask, request
 from flask.sessions import SecureCookieSessionInterface
+from flask_babel import Babel
 
 from common.secret_file import write_secret
 from issuer.admin_api import api
 from issuer.console.ops import MAX_BULK_REQUEST_BYTES, AdminOps
-from issuer.console.views import console, csrf
+from issuer.console.views import console, console_language, csrf
 from issuer.context import IssuerContext
 from issuer.errors import ConfigError
 from issuer.keystore import read_secret
@@ -94,6 +95,13 @@ def init_console(app: Flask, ledger: ConsortiumCheckpoints | None = None) -> Adm
     app.config.setdefault("SESSION_COOKIE_SECURE", False)
     app.session_interface = ConsoleSessionInterface()
     csrf.init_app(app)
+    # The console's catalogs (issuer/console/translations); the language is the
+    # admin's choice, else the browser's (issuer.console.views.console_language).
+    Babel(
+        app,
+        locale_selector=lambda: console_language().catalog,
+        default_translation_directories=str(Path(__file__).parent / "translations"),
+    )
     app.register_blueprint(console)
     app.register_blueprint(api)
 

@@ -10,6 +10,7 @@
   const minRefetchS = Number(body.dataset.minRefetchS || "0.5");
   const q = region ? "?region=" + encodeURIComponent(region) : "";
   const $ = (id) => document.getElementById(id);
+  const words = JSON.parse($("words").textContent);  // in the phone's language
   let skewS = 0;          // server clock minus page clock, seconds
   let windowStart = 0;
   let windowEnd = 0;
@@ -18,11 +19,11 @@
   const serverNow = () => Date.now() / 1000 + skewS;
   const pad = (n) => String(n).padStart(2, "0");
 
-  function setColour(colour) {
+  function setColour(colour, colourText) {
     const frame = $("frame");
     frame.className = "frame colour-" + colour;
     body.dataset.colour = colour;
-    $("status-word").textContent = colour.toUpperCase();
+    $("status-word").textContent = colourText;
   }
 
   // Two sources of trouble share one banner: showing the code (from this wallet) and
@@ -71,15 +72,15 @@
         windowEnd = data.window_end;
         $("qr").src = data.qr_svg;
         $("qr").dataset.window = String(data.window_start);
-        setColour(data.colour);
+        setColour(data.colour, data.colour_text);
         $("name").textContent = data.masked_name;
         $("hint").textContent = data.region + " · " + data.document_hint;
-        $("basis").textContent = data.basis + (data.basis_time_text ? " (" + data.basis_time_text + ")" : "");
+        $("basis").textContent = data.basis_text;
         $("expires").textContent = data.expires_text;
         delayS = Math.max(minRefetchS, data.refresh_in);
       }
     } catch (e) {
-      showProblem("The wallet is not answering; retrying.");
+      showProblem(words.not_answering);
     }
     tick();
     timer = setTimeout(fetchPresentation, delayS * 1000);
@@ -92,7 +93,7 @@
       const offline = data.online === false;
       $("offline").hidden = !offline;
       issuerProblem = !offline && (!resp.ok || data.error)
-        ? (data.message || data.error || "The issuer refused to refresh this code.")
+        ? (data.message || words.issuer_refused)
         : "";
       renderProblem();
       if (data.changed) { fetchPresentation(); }

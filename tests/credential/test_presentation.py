@@ -9,8 +9,10 @@ from hypothesis import strategies as st
 
 from credential.base45 import b45decode, b45encode
 from credential.errors import (
+    EuDccCodeError,
     MalformedError,
     PresentationFormatError,
+    SmartHealthCardCodeError,
     TooLargeError,
     UnsupportedVersionError,
 )
@@ -139,9 +141,25 @@ def test_non_ascii_bytes_are_malformed(data: bytes) -> None:
         parse_presentation(data)
 
 
-@pytest.mark.parametrize("text", ["HC1:NCFOXN%TS3DH", "shc:/5676290952", "", "HB", "hb1:00"])
+@pytest.mark.parametrize("text", ["HC2:NCFOXN%TS3DH", "shc:5676290952", "", "HB", "hb1:00"])
 def test_wrong_prefix_is_malformed(text: str) -> None:
     with pytest.raises(MalformedError):
+        parse_presentation(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("HC1:NCFOXN%TS3DH", EuDccCodeError),
+        ("shc:/5676290952", SmartHealthCardCodeError),
+        ("SHC:/1/3/5676290952", SmartHealthCardCodeError),
+        (b"HC1:6BFOXN", EuDccCodeError),
+    ],
+)
+def test_foreign_health_codes_are_named_not_called_unreadable(
+    text: str | bytes, error: type[Exception]
+) -> None:
+    with pytest.raises(error):
         parse_presentation(text)
 
 

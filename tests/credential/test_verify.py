@@ -403,7 +403,8 @@ def test_decompression_bomb_is_too_large(world: World) -> None:
 
 def test_wrong_prefix_and_wrong_version_are_refused(world: World) -> None:
     text = make_presentation(world.credential(), world.device, world.now)
-    denied_for(world, "HC1:" + text[4:], Reason.MALFORMED)
+    denied_for(world, "hb2:" + text[4:], Reason.MALFORMED)
+    denied_for(world, "HC1:" + text[4:], Reason.FOREIGN_EU_DCC)
     denied_for(world, "HB1:" + text[4:], Reason.UNSUPPORTED_VERSION)
 
 

@@ -20,9 +20,10 @@ from pathlib import Path
 import requests
 import tomli_w
 
+from common.serving import free_port
 from issuer.config import render_config
 from issuer.testing import make_context
-from tests.conftest import free_port, missing
+from tests.support.environment import missing
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "deploy" / "nginx" / "issuer.conf.template"

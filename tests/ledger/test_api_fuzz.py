@@ -22,9 +22,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from ledger.serving import RunningNode, open_node
-from tests.support.fuzz_count import counting
 from tests.ledger.test_joint_regions import Server
 from tests.ledger.test_serve_joint import _init, _write_consortium
+from tests.support.fuzz_count import counting
 
 SPEC = Path(__file__).resolve().parents[2] / "ledger" / "openapi.yaml"
 EXAMPLES = 40  # per operation: about 15 operations -> ~600 requests

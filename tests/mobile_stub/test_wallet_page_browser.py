@@ -8,6 +8,8 @@ must verify with credential.verify.
 
 from __future__ import annotations
 
+import gettext
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ import zxingcpp
 
 from common.serving import free_port
 from credential.claims import StatusColour
+from credential.languages import Language
 from credential.presentation import WINDOW_SECONDS
 from credential.trust import InMemoryTrustState
 from credential.verify import verify_presentation
@@ -178,5 +181,65 @@ def test_issuer_refusing_the_refresh_is_said_on_the_page(served: Served) -> None
             holder.device_der = enrolled_key
             page.evaluate("window.hbWallet.pollIssuer()")
             page.wait_for_selector("#problem", state="hidden", timeout=10_000)
+        finally:
+            browser.close()
+
+
+CATALOGS = Path(__file__).resolve().parents[2] / "mobile_stub" / "translations"
+
+
+@pytest.mark.parametrize(
+    ("phone_locale", "language"),
+    [
+        ("en-GB", Language.EN),
+        ("zh-CN", Language.ZH_HANS),
+        ("zh-MO", Language.ZH_HANT),
+        ("pt-PT", Language.PT),
+    ],
+)
+def test_phone_page_speaks_the_phone_language(
+    served: Served, phone_locale: str, language: Language
+) -> None:
+    """The phone's language (Chromium sends it as Accept-Language) picks the page's words;
+    times are on a 24-hour clock; the code shown still verifies."""
+    from playwright.sync_api import sync_playwright
+
+    tr = (
+        gettext.translation("messages", str(CATALOGS), [language.catalog])
+        if language is not Language.EN
+        else gettext.NullTranslations()
+    )
+    _ = tr.gettext
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(
+                viewport=PHONE, device_scale_factor=2, is_mobile=True, locale=phone_locale
+            )
+            page = context.new_page()
+            page.goto(served.url)
+            page.wait_for_selector("#qr[data-window]:not([data-window=''])", state="attached")
+            assert page.get_attribute("html", "lang") == language.value
+            assert page.inner_text("#status-word") == _("GREEN")
+            assert page.inner_text("#countdown-text").startswith(
+                _("New code in %(seconds)s s").split("%(seconds)s")[0].strip()
+            )
+            facts = page.inner_text(".facts")
+            assert _("Valid until") in facts and _("Vaccination") in facts
+            expires = page.inner_text("#expires")
+            assert re.search(r"\b([01]\d|2[0-3]):[0-5]\d\b", expires), expires
+            assert "AM" not in expires and "PM" not in expires
+            assert re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d:[0-5]\d", page.inner_text("#clock"))
+            shot = ARTIFACTS / f"wallet-page-{language.value}.png"
+            page.screenshot(path=str(shot), full_page=True)
+            verdict = verify_presentation(decode_screenshot(shot), served.trust, served.clock.now)
+            assert verdict.decision == "admit", verdict.reasons
+            served.issuer.online = False
+            page.evaluate("window.hbWallet.pollIssuer()")
+            page.wait_for_selector("#offline", state="visible", timeout=10_000)
+            assert page.inner_text("#offline") == _(
+                "Offline: the issuer cannot be reached. Your code still works."
+            )
         finally:
             browser.close()

@@ -197,3 +197,34 @@ def test_wallet_serve_command_serves_the_page(tmp_path: Path) -> None:
         for stream in (proc.stdout, proc.stderr):
             if stream:
                 stream.close()
+
+
+@pytest.mark.parametrize(
+    ("accept", "lang", "green"),
+    [
+        ("zh-TW;q=0.5, pt-BR;q=0.9", "pt", "VERDE"),
+        ("zh-Hant-MO, en;q=0.8", "zh-Hant", "綠碼"),
+        ("zh-CN,zh;q=0.9", "zh-Hans", "绿码"),
+        ("de-DE, fr;q=0.9", "en", "GREEN"),  # nothing we speak: English
+        ("", "en", "GREEN"),
+    ],
+)
+def test_page_and_texts_follow_accept_language(setup, accept, lang, green) -> None:  # type: ignore[no-untyped-def]
+    client, *_ = setup
+    headers = {"Accept-Language": accept} if accept else {}
+    html = client.get("/", headers=headers).get_data(as_text=True)
+    assert f'<html lang="{lang}">' in html
+    data = client.get("/v1/presentation", headers=headers).get_json()
+    assert data["colour"] == "green" and data["colour_text"] == green
+
+
+def test_wallet_error_is_worded_for_the_resident_with_the_detail_kept(setup) -> None:  # type: ignore[no-untyped-def]
+    client, _clock, _issuer, _holder, folder = setup
+    (folder / "credentials.json").unlink()
+    resp = client.get("/v1/presentation", headers={"Accept-Language": "pt-PT"})
+    body = resp.get_json()
+    assert resp.status_code == 404 and body["error"] == "not_enrolled"
+    assert body["message"] == "Este telemóvel ainda não tem código de saúde: faça a inscrição."
+    assert body["detail"]  # the technical text, for whoever reads logs
+    page = client.get("/", headers={"Accept-Language": "zh-MO"}).get_data(as_text=True)
+    assert "本手機還沒有健康碼：請先申領。" in page

@@ -76,3 +76,30 @@ def test_binary_junk_is_refused() -> None:
 def test_missing_station_says_how_to_create_one(tmp_path: Path) -> None:
     with pytest.raises(StationConfigError, match="verifier init"):
         StationDir(tmp_path).load()
+
+
+def test_station_language_round_trips_and_older_files_speak_english() -> None:
+    from credential.languages import Language
+
+    c = StationConfig(name="gate-7", language=Language.ZH_HANT)
+    assert parse_config(render_config(c)) == c
+    older = render_config(StationConfig()).replace('language = "en"\n', "")
+    assert "language" not in older
+    assert parse_config(older).language is Language.EN
+
+
+@pytest.mark.parametrize("value", ['"klingon"', "7", '""'])
+def test_unsupported_station_language_names_the_field(value: str) -> None:
+    text = render_config(StationConfig()).replace('language = "en"', f"language = {value}")
+    with pytest.raises(StationConfigError, match="language"):
+        parse_config(text)
+
+
+def test_language_chosen_on_the_kiosk_is_kept_in_station_toml(tmp_path: Path) -> None:
+    from credential.languages import Language
+
+    d = StationDir(tmp_path)
+    d.config.write_text(render_config(StationConfig(name="gate-2", dedupe_s=2.5)))
+    d.save_language(Language.PT)
+    again = d.load()
+    assert again.language is Language.PT and again.name == "gate-2" and again.dedupe_s == 2.5

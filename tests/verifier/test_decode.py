@@ -15,7 +15,17 @@ import pytest
 import zxingcpp
 
 from tests.support.environment import vector_path
-from verifier.decode import OPENCV_SIDE_PX, Attempt, DecodeLimits, _opencv, decode_frame, to_gray
+from verifier.decode import (
+    OPENCV_SIDE_PX,
+    Attempt,
+    DecodedCode,
+    DecodeLimits,
+    Retry,
+    _opencv,
+    decode_frame,
+    run_chain,
+    to_gray,
+)
 from verifier.errors import DecodeInputError
 from verifier.synth import Distortion, qr_image, synthetic_frame
 
@@ -177,3 +187,58 @@ def test_dgc_qr_images_from_other_generators_meet_floor() -> None:
         read += bool(codes) and all(c.data.startswith(b"HC1:") for c in codes)
     assert total >= 200
     assert read / total >= DGC_QR_FLOOR, f"expected >= {DGC_QR_FLOOR}, found {read}/{total}"
+
+
+def test_pass_too_costly_for_the_budget_left_is_skipped_for_cheaper_ones() -> None:
+    """The chain never starts a pass whose estimate does not fit: an OpenCV-sized pass
+    after 20 ms of a 30 ms budget is skipped, the cheap one after it still runs."""
+    now = [0.0]
+    ran: list[str] = []
+
+    def step(name: str, cost_ms: float, hit: bool) -> Retry:
+        def run() -> list[DecodedCode]:
+            ran.append(name)
+            now[0] += cost_ms / 1000.0
+            corners = ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0))
+            return [DecodedCode(name.encode(), corners, Attempt.PLAIN)] if hit else []
+
+        return Retry(run, estimate_ms=cost_ms)
+
+    chain = [step("a", 12.0, False), step("b", 8.0, False), step("opencv", 18.0, True)]
+    chain.append(step("cheap", 2.0, True))
+    codes, attempts = run_chain(chain, DecodeLimits(budget_ms=30.0), lambda: now[0], 0.0)
+    assert ran == ["a", "b", "cheap"] and [c.data for c in codes] == [b"cheap"]
+    assert attempts == 4 and now[0] * 1000.0 <= 30.0
+    # Once not even the cheapest pass fits, the chain stops asking.
+    ran.clear()
+    codes, _ = run_chain([step("x", 31.0, True)], DecodeLimits(budget_ms=30.0), lambda: 0.0, 0.0)
+    assert codes == [] and ran == []
+
+
+def test_budget_is_this_threads_cpu_time_by_default() -> None:
+    """Waiting (another process on the core, the kiosk thread encoding JPEGs) does not
+    count against a frame's budget: only this thread's CPU time does."""
+    import inspect
+    import time as _time
+
+    assert inspect.signature(decode_frame).parameters["clock"].default is _time.thread_time
+    before = _time.thread_time()
+    _time.sleep(0.05)  # 50 ms of wall time, no CPU
+    assert (_time.thread_time() - before) * 1000.0 < 10.0
+
+
+def test_unreadable_busy_frames_stay_near_their_budget() -> None:
+    """Frames full of sharp edges but no code (the costly case: every pass runs) cost at
+    most a few milliseconds of CPU beyond the 30 ms budget."""
+    import time as _time
+
+    rng = np.random.default_rng(3)
+    costs = []
+    for _ in range(8):
+        blocks = rng.integers(0, 2, (90, 160)) * 255
+        frame = np.kron(blocks, np.ones((8, 8))).astype(np.uint8)
+        frame = cv2.GaussianBlur(frame, (3, 3), 0)
+        t = _time.thread_time()
+        assert decode_frame(frame) == []
+        costs.append((_time.thread_time() - t) * 1000.0)
+    assert max(costs) <= 45.0, costs

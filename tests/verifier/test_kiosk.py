@@ -107,7 +107,7 @@ def test_verdict_panel_shows_colour_and_reason(
             page = browser.new_page(viewport={"width": 1280, "height": 800})
             page.goto(kiosk.url + "/", wait_until="domcontentloaded")
             expect(page.locator("#label")).to_have_text("READY")
-            expect(page.locator("#sync-text")).to_contain_text("GD 60 s")
+            expect(page.locator("#sync-text")).to_contain_text("GD 1 min")
             show(kiosk, texts[scenario])
             panel = page.locator("#verdict")
             expect(panel).to_have_attribute("data-decision", css_class)
@@ -149,10 +149,10 @@ def test_old_verdict_clears_from_the_panel(mint: Mint) -> None:
         listeners=[state.on_event],
     )
     station.process(Frame(qr_image(mint.present(mint.claims())), 0.0, 0))
-    assert state.snapshot()["verdict"]["label"] == "ADMIT"
+    assert state.snapshot()["verdict"]["decision"] == "admit"
     now[0] += 13.0  # longer than VERDICT_HOLD_S
     snap = state.snapshot()
-    assert snap["verdict"] is None and snap["recent"][0]["label"] == "ADMIT"
+    assert snap["verdict"] is None and snap["recent"][0]["decision"] == "admit"
 
 
 def test_network_stream_source_reads_codes_from_an_mjpeg_url(kiosk: Kiosk, mint: Mint) -> None:
@@ -188,3 +188,38 @@ def test_view_is_encoded_at_stream_rate_not_camera_rate() -> None:
     seq, jpeg = state.frame()
     assert jpeg is not None and jpeg.startswith(b"\xff\xd8")
     assert 10 <= seq <= 16  # about STREAM_MAX_FPS encodes, not 30
+
+
+def test_language_switch_takes_json_only_and_names_what_it_supports(kiosk: Kiosk) -> None:
+    from credential.languages import Language
+
+    url = kiosk.url + "/v1/language"
+    # a form post (what another web site could send without a preflight) is refused
+    r = requests.post(url, data={"language": "pt"}, timeout=5)
+    assert r.status_code == 415 and r.json()["error"] == "unsupported_media_type"
+    r = requests.post(url, json={"language": "tlh"}, timeout=5)
+    assert r.status_code == 400 and "zh-Hant" in r.json()["message"]
+    r = requests.post(url, json=["pt"], timeout=5)
+    assert r.status_code == 400
+    assert kiosk.state.language is Language.EN
+    r = requests.post(url, json={"language": "zh-MO"}, timeout=5)
+    assert r.status_code == 200 and r.json() == {"language": "zh-Hant"}
+    body = requests.get(kiosk.url + "/v1/status", timeout=5).json()
+    assert body["language"] == "zh-Hant" and body["sync_text"] == "GD 1 分鐘, MO 1 小時"
+
+
+def test_status_says_since_when_the_camera_is_dark() -> None:
+    from verifier.frames import SourceEvent, SourceEventKind
+    from verifier.kiosk import CAMERA_LIVE_S
+
+    now = [5000.0]
+    state = KioskState(clock=lambda: now[0])
+    cam = state.snapshot()["camera"]
+    assert cam["live"] is False and cam["since"] == 5000.0  # no frame since the start
+    now[0] += 1.0
+    state.on_frame(Frame(qr_image("HB1:00"), 0.0, 0), [])
+    assert state.snapshot()["camera"]["live"] is True
+    now[0] += CAMERA_LIVE_S + 0.5
+    state.on_source(SourceEvent(SourceEventKind.LOST, "camera 0"))
+    cam = state.snapshot()["camera"]
+    assert cam == {"live": False, "since": 5001.0, "source": "lost"}

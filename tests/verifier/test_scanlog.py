@@ -116,3 +116,44 @@ def test_malformed_export_is_a_typed_error(tmp_path: Path, text: str) -> None:
 def test_unwritable_location_is_a_typed_error(tmp_path: Path) -> None:
     with pytest.raises(ScanLogError):
         ScanLog(tmp_path / "missing-dir" / "scans.db")
+
+
+def test_scan_loop_goes_on_while_the_log_database_is_locked(tmp_path: Path) -> None:
+    """An export or a backup holding the database: the writer waits for it, the
+    station's scan loop does not, and nothing is lost once the lock goes away."""
+    import sqlite3
+    import time
+
+    from verifier.scanlog import ScanLogWriter
+
+    path = tmp_path / "scans.db"
+    log = ScanLog(path)
+    writer = ScanLogWriter(log)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # e.g. a copy of the file being taken
+    try:
+        started = time.perf_counter()
+        for i in range(50):
+            writer.append(sample(i))
+        handed_over_ms = (time.perf_counter() - started) * 1000
+        assert handed_over_ms < 50, handed_over_ms
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    writer.flush()
+    assert log.count() == 50
+    writer.close()
+    log.close()
+
+
+def test_writer_close_writes_everything_queued_in_order(tmp_path: Path) -> None:
+    from verifier.scanlog import ScanLogWriter
+
+    log = ScanLog(tmp_path / "scans.db")
+    writer = ScanLogWriter(log)
+    for i in range(300):
+        writer.append(sample(i))
+    writer.close()
+    assert [r.scanned_at for r in log.all()] == [sample(i).scanned_at for i in range(300)]
+    writer.close()  # a second close is harmless
+    log.close()

@@ -388,3 +388,20 @@ def test_cli_scans_a_network_camera_stream_offline_after_sync(world: World, tmp_
     assert [x["decision"] for x in lines] == ["admit", "deny"], r.output
     assert lines[1]["reasons"] == [Reason.REVOKED.value]
     assert "Traceback" not in r.output
+
+
+def test_cli_init_sets_the_station_language_and_refuses_unknown_ones(
+    world: World, tmp_path: Path
+) -> None:
+    from credential.languages import Language
+    from verifier.config import StationDir
+
+    consortium_file = tmp_path / "consortium.toml"
+    write_consortium(consortium_file, world.consortium)
+    d = tmp_path / "macau-gate"
+    args = ["init", "--consortium", str(consortium_file), "--dir", str(d)]
+    r = CliRunner().invoke(cli, [*args, "--language", "zh-Hant"])
+    assert r.exit_code == 0, r.output
+    assert StationDir(d).load().language is Language.ZH_HANT
+    r = CliRunner().invoke(cli, [*args, "--force", "--language", "xx"])
+    assert r.exit_code == 2 and "--language" in r.output and "Traceback" not in r.output

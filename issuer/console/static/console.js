@@ -20,11 +20,13 @@
     const row = el.closest("tr");
     const cell = row && row.querySelector(".log-index");
     const by = row && row.querySelector(".cosigners");
+    // "by {}" in the admin's language, from the page (the server translated it).
+    const byWords = (el.closest("table") && el.closest("table").dataset.by) || "by {}";
     poll(url, (d) => {
       el.textContent = d.state; el.className = "entry-state " + d.state;
       if (cell && d.log_index !== null) cell.textContent = d.log_index;
       // Which members' witnesses cosigned the checkpoint covering the entry.
-      if (by) by.textContent = d.witnesses && d.witnesses.length ? "by " + d.witnesses.join(", ") : "";
+      if (by) by.textContent = d.witnesses && d.witnesses.length ? byWords.replace("{}", d.witnesses.join(", ")) : "";
     },
       (d) => d.state === "cosigned");
   });
