@@ -25,7 +25,7 @@ from werkzeug.exceptions import HTTPException
 from issuer import anchor, conversion, enrolment
 from issuer.config import IssuerConfig
 from issuer.context import IssuerContext
-from issuer.device_auth import DeviceAuth, verify_device_auth
+from issuer.device_auth import DeviceAuth, check_order, verify_device_auth
 from issuer.errors import BadRequestError, IssuerError, UnauthorizedError
 from issuer.group_commit import GroupCommitter
 from issuer.issuance import Issued, current_credential, unchanged_credential
@@ -100,9 +100,10 @@ def fetch_credential() -> tuple[Response, int]:
     c = ctx()
     auth = DeviceAuth.parse(request.headers.get("Authorization", ""))
     now = c.now()
-    # Authenticate on a read snapshot (no write lock). When this exact timestamp was
-    # already accepted and the current credential still fits, nothing would change:
-    # the committed credential is answered without a write transaction.
+    # Authenticate on a read snapshot (no write lock). When the header moves the
+    # holder's high-water timestamp nowhere (a retry, or a request overtaken by a newer
+    # one) and the current credential still fits, nothing would change: the committed
+    # credential is answered without a write transaction.
     with c.read_session() as s:
         holder = s.scalars(HOLDER_BY_ID, {"holder_id": auth.holder_id}).first()
         if holder is None:
@@ -115,8 +116,9 @@ def fetch_credential() -> tuple[Response, int]:
             now,
             c.config.device_auth_skew_s,
             holder.last_auth_ts,
+            c.config.device_auth_reorder_s,
         )
-        if auth.timestamp == holder.last_auth_ts:
+        if auth.timestamp <= holder.last_auth_ts:
             same = unchanged_credential(c, s, holder, now)
             if same is not None:
                 return jsonify(credential_body(same)), 200
@@ -128,11 +130,10 @@ def fetch_credential() -> tuple[Response, int]:
     else:
         with c.sessions.begin() as s:
             holder = s.get_one(Holder, holder_pk)
-            # Re-checked inside the write transaction: two requests racing with the
-            # same or older timestamps cannot both pass (replay of a header).
-            if auth.timestamp < holder.last_auth_ts:
-                raise UnauthorizedError("HB-Device timestamp older than one already used")
-            holder.last_auth_ts = auth.timestamp
+            # Re-checked inside the write transaction against the high-water mark a
+            # concurrent request may have moved meanwhile.
+            check_order(auth.timestamp, holder.last_auth_ts, c.config.device_auth_reorder_s)
+            holder.last_auth_ts = max(holder.last_auth_ts, auth.timestamp)
             issued = current_credential(c, s, holder, now)
     if issued.fresh:
         wake_worker()

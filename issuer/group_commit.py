@@ -20,6 +20,7 @@ import threading
 from dataclasses import dataclass, field
 
 from issuer.context import IssuerContext
+from issuer.device_auth import check_order
 from issuer.errors import IssuerError, LedgerUnavailableError, UnauthorizedError
 from issuer.issuance import Issued, holder_status, issue_many, reusable_credential
 from issuer.models import Holder
@@ -101,17 +102,25 @@ class GroupCommitter:
 
     def _commit(self, group: list[Fetch]) -> None:
         ready: list[tuple[Fetch, Issued]] = []
+        reorder_s = self.ctx.config.device_auth_reorder_s
         with self.ctx.sessions.begin() as s:
             due: list[tuple[Fetch, Holder, StatusDecision]] = []
             checked: dict[tuple[int, int], IssuerError | tuple[StatusDecision, Issued | None]] = {}
             for job in group:
                 holder = s.get(Holder, job.holder_pk)
-                # Re-checked inside the write transaction: two fetches racing with the
-                # same or older timestamps cannot both pass (replay of a header).
-                if holder is None or job.auth_ts < holder.last_auth_ts:
-                    job.error = UnauthorizedError("HB-Device timestamp older than one already used")
+                if holder is None:
+                    job.error = UnauthorizedError("unknown holder")
                     continue
-                holder.last_auth_ts = job.auth_ts
+                # Re-checked inside the write transaction against the high-water mark
+                # that an earlier fetch (of this group or another) may have moved. The
+                # mark only grows: an overtaken request must not pull it back.
+                try:
+                    check_order(job.auth_ts, holder.last_auth_ts, reorder_s)
+                except UnauthorizedError as e:
+                    job.error = e
+                    continue
+                if job.auth_ts > holder.last_auth_ts:
+                    holder.last_auth_ts = job.auth_ts
                 # Nothing is written before issue_many below, so fetches of one holder
                 # at one time in this group share one status decision and reuse check.
                 key = (job.holder_pk, job.now)

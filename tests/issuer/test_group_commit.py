@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import func, select
 
 from issuer.errors import UnauthorizedError
-from issuer.group_commit import GroupCommitter
+from issuer.group_commit import Fetch, GroupCommitter
 from issuer.issuance import Issued
-from issuer.models import CredentialRow, OutboxRow
+from issuer.models import CredentialRow, Holder, OutboxRow
 from tests.issuer.helpers import enrol_directly, make_context, new_device
 
 THREADS = 8
@@ -71,5 +71,26 @@ def test_older_device_timestamp_is_refused_in_the_group(tmp_path: Path) -> None:
     now = ctx.now()
     committer.fetch(pk, now, now)
     with pytest.raises(UnauthorizedError):
-        committer.fetch(pk, now - 10, now)
+        committer.fetch(pk, now - ctx.config.device_auth_reorder_s - 1, now)
+    ctx.dispose()
+
+
+def test_overtaken_fetch_in_one_group_is_answered_and_keeps_the_newer_mark(
+    tmp_path: Path,
+) -> None:
+    """Two fetches of one holder queued in one group, the newer signature first: both
+    are answered and the stored high-water timestamp stays the newer one."""
+    ctx = make_context(tmp_path, "MO")
+    h = enrol_directly(ctx, "M1000001", new_device())
+    pk = h.issued.credential.holder_pk
+    committer = GroupCommitter(ctx)
+    now = ctx.now()
+
+    jobs = [Fetch(pk, now + 1, now), Fetch(pk, now, now)]
+    committer._pending.extend(jobs)
+    committer._lead()
+    assert [j.error for j in jobs] == [None, None]
+    assert jobs[0].result is not None and jobs[1].result is not None
+    with ctx.sessions() as s:
+        assert s.get_one(Holder, pk).last_auth_ts == now + 1
     ctx.dispose()
