@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
-from sqlalchemy import bindparam, select
 from werkzeug.exceptions import HTTPException
 
 from issuer import anchor, conversion, enrolment
@@ -28,7 +27,7 @@ from issuer.context import IssuerContext
 from issuer.device_auth import DeviceAuth, check_order, verify_device_auth
 from issuer.errors import BadRequestError, IssuerError, UnauthorizedError
 from issuer.group_commit import GroupCommitter
-from issuer.issuance import Issued, current_credential, unchanged_credential
+from issuer.issuance import Issued, current_credential, fetch_state, unchanged_credential
 from issuer.models import Holder
 from issuer.residents import add_records, parse_record
 
@@ -36,7 +35,6 @@ log = logging.getLogger(__name__)
 OPENAPI_PATH = Path(__file__).resolve().parent / "openapi.yaml"
 MAX_FIELD_CHARS = 256  # characters of a plain string field in a JSON body
 MAX_RECORDS_PER_REQUEST = 1000
-HOLDER_BY_ID = select(Holder).where(Holder.holder_id == bindparam("holder_id"))  # built once
 
 wallet = Blueprint("wallet", __name__, url_prefix="/v1")
 authority = Blueprint("authority", __name__, url_prefix="/v1")
@@ -105,9 +103,10 @@ def fetch_credential() -> tuple[Response, int]:
     # one) and the current credential still fits, nothing would change: the committed
     # credential is answered without a write transaction.
     with c.read_session() as s:
-        holder = s.scalars(HOLDER_BY_ID, {"holder_id": auth.holder_id}).first()
-        if holder is None:
+        state = fetch_state(s, auth.holder_id)
+        if state is None:
             raise UnauthorizedError("unknown holder")
+        holder = state.holder
         verify_device_auth(
             auth,
             holder.device_key,
@@ -119,7 +118,7 @@ def fetch_credential() -> tuple[Response, int]:
             c.config.device_auth_reorder_s,
         )
         if auth.timestamp <= holder.last_auth_ts:
-            same = unchanged_credential(c, s, holder, now)
+            same = unchanged_credential(c, s, holder, now, state)
             if same is not None:
                 return jsonify(credential_body(same)), 200
         holder_pk = holder.id

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import String, and_, bindparam, cast, func, select, update
 from sqlalchemy.orm import Session
 
 from credential.claims import HealthClaims, StatusBasis, StatusColour
@@ -65,15 +65,27 @@ _ACTIVE_KEY = (
     .order_by(SigningKeyRow.not_before.desc())
     .limit(1)
 )
-_RECORDS = select(HealthRecordRow).where(HealthRecordRow.resident_id == bindparam("resident"))
-_OVERRIDE = (
-    select(StatusOverrideRow)
-    .where(
-        StatusOverrideRow.resident_id == bindparam("resident"),
-        StatusOverrideRow.active.is_(True),
+_LATEST_OVERRIDE_ID = (
+    select(func.max(StatusOverrideRow.id))
+    .where(StatusOverrideRow.resident_id == Resident.id, StatusOverrideRow.active.is_(True))
+    .correlate(Resident)
+    .scalar_subquery()
+)
+# Everything a status decision reads, in ONE statement: one row per health record (or
+# one row of NULLs when there is none), each carrying the active override, if any.
+_STATUS_INPUTS = (
+    select(
+        HealthRecordRow.kind,
+        HealthRecordRow.at,
+        HealthRecordRow.result,
+        StatusOverrideRow.colour.label("o_colour"),
+        StatusOverrideRow.at.label("o_at"),
+        StatusOverrideRow.until.label("o_until"),
     )
-    .order_by(StatusOverrideRow.id.desc())
-    .limit(1)
+    .select_from(Resident)
+    .outerjoin(HealthRecordRow, HealthRecordRow.resident_id == Resident.id)
+    .outerjoin(StatusOverrideRow, StatusOverrideRow.id == _LATEST_OVERRIDE_ID)
+    .where(Resident.id == bindparam("resident"))
 )
 _LATEST_ACTIVE = (
     select(CredentialRow)
@@ -83,6 +95,27 @@ _LATEST_ACTIVE = (
 )
 _ANCHOR_ROW = select(OutboxRow.id).where(
     OutboxRow.kind == "credential_anchored", OutboxRow.ref == bindparam("ref")
+)
+_LATEST_ACTIVE_ID = (
+    select(func.max(CredentialRow.id))
+    .where(CredentialRow.holder_pk == Holder.id, CredentialRow.state == "active")
+    .correlate(Holder)
+    .scalar_subquery()
+)
+# The read path's first statement: the holder, its latest active credential and that
+# credential's outbox row in ONE round trip (and one snapshot, which matters on
+# PostgreSQL where read sessions run in autocommit). Three statements before.
+FETCH_STATE = (
+    select(Holder, CredentialRow, OutboxRow.id)
+    .outerjoin(CredentialRow, CredentialRow.id == _LATEST_ACTIVE_ID)
+    .outerjoin(
+        OutboxRow,
+        and_(
+            OutboxRow.kind == "credential_anchored",
+            OutboxRow.ref == cast(CredentialRow.status_index, String),
+        ),
+    )
+    .where(Holder.holder_id == bindparam("holder_id"))
 )
 
 
@@ -135,23 +168,20 @@ def active_signing_key(session: Session, now: int) -> SigningKeyRow:
     return row
 
 
-def resident_records(session: Session, resident_id: int) -> list[HealthRecord]:
-    rows = session.scalars(_RECORDS, {"resident": resident_id}).all()
-    return [
+def resident_status(session: Session, resident_id: int, now: int) -> StatusDecision:
+    rows = session.connection().execute(_STATUS_INPUTS, {"resident": resident_id}).all()
+    records = [
         HealthRecord(RecordKind(r.kind), r.at, LabResult(r.result) if r.result else None)
         for r in rows
+        if r.kind is not None
     ]
-
-
-def active_override(session: Session, resident_id: int) -> Override | None:
-    row = session.scalars(_OVERRIDE, {"resident": resident_id}).first()
-    return None if row is None else Override(StatusColour(row.colour), row.at, row.until)
-
-
-def resident_status(session: Session, resident_id: int, now: int) -> StatusDecision:
-    return decide_status(
-        resident_records(session, resident_id), now, active_override(session, resident_id)
+    first = rows[0] if rows else None
+    override = (
+        None
+        if first is None or first.o_colour is None
+        else Override(StatusColour(first.o_colour), first.o_at, first.o_until)
     )
+    return decide_status(records, now, override)
 
 
 def holder_status(session: Session, holder: Holder, now: int) -> StatusDecision:
@@ -294,13 +324,32 @@ def reusable_credential(
     return None
 
 
+@dataclass(frozen=True)
+class FetchState:
+    """What FETCH_STATE read in one statement."""
+
+    holder: Holder
+    latest: CredentialRow | None
+    outbox_id: int | None
+
+
+def fetch_state(session: Session, holder_id: str) -> FetchState | None:
+    found = session.execute(FETCH_STATE, {"holder_id": holder_id}).first()
+    return None if found is None else FetchState(found[0], found[1], found[2])
+
+
 def unchanged_credential(
-    ctx: IssuerContext, session: Session, holder: Holder, now: int
+    ctx: IssuerContext,
+    session: Session,
+    holder: Holder,
+    now: int,
+    state: FetchState | None = None,
 ) -> Issued | None:
     """Like `reusable_credential`, deciding the status only when the current credential
     is not already due by time (a cheap check first: read paths call this on every
-    fetch). A status the rules refuse (an expired conversion) gives None."""
-    row = latest_active_row(session, holder)
+    fetch). A status the rules refuse (an expired conversion) gives None. With `state`
+    (read by `fetch_state`) the credential and its outbox row are not read again."""
+    row = latest_active_row(session, holder) if state is None else state.latest
     if row is None or not fits_time(ctx, row, now):
         return None
     try:
@@ -308,6 +357,8 @@ def unchanged_credential(
     except ConflictError:
         return None
     if row.colour == decision.colour.value and row.basis == decision.basis.value:
+        if state is not None:
+            return Issued(row, int(state.outbox_id or 0), False)
         return reused(session, row)
     return None
 
