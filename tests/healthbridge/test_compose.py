@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 GENERATED_PREFIXES = ("deploy/secrets/", "deploy/generated/")
 SECRETS_DIR = PurePosixPath("/run/secrets")
+NGINX_IMAGE = "nginx:1.22"
+REPLICA_TEMPLATE = "./deploy/replicas/issuer-lb.conf.template"
 HEALTH_URL = re.compile(r"^http://([a-z0-9.-]+):(\d+)(/\S*)$")
 
 
@@ -84,9 +86,9 @@ def test_compose_file_satisfies_the_compose_specification(compose: dict[str, Any
     assert list(validator.iter_errors(broken))
 
 
-def test_every_service_uses_the_repository_image_or_postgres(compose: dict[str, Any]) -> None:
+def test_every_service_uses_the_repository_image_postgres_or_nginx(compose: dict[str, Any]) -> None:
     for name, s in compose["services"].items():
-        assert s.get("build") == "." or s.get("image") == "postgres:15", name
+        assert s.get("build") == "." or s.get("image") in {"postgres:15", NGINX_IMAGE}, name
     dbs = [n for n, s in compose["services"].items() if s.get("image") == "postgres:15"]
     assert sorted(dbs) == ["gd-db", "mo-db"]
     for name in dbs:
@@ -325,3 +327,19 @@ def test_health_checks_hit_routes_the_apps_serve(
         assert resp.status_code == 200, f"{name}: GET {path} -> {resp.status_code}"
         checked += 1
     assert checked >= 8
+
+
+@pytest.mark.parametrize("region", ["gd", "mo"])
+def test_issuer_runs_as_replicas_behind_nginx(compose: dict[str, Any], region: str) -> None:
+    services = compose["services"]
+    issuer, lb, anchor = (services[f"{region}-{n}"] for n in ("issuer", "issuer-lb", "anchor"))
+    assert issuer["deploy"]["replicas"] >= 2
+    assert anchor["deploy"]["replicas"] >= 2  # outbox rows claimed with SKIP LOCKED
+    assert "ports" not in issuer  # replicas publish nothing; the proxy does
+    assert lb["image"] == NGINX_IMAGE
+    assert f"server {region}-issuer:8080" in lb["environment"]["ISSUER_SERVERS"]
+    source, target, _mode = lb["volumes"][0].split(":")
+    assert source == REPLICA_TEMPLATE and (ROOT / source).is_file()
+    assert target == "/etc/nginx/templates/default.conf.template"
+    assert lb["depends_on"] == {f"{region}-issuer": {"condition": "service_healthy"}}
+    assert any(p.endswith(":8080") for p in lb["ports"])

@@ -1,0 +1,84 @@
+"""Debian's nginx started on loopback for the tests: a throwaway prefix folder, a free
+port, stopped at teardown. Shared by the tests that put nginx in front of our services.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port  # noqa: F401 - re-exported for the nginx tests
+
+NGINX = Path("/usr/sbin/nginx")
+START_TIMEOUT_S = 10.0
+
+
+def render_template(template: Path, values: dict[str, str]) -> str:
+    """What the official nginx image's entrypoint does with envsubst: replace only the
+    named ${VARS}, leaving nginx's own $variables alone."""
+    text = template.read_text(encoding="utf-8")
+    for name, value in values.items():
+        text = text.replace("${" + name + "}", value)
+    return text
+
+
+@contextmanager
+def run_nginx(folder: Path, http_block: str, port: int) -> Iterator[str]:
+    """Run nginx with `http_block` inside `http { }`; yield its base URL."""
+    if not NGINX.exists():
+        pytest.skip("Debian's nginx is not installed (make test installs it)")
+    folder.mkdir(parents=True, exist_ok=True)
+    for sub in ("logs", "tmp"):
+        (folder / sub).mkdir(exist_ok=True)
+    conf = folder / "nginx.conf"
+    conf.write_text(
+        f"""daemon off;
+worker_processes 1;
+pid {folder}/nginx.pid;
+error_log {folder}/logs/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log {folder}/logs/access.log;
+    client_body_temp_path {folder}/tmp/body;
+    proxy_temp_path {folder}/tmp/proxy;
+    fastcgi_temp_path {folder}/tmp/fastcgi;
+    uwsgi_temp_path {folder}/tmp/uwsgi;
+    scgi_temp_path {folder}/tmp/scgi;
+{http_block}
+}}
+""",
+        encoding="utf-8",
+    )
+    proc = subprocess.Popen(
+        [str(NGINX), "-p", str(folder), "-c", str(conf)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    err = proc.stderr.read().decode() if proc.stderr else ""
+                    raise RuntimeError(f"nginx did not start: {err}") from None
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        if proc.stderr is not None:
+            proc.stderr.close()
+        shutil.rmtree(folder / "tmp", ignore_errors=True)
