@@ -4,6 +4,7 @@ port, stopped at teardown. Shared by the tests that put nginx in front of our se
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -38,8 +39,11 @@ def run_nginx(folder: Path, http_block: str, port: int) -> Iterator[str]:
     for sub in ("logs", "tmp"):
         (folder / sub).mkdir(exist_ok=True)
     conf = folder / "nginx.conf"
+    # As root, nginx's workers would drop to `nobody`, who cannot enter pytest's 0700
+    # temporary folders (cache, temp files): keep them as the test's own user.
+    user = "user root;\n" if os.geteuid() == 0 else ""
     conf.write_text(
-        f"""daemon off;
+        f"""{user}daemon off;
 worker_processes 1;
 pid {folder}/nginx.pid;
 error_log {folder}/logs/error.log warn;
