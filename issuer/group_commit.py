@@ -24,7 +24,14 @@ from sqlalchemy import select
 from issuer.context import IssuerContext
 from issuer.device_auth import check_order
 from issuer.errors import IssuerError, LedgerUnavailableError, UnauthorizedError
-from issuer.issuance import Issued, holder_status, issue_many, reusable_credential
+from issuer.issuance import (
+    Issued,
+    holder_status,
+    issue_many,
+    latest_active_rows,
+    resident_statuses,
+    reusable_credential,
+)
 from issuer.models import Holder, Resident
 from issuer.status_rules import StatusDecision
 
@@ -111,14 +118,22 @@ class GroupCommitter:
             # One statement loads every holder of the group and its resident into the
             # session (identity map): the per-fetch lookups below and the masking in
             # issue_many then send no SQL. Two round trips per fetch before.
+            # The list keeps them alive: the identity map only holds weak references.
             pks = sorted({job.holder_pk for job in group})
-            s.execute(
+            loaded = s.execute(
                 select(Holder, Resident)
                 .outerjoin(Resident, Resident.id == Holder.resident_id)
                 .where(Holder.id.in_(pks))
             ).all()
+            holders = {h.id: h for h, _ in loaded}
+            # The status inputs and the latest credential of every holder of the group:
+            # two statements for the group instead of two per fetch.
+            now_max = max(job.now for job in group)
+            latest = latest_active_rows(s, pks)
+            resident_ids = [h.resident_id for h in holders.values() if h.resident_id is not None]
+            statuses = resident_statuses(s, resident_ids, now_max) if resident_ids else {}
             for job in group:
-                holder = s.get(Holder, job.holder_pk)
+                holder = holders.get(job.holder_pk)
                 if holder is None:
                     job.error = UnauthorizedError("unknown holder")
                     continue
@@ -137,11 +152,16 @@ class GroupCommitter:
                 key = (job.holder_pk, job.now)
                 if key not in checked:
                     try:
-                        decision = holder_status(s, holder, job.now)
+                        if holder.resident_id is not None and job.now == now_max:
+                            decision = statuses[holder.resident_id]
+                        else:
+                            decision = holder_status(s, holder, job.now)
                     except IssuerError as e:
                         checked[key] = e
                     else:
-                        reuse = reusable_credential(self.ctx, s, holder, job.now, decision)
+                        reuse = reusable_credential(
+                            self.ctx, s, holder, job.now, decision, latest.get(holder.id)
+                        )
                         checked[key] = (decision, reuse)
                 outcome = checked[key]
                 if isinstance(outcome, IssuerError):

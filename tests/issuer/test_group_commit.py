@@ -94,3 +94,44 @@ def test_overtaken_fetch_in_one_group_is_answered_and_keeps_the_newer_mark(
     with ctx.sessions() as s:
         assert s.get_one(Holder, pk).last_auth_ts == now + 1
     ctx.dispose()
+
+
+@pytest.mark.postgres
+def test_a_group_of_fetches_costs_a_fixed_number_of_statements(
+    tmp_path: Path, fresh_postgres_url: str
+) -> None:
+    """Eight re-issuing fetches of eight holders in one group on PostgreSQL: the
+    holders, their residents, status inputs and latest credentials are read once for
+    the group and the rows inserted in one statement per table, so the round trips do
+    not grow with the group (they were about five per fetch)."""
+    from sqlalchemy import event
+
+    from issuer.residents import add_records, add_residents
+    from issuer.status_rules import HealthRecord, LabResult, RecordKind
+
+    ctx = make_context(
+        tmp_path,
+        "MO",
+        database_url=fresh_postgres_url,
+        refresh_before_s=10 * 86_400,
+        attempts_per_addr=100,
+    )
+    docs = [f"M{3_000_001 + i}" for i in range(8)]
+    add_residents(ctx, [{"document_number": d, "name": f"Resident {d}"} for d in docs])
+    test = HealthRecord(RecordKind.TEST, ctx.now() - 3_600, LabResult.NEGATIVE)
+    add_records(ctx, [(d, test) for d in docs], "test")
+    pks = [enrol_directly(ctx, d, new_device()).issued.credential.holder_pk for d in docs]
+    statements: list[str] = []
+    event.listen(
+        ctx.sessions.kw["bind"],
+        "before_cursor_execute",
+        lambda _c, _cur, sql, *_a: statements.append(sql),
+    )
+    committer = GroupCommitter(ctx)
+    now = ctx.now()
+    jobs = [Fetch(pk, now, now) for pk in pks]
+    committer._pending.extend(jobs)
+    committer._lead()
+    assert all(j.error is None and j.result is not None and j.result.fresh for j in jobs)
+    assert len(statements) <= 10, "\n".join(s[:70] for s in statements)
+    ctx.dispose()
