@@ -51,6 +51,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/sync.py
 	$(BIN)/python bench/issue.py
 	$(BIN)/python bench/scan.py
+	$(BIN)/python bench/tile_cache.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage
