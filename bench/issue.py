@@ -6,11 +6,18 @@ Prints progress lines, then one JSON object on the last line:
                           their outbox row, and anchored on a real ledger node (HTTP on
                           loopback, in-process) until the log holds every anchor
   http_issued_per_s       GET /v1/credential over HTTP to gunicorn (2 gthread workers x 8
-                          threads, 16 client threads, group commit), every
+                          threads, 16 client connections, group commit), SQLite, every
                           fetch forced to re-issue; anchoring off (measures the API path)
+  http_issued_per_s_postgres   the same on PostgreSQL (fsync and synchronous_commit on)
+  http_refresh_per_s_postgres  PostgreSQL, credential unchanged (the read path)
+  http_to_service_ratio   http_issued_per_s_postgres / issued_anchored_per_s (same run)
+  *_p99_ms                request latency p99 of each HTTP measurement
   cores_for_1500_avg / cores_for_10000_peak   cores needed for re-issuance at those rates,
                           from issued_anchored_per_s (one process keeps about one core busy)
-Usage: .venv/bin/python bench/issue.py [--n 1000]
+Clients sign their HB-Device header once and clients of one holder overlap, so headers
+of one holder arrive out of order (the service accepts that within its reorder window).
+Usage: .venv/bin/python bench/issue.py [--n 1000] [--workers 2 --threads 8 --clients 16]
+       [--skip-postgres]
 """
 
 from __future__ import annotations
