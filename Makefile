@@ -34,7 +34,7 @@ browser:
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy credential ledger/errors.py ledger/merkle.py ledger/tiles.py ledger/note.py ledger/checkpoint.py ledger/entries.py ledger/rules.py ledger/revocation.py ledger/consortium.py issuer/status_rules.py
+	$(BIN)/mypy credential ledger/errors.py ledger/merkle.py ledger/tiles.py ledger/note.py ledger/checkpoint.py ledger/entries.py ledger/rules.py ledger/revocation.py ledger/consortium.py ledger/shards.py ledger/http_cache.py issuer/status_rules.py
 
 test: $(STAMP) browser lint
 	$(BIN)/pytest --cov --cov-report=term:skip-covered
