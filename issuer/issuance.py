@@ -117,11 +117,32 @@ _LATEST_ACTIVE_ID = (
     .correlate(Holder)
     .scalar_subquery()
 )
-# The read path's first statement: the holder, its latest active credential and that
-# credential's outbox row in ONE round trip (and one snapshot, which matters on
-# PostgreSQL where read sessions run in autocommit). Three statements before.
+_HOLDER_OVERRIDE_ID = (
+    select(func.max(StatusOverrideRow.id))
+    .where(
+        StatusOverrideRow.resident_id == Holder.resident_id,
+        StatusOverrideRow.active.is_(True),
+    )
+    .correlate(Holder)
+    .scalar_subquery()
+)
+# The read path in ONE round trip (and one snapshot, which matters on PostgreSQL where
+# read sessions run in autocommit): the holder, its latest active credential, that
+# credential's outbox row, and the status inputs of its resident (one row per health
+# record, or one row of NULLs, each carrying the active override). Five statements
+# before: holder, credential, outbox row, records, override.
 FETCH_STATE = (
-    select(Holder, CredentialRow, OutboxRow.id)
+    select(
+        Holder,
+        CredentialRow,
+        OutboxRow.id,
+        HealthRecordRow.kind.label("kind"),
+        HealthRecordRow.at.label("at"),
+        HealthRecordRow.result.label("result"),
+        StatusOverrideRow.colour.label("o_colour"),
+        StatusOverrideRow.at.label("o_at"),
+        StatusOverrideRow.until.label("o_until"),
+    )
     .outerjoin(CredentialRow, CredentialRow.id == _LATEST_ACTIVE_ID)
     .outerjoin(
         OutboxRow,
@@ -130,6 +151,8 @@ FETCH_STATE = (
             OutboxRow.ref == cast(CredentialRow.status_index, String),
         ),
     )
+    .outerjoin(HealthRecordRow, HealthRecordRow.resident_id == Holder.resident_id)
+    .outerjoin(StatusOverrideRow, StatusOverrideRow.id == _HOLDER_OVERRIDE_ID)
     .where(Holder.holder_id == bindparam("holder_id"))
 )
 
@@ -378,11 +401,20 @@ class FetchState:
     holder: Holder
     latest: CredentialRow | None
     outbox_id: int | None
+    status_rows: tuple[Any, ...]  # `_decide` input of the holder's resident
+
+    def status(self, session: Session, now: int) -> StatusDecision:
+        if self.holder.resident_id is not None:
+            return _decide(self.status_rows, now)
+        return holder_status(session, self.holder, now)  # converted: no SQL either
 
 
 def fetch_state(session: Session, holder_id: str) -> FetchState | None:
-    found = session.execute(FETCH_STATE, {"holder_id": holder_id}).first()
-    return None if found is None else FetchState(found[0], found[1], found[2])
+    rows = session.execute(FETCH_STATE, {"holder_id": holder_id}).all()
+    if not rows:
+        return None
+    first = rows[0]
+    return FetchState(first[0], first[1], first[2], tuple(rows))
 
 
 def unchanged_credential(
@@ -395,12 +427,14 @@ def unchanged_credential(
     """Like `reusable_credential`, deciding the status only when the current credential
     is not already due by time (a cheap check first: read paths call this on every
     fetch). A status the rules refuse (an expired conversion) gives None. With `state`
-    (read by `fetch_state`) the credential and its outbox row are not read again."""
+    (read by `fetch_state`) nothing is read again: no statement at all."""
     row = latest_active_row(session, holder) if state is None else state.latest
     if row is None or not fits_time(ctx, row, now):
         return None
     try:
-        decision = holder_status(session, holder, now)
+        decision = (
+            holder_status(session, holder, now) if state is None else state.status(session, now)
+        )
     except ConflictError:
         return None
     if row.colour == decision.colour.value and row.basis == decision.basis.value:

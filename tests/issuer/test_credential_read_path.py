@@ -181,3 +181,36 @@ def test_overlapping_fetches_arriving_out_of_order_are_both_answered(
     assert overtaken.get_json() == first.get_json()
     with ctx.sessions() as s:
         assert s.scalars(select(Holder.last_auth_ts)).one() == ctx.now() + 2
+
+
+@pytest.mark.postgres
+def test_unchanged_fetch_on_postgres_is_one_round_trip(
+    tmp_path: Path, fresh_postgres_url: str
+) -> None:
+    """Asking again for an unchanged credential sends ONE statement to PostgreSQL: no
+    pool ping, no BEGIN / ROLLBACK (autocommit read), holder, credential, outbox row and
+    status inputs in one query. It was about ten round trips."""
+    clock = ManualClock(time.time())
+    ctx = make_context(tmp_path, "MO", database_url=fresh_postgres_url, clock=clock)
+    try:
+        dev = new_device()
+        holder_id = enrol_directly(ctx, "M1000001", dev).holder_id
+        client = create_app(ctx.config, context=ctx, start_workers=False).test_client()
+        hdr = {"Authorization": device_header(dev, holder_id, "GET", PATH, ctx.now())}
+        first = client.get(PATH, headers=hdr)
+        assert first.status_code == 200
+        sent: list[tuple[str, bool]] = []  # statement, and whether psycopg autocommits
+        event.listen(
+            ctx.sessions.kw["bind"],
+            "before_cursor_execute",
+            lambda conn, _cur, sql, *_a: sent.append(
+                (sql, conn.connection.dbapi_connection.autocommit)
+            ),
+        )
+        again = client.get(PATH, headers=hdr)
+        assert again.get_json() == first.get_json()
+        assert len(sent) == 1, sent
+        sql, autocommit = sent[0]
+        assert sql.lstrip().upper().startswith("SELECT") and autocommit  # no BEGIN sent
+    finally:
+        ctx.dispose()
