@@ -88,25 +88,40 @@ def pending_count(ctx: IssuerContext) -> int:
 # revoked (ledger.rules NOT_ANCHORED / NOT_REVOKED).
 BARRIER_KINDS = ("key_added", "key_revoked")
 CREDENTIAL_KINDS = ("credential_anchored", "credential_revoked", "credential_reinstated")
-_earlier = aliased(OutboxRow)
-# A row is claimable when no earlier row it depends on is still pending: with several
-# workers each holding a batch, no entry can overtake one it depends on.
-_IN_ORDER = ~(
-    select(_earlier.id)
-    .where(
-        _earlier.log_index.is_(None),
-        _earlier.id < OutboxRow.id,
-        or_(
-            _earlier.kind.in_(BARRIER_KINDS),
-            and_(
-                OutboxRow.kind.in_(CREDENTIAL_KINDS),
-                _earlier.kind.in_(CREDENTIAL_KINDS),
-                _earlier.ref == OutboxRow.ref,
-            ),
-        ),
-    )
-    .exists()
+_barrier, _pending, _earlier = aliased(OutboxRow), aliased(OutboxRow), aliased(OutboxRow)
+_NO_BARRIER = 2**62  # above any outbox id: no key entry pending
+# With several workers each holding a batch, no entry may overtake one it depends on.
+# Written so that PostgreSQL evaluates each part cheaply however long the backlog (a
+# single NOT EXISTS over "earlier pending rows, key kinds OR same ref" was planned as
+# a nested-loop anti-join over every pending row: quadratic in a backlog):
+# 1. Key entries are barriers: rows before the first pending key entry are claimable,
+#    and the key entry itself only once it is the first pending row (two scalar
+#    subqueries, evaluated once per claim, from the (kind, ref) and pending indexes).
+_BARRIERS_KEPT = or_(
+    OutboxRow.id
+    < func.coalesce(
+        select(func.min(_barrier.id))
+        .where(_barrier.kind.in_(BARRIER_KINDS), _barrier.log_index.is_(None))
+        .scalar_subquery(),
+        _NO_BARRIER,
+    ),
+    OutboxRow.id
+    == select(func.min(_pending.id)).where(_pending.log_index.is_(None)).scalar_subquery(),
 )
+# 2. A revocation or reinstatement waits for every earlier pending entry of its status
+#    index (an index probe on (kind, ref) per such row; anchors are always first).
+_REF_ORDER_KEPT = or_(
+    OutboxRow.kind.not_in(("credential_revoked", "credential_reinstated")),
+    ~select(_earlier.id)
+    .where(
+        _earlier.kind.in_(CREDENTIAL_KINDS),
+        _earlier.ref == OutboxRow.ref,
+        _earlier.id < OutboxRow.id,
+        _earlier.log_index.is_(None),
+    )
+    .exists(),
+)
+_IN_ORDER = and_(_BARRIERS_KEPT, _REF_ORDER_KEPT)
 
 
 def _due(ctx: IssuerContext, now: float) -> Select[int, bytes, int]:

@@ -174,3 +174,26 @@ def test_two_issuers_and_two_anchoring_workers_anchor_each_credential_once_despi
             check_exactly_once(ctx, node.url, reported)
     finally:
         ctx.dispose()
+
+
+def test_credentials_never_overtake_their_key_registration_held_by_another_worker(
+    tmp_path: Path, fresh_postgres_url: str
+) -> None:
+    ctx = make_context(tmp_path, "GD", database_url=fresh_postgres_url, anchor_batch=16)
+    try:
+        # The key registration (a barrier) is the first pending row; credentials follow.
+        enrol_directly(ctx, "G10000001", new_device())
+        _issue(ctx, 3)
+        slow = BlockingLedger()
+        first = threading.Thread(target=anchor.anchor_once, args=(ctx, slow))
+        first.start()
+        assert slow.entered.wait(20)
+        assert len(slow.batches[0]) == 1  # the key entry goes alone
+        # Its credentials (ledger rule: a key must be registered first) wait for it.
+        assert anchor.anchor_once(ctx, anchor.InMemoryLedger()) == 0
+        slow.release.set()
+        first.join(20)
+        assert anchor.anchor_once(ctx, anchor.InMemoryLedger()) == 4
+        assert anchor.pending_count(ctx) == 0
+    finally:
+        ctx.dispose()
