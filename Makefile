@@ -34,7 +34,7 @@ browser:
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy common/b64.py credential ledger/errors.py ledger/writer_auth.py ledger/merkle.py ledger/tiles.py ledger/note.py ledger/checkpoint.py ledger/entries.py ledger/rules.py ledger/revocation.py ledger/consortium.py issuer/status_rules.py
+	$(BIN)/mypy common/b64.py credential ledger/errors.py ledger/writer_auth.py ledger/merkle.py ledger/tiles.py ledger/note.py ledger/checkpoint.py ledger/entries.py ledger/rules.py ledger/revocation.py ledger/consortium.py ledger/shards.py ledger/http_cache.py issuer/status_rules.py
 
 test: $(STAMP) browser lint
 	$(BIN)/pytest --cov --cov-report=term:skip-covered
@@ -53,6 +53,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/scan.py
 	$(BIN)/python bench/privacy.py
 	$(BIN)/python bench/login_burst.py
+	$(BIN)/python bench/tile_cache.py
 
 # The pages' gettext catalogs: <package>/translations/<language>/LC_MESSAGES/messages.po,
 # compiled to .mo beside them (both committed, so a fresh clone needs no build step).

@@ -46,9 +46,16 @@ def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def _pg_database_bytes(store: object) -> int:
+    with store.engine.connect() as c:  # type: ignore[attr-defined]
+        return int(c.exec_driver_sql("SELECT pg_database_size(current_database())").scalar_one())
+
+
 def sequencing_run(url: str, folder: Path, n: int) -> dict[str, float]:
     keys = make_keys(folder)
     store = open_store(url)
+    postgres = url.startswith("postgresql")
+    empty_bytes = _pg_database_bytes(store) if postgres else 0
     cfg = make_config(keys, url, delay_s=0.5, max_entries=4096)
     seq = Sequencer(store, cfg, keys.signer, initial_state_for(cfg.region, cfg.root_public_key))
     seq.start()
@@ -104,6 +111,9 @@ def sequencing_run(url: str, folder: Path, n: int) -> dict[str, float]:
         db = Path(url[len("sqlite:///") :])
         on_disk = sum(p.stat().st_size for p in db.parent.glob(db.name + "*"))
         out["bytes_per_anchor"] = on_disk / size
+    if postgres:
+        # Heap, indexes and TOAST of the whole database, less what the empty schema took.
+        out["bytes_per_anchor"] = (_pg_database_bytes(store) - empty_bytes) / size
     store.dispose()
     return out
 
@@ -297,6 +307,7 @@ def main() -> None:
                     r = sequencing_run(url, work / "p", args.entries)
                     result["postgres_entries_per_s"] = round(r["rate"])
                     result["postgres_submit_to_checkpoint_p99_s"] = round(r["p99"], 3)
+                    result["postgres_bytes_per_anchor"] = round(r["bytes_per_anchor"], 1)
                 finally:
                     subprocess.run(stop, capture_output=True)
                     shutil.rmtree(pg, ignore_errors=True)

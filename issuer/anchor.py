@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, Select, and_, func, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
 from issuer.context import IssuerContext
 from issuer.errors import ConfigError
@@ -78,48 +80,141 @@ def pending_count(ctx: IssuerContext) -> int:
         return int(s.scalar(select(func.count()).where(OutboxRow.log_index.is_(None))) or 0)
 
 
+# Outbox kinds whose order on the log matters. A key entry is a barrier: credentials
+# signed by a new key may only follow its registration. Entries of one credential (one
+# status index as `ref`) keep their order: revoked needs anchored, reinstated needs
+# revoked (ledger.rules NOT_ANCHORED / NOT_REVOKED).
+BARRIER_KINDS = ("key_added", "key_revoked")
+CREDENTIAL_KINDS = ("credential_anchored", "credential_revoked", "credential_reinstated")
+_barrier, _pending, _earlier = aliased(OutboxRow), aliased(OutboxRow), aliased(OutboxRow)
+_NO_BARRIER = 2**62  # above any outbox id: no key entry pending
+# With several workers each holding a batch, no entry may overtake one it depends on.
+# Written so that PostgreSQL evaluates each part cheaply however long the backlog (a
+# single NOT EXISTS over "earlier pending rows, key kinds OR same ref" was planned as
+# a nested-loop anti-join over every pending row: quadratic in a backlog):
+# 1. Key entries are barriers: rows before the first pending key entry are claimable,
+#    and the key entry itself only once it is the first pending row (two scalar
+#    subqueries, evaluated once per claim, from the (kind, ref) and pending indexes).
+_BARRIERS_KEPT = or_(
+    OutboxRow.id
+    < func.coalesce(
+        select(func.min(_barrier.id))
+        .where(_barrier.kind.in_(BARRIER_KINDS), _barrier.log_index.is_(None))
+        .scalar_subquery(),
+        _NO_BARRIER,
+    ),
+    OutboxRow.id
+    == select(func.min(_pending.id)).where(_pending.log_index.is_(None)).scalar_subquery(),
+)
+# 2. A revocation or reinstatement waits for every earlier pending entry of its status
+#    index (an index probe on (kind, ref) per such row; anchors are always first).
+_REF_ORDER_KEPT = or_(
+    OutboxRow.kind.not_in(("credential_revoked", "credential_reinstated")),
+    ~select(_earlier.id)
+    .where(
+        _earlier.kind.in_(CREDENTIAL_KINDS),
+        _earlier.ref == OutboxRow.ref,
+        _earlier.id < OutboxRow.id,
+        _earlier.log_index.is_(None),
+    )
+    .exists(),
+)
+_IN_ORDER = and_(_BARRIERS_KEPT, _REF_ORDER_KEPT)
+
+
+def _due(ctx: IssuerContext, now: float) -> Select[int, bytes, int]:
+    return (
+        select(OutboxRow.id, OutboxRow.entry, OutboxRow.attempts)
+        .where(OutboxRow.log_index.is_(None), OutboxRow.next_attempt_at <= now)
+        .order_by(OutboxRow.id)
+        .limit(ctx.config.anchor_batch)
+    )
+
+
+def uses_row_locks(ctx: IssuerContext) -> bool:
+    """Whether workers claim outbox rows with row locks (PostgreSQL). SQLite has one
+    writer at a time and no row locks: one worker per database there."""
+    return not ctx.config.database_url.startswith("sqlite")
+
+
+def _submit(ledger: LedgerPort, rows: Sequence[Row[int, bytes, int]]) -> list[int]:
+    indices = ledger.submit([r.entry for r in rows])
+    if len(indices) != len(rows):
+        raise ValueError(f"expected {len(rows)} receipts, found {len(indices)}")
+    return indices
+
+
+def _record_failure(
+    ctx: IssuerContext,
+    s: Session,
+    rows: Sequence[Row[int, bytes, int]],
+    e: Exception,
+    now: float,
+) -> None:
+    log.warning("anchoring %d outbox rows failed: %s", len(rows), type(e).__name__)
+    for r in rows:
+        delay = min(ctx.config.anchor_max_backoff_s, BACKOFF_BASE_S * 2**r.attempts)
+        s.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == r.id)
+            .values(
+                attempts=r.attempts + 1,
+                next_attempt_at=now + delay,
+                last_error=f"{type(e).__name__}: {e}"[:500],
+            )
+        )
+
+
+def _record_indices(s: Session, rows: Sequence[Row[int, bytes, int]], indices: list[int]) -> None:
+    # One executemany for the batch (ORM bulk UPDATE by primary key): the indices of a
+    # whole submission are committed together, or not at all and the batch is re-sent.
+    s.execute(
+        update(OutboxRow),
+        [
+            {"id": r.id, "log_index": index, "last_error": None}
+            for r, index in zip(rows, indices, strict=True)
+        ],
+    )
+
+
 def anchor_once(ctx: IssuerContext, ledger: LedgerPort, now: float | None = None) -> int:
     """Submit one batch of due outbox rows; return how many were anchored (0: idle or
     failed, the failure recorded on the rows with their next attempt time)."""
     now = ctx.clock.now() if now is None else now
+    if uses_row_locks(ctx):
+        return _anchor_claimed(ctx, ledger, now)
     with ctx.sessions() as s:
-        rows = s.execute(
-            select(OutboxRow.id, OutboxRow.entry, OutboxRow.attempts)
-            .where(OutboxRow.log_index.is_(None), OutboxRow.next_attempt_at <= now)
-            .order_by(OutboxRow.id)
-            .limit(ctx.config.anchor_batch)
-        ).all()
+        rows = s.execute(_due(ctx, now)).all()
     if not rows:
         return 0
     try:
-        indices = ledger.submit([r.entry for r in rows])
-        if len(indices) != len(rows):
-            raise ValueError(f"expected {len(rows)} receipts, found {len(indices)}")
+        indices = _submit(ledger, rows)
     except Exception as e:  # any failure of the edge: retry later, never lose a row
-        log.warning("anchoring %d outbox rows failed: %s", len(rows), type(e).__name__)
         with ctx.sessions.begin() as s:
-            for r in rows:
-                delay = min(ctx.config.anchor_max_backoff_s, BACKOFF_BASE_S * 2**r.attempts)
-                s.execute(
-                    update(OutboxRow)
-                    .where(OutboxRow.id == r.id)
-                    .values(
-                        attempts=r.attempts + 1,
-                        next_attempt_at=now + delay,
-                        last_error=f"{type(e).__name__}: {e}"[:500],
-                    )
-                )
+            _record_failure(ctx, s, rows, e, now)
         return 0
-    # One executemany for the batch (ORM bulk UPDATE by primary key): the indices of a
-    # whole submission are committed together, or not at all and the batch is re-sent.
     with ctx.sessions.begin() as s:
-        s.execute(
-            update(OutboxRow),
-            [
-                {"id": r.id, "log_index": index, "last_error": None}
-                for r, index in zip(rows, indices, strict=True)
-            ],
-        )
+        _record_indices(s, rows, indices)
+    return len(rows)
+
+
+def _anchor_claimed(ctx: IssuerContext, ledger: LedgerPort, now: float) -> int:
+    """Several workers (threads, processes, hosts) on one PostgreSQL database: each
+    claims a batch with `FOR UPDATE SKIP LOCKED`, so no two hold the same row, and
+    keeps the row locks until the indices (or the failure) are committed. A worker
+    killed mid-batch loses its connection, PostgreSQL rolls its transaction back and
+    releases the rows to the others; the node dedupes a re-sent entry, so each is on
+    the log exactly once."""
+    with ctx.sessions.begin() as s:
+        rows = s.execute(_due(ctx, now).where(_IN_ORDER).with_for_update(skip_locked=True)).all()
+        if not rows:
+            return 0
+        try:
+            indices = _submit(ledger, rows)
+        except Exception as e:  # any failure of the edge: retry later, never lose a row
+            _record_failure(ctx, s, rows, e, now)
+            return 0
+        _record_indices(s, rows, indices)
     return len(rows)
 
 

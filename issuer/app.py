@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
-from sqlalchemy import bindparam, select
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -29,7 +28,7 @@ from issuer import anchor, conversion, enrolment, http_limits, lineage
 from issuer.config import IssuerConfig
 from issuer.console.wiring import init_console
 from issuer.context import IssuerContext
-from issuer.device_auth import DeviceAuth, verify_device_auth
+from issuer.device_auth import DeviceAuth, check_order, verify_device_auth
 from issuer.errors import (
     BadRequestError,
     ConversionSourceRevokedError,
@@ -37,7 +36,7 @@ from issuer.errors import (
     UnauthorizedError,
 )
 from issuer.group_commit import GroupCommitter
-from issuer.issuance import Issued, current_credential, unchanged_credential
+from issuer.issuance import Issued, current_credential, fetch_state, unchanged_credential
 from issuer.metrics import CHECKS_KEY, METRICS_KEY, issuer_registry, readiness_checks
 from issuer.models import Holder
 from issuer.residents import add_records, parse_record
@@ -46,7 +45,6 @@ log = logging.getLogger(__name__)
 OPENAPI_PATH = Path(__file__).resolve().parent / "openapi.yaml"
 MAX_FIELD_CHARS = 256  # characters of a plain string field in a JSON body
 MAX_RECORDS_PER_REQUEST = 1000
-HOLDER_BY_ID = select(Holder).where(Holder.holder_id == bindparam("holder_id"))  # built once
 
 wallet = Blueprint("wallet", __name__, url_prefix="/v1")
 authority = Blueprint("authority", __name__, url_prefix="/v1")
@@ -110,13 +108,15 @@ def fetch_credential() -> tuple[Response, int]:
     c = ctx()
     auth = DeviceAuth.parse(request.headers.get("Authorization", ""))
     now = c.now()
-    # Authenticate on a read snapshot (no write lock). When this exact timestamp was
-    # already accepted and the current credential still fits, nothing would change:
-    # the committed credential is answered without a write transaction.
+    # Authenticate on a read snapshot (no write lock). When the header moves the
+    # holder's high-water timestamp nowhere (a retry, or a request overtaken by a newer
+    # one) and the current credential still fits, nothing would change: the committed
+    # credential is answered without a write transaction.
     with c.read_session() as s:
-        holder = s.scalars(HOLDER_BY_ID, {"holder_id": auth.holder_id}).first()
-        if holder is None:
+        state = fetch_state(s, auth.holder_id)
+        if state is None:
             raise UnauthorizedError("unknown holder")
+        holder = state.holder
         verify_device_auth(
             auth,
             holder.device_key,
@@ -125,11 +125,12 @@ def fetch_credential() -> tuple[Response, int]:
             now,
             c.config.device_auth_skew_s,
             holder.last_auth_ts,
+            c.config.device_auth_reorder_s,
         )
         # A converted holder: its source re-checked in the synced view (a read).
         fallen = holder.source_region is not None and source_fallen(c, holder)
-        if auth.timestamp == holder.last_auth_ts and not fallen:
-            same = unchanged_credential(c, s, holder, now)
+        if auth.timestamp <= holder.last_auth_ts and not fallen:
+            same = unchanged_credential(c, s, holder, now, state)
             if same is not None:
                 return jsonify(credential_body(same)), 200
         holder_pk = holder.id
@@ -142,11 +143,10 @@ def fetch_credential() -> tuple[Response, int]:
     else:
         with c.sessions.begin() as s:
             holder = s.get_one(Holder, holder_pk)
-            # Re-checked inside the write transaction: two requests racing with the
-            # same or older timestamps cannot both pass (replay of a header).
-            if auth.timestamp < holder.last_auth_ts:
-                raise UnauthorizedError("HB-Device timestamp older than one already used")
-            holder.last_auth_ts = auth.timestamp
+            # Re-checked inside the write transaction against the high-water mark a
+            # concurrent request may have moved meanwhile.
+            check_order(auth.timestamp, holder.last_auth_ts, c.config.device_auth_reorder_s)
+            holder.last_auth_ts = max(holder.last_auth_ts, auth.timestamp)
             issued = current_credential(c, s, holder, now)
     if issued.fresh:
         wake_worker()

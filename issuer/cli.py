@@ -19,6 +19,7 @@ from issuer.cli_options import admin_token_option, config_option, friendly, metr
 from issuer.config import IssuerConfig, load_config, render_config
 
 DEFAULT_CONFIG_NAME = "issuer.toml"
+DEFAULT_SERVE_THREADS = 8  # request threads per gunicorn worker
 
 
 def _config(path: str | None) -> IssuerConfig:
@@ -106,6 +107,12 @@ def init(
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=8080, type=int)
 @click.option("--workers", default=2, type=int, help="gunicorn worker processes")
+@click.option(
+    "--threads",
+    default=DEFAULT_SERVE_THREADS,
+    type=click.IntRange(1, 64),
+    help="request threads per worker (gthread)",
+)
 @click.option("--dev", is_flag=True, help="Werkzeug's server instead of gunicorn.")
 @metrics_options
 @friendly
@@ -114,6 +121,7 @@ def serve(
     host: str,
     port: int,
     workers: int,
+    threads: int,
     dev: bool,
     metrics_port: int | None,
     metrics_host: str,
@@ -154,6 +162,13 @@ def serve(
             str(Path(gunicorn_conf.__file__)),
             "--workers",
             str(workers),
+            # Threads, not gunicorn's default sync workers: concurrent credential
+            # fetches of one worker share a group commit (issuer.group_commit); a
+            # sync worker serves one request at a time, so groups never formed.
+            "--worker-class",
+            "gthread",
+            "--threads",
+            str(threads),
             "--bind",
             f"{host}:{port}",
             "issuer.wsgi:app",

@@ -31,6 +31,9 @@ DEFAULT_ATTEMPTS_PER_DOC = 5  # enrolment attempts per document number per windo
 DEFAULT_ATTEMPTS_PER_ADDR = 30  # enrolment attempts per client address per window
 DEFAULT_RATE_WINDOW_S = 3_600  # the rate-limit window, seconds
 DEFAULT_DEVICE_AUTH_SKEW_S = 300  # accepted clock difference for HB-Device headers
+# Seconds an HB-Device timestamp may lag the holder's newest accepted one: a wallet's
+# overlapping or retried requests arrive out of order (issuer.device_auth).
+DEFAULT_DEVICE_AUTH_REORDER_S = 30
 DEFAULT_ANCHOR_BATCH = 1024  # outbox rows per ledger submission (one node request)
 DEFAULT_ANCHOR_INTERVAL_S = 0.2  # idle poll interval of the anchor worker
 DEFAULT_ANCHOR_MAX_BACKOFF_S = 30.0  # cap of the exponential retry backoff
@@ -59,6 +62,7 @@ class IssuerConfig:
     attempts_per_addr: int = DEFAULT_ATTEMPTS_PER_ADDR
     rate_window_s: int = DEFAULT_RATE_WINDOW_S
     device_auth_skew_s: int = DEFAULT_DEVICE_AUTH_SKEW_S
+    device_auth_reorder_s: int = DEFAULT_DEVICE_AUTH_REORDER_S
     anchor_worker: bool = True
     group_commit: bool = True  # credential fetches of concurrent requests share one commit
     anchor_batch: int = DEFAULT_ANCHOR_BATCH

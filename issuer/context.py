@@ -14,9 +14,8 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from common.db import READ_ONLY
 from issuer.config import IssuerConfig
-from issuer.db import open_db
+from issuer.db import open_db, read_options
 from issuer.delivery import CodeDelivery, FileDelivery
 from issuer.keystore import KeyStore
 
@@ -74,10 +73,11 @@ class IssuerContext:
 
     @contextmanager
     def read_session(self) -> Iterator[Session]:
-        """A session for reads only: one snapshot, no write lock, rolled back at the end
-        (nothing written through it is ever committed)."""
+        """A session for reads only: no write lock, nothing written through it is ever
+        committed. SQLite: one snapshot, rolled back at the end. PostgreSQL: autocommit,
+        one snapshot per statement (issuer.db.read_options)."""
         with self.sessions() as s:
-            s.connection(execution_options={READ_ONLY: True})
+            s.connection(execution_options=read_options(self.config.database_url))
             yield s
 
     @property

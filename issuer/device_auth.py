@@ -5,10 +5,14 @@ Format (see issuer/openapi.yaml):
 The signature (DER, or raw r||s of 64 bytes as in RFC 7518 §3.4) is made with the
 enrolled device key over the ASCII bytes "HB-Device\\n<METHOD>\\n<path>\\n<unix_ts>".
 Pure: the caller supplies the enrolled key and the reference time. Replay of one header
-is bounded by the skew window and by the caller refusing a timestamp older than the last
-one it accepted from that holder; the same header may be sent again within the window
-(a wallet retrying), which only returns the same holder-bound credential, useless
-without the device key.
+is bounded by the skew window and by the caller refusing a timestamp more than
+`reorder_s` older than the newest one it accepted from that holder (its high-water
+mark). The same header may be sent again within the window (a wallet retrying), and
+requests of one wallet may arrive out of order (two overlapping fetches, the one signed
+a second later overtaking the other): both only return the same holder-bound
+credential, useless without the device key. A strict "never older than the last one"
+rule refused such a wallet with 401; the tolerance is the anti-replay window of
+RFC 4303 §3.4.3 applied to timestamps.
 """
 
 from __future__ import annotations
@@ -89,6 +93,15 @@ def load_device_key(der: bytes) -> ec.EllipticCurvePublicKey:
     return key
 
 
+def check_order(timestamp: int, last_accepted_ts: int, reorder_s: int) -> None:
+    """Refuse a timestamp more than `reorder_s` seconds older than the holder's newest
+    accepted one (its high-water mark); anything newer, equal or slightly older passes."""
+    if timestamp < last_accepted_ts - reorder_s:
+        raise UnauthorizedError(
+            f"HB-Device timestamp is more than {reorder_s}s older than one already used"
+        )
+
+
 def verify_device_auth(
     auth: DeviceAuth,
     device_key_der: bytes,
@@ -97,15 +110,15 @@ def verify_device_auth(
     now: int,
     skew_s: int,
     last_accepted_ts: int = 0,
+    reorder_s: int = 0,
 ) -> None:
-    """Raise UnauthorizedError unless the header is fresh, newer than the last accepted
-    one, and signed by the enrolled device key."""
+    """Raise UnauthorizedError unless the header is fresh, not more than `reorder_s`
+    older than the newest accepted one, and signed by the enrolled device key."""
     if abs(now - auth.timestamp) > skew_s:
         raise UnauthorizedError(
             f"HB-Device timestamp {auth.timestamp} is outside +-{skew_s}s of {now}"
         )
-    if auth.timestamp < last_accepted_ts:
-        raise UnauthorizedError("HB-Device timestamp older than one already used")
+    check_order(auth.timestamp, last_accepted_ts, reorder_s)
     sig = auth.signature
     if len(sig) == RAW_P256_SIGNATURE_BYTES:
         r = int.from_bytes(sig[:P256_COORDINATE_BYTES], "big")

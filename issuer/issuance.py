@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Literal
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import String, and_, bindparam, cast, func, select, update
 from sqlalchemy.orm import Session
 
 from credential.claims import HealthClaims, SourceRef, StatusBasis, StatusColour
@@ -65,15 +66,41 @@ _ACTIVE_KEY = (
     .order_by(SigningKeyRow.not_before.desc())
     .limit(1)
 )
-_RECORDS = select(HealthRecordRow).where(HealthRecordRow.resident_id == bindparam("resident"))
-_OVERRIDE = (
-    select(StatusOverrideRow)
-    .where(
-        StatusOverrideRow.resident_id == bindparam("resident"),
-        StatusOverrideRow.active.is_(True),
+_LATEST_OVERRIDE_ID = (
+    select(func.max(StatusOverrideRow.id))
+    .where(StatusOverrideRow.resident_id == Resident.id, StatusOverrideRow.active.is_(True))
+    .correlate(Resident)
+    .scalar_subquery()
+)
+# Everything a status decision reads, in ONE statement: one row per health record (or
+# one row of NULLs when there is none), each carrying the active override, if any.
+_STATUS_COLUMNS = (
+    Resident.id.label("resident_id"),
+    HealthRecordRow.kind,
+    HealthRecordRow.at,
+    HealthRecordRow.result,
+    StatusOverrideRow.colour.label("o_colour"),
+    StatusOverrideRow.at.label("o_at"),
+    StatusOverrideRow.until.label("o_until"),
+)
+_STATUS_FROM = (
+    select(*_STATUS_COLUMNS)
+    .select_from(Resident)
+    .outerjoin(HealthRecordRow, HealthRecordRow.resident_id == Resident.id)
+    .outerjoin(StatusOverrideRow, StatusOverrideRow.id == _LATEST_OVERRIDE_ID)
+)
+_STATUS_INPUTS = _STATUS_FROM.where(Resident.id == bindparam("resident"))
+_STATUS_INPUTS_MANY = _STATUS_FROM.where(Resident.id.in_(bindparam("residents", expanding=True)))
+# The latest active credential of several holders at once (a group commit).
+_LATEST_ACTIVE_MANY = select(CredentialRow).where(
+    CredentialRow.id.in_(
+        select(func.max(CredentialRow.id))
+        .where(
+            CredentialRow.holder_pk.in_(bindparam("holders", expanding=True)),
+            CredentialRow.state == "active",
+        )
+        .group_by(CredentialRow.holder_pk)
     )
-    .order_by(StatusOverrideRow.id.desc())
-    .limit(1)
 )
 _LATEST_ACTIVE = (
     select(CredentialRow)
@@ -83,6 +110,50 @@ _LATEST_ACTIVE = (
 )
 _ANCHOR_ROW = select(OutboxRow.id).where(
     OutboxRow.kind == "credential_anchored", OutboxRow.ref == bindparam("ref")
+)
+_LATEST_ACTIVE_ID = (
+    select(func.max(CredentialRow.id))
+    .where(CredentialRow.holder_pk == Holder.id, CredentialRow.state == "active")
+    .correlate(Holder)
+    .scalar_subquery()
+)
+_HOLDER_OVERRIDE_ID = (
+    select(func.max(StatusOverrideRow.id))
+    .where(
+        StatusOverrideRow.resident_id == Holder.resident_id,
+        StatusOverrideRow.active.is_(True),
+    )
+    .correlate(Holder)
+    .scalar_subquery()
+)
+# The read path in ONE round trip (and one snapshot, which matters on PostgreSQL where
+# read sessions run in autocommit): the holder, its latest active credential, that
+# credential's outbox row, and the status inputs of its resident (one row per health
+# record, or one row of NULLs, each carrying the active override). Five statements
+# before: holder, credential, outbox row, records, override.
+FETCH_STATE = (
+    select(
+        Holder,
+        CredentialRow,
+        OutboxRow.id,
+        HealthRecordRow.kind.label("kind"),
+        HealthRecordRow.at.label("at"),
+        HealthRecordRow.result.label("result"),
+        StatusOverrideRow.colour.label("o_colour"),
+        StatusOverrideRow.at.label("o_at"),
+        StatusOverrideRow.until.label("o_until"),
+    )
+    .outerjoin(CredentialRow, CredentialRow.id == _LATEST_ACTIVE_ID)
+    .outerjoin(
+        OutboxRow,
+        and_(
+            OutboxRow.kind == "credential_anchored",
+            OutboxRow.ref == cast(CredentialRow.status_index, String),
+        ),
+    )
+    .outerjoin(HealthRecordRow, HealthRecordRow.resident_id == Holder.resident_id)
+    .outerjoin(StatusOverrideRow, StatusOverrideRow.id == _HOLDER_OVERRIDE_ID)
+    .where(Holder.holder_id == bindparam("holder_id"))
 )
 
 
@@ -135,23 +206,46 @@ def active_signing_key(session: Session, now: int) -> SigningKeyRow:
     return row
 
 
-def resident_records(session: Session, resident_id: int) -> list[HealthRecord]:
-    rows = session.scalars(_RECORDS, {"resident": resident_id}).all()
-    return [
+def _decide(rows: Sequence[Any], now: int) -> StatusDecision:
+    """The status of one resident from its `_STATUS_FROM` rows."""
+    records = [
         HealthRecord(RecordKind(r.kind), r.at, LabResult(r.result) if r.result else None)
         for r in rows
+        if r.kind is not None
     ]
-
-
-def active_override(session: Session, resident_id: int) -> Override | None:
-    row = session.scalars(_OVERRIDE, {"resident": resident_id}).first()
-    return None if row is None else Override(StatusColour(row.colour), row.at, row.until)
+    first = rows[0] if rows else None
+    override = (
+        None
+        if first is None or first.o_colour is None
+        else Override(StatusColour(first.o_colour), first.o_at, first.o_until)
+    )
+    return decide_status(records, now, override)
 
 
 def resident_status(session: Session, resident_id: int, now: int) -> StatusDecision:
-    return decide_status(
-        resident_records(session, resident_id), now, active_override(session, resident_id)
+    rows = session.connection().execute(_STATUS_INPUTS, {"resident": resident_id}).all()
+    return _decide(rows, now)
+
+
+def resident_statuses(
+    session: Session, resident_ids: Sequence[int], now: int
+) -> dict[int, StatusDecision]:
+    """`resident_status` of several residents in ONE statement (a group commit)."""
+    rows = (
+        session.connection()
+        .execute(_STATUS_INPUTS_MANY, {"residents": sorted(set(resident_ids))})
+        .all()
     )
+    by_resident: dict[int, list[Any]] = {}
+    for r in rows:
+        by_resident.setdefault(r.resident_id, []).append(r)
+    return {rid: _decide(by_resident.get(rid, []), now) for rid in set(resident_ids)}
+
+
+def latest_active_rows(session: Session, holder_pks: Sequence[int]) -> dict[int, CredentialRow]:
+    """The latest active credential of each holder, in one statement."""
+    rows = session.scalars(_LATEST_ACTIVE_MANY, {"holders": sorted(set(holder_pks))}).all()
+    return {r.holder_pk: r for r in rows}
 
 
 def holder_status(session: Session, holder: Holder, now: int) -> StatusDecision:
@@ -299,11 +393,17 @@ def reused(session: Session, row: CredentialRow) -> Issued:
 
 
 def reusable_credential(
-    ctx: IssuerContext, session: Session, holder: Holder, now: int, decision: StatusDecision
+    ctx: IssuerContext,
+    session: Session,
+    holder: Holder,
+    now: int,
+    decision: StatusDecision,
+    latest: CredentialRow | Literal[False] | None = False,
 ) -> Issued | None:
     """The holder's active credential if it still matches `decision` and is not near
-    its expiry (then no re-issue is due), else None."""
-    row = latest_active_row(session, holder)
+    its expiry (then no re-issue is due), else None. `latest`, when given (None: the
+    holder has none), is the holder's latest active credential already read."""
+    row = latest_active_row(session, holder) if latest is False else latest
     if (
         row is not None
         and row.colour == decision.colour.value
@@ -314,20 +414,52 @@ def reusable_credential(
     return None
 
 
+@dataclass(frozen=True)
+class FetchState:
+    """What FETCH_STATE read in one statement."""
+
+    holder: Holder
+    latest: CredentialRow | None
+    outbox_id: int | None
+    status_rows: tuple[Any, ...]  # `_decide` input of the holder's resident
+
+    def status(self, session: Session, now: int) -> StatusDecision:
+        if self.holder.resident_id is not None:
+            return _decide(self.status_rows, now)
+        return holder_status(session, self.holder, now)  # converted: no SQL either
+
+
+def fetch_state(session: Session, holder_id: str) -> FetchState | None:
+    rows = session.execute(FETCH_STATE, {"holder_id": holder_id}).all()
+    if not rows:
+        return None
+    first = rows[0]
+    return FetchState(first[0], first[1], first[2], tuple(rows))
+
+
 def unchanged_credential(
-    ctx: IssuerContext, session: Session, holder: Holder, now: int
+    ctx: IssuerContext,
+    session: Session,
+    holder: Holder,
+    now: int,
+    state: FetchState | None = None,
 ) -> Issued | None:
     """Like `reusable_credential`, deciding the status only when the current credential
     is not already due by time (a cheap check first: read paths call this on every
-    fetch). A status the rules refuse (an expired conversion) gives None."""
-    row = latest_active_row(session, holder)
+    fetch). A status the rules refuse (an expired conversion) gives None. With `state`
+    (read by `fetch_state`) nothing is read again: no statement at all."""
+    row = latest_active_row(session, holder) if state is None else state.latest
     if row is None or not fits_time(ctx, row, now):
         return None
     try:
-        decision = holder_status(session, holder, now)
+        decision = (
+            holder_status(session, holder, now) if state is None else state.status(session, now)
+        )
     except ConflictError:
         return None
     if row.colour == decision.colour.value and row.basis == decision.basis.value:
+        if state is not None:
+            return Issued(row, int(state.outbox_id or 0), False)
         return reused(session, row)
     return None
 

@@ -36,14 +36,13 @@ from common.observability import SecurityEvent, health_blueprint, instrument, se
 from ledger import tiles
 from ledger.config import (
     AUTH_WINDOW_S,
-    IMMUTABLE_MAX_AGE_S,
     MAX_BODY_BYTES,
     MAX_ENTRIES_PER_REQUEST,
     MAX_ENTRY_BYTES,
-    MUTABLE_MAX_AGE_S,
     NodeConfig,
 )
 from ledger.errors import LedgerError, TileError
+from ledger.http_cache import cacheable
 from ledger.metrics import METRICS_KEY, LedgerMetrics
 from ledger.note import NoteSigner
 from ledger.revocation_api import RevocationPublisher, revocation_blueprint
@@ -269,21 +268,13 @@ def status() -> Any:
     )
 
 
-def _cache(resp: Response, immutable: bool) -> Response:
-    if immutable:
-        resp.headers["Cache-Control"] = f"public, max-age={IMMUTABLE_MAX_AGE_S}, immutable"
-    else:
-        resp.headers["Cache-Control"] = f"public, max-age={MUTABLE_MAX_AGE_S}"
-    return resp
-
-
 @read.get("/checkpoint")
 def checkpoint() -> Response:
     cp = node().store.latest_checkpoint()
     if cp is None:
         raise ApiError(404, "not_found", "no checkpoint signed yet")
     resp = Response(cp.served(), mimetype="text/plain")
-    return _cache(resp, immutable=False)
+    return cacheable(resp, immutable=False)
 
 
 @read.get("/tile/<path:subpath>")
@@ -312,7 +303,7 @@ def tile(subpath: str) -> Response:
         if len(body) != tid.width * 32:
             raise ApiError(503, "unavailable", "tile incomplete in storage")
     resp = Response(body, mimetype="application/octet-stream")
-    return _cache(resp, immutable=not tid.is_partial)
+    return cacheable(resp, immutable=not tid.is_partial)
 
 
 # -- application ---------------------------------------------------------------------

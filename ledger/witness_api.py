@@ -45,6 +45,7 @@ from ledger import tiles
 from ledger.checkpoint import Checkpoint, attach_signatures
 from ledger.consortium import Consortium, Member
 from ledger.errors import LedgerError, TileError
+from ledger.http_cache import cacheable
 from ledger.metrics import METRICS_KEY
 from ledger.migrations import upgrade_head
 from ledger.mirror import MirrorStore, ValidatingMirror, origin_hash
@@ -175,9 +176,7 @@ def joint_blueprint(witness: Witness, mirror: MirrorStore) -> Blueprint:
             note = None
         if note is None:
             return _json_error(404, "not_found", "no mirrored log with that origin hash")
-        resp = Response(note, mimetype="text/plain; charset=utf-8")
-        resp.headers["Cache-Control"] = "no-cache"
-        return resp
+        return cacheable(Response(note, mimetype="text/plain; charset=utf-8"), immutable=False)
 
     @bp.get("/mirror/<h>/tile/<path:subpath>")
     def mirror_tile(h: str, subpath: str) -> Response:
@@ -196,7 +195,9 @@ def joint_blueprint(witness: Witness, mirror: MirrorStore) -> Blueprint:
             body = tiles.encode_entry_bundle(mirror.leaves(origin, start, start + tid.width))
         else:
             body = mirror.read_tile(origin, tid.level, tid.index)[: tid.width * 32]
-        return Response(body, mimetype="application/octet-stream")
+        return cacheable(
+            Response(body, mimetype="application/octet-stream"), immutable=not tid.is_partial
+        )
 
     # Same answers as the node's /revocation/... (ledger.revocation_api): the URL names
     # the digest(s) of what it returns, so the bytes are immutable; a station checks

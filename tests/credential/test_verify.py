@@ -444,3 +444,17 @@ def test_random_frames_behind_a_valid_prefix_never_admit(world: World) -> None:
         assert verdict_of(world, QR_PREFIX + b45encode(data[:n]))[0] is Decision.DENY
     _ = es256_der_signature  # raw/DER conversion is exercised by every proof above
     _ = DAY
+
+
+def test_device_key_off_the_curve_is_refused_as_invalid_holder_proof() -> None:
+    # The cnf point is checked to lie on P-256 when the device key is loaded (an
+    # off-curve point is the invalid-curve attack's way in).
+    from credential.errors import KeyFormatError
+    from credential.keys import P256_SPKI_PREFIX
+    from credential.verify import _device_key
+
+    off_curve = P256_SPKI_PREFIX + b"\x04" + (1).to_bytes(32, "big") + (1).to_bytes(32, "big")
+    with pytest.raises(KeyFormatError):
+        _device_key(off_curve)
+    with pytest.raises(KeyFormatError):
+        _device_key(b"\x30\x10" + b"\x00" * 16)

@@ -81,7 +81,7 @@ def nginx_proxy(upstream: str) -> Iterator[str]:
     port = free_port()
     server = render_template(
         TEMPLATE.read_text(encoding="utf-8"),
-        {"HB_ISSUER_UPSTREAM": upstream, "HB_PROXY_LISTEN": f"127.0.0.1:{port}"},
+        {"HB_ISSUER_SERVERS": f"server {upstream};", "HB_PROXY_LISTEN": f"127.0.0.1:{port}"},
     )
     (prefix / "issuer.conf").write_text(server, encoding="utf-8")
     (prefix / "nginx.conf").write_text(

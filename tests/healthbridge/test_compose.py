@@ -385,17 +385,23 @@ def test_station_lanes_share_one_replay_memory(compose: dict[str, Any]) -> None:
     assert services["station"]["depends_on"]["station-redis"]["condition"] == "service_healthy"
 
 
-def test_issuers_are_published_only_through_the_buffering_proxy(compose: dict[str, Any]) -> None:
-    """Slow clients hold gunicorn's sync workers: each issuer is reached through its
-    nginx (deploy/nginx/issuer.conf.template, tests/deploy/), which trusts one hop."""
+@pytest.mark.parametrize("region", ["gd", "mo"])
+def test_issuers_run_as_replicas_published_only_through_the_buffering_proxy(
+    compose: dict[str, Any], region: str
+) -> None:
+    """Slow clients hold gunicorn's workers: each region's issuer replicas are reached
+    only through its nginx (deploy/nginx/issuer.conf.template, tests/deploy/), which
+    balances over the replicas and trusts one hop; anchoring workers run twice."""
     services = compose["services"]
-    for region in ("gd", "mo"):
-        issuer, proxy = services[f"{region}-issuer"], services[f"{region}-proxy"]
-        assert "ports" not in issuer
-        assert proxy["image"] == NGINX_IMAGE and proxy["ports"]
-        assert proxy["environment"]["HB_ISSUER_UPSTREAM"] == f"{region}-issuer:8080"
-        template = "./deploy/nginx/issuer.conf.template"
-        assert any(v.startswith(template + ":/etc/nginx/templates/") for v in proxy["volumes"])
-        assert (ROOT / template).is_file()
-        config = (ROOT / "deploy" / region / "issuer.toml").read_text(encoding="utf-8")
-        assert "trusted_proxies = 1" in config
+    issuer, proxy, anchor = (services[f"{region}-{n}"] for n in ("issuer", "proxy", "anchor"))
+    assert issuer["deploy"]["replicas"] >= 2
+    assert anchor["deploy"]["replicas"] >= 2  # outbox rows claimed with SKIP LOCKED
+    assert "ports" not in issuer  # replicas publish nothing; the proxy does
+    assert proxy["image"] == NGINX_IMAGE and proxy["ports"]
+    assert f"server {region}-issuer:8080" in proxy["environment"]["HB_ISSUER_SERVERS"]
+    assert proxy["depends_on"] == {f"{region}-issuer": {"condition": "service_healthy"}}
+    template = "./deploy/nginx/issuer.conf.template"
+    assert any(v.startswith(template + ":/etc/nginx/templates/") for v in proxy["volumes"])
+    assert (ROOT / template).is_file()
+    config = (ROOT / "deploy" / region / "issuer.toml").read_text(encoding="utf-8")
+    assert "trusted_proxies = 1" in config

@@ -8,7 +8,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from credential.keys import es256_raw_signature, public_key_der
-from issuer.device_auth import DeviceAuth, signed_message, verify_device_auth
+from issuer.device_auth import DeviceAuth, check_order, signed_message, verify_device_auth
 from issuer.errors import UnauthorizedError
 from issuer.masking import document_hint, mask_name
 from issuer.testing import new_device
@@ -61,14 +61,36 @@ def test_replayed_older_header_is_refused() -> None:
     key = new_device()
     with pytest.raises(UnauthorizedError, match="older"):
         verify_device_auth(
-            header(key, NOW - 5),
+            header(key, NOW - 31),
             public_key_der(key),
             "GET",
             "/v1/credential",
             NOW,
             300,
             last_accepted_ts=NOW,
+            reorder_s=30,
         )
+
+
+def test_overtaken_header_within_the_reorder_window_is_accepted() -> None:
+    # A wallet's request signed at NOW-5 arrives after its request signed at NOW.
+    key = new_device()
+    verify_device_auth(
+        header(key, NOW - 5),
+        public_key_der(key),
+        "GET",
+        "/v1/credential",
+        NOW,
+        300,
+        last_accepted_ts=NOW,
+        reorder_s=30,
+    )
+
+
+def test_reorder_window_edge_is_inclusive() -> None:
+    check_order(NOW - 30, NOW, 30)
+    with pytest.raises(UnauthorizedError, match="30s older"):
+        check_order(NOW - 31, NOW, 30)
 
 
 def test_header_signed_by_another_device_is_refused() -> None:

@@ -105,6 +105,21 @@ def test_full_tiles_are_immutable_and_partials_short_lived(live) -> None:
     assert "immutable" not in cp.headers["Cache-Control"]
 
 
+def test_cache_revalidates_checkpoint_and_partial_tile_with_etag(live) -> None:
+    """A cache holding the short-lived answers asks again with If-None-Match and gets
+    304 without the body while nothing changed; a changed tile gets a new tag."""
+    base, keys = live
+    _fill(base, keys, 300)
+    for path in ("checkpoint", "tile/0/001.p/44", "tile/entries/000", "tile/0/000"):
+        first = requests.get(f"{base}/{path}", timeout=5)
+        tag = first.headers["ETag"]
+        again = requests.get(f"{base}/{path}", headers={"If-None-Match": tag}, timeout=5)
+        assert again.status_code == 304 and again.content == b"", path
+        assert again.headers["ETag"] == tag
+    other = requests.get(f"{base}/tile/0/001.p/43", timeout=5).headers["ETag"]
+    assert other != requests.get(f"{base}/tile/0/001.p/44", timeout=5).headers["ETag"]
+
+
 def test_writer_signature_is_required(live) -> None:
     base, keys = live
     body = json.dumps({"entries": [base64.b64encode(key_added(keys)).decode()]}).encode()
