@@ -163,6 +163,29 @@ class Policy:
                 f"found cosignatures from {signed or 'no witness'}"
             )
 
+    def quorum_time(self, cosigned_at: Mapping[str, int]) -> int:
+        """The newest time at which a quorum of these cosignatures vouches for a view.
+
+        `cosigned_at` maps member id -> cosignature timestamp (C2SP tlog-cosignature,
+        seconds). The answer is the largest t such that the cosigners with a timestamp
+        >= t alone meet the quorum: a stale cosignature from a member the quorum does
+        not need never makes a view look older, and a fresh one from a member it does
+        not need never makes it look newer. Raise QuorumError when no t works."""
+        self.check(cosigned_at)
+        if self.quorum == QUORUM_NONE:
+            return max(cosigned_at.values(), default=0)
+        for t in sorted(set(cosigned_at.values()), reverse=True):
+            if self.satisfied_by(m for m, ts in cosigned_at.items() if ts >= t):
+                return t
+        raise QuorumError("unreachable: the quorum is met by every cosignature")
+
+    def single_member_suffices(self, member_id: str) -> bool:
+        """Whether `member_id`'s witness alone (or no witness at all) meets the quorum:
+        then the member that runs a log vouches for its own forks and no other member
+        checks it (C2SP tlog-witness: witnesses protect against a log's split views
+        only when the log cannot pick them)."""
+        return self.quorum == QUORUM_NONE or self.satisfied_by([member_id])
+
     def describe(self) -> str:
         groups = {g.name: g for g in self.groups}
         g = groups.get(self.quorum)
