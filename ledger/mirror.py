@@ -45,7 +45,12 @@ from ledger.revocation import (
 from ledger.revocation_api import MAX_KEPT_SNAPSHOTS
 from ledger.rules import LogState, RuleViolationError, apply_entry
 from ledger.sync import BUNDLE_WIDTH, HttpLogSource, LogSource
-from ledger.witness import InconsistentError, RuleRefusedError, WitnessedCheckpoint
+from ledger.witness import (
+    EntriesUnavailableError,
+    InconsistentError,
+    RuleRefusedError,
+    WitnessedCheckpoint,
+)
 
 log = logging.getLogger(__name__)
 
@@ -421,9 +426,11 @@ class ValidatingMirror:
             try:
                 bundle = tiles.decode_entry_bundle(source.entry_bundle(n, width))
             except LedgerError as e:
-                raise InconsistentError(f"cannot fetch entries of {member.id}: {e}") from e
+                raise EntriesUnavailableError(f"cannot fetch entries of {member.id}: {e}") from e
             if len(bundle) != width:
-                raise InconsistentError(f"bundle {n}: expected {width} entries, got {len(bundle)}")
+                raise EntriesUnavailableError(
+                    f"bundle {n}: expected {width} entries, got {len(bundle)}"
+                )
             out.extend(bundle[pos - n * BUNDLE_WIDTH :])
             pos = n * BUNDLE_WIDTH + width
         return out

@@ -257,3 +257,29 @@ def test_client_maps_http_errors_to_typed_errors(live) -> None:
     with pytest.raises(LedgerResponseError) as err:
         client.inclusion_proof(5, 3)
     assert err.value.status == 400 and err.value.code == "bad_request"
+
+
+def test_deeply_nested_json_from_a_writer_is_a_400(live) -> None:
+    base, keys = live
+    body = b'{"entries": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+    auth = authorization(keys.writer, keys.signer.name, body, int(__import__("time").time()))
+    r = requests.post(f"{base}/v1/entries", data=body, headers={"Authorization": auth}, timeout=10)
+    assert r.status_code == 400 and r.json()["error"] == "bad_request"
+
+
+def test_an_unexpected_failure_is_a_json_500_without_internals(tmp_path: Path) -> None:
+    keys = make_keys(tmp_path)
+    app = create_app(make_config(keys, f"sqlite:///{tmp_path / 'l.db'}", delay_s=0.02))
+
+    @app.get("/v1/boom")
+    def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    try:
+        r = app.test_client().get("/v1/boom")
+        assert r.status_code == 500 and r.is_json
+        assert r.get_json()["error"] == "internal_error"
+        assert "secret" not in r.get_data(as_text=True)
+    finally:
+        app.extensions[EXTENSION_KEY].sequencer.stop()
+        app.extensions[EXTENSION_KEY].store.dispose()
