@@ -42,6 +42,9 @@ class StationConfig:
     sync_interval_s: int = DEFAULT_SYNC_INTERVAL_S
     kiosk_port: int = DEFAULT_KIOSK_PORT
     dedupe_s: float = DEFAULT_DEDUPE_S
+    # Accept a consortium whose quorum one region's own witness can meet alone (then
+    # that region can show this station a forked history). Off unless set by name.
+    insecure_accept_self_cosigned_logs: bool = False
 
     def __post_init__(self) -> None:
         if not self.name or len(self.name) > 64:
@@ -69,6 +72,8 @@ def render_config(c: StationConfig) -> str:
             "colours": {k.value: v.value for k, v in c.policy.colours.items()},
         },
     }
+    if c.insecure_accept_self_cosigned_logs:
+        doc["insecure_accept_self_cosigned_logs"] = True
     return tomli_w.dumps(doc)
 
 
@@ -112,7 +117,17 @@ def parse_config(data: str | bytes) -> StationConfig:
         sync_interval_s=_get(doc, "sync_interval_s", int, ""),
         kiosk_port=_get(doc, "kiosk_port", int, ""),
         dedupe_s=float(_get(doc, "dedupe_s", (int, float), "")),
+        insecure_accept_self_cosigned_logs=_insecure(doc),
     )
+
+
+def _insecure(doc: dict[str, Any]) -> bool:
+    value = doc.get("insecure_accept_self_cosigned_logs", False)
+    if not isinstance(value, bool):
+        raise StationConfigError(
+            f"insecure_accept_self_cosigned_logs: expected true or false, found {value!r}"
+        )
+    return value
 
 
 @dataclass(frozen=True)

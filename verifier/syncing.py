@@ -35,6 +35,9 @@ from ledger.sync import (
 log = logging.getLogger(__name__)
 
 MISS_RETRY_S = 15.0  # seconds after a failed sync before a scan may trigger another
+# At most one scan-prompted sync per region in this long: a stream of forged codes
+# naming unknown keys or future times must not turn the station into a sync loop.
+ON_DEMAND_INTERVAL_S = 30.0  # seconds
 
 
 @dataclass(frozen=True)
@@ -54,14 +57,26 @@ class LedgerSyncer:
         state_db: str | Path,
         client_factory: Callable[[Consortium, Path], Any] | None = None,
         clock: Callable[[], float] = time.time,
+        *,
+        max_age_s: int | None = None,
+        insecure_accept_self_cosigned_logs: bool = False,
     ) -> None:
         self.consortium = consortium
         self.state_db = Path(state_db)
-        self._factory = client_factory or (lambda c, p: SyncClient(c, p))
+        # The station's max sync age also bounds what a sync accepts: a view whose
+        # quorum cosigned it longer ago is refused (ledger.sync, rollback by replay).
+        self._factory = client_factory or (
+            lambda c, p: SyncClient(
+                c, p, max_age_s=max_age_s,
+                insecure_accept_self_cosigned_logs=insecure_accept_self_cosigned_logs,
+            )
+        )  # fmt: skip
         self._clock = clock
         self._lock = threading.Lock()
         self.last: SyncOutcome | None = None
         self.fork_alarm: str | None = None
+        self.on_demand_interval_s = ON_DEMAND_INTERVAL_S
+        self._on_demand_at: dict[str, float] = {}
 
     @property
     def online(self) -> bool | None:
@@ -72,10 +87,21 @@ class LedgerSyncer:
     ) -> SyncOutcome:
         """Run one sync; never raises for network or ledger trouble (reports it)."""
         with self._lock:
-            client = self._factory(self.consortium, self.state_db)
+            try:
+                client = self._factory(self.consortium, self.state_db)
+            except (LedgerError, OSError) as e:  # e.g. an insecure quorum policy
+                self.last = SyncOutcome(False, None, str(e), self._clock())
+                return self.last
             try:
                 report = client.sync(region, progress=progress)
                 ok = any(r.status is not RegionStatus.FAILED for r in report.regions)
+                forks = [f"{r.region}: {r.fork}" for r in report.regions if r.fork]
+                if forks:
+                    # One region's split view: its old state is kept, the alarm is
+                    # stored with both notes (SyncedTrustState.fork_alarms), the other
+                    # regions synced as usual.
+                    self.fork_alarm = "; ".join(forks)
+                    log.error("ledger fork detected: %s", self.fork_alarm)
                 errors = [e for r in report.regions for e in r.errors]
                 outcome = SyncOutcome(
                     ok, report, None if ok else "; ".join(errors)[:500], self._clock()
@@ -95,8 +121,15 @@ class LedgerSyncer:
     def sync_now(self, region: str | None) -> bool:
         """Syncer protocol: a sync prompted by a scan, skipped while known offline."""
         last = self.last
-        if last is not None and not last.ok and self._clock() - last.at < MISS_RETRY_S:
+        now = self._clock()
+        if last is not None and not last.ok and now - last.at < MISS_RETRY_S:
             return False
+        key = region or "*"
+        prev = self._on_demand_at.get(key)
+        if prev is not None and 0 <= now - prev < self.on_demand_interval_s:
+            log.info("scan-prompted sync of %s skipped: one ran %.0f s ago", key, now - prev)
+            return False
+        self._on_demand_at[key] = now
         return self.sync(region).ok
 
 
@@ -116,6 +149,21 @@ def sync_ages(
             at = state.synced_at(r)
             out[r] = None if at is None else max(0, int(now - at))
         return out
+    finally:
+        state.close()
+
+
+def fork_alarms(state_db: str | Path) -> list[str]:
+    """One line per split view this station has kept evidence of (oldest first)."""
+    if not Path(state_db).exists():
+        return []
+    state = SyncedTrustState(state_db)
+    try:
+        return [
+            f"FORK in {a.region}'s log at size {a.size}: two quorum-cosigned roots "
+            f"(detected at {a.detected_at}; both checkpoints kept in the station state)"
+            for a in state.fork_alarms()
+        ]
     finally:
         state.close()
 

@@ -222,5 +222,5 @@ def test_replayed_or_stripped_checkpoint_never_worsens_the_mirror(live: World) -
         )
     # GD down: a fresh station still syncs GD from MO's mirror with both cosignatures.
     gd.server.stop()
-    client, state = live.station("after-replay")
+    client, _ = live.station("after-replay")
     assert client.sync("GD").region("GD").new_size == 1
