@@ -4,17 +4,22 @@ Rows are read in id order, submitted in batches through a `LedgerPort`, and mark
 with the log index the node returned. Submission is idempotent on the node (identical
 entry bytes get their existing index), so a crash between the submit and the update
 only means the batch is sent again: every row ends up in the log exactly once.
-Failures back off exponentially per row, capped at `anchor_max_backoff_s`.
+The node refuses a whole submission when one entry breaks a ledger rule and names its
+position: that row is quarantined (kept, named in the console's ledger page, the status
+API and an ALARM log line, never sent again) and the rest of the batch is re-sent at
+once. Other failures (node down, timeouts) back off exponentially per row with jitter,
+capped at `anchor_max_backoff_s`.
 The worker runs as a thread in the service or alone (`healthbridge issuer anchor-worker`).
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select, update
@@ -24,12 +29,41 @@ from issuer.models import OutboxRow
 
 log = logging.getLogger(__name__)
 BACKOFF_BASE_S = 0.25  # seconds before the first retry; doubles per failed attempt
+# Each delay is drawn from [JITTER_FLOOR * d, d]: rows that failed together (a node
+# outage) do not all come back in one burst.
+JITTER_FLOOR = 0.5
+MAX_LISTED_QUARANTINED = 100  # rows named by the status API and the console
+_jitter = random.Random()
+
+
+class EntryRefusedError(Exception):
+    """The ledger refused the entry at `position` of a submission (it breaks `rule`);
+    nothing of that submission was logged."""
+
+    def __init__(self, position: int, rule: str, message: str) -> None:
+        super().__init__(message)
+        self.position = position
+        self.rule = rule
 
 
 class LedgerPort(Protocol):
-    """What the worker needs from a ledger node: submit entries, get their indices."""
+    """What the worker needs from a ledger node: submit entries, get their indices.
+    A rule refusal naming the entry raises `EntryRefusedError`; anything else is a
+    transient failure."""
 
     def submit(self, entries: list[bytes]) -> list[int]: ...
+
+
+@dataclass(frozen=True)
+class QuarantinedRow:
+    """An outbox row the ledger refused; `ref` is a status index or key id (no
+    personal data)."""
+
+    id: int
+    kind: str
+    ref: str
+    error: str
+    quarantined_at: int
 
 
 @dataclass
@@ -39,11 +73,15 @@ class InMemoryLedger:
     entries: list[bytes] = field(default_factory=list)
     index: dict[bytes, int] = field(default_factory=dict)
     fail_next: int = 0
+    refuse: set[bytes] = field(default_factory=set)  # entries that "break a rule"
 
     def submit(self, entries: list[bytes]) -> list[int]:
         if self.fail_next > 0:
             self.fail_next -= 1
             raise ConnectionError("ledger unavailable (injected)")
+        for pos, e in enumerate(entries):
+            if e in self.refuse:
+                raise EntryRefusedError(pos, "injected_rule", f"entry {pos} refused (injected)")
         out = []
         for e in entries:
             if e not in self.index:
@@ -62,7 +100,15 @@ class ClientLedgerPort:
         self.client = LedgerClient(base_url, writer_key, timeout)
 
     def submit(self, entries: list[bytes]) -> list[int]:
-        return [r.index for r in self.client.submit(entries)]
+        from ledger.client import LedgerRefusedError
+
+        try:
+            return [r.index for r in self.client.submit(entries)]
+        except LedgerRefusedError as e:
+            position = e.body.get("position")
+            if isinstance(position, int) and not isinstance(position, bool):
+                raise EntryRefusedError(position, e.rule, str(e)) from e
+            raise
 
 
 def ledger_port_for(ctx: IssuerContext) -> LedgerPort:
@@ -75,54 +121,106 @@ def ledger_port_for(ctx: IssuerContext) -> LedgerPort:
     )
 
 
+_PENDING = (OutboxRow.log_index.is_(None), OutboxRow.quarantined_at.is_(None))
+
+
 def pending_count(ctx: IssuerContext) -> int:
+    """Rows still to anchor (quarantined rows excluded: they will never be sent)."""
     with ctx.sessions() as s:
-        return int(s.scalar(select(func.count()).where(OutboxRow.log_index.is_(None))) or 0)
+        return int(s.scalar(select(func.count()).where(*_PENDING)) or 0)
+
+
+def quarantined(ctx: IssuerContext, limit: int = MAX_LISTED_QUARANTINED) -> list[QuarantinedRow]:
+    """The newest quarantined rows, newest first."""
+    with ctx.sessions() as s:
+        rows = s.execute(
+            select(OutboxRow.id, OutboxRow.kind, OutboxRow.ref, OutboxRow.last_error,
+                   OutboxRow.quarantined_at)
+            .where(OutboxRow.quarantined_at.is_not(None))
+            .order_by(OutboxRow.id.desc())
+            .limit(limit)
+        ).all()  # fmt: skip
+    return [QuarantinedRow(r.id, r.kind, r.ref, r.last_error or "", r.quarantined_at) for r in rows]
+
+
+def quarantined_count(ctx: IssuerContext) -> int:
+    with ctx.sessions() as s:
+        return int(s.scalar(select(func.count()).where(OutboxRow.quarantined_at.is_not(None))) or 0)
+
+
+def _backoff(ctx: IssuerContext, attempts: int) -> float:
+    delay = min(ctx.config.anchor_max_backoff_s, BACKOFF_BASE_S * 2 ** min(attempts, 32))
+    return delay * _jitter.uniform(JITTER_FLOOR, 1.0)
 
 
 def anchor_once(ctx: IssuerContext, ledger: LedgerPort, now: float | None = None) -> int:
     """Submit one batch of due outbox rows; return how many were anchored (0: idle or
-    failed, the failure recorded on the rows with their next attempt time)."""
+    failed, the failure recorded on the rows with their next attempt time). A row the
+    ledger refuses is quarantined and the rest of the batch is submitted again."""
     now = ctx.clock.now() if now is None else now
     with ctx.sessions() as s:
-        rows = s.execute(
-            select(OutboxRow.id, OutboxRow.entry, OutboxRow.attempts)
-            .where(OutboxRow.log_index.is_(None), OutboxRow.next_attempt_at <= now)
-            .order_by(OutboxRow.id)
-            .limit(ctx.config.anchor_batch)
-        ).all()
-    if not rows:
-        return 0
-    try:
-        indices = ledger.submit([r.entry for r in rows])
-        if len(indices) != len(rows):
-            raise ValueError(f"expected {len(rows)} receipts, found {len(indices)}")
-    except Exception as e:  # any failure of the edge: retry later, never lose a row
-        log.warning("anchoring %d outbox rows failed: %s", len(rows), type(e).__name__)
-        with ctx.sessions.begin() as s:
-            for r in rows:
-                delay = min(ctx.config.anchor_max_backoff_s, BACKOFF_BASE_S * 2**r.attempts)
-                s.execute(
-                    update(OutboxRow)
-                    .where(OutboxRow.id == r.id)
-                    .values(
-                        attempts=r.attempts + 1,
-                        next_attempt_at=now + delay,
-                        last_error=f"{type(e).__name__}: {e}"[:500],
-                    )
-                )
-        return 0
-    # One executemany for the batch (ORM bulk UPDATE by primary key): the indices of a
-    # whole submission are committed together, or not at all and the batch is re-sent.
-    with ctx.sessions.begin() as s:
-        s.execute(
-            update(OutboxRow),
-            [
-                {"id": r.id, "log_index": index, "last_error": None}
-                for r, index in zip(rows, indices, strict=True)
-            ],
+        rows = list(
+            s.execute(
+                select(OutboxRow.id, OutboxRow.entry, OutboxRow.attempts)
+                .where(*_PENDING, OutboxRow.next_attempt_at <= now)
+                .order_by(OutboxRow.id)
+                .limit(ctx.config.anchor_batch)
+            ).all()
         )
-    return len(rows)
+    while rows:
+        try:
+            indices = ledger.submit([r.entry for r in rows])
+            if len(indices) != len(rows):
+                raise ValueError(f"expected {len(rows)} receipts, found {len(indices)}")
+        except EntryRefusedError as e:
+            if not 0 <= e.position < len(rows):
+                _retry_later(ctx, rows, e, now)
+                return 0
+            _quarantine(ctx, rows.pop(e.position).id, e, now)
+            continue
+        except Exception as e:  # any failure of the edge: retry later, never lose a row
+            _retry_later(ctx, rows, e, now)
+            return 0
+        # One executemany for the batch (ORM bulk UPDATE by primary key): the indices of
+        # a whole submission are committed together, or not at all and it is re-sent.
+        with ctx.sessions.begin() as s:
+            s.execute(
+                update(OutboxRow),
+                [
+                    {"id": r.id, "log_index": index, "last_error": None}
+                    for r, index in zip(rows, indices, strict=True)
+                ],
+            )
+        return len(rows)
+    return 0
+
+
+def _retry_later(ctx: IssuerContext, rows: list[Any], e: Exception, now: float) -> None:
+    log.warning("anchoring %d outbox rows failed: %s", len(rows), type(e).__name__)
+    with ctx.sessions.begin() as s:
+        for r in rows:
+            s.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id == r.id)
+                .values(
+                    attempts=r.attempts + 1,
+                    next_attempt_at=now + _backoff(ctx, r.attempts),
+                    last_error=f"{type(e).__name__}: {e}"[:500],
+                )
+            )
+
+
+def _quarantine(ctx: IssuerContext, row_id: int, e: EntryRefusedError, now: float) -> None:
+    with ctx.sessions.begin() as s:
+        row = s.get_one(OutboxRow, row_id)
+        row.quarantined_at = int(now)
+        row.attempts += 1
+        row.last_error = f"refused by the ledger ({e.rule}): {e}"[:500]
+        kind, ref = row.kind, row.ref
+    log.error(
+        "ALARM: the ledger refused outbox row %d (%s %s, rule %s); quarantined, the rest "
+        "of the outbox goes on", row_id, kind, ref, e.rule,
+    )  # fmt: skip
 
 
 def drain(ctx: IssuerContext, ledger: LedgerPort, max_rounds: int = 1000) -> int:

@@ -362,9 +362,12 @@ def _apply_entry(conn: sqlite3.Connection, region: str, entry: Entry, ts_ms: int
              entry.not_before, entry.not_after),
         )  # fmt: skip
     elif isinstance(entry, KeyRevoked):
+        # A retired key may later be revoked for compromise (ledger.rules): keep the
+        # earlier retirement time and never forget a compromise.
         conn.execute(
-            "UPDATE keys SET compromised_at = ?, retired_at = ? WHERE region = ? AND kid = ?",
-            (entry.compromised_at, entry.retired_at, region, entry.kid),
+            "UPDATE keys SET compromised_at = COALESCE(?, compromised_at), "
+            "retired_at = MIN(COALESCE(retired_at, ?), ?) WHERE region = ? AND kid = ?",
+            (entry.compromised_at, entry.retired_at, entry.retired_at, region, entry.kid),
         )
 
 
