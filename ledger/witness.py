@@ -42,6 +42,7 @@ from ledger.consortium import Consortium
 from ledger.errors import ConsistencyProofError, LedgerError
 from ledger.merkle import HASH_SIZE, proves_inconsistency, verify_consistency
 from ledger.note import NoteSigner, NoteVerifier, SignedNote
+from ledger.revocation import find_extension
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,13 @@ class EntriesUnavailableError(WitnessError):
     down or answered nonsense): nothing is cosigned, nothing is evidence; retry."""
 
     status, code = 503, "entries_unavailable"
+
+
+class MissingCommitmentError(WitnessError):
+    """The consortium requires a revocation-snapshot commitment line the checkpoint
+    lacks; refused with nothing stored (the log signed nothing conflicting)."""
+
+    status, code = 422, "missing_revocation_commitment"
 
 
 class RuleRefusedError(WitnessError):
@@ -445,6 +453,13 @@ class Witness:
                 else:
                     log.info("refused add-checkpoint for %s: %s", origin, e)
                 raise
+            if self.consortium.require_revocation_commitment and (
+                find_extension(opened.checkpoint.extensions) is None
+            ):
+                raise MissingCommitmentError(
+                    f"{origin} checkpoint {opened.checkpoint.size} lacks the "
+                    "healthbridge/revocations line the consortium requires"
+                )
             try:
                 if validate and self.validator is not None:
                     self.validator(latest, opened)

@@ -201,3 +201,29 @@ def test_evidence_is_bounded_per_origin(setup, monkeypatch) -> None:
         with pytest.raises(ForkError):
             witness.add_checkpoint(request(log, 2))
     assert len(store.evidence()) == 3
+
+
+def test_checkpoint_without_revocation_commitment_is_refused_when_required(
+    tmp_path: Path,
+) -> None:
+    import dataclasses
+
+    from ledger.checkpoint import Checkpoint, signed_checkpoint
+    from ledger.revocation import render_extension
+    from ledger.witness import MissingCommitmentError
+
+    gd, mo = member_keys("GD"), member_keys("MO")
+    consortium = dataclasses.replace(consortium_of(gd, mo), require_revocation_commitment=True)
+    store = WitnessStore.open(f"sqlite:///{tmp_path / 'w.db'}")
+    witness = Witness(consortium, mo.witness_signer, store, clock=lambda: 1_700_000_000)
+    log = MemoryLog(gd)
+    log.leaves.append(b"a")
+    with pytest.raises(MissingCommitmentError) as info:
+        witness.add_checkpoint(request(log, 0))
+    assert info.value.status == 422 and store.evidence() == []
+    assert store.latest(gd.origin) is None
+    cp = log.checkpoint()
+    committed = Checkpoint(cp.origin, cp.size, cp.root_hash, (render_extension(b"\x01" * 32),))
+    note = signed_checkpoint(committed, gd.log_signer)
+    witness.add_checkpoint(AddCheckpointRequest(0, (), note).render())
+    assert store.latest(gd.origin).size == 1
