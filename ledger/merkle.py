@@ -294,3 +294,29 @@ def proves_inconsistency(
     except ConsistencyProofError:
         return False
     return sr == new_root and fr != old_root
+
+
+class CompactRange:
+    """The right edge of a growing tree (one root per perfect subtree, largest first):
+    append leaf hashes one by one, read the RFC 9162 §2.1.1 root at any size, in
+    O(log n) memory (used to re-hash a whole stored log at start)."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._stack: list[bytes] = []
+
+    def append(self, leaf: bytes) -> None:
+        h, s = leaf, self.size
+        while s & 1:
+            h = node_hash(self._stack.pop(), h)
+            s >>= 1
+        self._stack.append(h)
+        self.size += 1
+
+    def root(self) -> bytes:
+        if not self._stack:
+            return empty_root()
+        r = self._stack[-1]
+        for h in reversed(self._stack[:-1]):
+            r = node_hash(h, r)
+        return r

@@ -283,3 +283,36 @@ def test_an_unexpected_failure_is_a_json_500_without_internals(tmp_path: Path) -
     finally:
         app.extensions[EXTENSION_KEY].sequencer.stop()
         app.extensions[EXTENSION_KEY].store.dispose()
+
+
+def test_an_entry_rewritten_in_place_stops_the_node_at_start(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    from ledger.storage import StorageError
+
+    keys = make_keys(tmp_path)
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    app = create_app(make_config(keys, url, delay_s=0.02))
+    n = app.extensions[EXTENSION_KEY]
+    n.sequencer.submit([key_added(keys)] + [anchor(keys, i) for i in range(5)])
+    n.sequencer.stop()
+    n.store.dispose()
+    engine = sa.create_engine(url)
+    with engine.begin() as c:  # same length, other bytes: tiles and tree state untouched
+        leaf = c.execute(sa.text("SELECT leaf FROM entries WHERE idx = 3")).scalar()
+        forged = bytes(leaf[:-1]) + bytes([leaf[-1] ^ 1])
+        c.execute(sa.text("UPDATE entries SET leaf = :l WHERE idx = 3"), {"l": forged})
+    engine.dispose()
+    with pytest.raises(StorageError, match="refusing to serve"):
+        create_app(make_config(keys, url, delay_s=0.02))
+
+
+def test_an_untouched_node_restarts(tmp_path: Path) -> None:
+    keys = make_keys(tmp_path)
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    for _ in range(2):
+        app = create_app(make_config(keys, url, delay_s=0.02))
+        n = app.extensions[EXTENSION_KEY]
+        n.sequencer.submit([anchor(keys, 7)] if n.store.tree_state().size else [key_added(keys)])
+        n.sequencer.stop()
+        n.store.dispose()
