@@ -7,8 +7,9 @@ only means the batch is sent again: every row ends up in the log exactly once.
 The node refuses a whole submission when one entry breaks a ledger rule and names its
 position: that row is quarantined (kept, named in the console's ledger page, the status
 API and an ALARM log line, never sent again) and the rest of the batch is re-sent at
-once. Other failures (node down, timeouts) back off exponentially per row with jitter,
-capped at `anchor_max_backoff_s`.
+once. Other failures (node down, timeouts) back off exponentially with jitter, capped at
+`anchor_max_backoff_s`; rows are always sent in outbox order (head of line), so an entry
+never reaches the log before one written earlier (a revocation before its anchor).
 The worker runs as a thread in the service or alone (`healthbridge issuer anchor-worker`).
 """
 
@@ -161,12 +162,17 @@ def anchor_once(ctx: IssuerContext, ledger: LedgerPort, now: float | None = None
     with ctx.sessions() as s:
         rows = list(
             s.execute(
-                select(OutboxRow.id, OutboxRow.entry, OutboxRow.attempts)
-                .where(*_PENDING, OutboxRow.next_attempt_at <= now)
+                select(OutboxRow.id, OutboxRow.entry, OutboxRow.attempts, OutboxRow.next_attempt_at)
+                .where(*_PENDING)
                 .order_by(OutboxRow.id)
                 .limit(ctx.config.anchor_batch)
             ).all()
         )
+    # Head of line: rows go to the log in the order they were written (a revocation
+    # after the anchor it revokes), so nothing is sent while the oldest pending row is
+    # still backing off; rows written after a failure wait behind it.
+    if rows and rows[0].next_attempt_at > now:
+        return 0
     while rows:
         try:
             indices = ledger.submit([r.entry for r in rows])

@@ -245,3 +245,19 @@ def test_rows_failing_together_retry_at_jittered_times(ctx: IssuerContext) -> No
     with ctx.sessions() as s:
         due = set(s.scalars(select(OutboxRow.next_attempt_at)).all())
     assert len(due) > 1  # not one burst when the node comes back
+
+
+def test_a_revocation_written_during_an_outage_never_overtakes_its_anchor(
+    ctx: IssuerContext,
+) -> None:
+    ledger = anchor.InMemoryLedger()
+    anchor.drain(ctx, ledger)  # the key registration
+    ledger.fail_next = 1
+    enrolled = enrol_directly(ctx, "G10000001", new_device())
+    assert anchor.anchor_once(ctx, ledger) == 0  # the anchor row backs off
+    AdminService(ctx).revoke(GD_ADMIN, enrolled.issued.credential.status_index, "fraud", "t")
+    assert anchor.anchor_once(ctx, ledger) == 0  # the new revocation waits behind it
+    ctx.clock.advance(60)  # type: ignore[attr-defined]
+    assert anchor.drain(ctx, ledger) == 2
+    kinds = [type(e).__name__ for e in entries(ledger)]
+    assert kinds[-2:] == ["CredentialAnchored", "CredentialRevoked"]
