@@ -188,3 +188,19 @@ def test_required_revocation_commitment_round_trips_and_is_typed() -> None:
     )
     with pytest.raises(ConsortiumError, match="require_revocation_commitment"):
         parse_consortium(text)
+
+
+def test_quorum_time_is_the_newest_time_a_quorum_vouches_for() -> None:
+    from ledger.consortium import QuorumError, build_consortium
+    from tests.ledger.test_joint_helpers import member_keys
+
+    members = [member_keys(m).table() for m in ("GD", "MO", "OBS")]
+    everyone = build_consortium(members).policy
+    assert everyone.quorum_time({"GD": 100, "MO": 50, "OBS": 70}) == 50
+    two = build_consortium(members, threshold=2).policy
+    # A stale cosignature the quorum does not need never makes the view look older.
+    assert two.quorum_time({"GD": 100, "MO": 5, "OBS": 70}) == 70
+    with pytest.raises(QuorumError):
+        everyone.quorum_time({"GD": 100, "MO": 50})
+    assert two.single_member_suffices("GD") is False
+    assert build_consortium(members, threshold="any").policy.single_member_suffices("GD")
