@@ -16,9 +16,10 @@ The campaign:
    over the four processes (each gets at least one when kills >= 4), each restarted at
    once; `max_restart_s` is the slowest time from spawn to answering (node: its
    /v1/status; issuer: "ready" once its database is open and its worker runs);
-3. MO's issuer stops issuing (its worker keeps anchoring) and MO stays idle for
-   3 x `--max-sync-age`; a station syncs MO every max-age / 3 and verifies the MO station
-   credential with that max age (`idle_region_denials` counts every non-ADMIT);
+3. MO's issuer stops issuing (its worker keeps anchoring); once a station has synced
+   MO's settled state (both witnesses back after the last kill), MO stays idle for
+   3 x `--max-sync-age`; the station syncs MO every max-age / 3 and verifies the MO
+   station credential with that max age (`idle_region_denials` counts every non-ADMIT);
 4. the issuers' outboxes drain (at most `--drain-timeout` s), then everything stops.
 
 A poller reads every node's and every mirror's checkpoint every 0.2 s during the run
@@ -480,6 +481,12 @@ def campaign(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         client = SyncClient(consortium, station_path, max_age_s=args.max_sync_age)
         trust = SyncedTrustState(station_path)
         mo = regions["MO"]
+        # The idle window starts once the system has settled after the last kill (a
+        # witness that was just restarted has cosigned MO's last checkpoint): it measures
+        # quietness, not an outage.
+        settle_end = time.time() + READY_TIMEOUT_S
+        while client.sync("MO").region("MO").synced_at is None and time.time() < settle_end:
+            time.sleep(0.5)
         idle_end = time.time() + 3 * args.max_sync_age
         log(f"MO idle for {3 * args.max_sync_age} s; the station checks it every "
             f"{args.max_sync_age / 3:.1f} s")  # fmt: skip

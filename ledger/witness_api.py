@@ -317,6 +317,13 @@ class CosignatureCollector:
             if line:
                 self._lines[m.id] = line
                 self._got_at[m.id] = self.clock()
+                # Served at once: a witness that answered is not held back by a peer
+                # that is slow or restarting (each ask may wait PUSH_TIMEOUT_S).
+                if self.store_lines is not None:
+                    try:
+                        self.store_lines(cp.size, list(self._lines.values()))
+                    except LedgerError:
+                        log.exception("storing cosignatures for size %d failed", cp.size)
         return list(self._lines.values())
 
     def _ask(self, m: Member, cp: Checkpoint, note: bytes) -> str | None:

@@ -224,3 +224,37 @@ def test_replayed_or_stripped_checkpoint_never_worsens_the_mirror(live: World) -
     gd.server.stop()
     client, _ = live.station("after-replay")
     assert client.sync("GD").region("GD").new_size == 1
+
+
+def test_own_cosignature_is_served_while_a_peer_witness_hangs(tmp_path: Path) -> None:
+    import socket
+    import threading
+
+    from ledger.witness import Witness, WitnessStore
+    from ledger.witness_api import CosignatureCollector
+    from tests.ledger.test_joint_helpers import MemoryLog, consortium_of, member_keys
+
+    blackhole = socket.socket()  # accepts connections, never answers
+    blackhole.bind(("127.0.0.1", 0))
+    blackhole.listen(8)
+    try:
+        gd = member_keys("GD")
+        mo = member_keys("MO", blackhole.getsockname()[1])
+        consortium = consortium_of(gd, mo)
+        witness = Witness(consortium, gd.witness_signer,
+                          WitnessStore.open(f"sqlite:///{tmp_path / 'w.db'}"))  # fmt: skip
+        stored: list[tuple[int, list[str]]] = []
+        collector = CosignatureCollector(
+            consortium, "GD", local=witness, timeout=3.0,
+            store_lines=lambda size, lines: stored.append((size, list(lines))),
+        )  # fmt: skip
+        log = MemoryLog(gd)
+        log.leaves.append(b"a")
+        t = threading.Thread(target=collector, args=(log.signed(),), daemon=True)
+        t.start()
+        wait_for(lambda: stored, "GD's own cosignature stored", timeout=2.0)
+        assert t.is_alive()  # still waiting on MO's witness
+        assert stored[0][0] == 1 and len(stored[0][1]) == 1
+        t.join(10)
+    finally:
+        blackhole.close()
