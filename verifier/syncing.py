@@ -35,9 +35,12 @@ from ledger.sync import (
 log = logging.getLogger(__name__)
 
 MISS_RETRY_S = 15.0  # seconds after a failed sync before a scan may trigger another
-# At most one scan-prompted sync per region in this long: a stream of forged codes
-# naming unknown keys or future times must not turn the station into a sync loop.
+# Scan-prompted syncs per region: after one that brought nothing new, none for this
+# long (a stream of forged codes naming unknown keys or future times must not turn the
+# station into a sync loop); after one that did bring new entries, none for the short
+# interval (a busy region's fresh credentials still get their sync promptly).
 ON_DEMAND_INTERVAL_S = 30.0  # seconds
+ON_DEMAND_AFTER_UPDATE_S = 2.0  # seconds
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,8 @@ class LedgerSyncer:
         self.last: SyncOutcome | None = None
         self.fork_alarm: str | None = None
         self.on_demand_interval_s = ON_DEMAND_INTERVAL_S
-        self._on_demand_at: dict[str, float] = {}
+        self.on_demand_after_update_s = ON_DEMAND_AFTER_UPDATE_S
+        self._on_demand_at: dict[str, tuple[float, bool]] = {}  # region -> (at, updated)
 
     @property
     def online(self) -> bool | None:
@@ -126,11 +130,18 @@ class LedgerSyncer:
             return False
         key = region or "*"
         prev = self._on_demand_at.get(key)
-        if prev is not None and 0 <= now - prev < self.on_demand_interval_s:
-            log.info("scan-prompted sync of %s skipped: one ran %.0f s ago", key, now - prev)
-            return False
-        self._on_demand_at[key] = now
-        return self.sync(region).ok
+        if prev is not None:
+            at, updated = prev
+            wait = self.on_demand_after_update_s if updated else self.on_demand_interval_s
+            if 0 <= now - at < wait:
+                log.info("scan-prompted sync of %s skipped: one ran %.0f s ago", key, now - at)
+                return False
+        outcome = self.sync(region)
+        updated = outcome.report is not None and any(
+            r.status is RegionStatus.UPDATED for r in outcome.report.regions
+        )
+        self._on_demand_at[key] = (now, updated)
+        return outcome.ok
 
 
 def sync_ages(

@@ -399,8 +399,9 @@ def test_thirty_forged_codes_with_unknown_keys_cause_one_sync(world: World) -> N
     assert syncer.sync().ok
     made.clear()
     for i in range(30):
-        forger = generate_private_key()  # a key no log registered
+        forger = generate_private_key()  # a key no log registered; nothing anchored
         jws = world.credential(100 + i, issuer=forger, issued_at=int(NOW) + 3600)
+        world.logs["GD"].leaves.pop()  # the forger cannot put its anchor on GD's log
         verdict = show(station, make_presentation(jws, world.device, NOW + i * 0.5), i * 0.5)
         assert verdict.decision is Decision.DENY
     assert len(made) == 1  # one scan-prompted sync for GD in the window, not thirty
@@ -439,3 +440,24 @@ def test_station_refuses_a_quorum_that_one_region_meets_alone(tmp_path: Path) ->
     with pytest.raises(InsecurePolicyError):
         SyncClient(weak, tmp_path / "t.db")
     SyncClient(weak, tmp_path / "u.db", insecure_accept_self_cosigned_logs=True).close()
+
+
+def test_new_keys_in_a_busy_region_are_synced_on_demand_in_quick_succession(
+    world: World,
+) -> None:
+    clock = [NOW]
+    syncer = LedgerSyncer(world.consortium, world.db, client_factory=world.client,
+                          clock=lambda: clock[0])  # fmt: skip
+    trust = SyncedTrustState(world.db)
+    station = Station(verify=presentation_verifier(lambda: trust), syncer=syncer,
+                      clock=lambda f: NOW + f.timestamp)  # fmt: skip
+    assert syncer.sync().ok
+    for i, t in enumerate((0.0, 3.0)):
+        clock[0] = NOW + t
+        for s in world.sources["GD"]:
+            s.timestamp = COSIGNED_AT + 30 + 10 * i  # each key on a newer checkpoint
+        issuer = generate_private_key()
+        world.logs["GD"].leaves.append(leaf_of(key_added(world.gd, issuer)))
+        jws = world.credential(40 + i, issuer=issuer, issued_at=COSIGNED_AT + 25 + 10 * i)
+        verdict = show(station, make_presentation(jws, world.device, NOW + t), t)
+        assert verdict.decision is Decision.ADMIT, verdict.reasons
