@@ -398,8 +398,8 @@ class SyncClient:
             log.warning(
                 "INSECURE: accepting logs cosigned by their own region alone (%s)", ", ".join(weak)
             )
-        # A view whose quorum cosigned it longer ago than this is refused outright: a
-        # replayed old view must not become a fresh station's first view.
+        # A view whose quorum cosigned it longer ago than this is refused as a fresh
+        # client's first view: a replayed old view must not become a station's start.
         self.max_age_s = max_age_s
         self.consortium = consortium
         # Compact mode (docs/ledger-protocol.md §8): fetch checkpoint + quorum + the
@@ -445,14 +445,20 @@ class SyncClient:
         return opened, self.consortium.policy.quorum_time(signed_by)
 
     def _candidates(
-        self, member: Member, errors: list[str]
+        self, member: Member, errors: list[str], fresh: bool
     ) -> list[tuple[OpenedCheckpoint, int, bytes, LogSource]]:
         """Every source's quorum-cosigned checkpoint, largest tree first, then freshest.
 
         Every source is asked: the first to answer may be an old (validly cosigned)
-        view replayed by whoever answers at that URL, so only the best one counts."""
+        view replayed by whoever answers at that URL, so only the best one counts. A
+        `fresh` client (nothing trusted yet for the region) also refuses a view whose
+        quorum time is older than `max_age_s`; a client that already trusts a view
+        takes any that moves it forward (never back), stale or not, since its verdicts
+        judge the age anyway and a newer stale view still carries newer revocations."""
         found: list[tuple[OpenedCheckpoint, int, bytes, LogSource]] = []
-        oldest = None if self.max_age_s is None else int(self.clock()) - self.max_age_s
+        oldest = None
+        if fresh and self.max_age_s is not None:
+            oldest = int(self.clock()) - self.max_age_s
         for source in self.sources(member.id):
             try:
                 data = source.checkpoint()
@@ -475,7 +481,8 @@ class SyncClient:
         member = self.consortium.member(region)
         trusted = _read_trusted(self.conn, member)
         errors: list[str] = []
-        for opened, synced_at, data, source in self._candidates(member, errors):
+        fresh = trusted.synced_at is None
+        for opened, synced_at, data, source in self._candidates(member, errors, fresh):
             try:
                 new = self._advance(member, trusted, source, opened, synced_at, data, progress)
             except ForkDetectedError as e:
