@@ -42,14 +42,24 @@ class SqliteTuning:
 
 
 def make_engine(
-    url: str, sqlite: SqliteTuning | None = None, *, pg_pre_ping: bool = True
+    url: str,
+    sqlite: SqliteTuning | None = None,
+    *,
+    pg_pre_ping: bool = True,
+    pg_options: str | None = None,
 ) -> Engine:
     """An engine for `url`; raises SQLAlchemyError or ValueError on a bad URL.
     `pg_pre_ping=False` saves a round trip per checkout where a hot path prefers one
-    failed request after a server restart to a ping on every request."""
+    failed request after a server restart to a ping on every request; `pg_options`
+    are server settings for every PostgreSQL session (libpq `options`)."""
     if not url.startswith("sqlite"):
+        connect_args = {} if pg_options is None else {"options": pg_options}
         return sa.create_engine(
-            url, pool_pre_ping=pg_pre_ping, pool_size=PG_POOL_SIZE, max_overflow=PG_MAX_OVERFLOW
+            url,
+            pool_pre_ping=pg_pre_ping,
+            pool_size=PG_POOL_SIZE,
+            max_overflow=PG_MAX_OVERFLOW,
+            connect_args=connect_args,
         )
     tuning = sqlite or SqliteTuning()
     path = sqlite_path_of(url)

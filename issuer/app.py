@@ -233,7 +233,20 @@ def post_records() -> tuple[Response, int]:
 # -- meta ------------------------------------------------------------------------------------
 @meta.get("/v1/status")
 def status() -> tuple[Response, int]:
-    return jsonify({"region": ctx().region, "pending_anchors": anchor.pending_count(ctx())}), 200
+    c = ctx()
+    refused = [
+        {"outbox_id": q.id, "kind": q.kind, "ref": q.ref, "error": q.error,
+         "quarantined_at": q.quarantined_at}
+        for q in anchor.quarantined(c)
+    ]  # fmt: skip
+    return jsonify(
+        {
+            "region": c.region,
+            "pending_anchors": anchor.pending_count(c),
+            "quarantined_anchors": anchor.quarantined_count(c),
+            "quarantined": refused,
+        }
+    ), 200
 
 
 @meta.get("/openapi.yaml")

@@ -47,12 +47,14 @@ def list_keys(session: Session) -> list[SigningKeyRow]:
 def _retire(
     ctx: IssuerContext, s: Session, row: SigningKeyRow, now: int, compromised_at: int | None
 ) -> int:
-    row.retired_at = now
+    # A retired key revoked later for compromise stays retired from its first retirement.
+    retired_at = now if row.retired_at is None else min(row.retired_at, now)
+    row.retired_at = retired_at
     row.compromised_at = compromised_at
     row.state = KEY_STATE_RETIRED if compromised_at is None else KEY_STATE_COMPROMISED
     reason = REASON_ROTATION if compromised_at is None else REASON_COMPROMISE
     entry = log_entries.key_revoked(
-        ctx.region, row.kid, now, compromised_at, reason, ctx.keys.root_key()
+        ctx.region, row.kid, retired_at, compromised_at, reason, ctx.keys.root_key()
     )
     return add_outbox(s, "key_revoked", row.kid, entry, now).id
 

@@ -143,6 +143,9 @@ class OutboxRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[float] = mapped_column(Float, default=0.0)
     last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    # Set when the ledger refused this very entry (a rule it breaks): the row is set
+    # aside, named in the console and the status API, and no longer holds up the rest.
+    quarantined_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class SigningKeyRow(Base):

@@ -249,3 +249,54 @@ def open_checkpoint(
 def signed_checkpoint(checkpoint: Checkpoint, log_signer: NoteSigner) -> bytes:
     """The log's signed note of `checkpoint` (Ed25519, tlog-tiles "Checkpoints")."""
     return sign_note(checkpoint.render(), [log_signer])
+
+
+def best_cosigned(
+    held: bytes | None,
+    offered: bytes,
+    log_verifier: Verifier,
+    witnesses: Sequence[CosignatureVerifier],
+) -> bytes | None:
+    """What a mirror should serve instead of `held` when `offered` arrives, or None when
+    `offered` would add nothing (C2SP tlog-mirror serves the log's latest checkpoint).
+
+    A larger tree wins. For the same tree, the answer keeps the log's signature and, per
+    known witness, its newest valid cosignature from either note: a replayed or stripped
+    note never removes a cosignature or makes one older, and unknown signature lines are
+    dropped. A smaller tree, or another root for the same size, is never served instead.
+    `offered` must open (log signature and every known cosignature valid), else this
+    raises; `held` was opened when it was stored."""
+    new = open_checkpoint(offered, log_verifier, witnesses)
+    if held is None:
+        return _known_only(new, log_verifier, {})
+    old = open_checkpoint(held, log_verifier, witnesses)
+    if new.checkpoint.size != old.checkpoint.size:
+        if new.checkpoint.size < old.checkpoint.size:
+            return None
+        return _known_only(new, log_verifier, {})
+    if new.checkpoint.root_hash != old.checkpoint.root_hash:
+        return None  # a fork is the witness's business (evidence), never served
+    newest = dict(old.cosignatures)
+    picked = {s.name: s for s in old.note.signatures if s.name in old.cosignatures}
+    for sig in new.note.signatures:
+        ts = new.cosignatures.get(sig.name)
+        if ts is not None and ts > newest.get(sig.name, -1):
+            newest[sig.name] = ts
+            picked[sig.name] = sig
+    merged = _known_only(old, log_verifier, picked)
+    return None if merged == held else merged
+
+
+def _known_only(
+    opened: OpenedCheckpoint, log_verifier: Verifier, cosigs: dict[str, NoteSignature]
+) -> bytes:
+    """The note with only the log's signature and the given (else its own) cosignatures,
+    in witness-name order."""
+    log_sig = [
+        s for s in opened.note.signatures if (s.name, s.key_id) == (log_verifier.name,
+                                                                     log_verifier.key_id)
+    ]  # fmt: skip
+    if not cosigs:
+        cosigs = {s.name: s for s in opened.note.signatures if s.name in opened.cosignatures}
+    ordered = [cosigs[name] for name in sorted(cosigs)]
+    return SignedNote(opened.note.text, (*log_sig[:1], *ordered)).render()

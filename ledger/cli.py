@@ -421,7 +421,8 @@ def consortium_init(
         raise click.ClickException(f"--node-url names no member: {sorted(overrides)}")
     t: int | str = int(threshold) if threshold.isdigit() else threshold
     try:
-        c = build_consortium(tables, threshold=t, name=name)
+        # Nodes always commit the revocation snapshot; witnesses then insist on it.
+        c = build_consortium(tables, threshold=t, name=name, require_revocation_commitment=True)
     except ConsortiumError as e:
         raise click.ClickException(f"invalid consortium: {e}") from e
     if Path(out).exists() and not force:

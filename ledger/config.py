@@ -25,6 +25,11 @@ MAX_ENTRIES_PER_REQUEST = 1024  # entries
 MAX_ENTRY_BYTES = 16 * 1024  # bytes, one encoded entry
 MAX_BODY_BYTES = 8 * 1024 * 1024  # bytes, one request body
 SUBMIT_TIMEOUT_S = 30.0  # seconds a submitter waits for its batch to commit
+# Joint operation: a log re-collects cosignatures of its latest checkpoint at least this
+# often, even when the tree did not grow, so stations see a quiet region as fresh
+# (C2SP tlog-cosignature timestamps; docs/ledger-protocol.md §6).
+CHECKPOINT_INTERVAL_S = 60.0  # seconds
+MAX_CHECKPOINT_INTERVAL_S = 3600.0  # seconds
 # Writer authentication: how far a request's timestamp may be from the node's clock.
 AUTH_WINDOW_S = 300  # seconds
 # Cache lifetimes (C2SP tlog-tiles: full tiles are immutable, the rest changes).
@@ -86,6 +91,7 @@ class NodeConfig:
     consortium_file: Path | None = None
     witness_key_file: Path | None = None
     member_id: str | None = None  # default: `region`
+    checkpoint_interval_s: float = CHECKPOINT_INTERVAL_S
 
     def __post_init__(self) -> None:
         if not self.region or not self.region.isalnum():
@@ -101,6 +107,11 @@ class NodeConfig:
             raise ConfigError(
                 f"expected 0 < max_batch_delay_s <= {MAX_BATCH_DELAY_S}, "
                 f"found {self.max_batch_delay_s}"
+            )
+        if not 0 < self.checkpoint_interval_s <= MAX_CHECKPOINT_INTERVAL_S:
+            raise ConfigError(
+                f"expected 0 < checkpoint_interval_s <= {MAX_CHECKPOINT_INTERVAL_S}, "
+                f"found {self.checkpoint_interval_s}"
             )
         if not 0 < self.max_batch_entries <= 65_536:
             raise ConfigError(
@@ -135,6 +146,7 @@ def load_config(path: str | Path, cosign_hook: CosignHook | None = None) -> Node
             consortium_file=_optional_path(data.get("consortium_file"), base),
             witness_key_file=_optional_path(data.get("witness_key_file"), base),
             member_id=str(data["member_id"]) if "member_id" in data else None,
+            checkpoint_interval_s=float(data.get("checkpoint_interval_s", CHECKPOINT_INTERVAL_S)),
         )
     except KeyError as e:
         raise ConfigError(f"node config {p} lacks required field {e.args[0]!r}") from e

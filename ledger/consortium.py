@@ -163,6 +163,29 @@ class Policy:
                 f"found cosignatures from {signed or 'no witness'}"
             )
 
+    def quorum_time(self, cosigned_at: Mapping[str, int]) -> int:
+        """The newest time at which a quorum of these cosignatures vouches for a view.
+
+        `cosigned_at` maps member id -> cosignature timestamp (C2SP tlog-cosignature,
+        seconds). The answer is the largest t such that the cosigners with a timestamp
+        >= t alone meet the quorum: a stale cosignature from a member the quorum does
+        not need never makes a view look older, and a fresh one from a member it does
+        not need never makes it look newer. Raise QuorumError when no t works."""
+        self.check(cosigned_at)
+        if self.quorum == QUORUM_NONE:
+            return max(cosigned_at.values(), default=0)
+        for t in sorted(set(cosigned_at.values()), reverse=True):
+            if self.satisfied_by(m for m, ts in cosigned_at.items() if ts >= t):
+                return t
+        raise QuorumError("unreachable: the quorum is met by every cosignature")
+
+    def single_member_suffices(self, member_id: str) -> bool:
+        """Whether `member_id`'s witness alone (or no witness at all) meets the quorum:
+        then the member that runs a log vouches for its own forks and no other member
+        checks it (C2SP tlog-witness: witnesses protect against a log's split views
+        only when the log cannot pick them)."""
+        return self.quorum == QUORUM_NONE or self.satisfied_by([member_id])
+
     def describe(self) -> str:
         groups = {g.name: g for g in self.groups}
         g = groups.get(self.quorum)
@@ -179,6 +202,11 @@ class Consortium:
     name: str
     members: tuple[Member, ...]
     policy: Policy
+    # Every checkpoint must commit the region's revocation snapshot (the
+    # `healthbridge/revocations` extension line, docs/ledger-protocol.md §8): compact
+    # stations read revocations only through it, so witnesses refuse a checkpoint
+    # without it.
+    require_revocation_commitment: bool = False
     _by_id: Mapping[str, Member] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -366,7 +394,9 @@ def parse_consortium(data: str | bytes) -> Consortium:
         doc = tomllib.loads(data)
     except tomllib.TOMLDecodeError as e:
         raise ConsortiumError("file", f"not valid TOML: {e}") from e
-    extra = sorted(set(doc) - {"version", "name", "members", "policy"})
+    extra = sorted(
+        set(doc) - {"version", "name", "members", "policy", "require_revocation_commitment"}
+    )
     if extra:
         raise ConsortiumError(extra[0], "unknown field")
     version = _req(doc, "version", int, "consortium").__int__()
@@ -406,7 +436,10 @@ def parse_consortium(data: str | bytes) -> Consortium:
     if not any(m.runs_log for m in members):
         raise ConsortiumError("members", "at least one member must run a log")
     policy = _parse_policy(doc.get("policy"), members)
-    return Consortium(version, name, members, policy)
+    required = doc.get("require_revocation_commitment", False)
+    if not isinstance(required, bool):
+        raise ConsortiumError("require_revocation_commitment", "expected true or false")
+    return Consortium(version, name, members, policy, required)
 
 
 def load_consortium(path: str | Path) -> Consortium:
@@ -449,6 +482,8 @@ def render_consortium(c: Consortium) -> str:
         "name": c.name,
         "members": [_member_doc(m) for m in c.members],
     }
+    if c.require_revocation_commitment:
+        doc["require_revocation_commitment"] = True
     p = c.policy
     if len(p.groups) == 1 and p.quorum == p.groups[0].name == DEFAULT_GROUP:
         g = p.groups[0]
@@ -475,6 +510,7 @@ def build_consortium(
     threshold: int | str = THRESHOLD_ALL,
     witnesses: list[str] | None = None,
     name: str = "healthbridge",
+    require_revocation_commitment: bool = False,
 ) -> Consortium:
     """Build (and validate) a consortium from member tables as they appear in the file;
     for tools and the demo. Root keys may be bytes (raw or DER)."""
@@ -488,6 +524,8 @@ def build_consortium(
     if witnesses is not None:
         policy["witnesses"] = witnesses
     doc = {"version": CONSORTIUM_VERSION, "name": name, "members": docs, "policy": policy}
+    if require_revocation_commitment:
+        doc["require_revocation_commitment"] = True
     return parse_consortium(tomli_w.dumps(doc))
 
 

@@ -227,6 +227,19 @@ def verify_consistency(
         return
     _check_hash("old root", old_root, err)
     _check_hash("new root", new_root, err)
+    fr, sr = _consistency_roots(old_size, new_size, old_root, proof)
+    if fr != old_root:
+        raise err(f"expected old root {bytes(old_root).hex()}, computed {fr.hex()}")
+    if sr != new_root:
+        raise err(f"expected new root {bytes(new_root).hex()}, computed {sr.hex()}")
+
+
+def _consistency_roots(
+    old_size: int, new_size: int, old_root: bytes, proof: list[bytes]
+) -> tuple[bytes, bytes]:
+    """RFC 9162 §2.1.4.2 steps 1-6 and the size check of step 7: the (old, new) roots
+    that a consistency proof from a tree of `old_size` leaves computes."""
+    err = ConsistencyProofError
     # 1. If consistency_path is empty, stop and fail.
     if not proof:
         raise err("expected a non-empty proof for different sizes, found none")
@@ -255,10 +268,58 @@ def verify_consistency(
             sr = node_hash(sr, c)
         fn >>= 1
         sn >>= 1
-    # 7. Verify fr == first_hash, sr == second_hash and sn == 0.
+    # 7. (sn == 0; the callers compare the roots.)
     if sn != 0:
         raise err(f"expected more proof hashes from {old_size} to {new_size}: too few")
-    if fr != old_root:
-        raise err(f"expected old root {bytes(old_root).hex()}, computed {fr.hex()}")
-    if sr != new_root:
-        raise err(f"expected new root {bytes(new_root).hex()}, computed {sr.hex()}")
+    return fr, sr
+
+
+def proves_inconsistency(
+    old_size: int,
+    new_size: int,
+    old_root: bytes,
+    new_root: bytes,
+    path: Sequence[bytes],
+) -> bool:
+    """Whether `path` proves that (new_size, new_root) does NOT extend (old_size, old_root).
+
+    It does when the proof reproduces `new_root` but a different old root: the proof's
+    hashes then fix the new tree's first `old_size` leaves (SHA-256 second preimages
+    are infeasible), and their root is not `old_root`. A proof that does not reproduce
+    `new_root` proves nothing about the log (anyone can send wrong hashes)."""
+    if not 0 < old_size < new_size or len(old_root) != HASH_SIZE or len(new_root) != HASH_SIZE:
+        return False
+    try:
+        proof = _check_path(path, ConsistencyProofError)
+        if not proof:
+            return False
+        fr, sr = _consistency_roots(old_size, new_size, old_root, proof)
+    except ConsistencyProofError:
+        return False
+    return sr == new_root and fr != old_root
+
+
+class CompactRange:
+    """The right edge of a growing tree (one root per perfect subtree, largest first):
+    append leaf hashes one by one, read the RFC 9162 §2.1.1 root at any size, in
+    O(log n) memory (used to re-hash a whole stored log at start)."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._stack: list[bytes] = []
+
+    def append(self, leaf: bytes) -> None:
+        h, s = leaf, self.size
+        while s & 1:
+            h = node_hash(self._stack.pop(), h)
+            s >>= 1
+        self._stack.append(h)
+        self.size += 1
+
+    def root(self) -> bytes:
+        if not self._stack:
+            return empty_root()
+        r = self._stack[-1]
+        for h in reversed(self._stack[:-1]):
+            r = node_hash(h, r)
+        return r

@@ -29,12 +29,13 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from ledger import tiles
-from ledger.checkpoint import OpenedCheckpoint, attach_signatures
+from ledger.checkpoint import Checkpoint, CosignatureVerifier, OpenedCheckpoint, best_cosigned
 from ledger.consortium import Consortium, Member
 from ledger.entries import KEY_ENTRY_TYPES, decode_entry, decode_leaf, encode_entry
 from ledger.errors import LedgerError
 from ledger.merkle import leaf_hash
 from ledger.migrations import upgrade_head
+from ledger.note import NoteVerifier, SignedNote
 from ledger.reader import HttpLogReader, LogReader
 from ledger.revocation import (
     RevocationError,
@@ -45,7 +46,12 @@ from ledger.revocation import (
 )
 from ledger.revocation_api import MAX_KEPT_SNAPSHOTS
 from ledger.rules import LogState, RuleViolationError, apply_entry
-from ledger.witness import InconsistentError, RuleRefusedError, WitnessedCheckpoint
+from ledger.witness import (
+    EntriesUnavailableError,
+    InconsistentError,
+    RuleRefusedError,
+    WitnessedCheckpoint,
+)
 
 log = logging.getLogger(__name__)
 
@@ -151,12 +157,12 @@ class MirrorStore:
         start: int,
         leaves: Sequence[bytes],
         changed: dict[tuple[int, int], bytes],
-        note: bytes,
+        note: bytes | None,
         size: int,
         snapshot: MirroredSnapshot | None = None,
     ) -> None:
-        """Store new leaves, changed tiles, the pending checkpoint and the revocation
-        snapshot it commits to, atomically."""
+        """Store new leaves, changed tiles, the checkpoint to serve (None: keep the
+        served one) and the revocation snapshot it commits to, atomically."""
         with self.engine.begin() as c:
             if leaves:
                 c.execute(
@@ -173,7 +179,8 @@ class MirrorStore:
                 )
                 c.execute(sa.insert(tile_table).values(origin=origin, level=level, idx=idx,
                                                        data=data))  # fmt: skip
-            self._put_checkpoint(c, origin, size, note)
+            if note is not None:
+                self._put_checkpoint(c, origin, size, note)
             if snapshot is not None:
                 self._put_snapshot(c, origin, snapshot)
 
@@ -225,15 +232,18 @@ class MirrorStore:
         c.execute(sa.delete(checkpoint_table).where(checkpoint_table.c.origin == origin))
         c.execute(sa.insert(checkpoint_table).values(origin=origin, size=size, note=note))
 
-    def add_signatures(self, origin: str, size: int, lines: Sequence[str]) -> None:
-        """Attach cosignature lines to the served checkpoint if it is still of `size`."""
+    def replace_checkpoint(self, origin: str, held: bytes | None, size: int, note: bytes) -> bool:
+        """Compare-and-swap the served checkpoint: store `note` only if the served one
+        is still `held` (another process may have served a better one meanwhile)."""
         with self.engine.begin() as c:
             row = c.execute(
-                sa.select(checkpoint_table).where(checkpoint_table.c.origin == origin)
+                sa.select(checkpoint_table.c.note).where(checkpoint_table.c.origin == origin)
             ).one_or_none()
-            if row is None or row.size != size:
-                return
-            self._put_checkpoint(c, origin, size, attach_signatures(row.note, lines))
+            current = None if row is None else bytes(row.note)
+            if current != held:
+                return False
+            self._put_checkpoint(c, origin, size, note)
+            return True
 
     def checkpoint(self, origin: str) -> bytes | None:
         with self.engine.connect() as c:
@@ -293,6 +303,39 @@ class ValidatingMirror:
         self.source_for = source_for
         self._logs: dict[str, _MirroredLog] = {}
         self._lock = threading.Lock()
+        self._log_verifiers = {
+            m.log_origin: NoteVerifier.from_vkey(m.log.text)
+            for m in consortium.members
+            if m.log is not None and m.log_origin is not None
+        }
+        self._witnesses = [CosignatureVerifier.from_vkey(m.witness.text)
+                           for m in consortium.members]  # fmt: skip
+
+    def offer(self, origin: str, note: bytes) -> bool:
+        """Serve `note` if it is better than what is served (a larger validated tree, or
+        the same tree with newer or more cosignatures); True when it changed anything.
+
+        Never serves a tree the mirror has not validated and stored, a smaller tree, or
+        fewer / older cosignatures: a replayed or stripped checkpoint changes nothing."""
+        verifier = self._log_verifiers.get(origin)
+        if verifier is None:
+            return False
+        with self._lock:
+            for _ in range(3):
+                held = self.store.checkpoint(origin)
+                try:
+                    better = best_cosigned(held, note, verifier, self._witnesses)
+                except LedgerError as e:
+                    log.warning("mirror of %s: not serving an offered checkpoint: %s", origin, e)
+                    return False
+                if better is None:
+                    return False
+                size = _size_of(better)
+                if size > self.store.size(origin):
+                    return False  # entries not validated and stored yet
+                if self.store.replace_checkpoint(origin, held, size, better):
+                    return True
+            return False
 
     def _member(self, origin: str) -> Member:
         m = self.consortium.log_member_by_origin(origin)
@@ -370,9 +413,10 @@ class ValidatingMirror:
                     f"the entries give {derived.hex()[:16]}..",
                     REVOCATION_SNAPSHOT_RULE,
                 )
-        self.store.append(
-            cp.origin, old, leaves, changed, opened.note.render(), cp.size, snapshot=kept
-        )
+        served = self.store.checkpoint(cp.origin)
+        verifier = self._log_verifiers[cp.origin]
+        better = best_cosigned(served, opened.note.render(), verifier, self._witnesses)
+        self.store.append(cp.origin, old, leaves, changed, better, cp.size, snapshot=kept)
         self._logs[cp.origin] = _MirroredLog(state, keys)
 
     def _fetch(self, member: Member, start: int, end: int) -> list[bytes]:
@@ -385,12 +429,18 @@ class ValidatingMirror:
             try:
                 bundle = tiles.decode_entry_bundle(source.entry_bundle(n, width))
             except LedgerError as e:
-                raise InconsistentError(f"cannot fetch entries of {member.id}: {e}") from e
+                raise EntriesUnavailableError(f"cannot fetch entries of {member.id}: {e}") from e
             if len(bundle) != width:
-                raise InconsistentError(f"bundle {n}: expected {width} entries, got {len(bundle)}")
+                raise EntriesUnavailableError(
+                    f"bundle {n}: expected {width} entries, got {len(bundle)}"
+                )
             out.extend(bundle[pos - n * tiles.TILE_WIDTH :])
             pos = n * tiles.TILE_WIDTH + width
         return out
+
+
+def _size_of(note: bytes) -> int:
+    return Checkpoint.parse(SignedNote.parse(note).text).size
 
 
 def snapshot_of(state: LogState, size: int, key_entries: Sequence[bytes]) -> RevocationSnapshot:

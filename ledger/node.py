@@ -142,9 +142,12 @@ def _check_writer(body: bytes) -> None:
 def _parse_entries(body: bytes) -> list[bytes]:
     try:
         doc = request.get_json(force=True, silent=False, cache=False)
-    except (HTTPException, RecursionError) as e:
-        # RecursionError: a body nested deeper than the decoder's stack (a 5xx before).
+    except HTTPException as e:
         raise ApiError(400, "bad_request", "expected a JSON body") from e
+    except RecursionError as e:
+        # The json module recurses per nesting level; a body nested thousands deep is
+        # refused here, not left to the catch-all.
+        raise ApiError(400, "bad_request", "JSON nested too deeply") from e
     if not isinstance(doc, dict) or not isinstance(doc.get("entries"), list):
         raise ApiError(400, "bad_request", 'expected {"entries": ["<base64>", ...]}')
     items = doc["entries"]
@@ -335,6 +338,14 @@ def _register_errors(app: Flask) -> None:
     @app.errorhandler(LedgerError)
     def _ledger(e: LedgerError) -> Response:
         return _error_response(400, "bad_request", str(e))
+
+    @app.errorhandler(Exception)
+    def _anything(e: Exception) -> Response:
+        # The one catch-all: whatever escaped a route is logged here with its traceback
+        # and answered as JSON, never as Werkzeug's HTML page with internals.
+        log.error("unhandled %s on %s %s", type(e).__name__, request.method, request.path,
+                  exc_info=e)  # fmt: skip
+        return _error_response(500, "internal_error", "the node failed to answer this request")
 
 
 def create_app(

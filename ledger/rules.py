@@ -9,7 +9,8 @@ node cannot slip in an entry its peers would refuse. The rules:
 - every entry names the log's own region (a GD log never carries MO keys or revokes
   MO credentials): WRONG_REGION;
 - only the region's root key adds or revokes the region's keys: BAD_ROOT_SIGNATURE;
-  a kid is added once (DUPLICATE_KEY) and revoked once (KEY_ALREADY_REVOKED);
+  a kid is added once (DUPLICATE_KEY) and revoked once (KEY_ALREADY_REVOKED), except
+  that a retired key may later be revoked for compromise (an escalation);
 - an anchor names a registered key (UNKNOWN_KEY) that is active at the leaf time
   (KEY_NOT_ACTIVE) and a status index never anchored before
   (DUPLICATE_STATUS_INDEX);
@@ -235,12 +236,19 @@ def _key_revoked(state: LogState, e: KeyRevoked) -> LogState:
     old = state.keys.get(e.kid)
     if old is None:
         raise RuleViolationError(Rule.UNKNOWN_KEY, f"expected a registered kid, found {e.kid}")
-    if old.retired_at is not None:
+    escalation = (
+        old.retired_at is not None and old.compromised_at is None and e.compromised_at is not None
+    )
+    if old.retired_at is not None and not escalation:
         raise RuleViolationError(
             Rule.KEY_ALREADY_REVOKED, f"expected an unrevoked key, {e.kid} was revoked already"
         )
+    # Retired -> compromised is the one legal second revocation: a retired key's private
+    # file can still leak, and what it signed must then be void from the compromise time.
+    # The key stays retired from the earlier of the two retirement times.
+    retired_at = e.retired_at if old.retired_at is None else min(old.retired_at, e.retired_at)
     record = replace(
-        old, retired_at=e.retired_at, compromised_at=e.compromised_at, revocation_reason=e.reason
+        old, retired_at=retired_at, compromised_at=e.compromised_at, revocation_reason=e.reason
     )
     return replace(state, keys={**state.keys, e.kid: record})
 

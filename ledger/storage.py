@@ -157,7 +157,19 @@ def tile_existed(level: int, idx: int, tree_size: int) -> bool:
 def make_engine(url: str) -> Engine:
     """An engine for `url` (common.db), SQLite tuned for one writer and many readers."""
     try:
-        return common_db.make_engine(url, SqliteTuning(busy_timeout_s=SQLITE_BUSY_TIMEOUT_S))
+        # synchronous=FULL on SQLite: every commit is fsynced before COMMIT returns, so a
+        # checkpoint is signed and served only after the entries it commits survive a
+        # power cut too (NORMAL in WAL survives a process crash, but an OS crash may
+        # drop the last commits: a cosigned tail lost that way would fork the log
+        # against its witnesses for good). synchronous_commit=on for the node's
+        # PostgreSQL sessions whatever the server default: a commit returns only once
+        # its WAL record is flushed, so the checkpoint committed with the entries is
+        # durable before anyone is answered.
+        return common_db.make_engine(
+            url,
+            SqliteTuning(synchronous="FULL", busy_timeout_s=SQLITE_BUSY_TIMEOUT_S),
+            pg_options="-c synchronous_commit=on",
+        )
     except (SQLAlchemyError, ValueError, OSError) as e:
         raise StorageError(f"cannot open database {redact(url)}: {e}") from e
 

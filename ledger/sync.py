@@ -86,6 +86,10 @@ class ForkDetectedError(SyncError):
     """A quorum-looking checkpoint contradicts the tree this client already trusts."""
 
 
+class InsecurePolicyError(SyncError):
+    """The consortium's quorum lets a region vouch for its own log."""
+
+
 class RollbackError(SyncError):
     """A source offered a smaller tree than the one this client trusts."""
 
@@ -107,8 +111,21 @@ class RegionReport:
     old_size: int
     new_size: int
     source: str | None
-    synced_at: int | None  # cosignature time of the newest trusted checkpoint
+    synced_at: int | None  # newest quorum cosignature time of the trusted checkpoint
     errors: tuple[str, ...] = ()
+    fork: str | None = None  # a split view of this region was seen (fork_alarms)
+
+
+@dataclass(frozen=True)
+class ForkAlarm:
+    """Two quorum-cosigned checkpoints of one region that cannot both be true: the one
+    this station trusted and one of the same size with another root (both as received)."""
+
+    region: str
+    size: int
+    held_checkpoint: bytes
+    conflicting_checkpoint: bytes
+    detected_at: int
 
 
 @dataclass(frozen=True)
@@ -215,6 +232,10 @@ CREATE TABLE IF NOT EXISTS keys (
 CREATE TABLE IF NOT EXISTS revoked (
     region TEXT NOT NULL, status_index INTEGER NOT NULL, PRIMARY KEY (region, status_index))
     WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS fork_alarms (
+    region TEXT NOT NULL, size INTEGER NOT NULL, conflicting_root BLOB NOT NULL,
+    held_checkpoint BLOB NOT NULL, conflicting_checkpoint BLOB NOT NULL,
+    detected_at INTEGER NOT NULL, PRIMARY KEY (region, size, conflicting_root));
 CREATE TABLE IF NOT EXISTS anchors (
     region TEXT NOT NULL, digest BLOB NOT NULL, anchored_at INTEGER NOT NULL,
     PRIMARY KEY (region, digest)) WITHOUT ROWID;
@@ -297,9 +318,12 @@ def _apply_entry(conn: sqlite3.Connection, region: str, entry: Entry, ts_ms: int
              entry.not_before, entry.not_after),
         )  # fmt: skip
     elif isinstance(entry, KeyRevoked):
+        # A retired key may later be revoked for compromise (ledger.rules): keep the
+        # earlier retirement time and never forget a compromise.
         conn.execute(
-            "UPDATE keys SET compromised_at = ?, retired_at = ? WHERE region = ? AND kid = ?",
-            (entry.compromised_at, entry.retired_at, region, entry.kid),
+            "UPDATE keys SET compromised_at = COALESCE(?, compromised_at), "
+            "retired_at = MIN(COALESCE(retired_at, ?), ?) WHERE region = ? AND kid = ?",
+            (entry.compromised_at, entry.retired_at, entry.retired_at, region, entry.kid),
         )
 
 
@@ -314,7 +338,25 @@ class SyncClient:
         sources: Callable[[str], Sequence[LogSource]] | None = None,
         clock: Callable[[], float] = time.time,
         compact: bool = False,
+        max_age_s: int | None = None,
+        insecure_accept_self_cosigned_logs: bool = False,
     ) -> None:
+        # A policy that one region's own witness (or no witness) can meet lets that
+        # region show a station any history it likes (docs/ledger-protocol.md §6).
+        weak = [r for r in consortium.regions() if consortium.policy.single_member_suffices(r)]
+        if weak and not insecure_accept_self_cosigned_logs:
+            raise InsecurePolicyError(
+                f"the consortium's quorum {consortium.policy.describe()} is met by the "
+                f"witness of {', '.join(weak)} alone, so a fork of that log would be "
+                "accepted; refusing it (insecure_accept_self_cosigned_logs overrides)"
+            )
+        if weak:
+            log.warning(
+                "INSECURE: accepting logs cosigned by their own region alone (%s)", ", ".join(weak)
+            )
+        # A view whose quorum cosigned it longer ago than this is refused as a fresh
+        # client's first view: a replayed old view must not become a station's start.
+        self.max_age_s = max_age_s
         self.consortium = consortium
         # Compact mode (docs/ledger-protocol.md §8): fetch checkpoint + quorum + the
         # committed revocation snapshot or delta, not every entry. The station then
@@ -342,7 +384,7 @@ class SyncClient:
     # -- one region ----------------------------------------------------------------
 
     def open_checkpoint(self, member: Member, data: bytes) -> tuple[OpenedCheckpoint, int]:
-        """Open a checkpoint and check the quorum; return it and its synced_at time."""
+        """Open a checkpoint and check the quorum; return it and its quorum time."""
         assert member.log is not None
         opened = open_checkpoint(
             data,
@@ -354,21 +396,60 @@ class SyncClient:
                 f"expected origin {member.log_origin}, found {opened.checkpoint.origin}"
             )
         signed_by = {self.witnesses[name][0]: ts for name, ts in opened.cosignatures.items()}
-        self.consortium.policy.check(signed_by)
-        # The state is as fresh as the oldest cosignature vouching for it.
-        return opened, min(signed_by.values()) if signed_by else 0
+        # The view is as fresh as the newest time at which a quorum vouches for it
+        # (C2SP tlog-cosignature timestamps; docs/ledger-protocol.md §6).
+        return opened, self.consortium.policy.quorum_time(signed_by)
+
+    def _candidates(
+        self, member: Member, errors: list[str], fresh: bool
+    ) -> list[tuple[OpenedCheckpoint, int, bytes, LogSource]]:
+        """Every source's quorum-cosigned checkpoint, largest tree first, then freshest.
+
+        Every source is asked: the first to answer may be an old (validly cosigned)
+        view replayed by whoever answers at that URL, so only the best one counts. A
+        `fresh` client (nothing trusted yet for the region) also refuses a view whose
+        quorum time is older than `max_age_s`; a client that already trusts a view
+        takes any that moves it forward (never back), stale or not, since its verdicts
+        judge the age anyway and a newer stale view still carries newer revocations."""
+        found: list[tuple[OpenedCheckpoint, int, bytes, LogSource]] = []
+        oldest = None
+        if fresh and self.max_age_s is not None:
+            oldest = int(self.clock()) - self.max_age_s
+        for source in self.sources(member.id):
+            try:
+                data = source.checkpoint()
+                opened, quorum_at = self.open_checkpoint(member, data)
+            except (LedgerError, QuorumError) as e:
+                errors.append(f"{source.name}: {e}")
+                log.warning("sync %s from %s: %s", member.id, source.name, e)
+                continue
+            if oldest is not None and quorum_at < oldest:
+                errors.append(
+                    f"{source.name}: quorum cosigned at {quorum_at}, older than the "
+                    f"{self.max_age_s} s this station accepts"
+                )
+                continue
+            found.append((opened, quorum_at, data, source))
+        found.sort(key=lambda c: (c[0].checkpoint.size, c[1]), reverse=True)
+        return found
 
     def _sync_region(self, region: str, progress: ProgressCallback | None) -> RegionReport:
         member = self.consortium.member(region)
         trusted = _read_trusted(self.conn, member)
         errors: list[str] = []
-        for source in self.sources(region):
+        fresh = trusted.synced_at is None
+        for opened, synced_at, data, source in self._candidates(member, errors, fresh):
             try:
-                data = source.checkpoint()
-                opened, synced_at = self.open_checkpoint(member, data)
                 new = self._advance(member, trusted, source, opened, synced_at, data, progress)
-            except ForkDetectedError:
-                raise
+            except ForkDetectedError as e:
+                # One region's split view is that region's alarm: keep the evidence
+                # (both signed notes), keep its old state, go on with the others.
+                self._record_fork(member, trusted, opened, data, str(e))
+                errors.append(f"{source.name}: {e}")
+                return RegionReport(
+                    region, RegionStatus.FAILED, trusted.size, trusted.size, source.name,
+                    trusted.synced_at, tuple(errors), fork=str(e),
+                )  # fmt: skip
             except (LedgerError, QuorumError) as e:
                 errors.append(f"{source.name}: {e}")
                 log.warning("sync %s from %s: %s", region, source.name, e)
@@ -381,6 +462,27 @@ class SyncClient:
             region, RegionStatus.FAILED, trusted.size, trusted.size, None, trusted.synced_at,
             tuple(errors),
         )  # fmt: skip
+
+    def _record_fork(
+        self,
+        member: Member,
+        trusted: TrustedLog,
+        opened: OpenedCheckpoint,
+        data: bytes,
+        detail: str,
+    ) -> None:
+        row = self.conn.execute(
+            "SELECT checkpoint FROM log_state WHERE region = ?", (member.id,)
+        ).fetchone()
+        held = b"" if row is None or row[0] is None else bytes(row[0])
+        size = opened.checkpoint.size
+        with _tx(self.conn):
+            # One alarm per incident: the same conflicting note seen again adds nothing.
+            self.conn.execute(
+                "INSERT OR IGNORE INTO fork_alarms VALUES (?, ?, ?, ?, ?, ?)",
+                (member.id, size, opened.checkpoint.root_hash, held, data, int(self.clock())),
+            )  # fmt: skip
+        log.error("ALARM: fork of region %s at size %d: %s", member.id, size, detail)
 
     def _advance(
         self,
@@ -660,6 +762,14 @@ class SyncedTrustState:
             anchored = RevocationSnapshot.from_bytes(bytes(row[1])).anchored
             cached = self._anchored[region] = (digest, anchored)
         return 0 <= status_index <= MAX_STATUS_INDEX_32 and status_index in cached[1]
+
+    def fork_alarms(self) -> list[ForkAlarm]:
+        """Every split view this station has seen, oldest first."""
+        rows = self.conn.execute(
+            "SELECT region, size, held_checkpoint, conflicting_checkpoint, detected_at "
+            "FROM fork_alarms ORDER BY detected_at, region"
+        ).fetchall()
+        return [ForkAlarm(r, n, bytes(h), bytes(c), t) for r, n, h, c, t in rows]
 
     def tree_size(self, region: str) -> int:
         row = self.conn.execute("SELECT size FROM log_state WHERE region = ?", (region,)).fetchone()

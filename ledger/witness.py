@@ -34,17 +34,28 @@ import sqlalchemy as sa
 
 from common import db as common_db
 from common.observability import SecurityEvent, security_event
-from ledger.checkpoint import CosignatureVerifier, OpenedCheckpoint, cosign, open_checkpoint
+from ledger.checkpoint import (
+    Checkpoint,
+    CosignatureVerifier,
+    OpenedCheckpoint,
+    cosign,
+    open_checkpoint,
+)
 from ledger.consortium import Consortium
 from ledger.errors import ConsistencyProofError, LedgerError
-from ledger.merkle import HASH_SIZE, verify_consistency
+from ledger.merkle import HASH_SIZE, proves_inconsistency, verify_consistency
 from ledger.migrations import upgrade_head
-from ledger.note import NoteSigner, NoteVerifier
+from ledger.note import NoteSigner, NoteVerifier, SignedNote
+from ledger.revocation import find_extension
 
 log = logging.getLogger(__name__)
 
 MAX_PROOF_LINES = 63  # tlog-witness: a client MUST NOT send more than 63 proof lines
 MAX_REQUEST_BYTES = 64 * 1024  # bytes; a checkpoint plus 63 hashes is far smaller
+# Evidence is kept only when a log's key signed it, so only a misbehaving log fills it;
+# the bound still keeps one broken log from growing a witness's database without end.
+MAX_EVIDENCE_PER_ORIGIN = 256  # incidents
+MAX_SIZE_DIGITS = 20  # decimal digits of a tree size (2^64 - 1 has 20)
 SIZE_MEDIA_TYPE = "text/x.tlog.size"  # tlog-witness: the 409 body's content type
 
 
@@ -91,6 +102,20 @@ class InconsistentError(WitnessError):
     status, code = 422, "inconsistent"
 
 
+class EntriesUnavailableError(WitnessError):
+    """The validating mirror could not fetch the entries to check (the log's node is
+    down or answered nonsense): nothing is cosigned, nothing is evidence; retry."""
+
+    status, code = 503, "entries_unavailable"
+
+
+class MissingCommitmentError(WitnessError):
+    """The consortium requires a revocation-snapshot commitment line the checkpoint
+    lacks; refused with nothing stored (the log signed nothing conflicting)."""
+
+    status, code = 422, "missing_revocation_commitment"
+
+
 class RuleRefusedError(WitnessError):
     """The validating mirror found an entry that breaks a ledger rule (named in `rule`)."""
 
@@ -132,7 +157,8 @@ class AddCheckpointRequest:
         size_text = first.removeprefix("old ")
         if first == size_text or not (size_text == "0" or size_text[:1] in "123456789"):
             raise MalformedRequestError(f"expected 'old <size>', found {first[:40]!r}")
-        if not size_text.isdigit() or not size_text.isascii():
+        if not size_text.isdigit() or not size_text.isascii() or len(size_text) > MAX_SIZE_DIGITS:
+            # Bounded before int(): Python refuses (ValueError) over 4300 digits.
             raise MalformedRequestError(f"expected a decimal old size, found {size_text[:40]!r}")
         old = int(size_text)
         if len(lines) - 1 > MAX_PROOF_LINES:
@@ -246,6 +272,12 @@ evidence_table = sa.Table(
 )
 
 
+def _note_text(note: bytes) -> bytes:
+    """A signed note without its signature lines (its body up to the last blank line)."""
+    cut = note.rfind(b"\n\n")
+    return note if cut < 0 else note[: cut + 1]
+
+
 @dataclass(frozen=True)
 class Evidence:
     """Both signed notes of a conflict, as received: proof of the log's misbehaviour."""
@@ -316,10 +348,28 @@ class WitnessStore:
         conflicting: bytes,
         detail: str,
         now: int,
-    ) -> None:
+    ) -> bool:
+        """Keep the evidence of one incident; False when it is already kept (the same
+        conflicting checkpoint text, whatever cosignatures ride on it) or when the
+        origin's evidence is full (MAX_EVIDENCE_PER_ORIGIN)."""
+        text = _note_text(conflicting)
+        t = evidence_table
         with self.engine.begin() as c:
+            rows = c.execute(
+                sa.select(t.c.conflicting_note).where(
+                    t.c.origin == origin, t.c.kind == str(kind), t.c.size == size
+                )
+            ).scalars()
+            if any(_note_text(bytes(r)) == text for r in rows):
+                return False
+            count = c.execute(
+                sa.select(sa.func.count()).select_from(t).where(t.c.origin == origin)
+            ).scalar()
+            if int(count or 0) >= MAX_EVIDENCE_PER_ORIGIN:
+                log.error("evidence of %s full (%d kept); not keeping more", origin, count)
+                return False
             c.execute(
-                sa.insert(evidence_table).values(
+                sa.insert(t).values(
                     origin=origin,
                     kind=str(kind),
                     size=size,
@@ -329,6 +379,7 @@ class WitnessStore:
                     detected_at=now,
                 )
             )
+        return True
 
     def evidence(self) -> list[Evidence]:
         with self.engine.connect() as c:
@@ -394,26 +445,36 @@ class Witness:
             now = int(self.clock())
             try:
                 opened = check_add_checkpoint(req, self.logs, self.witnesses, latest)
-                if validate and self.validator is not None:
-                    self.validator(latest, opened)
             except ForkError as e:
+                # Two notes signed by the log's key, one size, two roots: self-proving.
                 assert latest is not None
                 self._alarm(origin, EvidenceKind.SAME_SIZE_OTHER_ROOT, latest, req, str(e), now)
                 raise
             except InconsistentError as e:
-                if latest is not None:
+                # Evidence only when the proof itself shows the signed trees conflict;
+                # a wrong proof line (anyone can send one) is refused, nothing kept.
+                if latest is not None and self._proves_fork(req, latest):
                     self._alarm(origin, EvidenceKind.INCONSISTENT_PROOF, latest, req, str(e), now)
+                else:
+                    log.info("refused add-checkpoint for %s: %s", origin, e)
                 raise
+            if self.consortium.require_revocation_commitment and (
+                find_extension(opened.checkpoint.extensions) is None
+            ):
+                raise MissingCommitmentError(
+                    f"{origin} checkpoint {opened.checkpoint.size} lacks the "
+                    "healthbridge/revocations line the consortium requires"
+                )
+            try:
+                if validate and self.validator is not None:
+                    self.validator(latest, opened)
             except RuleRefusedError as e:
+                # The mirror checked that the entries hash to the log-signed root before
+                # applying the rules: a signed checkpoint commits to a rule-breaking entry.
                 held = latest.note if latest else b""
-                self.store.add_evidence(
+                self._evidence(
                     origin, EvidenceKind.RULE_VIOLATION, opened.checkpoint.size, held,
                     req.checkpoint, f"{e.rule}: {e}", now,
-                )  # fmt: skip
-                kind = EvidenceKind.RULE_VIOLATION.value
-                security_event(
-                    log, SecurityEvent.LEDGER_ALARM, origin=origin, kind=kind,
-                    size=opened.checkpoint.size, rule=e.rule,
                 )  # fmt: skip
                 raise
             cp = opened.checkpoint
@@ -426,6 +487,15 @@ class Witness:
                 raise OldSizeMismatchError("witness state moved concurrently", size)
             return cosign(cp, self.signer, now)
 
+    def _proves_fork(self, req: AddCheckpointRequest, latest: WitnessedCheckpoint) -> bool:
+        try:
+            cp = Checkpoint.parse(SignedNote.parse(req.checkpoint).text)
+        except LedgerError:
+            return False
+        return proves_inconsistency(
+            latest.size, cp.size, latest.root_hash, cp.root_hash, list(req.proof)
+        )
+
     def _alarm(
         self,
         origin: str,
@@ -435,8 +505,25 @@ class Witness:
         detail: str,
         now: int,
     ) -> None:
-        security_event(
-            log, SecurityEvent.LEDGER_ALARM, origin=origin, kind=str(kind), size=latest.size,
-            detail=detail[:200],
-        )  # fmt: skip
-        self.store.add_evidence(origin, kind, latest.size, latest.note, req.checkpoint, detail, now)
+        if kind is EvidenceKind.INCONSISTENT_PROOF:
+            # The proof is part of the evidence: with both signed notes it shows the
+            # conflict to anyone (RFC 9162 §2.1.4.2).
+            detail += "; proof " + " ".join(base64.b64encode(h).decode() for h in req.proof)
+        self._evidence(origin, kind, latest.size, latest.note, req.checkpoint, detail, now)
+
+    def _evidence(
+        self,
+        origin: str,
+        kind: EvidenceKind,
+        size: int,
+        held: bytes,
+        conflicting: bytes,
+        detail: str,
+        now: int,
+    ) -> None:
+        """Keep the evidence once per incident and raise one alarm for it."""
+        if self.store.add_evidence(origin, kind, size, held, conflicting, detail, now):
+            security_event(
+                log, SecurityEvent.LEDGER_ALARM, origin=origin, kind=str(kind), size=size,
+                detail=detail[:200],
+            )  # fmt: skip

@@ -43,13 +43,14 @@ from common.db import SqliteTuning
 from common.observability import SecurityEvent, security_event
 from ledger import tiles
 from ledger.checkpoint import Checkpoint, attach_signatures
+from ledger.config import CHECKPOINT_INTERVAL_S
 from ledger.consortium import Consortium, Member
 from ledger.errors import LedgerError, TileError
 from ledger.http_cache import cacheable
 from ledger.metrics import METRICS_KEY
 from ledger.migrations import upgrade_head
 from ledger.mirror import MirrorStore, ValidatingMirror, origin_hash
-from ledger.note import NoteSigner, SignedNote
+from ledger.note import NoteSignature, NoteSigner, SignedNote
 from ledger.reader import LogReadError, bounded_request
 from ledger.revocation_api import bad_digest, immutable, not_found, parse_digest
 from ledger.witness import (
@@ -95,8 +96,9 @@ def _refused(code: str, message: str | None = None) -> None:
         security_event(log, SecurityEvent.WITNESS_REFUSED, code=code, why=message[:200])
 
 
-def joint_blueprint(witness: Witness, mirror: MirrorStore) -> Blueprint:
+def joint_blueprint(witness: Witness, validating: ValidatingMirror) -> Blueprint:
     bp = Blueprint("joint", __name__)
+    mirror = validating.store
 
     @bp.post("/add-checkpoint")
     def add_checkpoint() -> Response:
@@ -125,7 +127,8 @@ def joint_blueprint(witness: Witness, mirror: MirrorStore) -> Blueprint:
         try:
             req = AddCheckpointRequest.parse(body)
             cp = Checkpoint.parse(SignedNote.parse(req.checkpoint).text)
-            mirror.add_signatures(cp.origin, cp.size, [line])
+            # Served only if better than what the mirror serves (ledger.mirror.offer).
+            validating.offer(cp.origin, attach_signatures(req.checkpoint, [line]))
         except LedgerError:
             log.exception("could not attach our cosignature to the mirrored checkpoint")
         return Response(line, status=200, mimetype="text/plain")
@@ -239,7 +242,11 @@ class CosignatureCollector:
     It remembers each witness's last cosigned size (learned from 200s and from 409
     `text/x.tlog.size` answers) to send the right consistency proof, and `retry()`
     re-asks witnesses missing on the latest checkpoint (a peer back after an outage
-    catches up without waiting for new entries)."""
+    catches up without waiting for new entries) and those whose cosignature is older
+    than `interval_s`: the same checkpoint is cosigned again with a new timestamp
+    (C2SP tlog-witness accepts an unchanged size), so a quiet log stays fresh for
+    stations (docs/ledger-protocol.md §6). A witness that does not answer keeps its
+    older cosignature on the served checkpoint."""
 
     consortium: Consortium
     self_id: str
@@ -249,49 +256,97 @@ class CosignatureCollector:
     sizes: dict[str, int] = field(default_factory=dict)
     session: requests.Session = field(default_factory=requests.Session)
     store_lines: Callable[[int, Sequence[str]], None] | None = None
+    latest_stored: Callable[[], tuple[int, bytes, Sequence[str]] | None] | None = None
+    interval_s: float = CHECKPOINT_INTERVAL_S
+    clock: Callable[[], float] = time.monotonic
     _latest: tuple[int, bytes] | None = None
     _lines: dict[str, str] = field(default_factory=dict)
+    _got_at: dict[str, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def attach_node(self, app: Flask) -> None:
         """Take proofs from the node's tiles and store retried lines in its store."""
-        store = app.extensions["healthbridge_ledger"].store
+        n = app.extensions["healthbridge_ledger"]
+        store = n.store
         self.proofs = lambda old, new: tiles.consistency_proof(old, new, store)
         self.store_lines = store.set_cosignatures
+        self.interval_s = n.config.checkpoint_interval_s
+
+        def latest() -> tuple[int, bytes, Sequence[str]] | None:
+            cp = store.latest_checkpoint()
+            return None if cp is None else (cp.size, cp.note, cp.cosignatures)
+
+        self.latest_stored = latest
 
     def __call__(self, note: bytes) -> list[str]:
         cp = Checkpoint.parse(SignedNote.parse(note).text)
         with self._lock:
             if self._latest is None or cp.size != self._latest[0]:
-                self._lines = {}
+                self._lines, self._got_at = {}, {}
             self._latest = (cp.size, note)
-            return self._collect(cp, note)
+            return self._collect(cp, note, None)
 
     def retry(self) -> None:
-        """Ask again the witnesses that have not cosigned the latest checkpoint."""
+        """Ask again the witnesses that have not cosigned the latest checkpoint, or whose
+        cosignature is older than `interval_s`."""
         with self._lock:
+            if self._latest is None:
+                self._load_stored()
             if self._latest is None:
                 return
             size, note = self._latest
-            missing = [m for m in self.consortium.members if m.id not in self._lines]
-            if not missing:
+            stale_before = self.clock() - self.interval_s
+            due = [
+                m for m in self.consortium.members
+                if m.id not in self._lines or self._got_at.get(m.id, -1.0) < stale_before
+            ]  # fmt: skip
+            if not due:
                 return
             cp = Checkpoint.parse(SignedNote.parse(note).text)
-            before = len(self._lines)
-            lines = self._collect(cp, note)
-            if len(self._lines) > before and self.store_lines is not None:
+            before = dict(self._lines)
+            lines = self._collect(cp, note, stale_before)
+            if self._lines != before and self.store_lines is not None:
                 self.store_lines(size, lines)
 
-    def _collect(self, cp: Checkpoint, note: bytes) -> list[str]:
-        current = attach_signatures(note, list(self._lines.values())) if self._lines else note
+    def _load_stored(self) -> None:
+        """After a restart: the stored latest checkpoint and its lines, all due again."""
+        got = None if self.latest_stored is None else self.latest_stored()
+        if got is None:
+            return
+        size, note, lines = got
+        self._latest = (size, note)
+        self._lines, self._got_at = {}, {}
+        for line in lines:
+            try:
+                name = NoteSignature.parse(line).name
+            except LedgerError:
+                continue
+            m = self.consortium.witness_member_by_name(name)
+            if m is not None:
+                self._lines[m.id] = line.rstrip("\n") + "\n"
+                self._got_at[m.id] = -1.0  # age unknown: refresh at once
+
+    def _collect(self, cp: Checkpoint, note: bytes, stale_before: float | None) -> list[str]:
         order = sorted(self.consortium.members, key=lambda m: m.id != self.self_id)
         for m in order:
-            if m.id in self._lines:
+            have = m.id in self._lines
+            if have and (stale_before is None or self._got_at.get(m.id, -1.0) >= stale_before):
                 continue
+            # Send the other witnesses' lines along (a peer's mirror serves them), never
+            # the asked witness's own older line.
+            others = [line for mid, line in self._lines.items() if mid != m.id]
+            current = attach_signatures(note, others) if others else note
             line = self._ask(m, cp, current)
             if line:
                 self._lines[m.id] = line
-                current = attach_signatures(current, [line])
+                self._got_at[m.id] = self.clock()
+                # Served at once: a witness that answered is not held back by a peer
+                # that is slow or restarting (each ask may wait PUSH_TIMEOUT_S).
+                if self.store_lines is not None:
+                    try:
+                        self.store_lines(cp.size, list(self._lines.values()))
+                    except LedgerError:
+                        log.exception("storing cosignatures for size %d failed", cp.size)
         return list(self._lines.values())
 
     def _ask(self, m: Member, cp: Checkpoint, note: bytes) -> str | None:
@@ -379,11 +434,13 @@ class JointServices:
         return cls(consortium, member, witness, mirror, collector)
 
     def blueprints(self) -> list[Blueprint]:
-        return [joint_blueprint(self.witness, self.mirror.store)]
+        return [joint_blueprint(self.witness, self.mirror)]
 
     def attach(self, app: Flask, retry_interval_s: float = RETRY_INTERVAL_S) -> None:
-        """Bind the collector to the node's store and start the retry loop."""
+        """Bind the collector to the node's store and start the retry loop (which also
+        re-collects cosignatures every `checkpoint_interval_s` of the node's config)."""
         self.collector.attach_node(app)
+        retry_interval_s = min(retry_interval_s, self.collector.interval_s / 4)
 
         def loop() -> None:
             while not self._stop.wait(retry_interval_s):

@@ -115,8 +115,11 @@ def sync(station_dir: Path, region: str | None) -> None:
     """Sync every region's log state (quorum-cosigned checkpoints) into the station."""
     from verifier.syncing import LedgerSyncer
 
-    d, _, consortium = _load(station_dir)
-    syncer = LedgerSyncer(consortium, d.state_db)
+    d, config, consortium = _load(station_dir)
+    syncer = LedgerSyncer(
+        consortium, d.state_db, max_age_s=config.policy.max_sync_age_s,
+        insecure_accept_self_cosigned_logs=config.insecure_accept_self_cosigned_logs,
+    )  # fmt: skip
     bars: dict[str, Any] = {}
 
     def progress(p: Any) -> None:
@@ -141,6 +144,8 @@ def sync(station_dir: Path, region: str | None) -> None:
         click.echo(line + (f" (from {r.source})" if r.source else ""))
         for err in r.errors:
             click.echo(f"  {err}", err=True)
+        if r.fork:
+            click.echo(f"  ALARM: fork of {r.region}'s log: {r.fork}", err=True)
     if not outcome.ok:
         raise click.ClickException("no region could be synced (offline?); the old state is kept")
 
@@ -209,7 +214,7 @@ def scan(
     from verifier.kiosk import KioskState, create_app
     from verifier.scanlog import ScanLog, ScanLogWriter
     from verifier.station import Deduper, ScanEvent, Station, presentation_verifier
-    from verifier.syncing import BackgroundSync, LedgerSyncer, sync_ages
+    from verifier.syncing import BackgroundSync, LedgerSyncer, fork_alarms, sync_ages
 
     d, config, consortium = _load(station_dir)
     # OpenCV's own diagnostics (e.g. "QR: ECI is not supported properly") are not for
@@ -239,7 +244,12 @@ def scan(
     except VerifierError as e:
         raise _fail(e) from e
     trust = SyncedTrustState(d.state_db)
-    syncer = None if no_sync else LedgerSyncer(consortium, d.state_db)
+    syncer = None
+    if not no_sync:
+        syncer = LedgerSyncer(
+            consortium, d.state_db, max_age_s=config.policy.max_sync_age_s,
+            insecure_accept_self_cosigned_logs=config.insecure_accept_self_cosigned_logs,
+        )  # fmt: skip
     background = None
     if syncer is not None:
         background = BackgroundSync(syncer, config.sync_interval_s)
@@ -290,7 +300,7 @@ def scan(
             log=log,
             sync_ages=ages,
             online=lambda: None if syncer is None else syncer.online,
-            alarm=lambda: None if syncer is None else syncer.fork_alarm,
+            alarm=lambda: "; ".join(fork_alarms(d.state_db)) or None,
             replay=guard.status,
             max_sync_age_s=config.policy.max_sync_age_s,
             language=config.language,
@@ -343,6 +353,35 @@ def save_language(d: Any, language: Any) -> None:
         d.save_language(language)
     except VerifierError as e:
         click.echo(f"could not save the language: {e}", err=True)
+
+
+@cli.command()
+@dir_option
+def status(station_dir: Path) -> None:
+    """Show each region's synced view (tree size, age) and every fork alarm kept."""
+    from ledger.sync import SyncedTrustState
+    from verifier.syncing import fork_alarms, sync_ages
+
+    d, config, consortium = _load(station_dir)
+    ages = sync_ages(d.state_db, time.time(), consortium.regions())
+    sizes: dict[str, int] = {}
+    if d.state_db.exists():
+        state = SyncedTrustState(d.state_db)
+        try:
+            sizes = {r: state.tree_size(r) for r in consortium.regions()}
+        finally:
+            state.close()
+    for region, age in ages.items():
+        if age is None:
+            click.echo(f"{region}: never synced")
+            continue
+        stale = " (older than the policy allows)" if age > config.policy.max_sync_age_s else ""
+        click.echo(f"{region}: size {sizes.get(region, 0)}, view age {age} s{stale}")
+    alarms = fork_alarms(d.state_db)
+    for line in alarms:
+        click.echo(f"ALARM: {line}")
+    if not alarms:
+        click.echo("no fork alarms")
 
 
 @cli.command("export-log")

@@ -47,6 +47,9 @@ class StationConfig:
     # checkpoint's lanes (verifier.replay).
     replay: str = "memory"
     language: Language = DEFAULT_LANGUAGE  # the kiosk's language; staff may switch it
+    # Accept a consortium whose quorum one region's own witness can meet alone (then
+    # that region can show this station a forked history). Off unless set by name.
+    insecure_accept_self_cosigned_logs: bool = False
 
     def __post_init__(self) -> None:
         if not self.name or len(self.name) > 64:
@@ -79,6 +82,8 @@ def render_config(c: StationConfig) -> str:
             "colours": {k.value: v.value for k, v in c.policy.colours.items()},
         },
     }
+    if c.insecure_accept_self_cosigned_logs:
+        doc["insecure_accept_self_cosigned_logs"] = True
     return tomli_w.dumps(doc)
 
 
@@ -130,7 +135,17 @@ def parse_config(data: str | bytes) -> StationConfig:
         dedupe_s=float(_get(doc, "dedupe_s", (int, float), "")),
         # Optional: files written before shared replay memory existed keep their meaning.
         replay=_get(doc, "replay", str, "") if "replay" in doc else "memory",
+        insecure_accept_self_cosigned_logs=_insecure(doc),
     )
+
+
+def _insecure(doc: dict[str, Any]) -> bool:
+    value = doc.get("insecure_accept_self_cosigned_logs", False)
+    if not isinstance(value, bool):
+        raise StationConfigError(
+            f"insecure_accept_self_cosigned_logs: expected true or false, found {value!r}"
+        )
+    return value
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,11 @@ class RecordSink(Protocol):
 class Syncer(Protocol):
     """Brings the station's trust state up to date; False when offline or failing."""
 
-    def sync_now(self, region: str | None) -> bool: ...
+    def sync_now(self, region: str | None, vouched: bool = False) -> bool:
+        """`vouched`: the code is signed by a registered key and only newer than the
+        view (NOT_YET_ANCHORED), so nobody without an issuer key can prompt this sync
+        and it may run sooner than one prompted by an unknown key or a future time."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -176,7 +180,8 @@ class Station:
         if self.syncer is None or not SYNC_REASONS.intersection(verdict.reasons):
             return verdict, False
         # The station lacks data for this code: one sync, then one more verification.
-        if not self.syncer.sync_now(verdict.region):
+        vouched = Reason.NOT_YET_ANCHORED in verdict.reasons
+        if not self.syncer.sync_now(verdict.region, vouched):
             return verdict, False
         # A verdict of REVOCATION_UNKNOWN or NOT_YET_ANCHORED got past the holder-proof
         # step, so the replay guard already recorded this proof: checking it again would

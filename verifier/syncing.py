@@ -36,10 +36,16 @@ from ledger.sync import (
 log = logging.getLogger(__name__)
 
 MISS_RETRY_S = 15.0  # seconds after a failed sync before a scan may trigger another
-# Seconds between two scan-prompted syncs of one region: a queue of freshly issued codes
-# costs the sources one sync per second at most, and the second code of a burst is
-# admitted by the first one's sync.
-ON_DEMAND_MIN_INTERVAL_S = 1.0
+# Scan-prompted syncs per region: after one that brought nothing new, none for this
+# long (a stream of forged codes naming unknown keys or future times must not turn the
+# station into a sync loop); after one that did bring new entries, none for the short
+# interval (a busy region's fresh credentials still get their sync promptly). A code
+# signed by a registered key and only newer than the view (vouched: nobody without an
+# issuer key can make one) prompts a sync after ON_DEMAND_VOUCHED_S at most, so a
+# freshly issued credential is admitted within seconds.
+ON_DEMAND_INTERVAL_S = 30.0  # seconds
+ON_DEMAND_AFTER_UPDATE_S = 2.0  # seconds
+ON_DEMAND_VOUCHED_S = 1.0  # seconds
 
 
 @dataclass(frozen=True)
@@ -59,15 +65,27 @@ class LedgerSyncer:
         state_db: str | Path,
         client_factory: Callable[[Consortium, Path], Any] | None = None,
         clock: Callable[[], float] = time.time,
+        *,
+        max_age_s: int | None = None,
+        insecure_accept_self_cosigned_logs: bool = False,
     ) -> None:
         self.consortium = consortium
         self.state_db = Path(state_db)
-        self._factory = client_factory or (lambda c, p: SyncClient(c, p))
+        # The station's max sync age also bounds what a sync accepts: a view whose
+        # quorum cosigned it longer ago is refused (ledger.sync, rollback by replay).
+        self._factory = client_factory or (
+            lambda c, p: SyncClient(
+                c, p, max_age_s=max_age_s,
+                insecure_accept_self_cosigned_logs=insecure_accept_self_cosigned_logs,
+            )
+        )  # fmt: skip
         self._clock = clock
         self._lock = threading.Lock()
         self.last: SyncOutcome | None = None
         self.fork_alarm: str | None = None
-        self._on_demand_at: dict[str | None, float] = {}
+        self.on_demand_interval_s = ON_DEMAND_INTERVAL_S
+        self.on_demand_after_update_s = ON_DEMAND_AFTER_UPDATE_S
+        self._on_demand_at: dict[str, tuple[float, bool]] = {}  # region -> (at, updated)
 
     @property
     def online(self) -> bool | None:
@@ -78,10 +96,21 @@ class LedgerSyncer:
     ) -> SyncOutcome:
         """Run one sync; never raises for network or ledger trouble (reports it)."""
         with self._lock:
-            client = self._factory(self.consortium, self.state_db)
+            try:
+                client = self._factory(self.consortium, self.state_db)
+            except (LedgerError, OSError) as e:  # e.g. an insecure quorum policy
+                self.last = SyncOutcome(False, None, str(e), self._clock())
+                return self.last
             try:
                 report = client.sync(region, progress=progress)
                 ok = any(r.status is not RegionStatus.FAILED for r in report.regions)
+                forks = [f"{r.region}: {r.fork}" for r in report.regions if r.fork]
+                if forks:
+                    # One region's split view: its old state is kept, the alarm is
+                    # stored with both notes (SyncedTrustState.fork_alarms), the other
+                    # regions synced as usual.
+                    self.fork_alarm = "; ".join(forks)
+                    log.error("ledger fork detected: %s", self.fork_alarm)
                 errors = [e for r in report.regions for e in r.errors]
                 outcome = SyncOutcome(
                     ok, report, None if ok else "; ".join(errors)[:500], self._clock()
@@ -99,17 +128,32 @@ class LedgerSyncer:
             self.last = outcome
             return outcome
 
-    def sync_now(self, region: str | None) -> bool:
-        """Syncer protocol: a sync prompted by a scan, skipped while known offline."""
+    def sync_now(self, region: str | None, vouched: bool = False) -> bool:
+        """Syncer protocol: a sync prompted by a scan, skipped while known offline and
+        rate-limited per region (ON_DEMAND_*)."""
         last = self.last
         now = self._clock()
         if last is not None and not last.ok and now - last.at < MISS_RETRY_S:
             return False
-        prompted = self._on_demand_at.get(region)
-        if prompted is not None and 0 <= now - prompted < ON_DEMAND_MIN_INTERVAL_S:
-            return False  # rate limit: this region was synced for a scan a moment ago
-        self._on_demand_at[region] = now
-        return self.sync(region).ok
+        key = region or "*"
+        prev = self._on_demand_at.get(key)
+        if prev is not None:
+            at, updated = prev
+            if vouched:
+                wait = ON_DEMAND_VOUCHED_S
+            elif updated:
+                wait = self.on_demand_after_update_s
+            else:
+                wait = self.on_demand_interval_s
+            if 0 <= now - at < wait:
+                log.info("scan-prompted sync of %s skipped: one ran %.0f s ago", key, now - at)
+                return False
+        outcome = self.sync(region)
+        updated = outcome.report is not None and any(
+            r.status is RegionStatus.UPDATED for r in outcome.report.regions
+        )
+        self._on_demand_at[key] = (now, updated)
+        return outcome.ok
 
 
 def sync_ages(
@@ -128,6 +172,21 @@ def sync_ages(
             at = state.synced_at(r)
             out[r] = None if at is None else max(0, int(now - at))
         return out
+    finally:
+        state.close()
+
+
+def fork_alarms(state_db: str | Path) -> list[str]:
+    """One line per split view this station has kept evidence of (oldest first)."""
+    if not Path(state_db).exists():
+        return []
+    state = SyncedTrustState(state_db)
+    try:
+        return [
+            f"FORK in {a.region}'s log at size {a.size}: two quorum-cosigned roots "
+            f"(detected at {a.detected_at}; both checkpoints kept in the station state)"
+            for a in state.fork_alarms()
+        ]
     finally:
         state.close()
 

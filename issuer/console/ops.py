@@ -35,6 +35,8 @@ from credential.claims import StatusColour
 from credential.issue import read_claims_unverified
 from issuer import audit, audit_csv, keymgmt
 from issuer.accounts import AdminPrincipal, Permission, authorize
+from issuer.anchor import QuarantinedRow
+from issuer.anchor import quarantined as quarantined_rows
 from issuer.audit import AuditEvent, Channel, Outcome
 from issuer.console.models import AdminAccount, BulkJob
 from issuer.context import IssuerContext
@@ -620,10 +622,17 @@ class AdminOps:
         self._read(who, Permission.VIEW_LEDGER)
         with self.ctx.sessions() as s:
             pending = s.scalars(
-                select(OutboxRow.created_at).where(OutboxRow.log_index.is_(None))
+                select(OutboxRow.created_at).where(
+                    OutboxRow.log_index.is_(None), OutboxRow.quarantined_at.is_(None)
+                )
             ).all()
         oldest = min(pending) if pending else None
         return len(pending), None if oldest is None else max(0, self.ctx.now() - oldest)
+
+    def quarantined(self, who: Who) -> list[QuarantinedRow]:
+        """Outbox rows the ledger refused (issuer.anchor), newest first."""
+        self._read(who, Permission.VIEW_LEDGER)
+        return quarantined_rows(self.ctx)
 
     # audit ---------------------------------------------------------------------------------------
     def audit_rows(self, who: Who, limit: int, offset: int) -> list[AdminAuditRecord]:

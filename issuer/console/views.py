@@ -482,7 +482,11 @@ def revoke_key(kid: str) -> ResponseReturnValue:
 def ledger() -> ResponseReturnValue:
     pending, oldest = ops().outbox_lag(who())
     return render_template(
-        "console/ledger.html", regions=ops().ledger_regions(who()), pending=pending, oldest=oldest
+        "console/ledger.html",
+        regions=ops().ledger_regions(who()),
+        pending=pending,
+        oldest=oldest,
+        quarantined=ops().quarantined(who()),
     )
 
 

@@ -273,6 +273,25 @@ def test_ledger_page_without_consortium_says_so(client: FlaskClient) -> None:
     assert "no consortium file configured" in html and "waiting for the GD log" in html
 
 
+def test_refused_outbox_entry_is_named_on_the_ledger_page_and_status_api(
+    client: FlaskClient, gd: IssuerContext
+) -> None:
+    from issuer import anchor
+    from issuer.models import OutboxRow
+
+    credential(gd)
+    ledger = anchor.InMemoryLedger()
+    with gd.sessions() as s:
+        ledger.refuse.add(s.get_one(OutboxRow, 2).entry)
+    anchor.drain(gd, ledger)
+    login(client, "viewer")
+    html = client.get("/console/ledger").get_data(as_text=True)
+    assert 'id="outbox-quarantined"' in html and "injected_rule" in html
+    status = client.get("/v1/status").get_json()
+    assert status["pending_anchors"] == 0 and status["quarantined_anchors"] == 1
+    assert status["quarantined"][0]["outbox_id"] == 2
+
+
 def test_workers_share_one_session_key_file_with_mode_0600(gd: IssuerContext) -> None:
     a = create_app(gd.config, context=gd, start_workers=False)
     b = create_app(gd.config, context=gd, start_workers=False)

@@ -123,3 +123,50 @@ def fresh_window_start() -> float:
         time.sleep(left + 0.1)
         now = time.time()
     return now
+
+
+def test_compromise_of_a_retired_key_is_published_and_voids_forgeries(
+    setup: Setup, tmp_path: Path
+) -> None:
+    """Rotate, then report the retired key stolen: the KeyRevoked escalation reaches GD's
+    log (nothing stuck or quarantined), and a credential forged with the stolen key is
+    DENY key_compromised at a station and refused by MO's conversion."""
+    import dataclasses
+
+    from credential.issue import sign_credential
+    from credential.keys import SigningAlg
+    from credential.verdict import Decision, Reason
+    from credential.verify import verify_presentation
+    from issuer import anchor
+    from ledger.consortium import load_consortium
+    from ledger.sync import SyncClient, SyncedTrustState
+
+    gd = setup.world.regions["GD"]
+    device = new_device()
+    enrolled = enrol_directly(gd.ctx, "G10000003", device)
+    old_kid = enrolled.issued.credential.kid
+    stolen = gd.ctx.keys.signing_key(old_kid)
+    service = AdminService(gd.ctx)
+    service.rotate_key(GD_ADMIN)
+    gd.anchor_all()
+    [pending] = service.revoke_key(GD_ADMIN, old_kid, gd.ctx.now(), "retired key file leaked")
+    gd.anchor_all()
+    assert anchor.pending_count(gd.ctx) == 0 and anchor.quarantined(gd.ctx) == []
+    wait_cosigned(gd, pending.outbox_id)
+    now = int(time.time())
+    claims = dataclasses.replace(
+        read_claims_unverified(enrolled.issued.credential.jws),
+        status_index=999_999, issued_at=now, not_before=now, expires_at=now + 86_400,
+    )  # fmt: skip
+    forged = sign_credential(claims, stolen, SigningAlg.ES256)  # type: ignore[arg-type]
+    qr = make_presentation(forged, device, time.time())
+    station = SyncClient(load_consortium(setup.world.consortium_path), tmp_path / "station.db")
+    try:
+        assert station.sync("GD").region("GD").status.value == "updated"
+    finally:
+        station.close()
+    verdict = verify_presentation(qr, SyncedTrustState(tmp_path / "station.db"), time.time())
+    assert verdict.decision is Decision.DENY and Reason.KEY_COMPROMISED in verdict.reasons
+    r = convert(setup, qr)
+    assert r.status_code == 422, r.text
+    assert r.json()["reason"] == "key_compromised"

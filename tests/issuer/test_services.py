@@ -213,3 +213,52 @@ def test_ledger_outage_backs_off_and_loses_nothing(ctx: IssuerContext) -> None:
     assert anchor.pending_count(ctx) == 0
     anchored = [e for e in entries(ledger) if isinstance(e, CredentialAnchored)]
     assert len(anchored) == 2
+
+
+def test_one_refused_entry_is_quarantined_and_the_rest_anchor_at_once(
+    ctx: IssuerContext,
+) -> None:
+    from issuer.models import OutboxRow
+
+    ledger = anchor.InMemoryLedger()
+    for doc in ("G10000001", "G10000002", "G10000003"):
+        enrol_directly(ctx, doc, new_device())
+    with ctx.sessions() as s:
+        poisoned = s.get_one(OutboxRow, 3)  # the second credential's anchor
+        ledger.refuse.add(poisoned.entry)
+    assert anchor.anchor_once(ctx, ledger) == 3  # KeyAdded + two anchors, in one round
+    assert anchor.pending_count(ctx) == 0
+    [q] = anchor.quarantined(ctx)
+    assert q.id == 3 and "injected_rule" in q.error
+    assert anchor.anchor_once(ctx, ledger) == 0  # never sent again
+    assert len(ledger.entries) == 3
+
+
+def test_rows_failing_together_retry_at_jittered_times(ctx: IssuerContext) -> None:
+    from sqlalchemy import select
+
+    from issuer.models import OutboxRow
+
+    ledger = anchor.InMemoryLedger(fail_next=1)
+    for doc in ("G10000001", "G10000002", "G10000003"):
+        enrol_directly(ctx, doc, new_device())
+    assert anchor.anchor_once(ctx, ledger) == 0
+    with ctx.sessions() as s:
+        due = set(s.scalars(select(OutboxRow.next_attempt_at)).all())
+    assert len(due) > 1  # not one burst when the node comes back
+
+
+def test_a_revocation_written_during_an_outage_never_overtakes_its_anchor(
+    ctx: IssuerContext,
+) -> None:
+    ledger = anchor.InMemoryLedger()
+    anchor.drain(ctx, ledger)  # the key registration
+    ledger.fail_next = 1
+    enrolled = enrol_directly(ctx, "G10000001", new_device())
+    assert anchor.anchor_once(ctx, ledger) == 0  # the anchor row backs off
+    AdminService(ctx).revoke(GD_ADMIN, enrolled.issued.credential.status_index, "fraud", "t")
+    assert anchor.anchor_once(ctx, ledger) == 0  # the new revocation waits behind it
+    ctx.clock.advance(60)  # type: ignore[attr-defined]
+    assert anchor.drain(ctx, ledger) == 2
+    kinds = [type(e).__name__ for e in entries(ledger)]
+    assert kinds[-2:] == ["CredentialAnchored", "CredentialRevoked"]

@@ -166,3 +166,41 @@ def test_witness_only_member_may_not_claim_a_log() -> None:
     with pytest.raises(ConsortiumError) as info:
         build_consortium([member("GD", 8001), m])
     assert info.value.field == "members[1].log_origin"
+
+
+def test_required_revocation_commitment_round_trips_and_is_typed() -> None:
+    from ledger.consortium import (
+        ConsortiumError,
+        build_consortium,
+        parse_consortium,
+        render_consortium,
+    )
+    from tests.support.ledger_joint import member_keys
+
+    members = [member_keys("GD").table(), member_keys("MO").table()]
+    c = build_consortium(members, require_revocation_commitment=True)
+    assert c.require_revocation_commitment
+    assert parse_consortium(render_consortium(c)) == c
+    plain = build_consortium(members)
+    assert "require_revocation_commitment" not in render_consortium(plain)
+    text = render_consortium(c).replace(
+        "require_revocation_commitment = true", 'require_revocation_commitment = "yes"'
+    )
+    with pytest.raises(ConsortiumError, match="require_revocation_commitment"):
+        parse_consortium(text)
+
+
+def test_quorum_time_is_the_newest_time_a_quorum_vouches_for() -> None:
+    from ledger.consortium import QuorumError, build_consortium
+    from tests.support.ledger_joint import member_keys
+
+    members = [member_keys(m).table() for m in ("GD", "MO", "OBS")]
+    everyone = build_consortium(members).policy
+    assert everyone.quorum_time({"GD": 100, "MO": 50, "OBS": 70}) == 50
+    two = build_consortium(members, threshold=2).policy
+    # A stale cosignature the quorum does not need never makes the view look older.
+    assert two.quorum_time({"GD": 100, "MO": 5, "OBS": 70}) == 70
+    with pytest.raises(QuorumError):
+        everyone.quorum_time({"GD": 100, "MO": 50})
+    assert two.single_member_suffices("GD") is False
+    assert build_consortium(members, threshold="any").policy.single_member_suffices("GD")

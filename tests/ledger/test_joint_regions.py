@@ -189,8 +189,9 @@ def test_f_witness_only_member_two_of_three(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b"", b"\xff" * 40, b"old 0\n\n", b"old 0\n\nnot a note\n", b"old 99999999999999999999\n\nx"],
-)
+    [b"", b"\xff" * 40, b"old 0\n\n", b"old 0\n\nnot a note\n", b"old 99999999999999999999\n\nx",
+     b"old " + b"9" * 4301 + b"\n\nx"],
+)  # fmt: skip
 def test_garbage_add_checkpoint_bodies_get_4xx_json(world: World, body: bytes) -> None:
     r = requests.post(f"{world.regions['MO'].url}/add-checkpoint", data=body, timeout=5)
     assert 400 <= r.status_code < 500

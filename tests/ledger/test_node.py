@@ -293,3 +293,62 @@ def test_writer_body_nested_too_deep_is_a_400_not_a_500(tmp_path: Path) -> None:
         assert r.status_code == 400 and r.get_json()["error"] == "bad_request"
     finally:
         app.extensions[EXTENSION_KEY].sequencer.stop()
+
+
+def test_deeply_nested_json_from_a_writer_is_a_400(live) -> None:
+    base, keys = live
+    body = b'{"entries": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+    auth = authorization(keys.writer, keys.signer.name, body, int(__import__("time").time()))
+    r = requests.post(f"{base}/v1/entries", data=body, headers={"Authorization": auth}, timeout=10)
+    assert r.status_code == 400 and r.json()["error"] == "bad_request"
+
+
+def test_an_unexpected_failure_is_a_json_500_without_internals(tmp_path: Path) -> None:
+    keys = make_keys(tmp_path)
+    app = create_app(make_config(keys, f"sqlite:///{tmp_path / 'l.db'}", delay_s=0.02))
+
+    @app.get("/v1/boom")
+    def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    try:
+        r = app.test_client().get("/v1/boom")
+        assert r.status_code == 500 and r.is_json
+        assert r.get_json()["error"] == "internal_error"
+        assert "secret" not in r.get_data(as_text=True)
+    finally:
+        app.extensions[EXTENSION_KEY].sequencer.stop()
+        app.extensions[EXTENSION_KEY].store.dispose()
+
+
+def test_an_entry_rewritten_in_place_stops_the_node_at_start(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    from ledger.storage import StorageError
+
+    keys = make_keys(tmp_path)
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    app = create_app(make_config(keys, url, delay_s=0.02))
+    n = app.extensions[EXTENSION_KEY]
+    n.sequencer.submit([key_added(keys)] + [anchor(keys, i) for i in range(5)])
+    n.sequencer.stop()
+    n.store.dispose()
+    engine = sa.create_engine(url)
+    with engine.begin() as c:  # same length, other bytes: tiles and tree state untouched
+        leaf = c.execute(sa.text("SELECT leaf FROM entries WHERE idx = 3")).scalar()
+        forged = bytes(leaf[:-1]) + bytes([leaf[-1] ^ 1])
+        c.execute(sa.text("UPDATE entries SET leaf = :l WHERE idx = 3"), {"l": forged})
+    engine.dispose()
+    with pytest.raises(StorageError, match="refusing to serve"):
+        create_app(make_config(keys, url, delay_s=0.02))
+
+
+def test_an_untouched_node_restarts(tmp_path: Path) -> None:
+    keys = make_keys(tmp_path)
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    for _ in range(2):
+        app = create_app(make_config(keys, url, delay_s=0.02))
+        n = app.extensions[EXTENSION_KEY]
+        n.sequencer.submit([anchor(keys, 7)] if n.store.tree_state().size else [key_added(keys)])
+        n.sequencer.stop()
+        n.store.dispose()

@@ -126,6 +126,24 @@ def test_a_kid_is_registered_once_and_revoked_once() -> None:
     assert refused(with_key(), leaf(other)) is Rule.UNKNOWN_KEY
 
 
+def test_a_retired_key_may_be_escalated_to_compromised_once() -> None:
+    retire = sign_key_entry(
+        KeyRevoked("GD", "k1", None, T0 + 100, KeyRevocationReason.ROTATION), GD_ROOT
+    )
+    state = apply_entry(with_key(), leaf(retire))
+    compromise = sign_key_entry(
+        KeyRevoked("GD", "k1", T0 + 50, T0 + 200, KeyRevocationReason.COMPROMISE), GD_ROOT
+    )
+    state = apply_entry(state, leaf(compromise))
+    record = state.keys["k1"]
+    assert record.compromised_at == T0 + 50 and record.retired_at == T0 + 100
+    again = sign_key_entry(
+        KeyRevoked("GD", "k1", T0 + 60, T0 + 300, KeyRevocationReason.COMPROMISE), GD_ROOT
+    )
+    assert refused(state, leaf(again)) is Rule.KEY_ALREADY_REVOKED
+    assert refused(state, leaf(retire)) is Rule.KEY_ALREADY_REVOKED
+
+
 def test_anchor_by_an_unregistered_key_is_refused() -> None:
     assert refused(with_key(), leaf(anchor(1, kid="k2"))) is Rule.UNKNOWN_KEY
 

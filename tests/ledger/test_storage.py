@@ -72,6 +72,28 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
     s.dispose()
 
 
+def test_sqlite_commits_are_fsynced_before_a_checkpoint_is_signed(tmp_path: Path) -> None:
+    s = open_store(f"sqlite:///{tmp_path / 'w.db'}")
+    with s.engine.connect() as c:
+        assert c.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+    s.dispose()
+
+
+@pytest.mark.postgres
+def test_postgres_commits_are_durable_even_when_the_server_default_is_off(
+    fresh_postgres_url: str,
+) -> None:
+    name = fresh_postgres_url.rsplit("/", 1)[1]
+    admin = sa.create_engine(fresh_postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(sa.text(f'ALTER DATABASE "{name}" SET synchronous_commit = off'))
+    admin.dispose()
+    s = open_store(fresh_postgres_url)
+    with s.engine.connect() as c:
+        assert c.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+    s.dispose()
+
+
 def test_batches_across_tile_boundaries_give_the_rfc9162_root(store: Store) -> None:
     sizes = [1, 254, 2, 300, 256 * 3]
     for n in sizes:

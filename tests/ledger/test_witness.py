@@ -45,7 +45,8 @@ def test_request_round_trips() -> None:
 @pytest.mark.parametrize(
     "body",
     [b"", b"old 1\n", b"old 01\n\nx", b"new 1\n\nx", b"old 1\nnot base64!\n\nx",
-     b"old 1\nAAAA\n\nx", b"old \xff\n\nx", b"old 1\n" + b"A" * 70000],
+     b"old 1\nAAAA\n\nx", b"old \xff\n\nx", b"old 1\n" + b"A" * 70000,
+     b"old 1" + b"0" * 4301 + b"\n\nx", b"old 1" + b"0" * 20 + b"\n\nx"],
 )  # fmt: skip
 def test_malformed_requests_get_400(body: bytes) -> None:
     with pytest.raises(MalformedRequestError) as info:
@@ -158,3 +159,71 @@ def test_witness_state_and_evidence_on_postgresql(fresh_postgres_url: str) -> No
     assert store.latest(gd.origin).size == 2
     assert [e.kind for e in store.evidence()] == [EvidenceKind.SAME_SIZE_OTHER_ROOT]
     store.engine.dispose()
+
+
+def test_bogus_proof_line_from_anyone_is_422_and_keeps_nothing(setup, caplog) -> None:
+    witness, log, _, store = setup
+    log.leaves += [b"a", b"b", b"c"]
+    witness.add_checkpoint(request(log, 0))
+    log.leaves.append(b"d")
+    genuine = log.signed()
+    for i in range(200):
+        body = AddCheckpointRequest(3, (bytes([i % 256]) * 32,), genuine).render()
+        with pytest.raises(InconsistentError) as info:
+            witness.add_checkpoint(body)
+        assert info.value.status == 422
+    assert store.evidence() == []
+    assert "ALARM" not in caplog.text
+    witness.add_checkpoint(request(log, 3))  # the honest request still goes through
+
+
+def test_repeated_fork_is_one_incident_and_one_alarm(setup, caplog) -> None:
+    witness, log, _, store = setup
+    log.leaves += [b"a", b"b"]
+    witness.add_checkpoint(request(log, 0))
+    log.leaves[1] = b"B"
+    for _ in range(5):  # the forked log's collector retries every few seconds
+        with pytest.raises(ForkError):
+            witness.add_checkpoint(request(log, 2))
+    assert len(store.evidence()) == 1
+    assert caplog.text.count("ALARM") == 1
+
+
+def test_evidence_is_bounded_per_origin(setup, monkeypatch) -> None:
+    import ledger.witness
+
+    monkeypatch.setattr(ledger.witness, "MAX_EVIDENCE_PER_ORIGIN", 3)
+    witness, log, _, store = setup
+    log.leaves += [b"a", b"b"]
+    witness.add_checkpoint(request(log, 0))
+    for i in range(6):
+        log.leaves[1] = bytes([i])
+        with pytest.raises(ForkError):
+            witness.add_checkpoint(request(log, 2))
+    assert len(store.evidence()) == 3
+
+
+def test_checkpoint_without_revocation_commitment_is_refused_when_required(
+    tmp_path: Path,
+) -> None:
+    import dataclasses
+
+    from ledger.checkpoint import Checkpoint, signed_checkpoint
+    from ledger.revocation import render_extension
+    from ledger.witness import MissingCommitmentError
+
+    gd, mo = member_keys("GD"), member_keys("MO")
+    consortium = dataclasses.replace(consortium_of(gd, mo), require_revocation_commitment=True)
+    store = WitnessStore.open(f"sqlite:///{tmp_path / 'w.db'}")
+    witness = Witness(consortium, mo.witness_signer, store, clock=lambda: 1_700_000_000)
+    log = MemoryLog(gd)
+    log.leaves.append(b"a")
+    with pytest.raises(MissingCommitmentError) as info:
+        witness.add_checkpoint(request(log, 0))
+    assert info.value.status == 422 and store.evidence() == []
+    assert store.latest(gd.origin) is None
+    cp = log.checkpoint()
+    committed = Checkpoint(cp.origin, cp.size, cp.root_hash, (render_extension(b"\x01" * 32),))
+    note = signed_checkpoint(committed, gd.log_signer)
+    witness.add_checkpoint(AddCheckpointRequest(0, (), note).render())
+    assert store.latest(gd.origin).size == 1

@@ -131,7 +131,12 @@ class World:
         return client, SyncedTrustState(self.tmp / f"{name}.db")
 
 
-def build_world(tmp: Path, ids: list[tuple[str, bool]], threshold: int | str) -> World:
+def build_world(
+    tmp: Path,
+    ids: list[tuple[str, bool]],
+    threshold: int | str,
+    checkpoint_interval_s: float = 60.0,
+) -> World:
     # Bind every port first (port 0: the kernel picks), then build the consortium
     # naming them: nothing can take a port between choosing and binding it.
     servers = [Server() for _ in ids]
@@ -159,7 +164,7 @@ def build_world(tmp: Path, ids: list[tuple[str, bool]], threshold: int | str) ->
             config = NodeConfig(
                 region=k.id, origin=k.origin, log_key_file=lkey, database_url=db,
                 root_public_key=root, writer_public_keys=(root,), max_batch_delay_s=0.02,
-                cosign_hook=joint.collector,
+                cosign_hook=joint.collector, checkpoint_interval_s=checkpoint_interval_s,
             )  # fmt: skip
             app = create_app(config, extra_blueprints=joint.blueprints())
             joint.attach(app, retry_interval_s=0.3)

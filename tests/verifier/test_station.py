@@ -124,7 +124,7 @@ class FakeSyncer:
         self.key = key
         self.calls: list[str | None] = []
 
-    def sync_now(self, region: str | None) -> bool:
+    def sync_now(self, region: str | None, vouched: bool = False) -> bool:
         self.calls.append(region)
         if not self.online:
             return False

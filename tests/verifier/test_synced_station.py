@@ -405,3 +405,81 @@ def test_cli_init_sets_the_station_language_and_refuses_unknown_ones(
     assert StationDir(d).load().language is Language.ZH_HANT
     r = CliRunner().invoke(cli, [*args, "--force", "--language", "xx"])
     assert r.exit_code == 2 and "--language" in r.output and "Traceback" not in r.output
+
+
+def test_thirty_forged_codes_with_unknown_keys_cause_one_sync(world: World) -> None:
+    made: list[Any] = []
+
+    def counting(c: Any, path: Path) -> SyncClient:
+        made.append(path)
+        return world.client(c, path)
+
+    syncer = LedgerSyncer(world.consortium, world.db, client_factory=counting, clock=lambda: NOW)
+    trust = SyncedTrustState(world.db)
+    station = Station(verify=presentation_verifier(lambda: trust), syncer=syncer,
+                      clock=lambda f: NOW + f.timestamp)  # fmt: skip
+    assert syncer.sync().ok
+    made.clear()
+    for i in range(30):
+        forger = generate_private_key()  # a key no log registered; nothing anchored
+        jws = world.credential(100 + i, issuer=forger, issued_at=int(NOW) + 3600)
+        world.logs["GD"].leaves.pop()  # the forger cannot put its anchor on GD's log
+        verdict = show(station, make_presentation(jws, world.device, NOW + i * 0.5), i * 0.5)
+        assert verdict.decision is Decision.DENY
+    assert len(made) == 1  # one scan-prompted sync for GD in the window, not thirty
+
+
+def test_fork_in_one_region_is_kept_and_the_other_region_still_syncs(
+    world: World, tmp_path: Path
+) -> None:
+    d = init_station(world, tmp_path)
+    syncer = LedgerSyncer(world.consortium, d / "state.db", client_factory=world.client,
+                          clock=lambda: NOW)  # fmt: skip
+    assert syncer.sync().ok
+    # GD signs another root for the size the station trusts (a split view) while MO grows.
+    world.logs["GD"].leaves[0] = leaf_of(key_added(world.gd, generate_private_key()))
+    world.logs["MO"].leaves.append(leaf_of(key_added(world.mo, generate_private_key())))
+    outcome = syncer.sync()
+    assert outcome.report is not None
+    assert outcome.report.region("GD").fork is not None
+    assert outcome.report.region("MO").status is RegionStatus.UPDATED
+    [alarm] = SyncedTrustState(d / "state.db").fork_alarms()
+    assert alarm.region == "GD" and alarm.held_checkpoint and alarm.conflicting_checkpoint
+    assert alarm.held_checkpoint != alarm.conflicting_checkpoint
+    r = CliRunner().invoke(cli, ["status", "--dir", str(d)])
+    assert r.exit_code == 0, r.output
+    assert "ALARM: FORK in GD's log at size 1" in r.output
+    assert "MO: size 1" in r.output
+
+
+def test_station_refuses_a_quorum_that_one_region_meets_alone(tmp_path: Path) -> None:
+    from ledger.sync import InsecurePolicyError
+
+    gd, mo = member_keys("GD"), member_keys("MO")
+    weak = consortium_of(gd, mo, threshold="any")
+    outcome = LedgerSyncer(weak, tmp_path / "s.db", max_age_s=60).sync()
+    assert not outcome.ok and "insecure_accept_self_cosigned_logs" in (outcome.error or "")
+    with pytest.raises(InsecurePolicyError):
+        SyncClient(weak, tmp_path / "t.db")
+    SyncClient(weak, tmp_path / "u.db", insecure_accept_self_cosigned_logs=True).close()
+
+
+def test_new_keys_in_a_busy_region_are_synced_on_demand_in_quick_succession(
+    world: World,
+) -> None:
+    clock = [NOW]
+    syncer = LedgerSyncer(world.consortium, world.db, client_factory=world.client,
+                          clock=lambda: clock[0])  # fmt: skip
+    trust = SyncedTrustState(world.db)
+    station = Station(verify=presentation_verifier(lambda: trust), syncer=syncer,
+                      clock=lambda f: NOW + f.timestamp)  # fmt: skip
+    assert syncer.sync().ok
+    for i, t in enumerate((0.0, 3.0)):
+        clock[0] = NOW + t
+        for s in world.sources["GD"]:
+            s.timestamp = COSIGNED_AT + 30 + 10 * i  # each key on a newer checkpoint
+        issuer = generate_private_key()
+        world.logs["GD"].leaves.append(leaf_of(key_added(world.gd, issuer)))
+        jws = world.credential(40 + i, issuer=issuer, issued_at=COSIGNED_AT + 25 + 10 * i)
+        verdict = show(station, make_presentation(jws, world.device, NOW + t), t)
+        assert verdict.decision is Decision.ADMIT, verdict.reasons
