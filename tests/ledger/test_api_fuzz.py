@@ -22,9 +22,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from ledger.serving import RunningNode, open_node
-from tests.ledger.test_joint_regions import Server
-from tests.ledger.test_serve_joint import _init, _write_consortium
 from tests.support.fuzz_count import counting
+from tests.support.joint_world import Server
+from tests.support.ledger_cli import init_node_folder, write_consortium
 
 SPEC = Path(__file__).resolve().parents[2] / "ledger" / "openapi.yaml"
 EXAMPLES = 40  # per operation: about 15 operations -> ~600 requests
@@ -55,8 +55,8 @@ def live_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveNode]:
     nodes: dict[str, RunningNode] = {}
     try:
         for region in servers:
-            _init(tmp / region, region)
-        consortium = _write_consortium(tmp, {k: s.port for k, s in servers.items()})
+            init_node_folder(tmp / region, region)
+        consortium = write_consortium(tmp, {k: s.port for k, s in servers.items()})
         for region, server in servers.items():
             nodes[region] = open_node(tmp / region / "node.toml", consortium)
             server.app = nodes[region].app

@@ -29,7 +29,7 @@ from ledger.mirror import origin_hash
 from ledger.note import NoteVerifier, SignedNote
 from ledger.sync import HttpLogSource, RegionStatus, SyncClient, SyncedTrustState
 from ledger.witness import AddCheckpointRequest
-from tests.ledger.test_joint_regions import (
+from tests.support.joint_world import (
     Region,
     World,
     build_world,

@@ -31,7 +31,7 @@ from tests.verifier.test_synced_station import (
     station_over,
 )
 from verifier.station import Station, presentation_verifier
-from verifier.syncing import ON_DEMAND_MIN_INTERVAL_S, LedgerSyncer
+from verifier.syncing import ON_DEMAND_VOUCHED_S, LedgerSyncer
 
 
 @pytest.fixture()
@@ -130,7 +130,7 @@ def test_on_demand_syncs_are_rate_limited(world: World, tmp_path: Path) -> None:
     )
     assert syncer.sync_now("GD")
     assert not syncer.sync_now("GD")  # a second prompt within the interval: no sync
-    t[0] += ON_DEMAND_MIN_INTERVAL_S
+    t[0] += ON_DEMAND_VOUCHED_S
     assert syncer.sync_now("GD")
     assert calls == ["GD", "GD"]
 
