@@ -116,14 +116,22 @@ def issuance_counts(
 
 
 def outbox_lag(ctx: IssuerContext) -> tuple[int, int | None]:
-    """(rows waiting for the log, age in seconds of the oldest one or None)."""
+    """(rows waiting for the log, age in seconds of the oldest one or None).
+    Quarantined rows (refused by the ledger, never sent again) are not waiting: they
+    are counted by `outbox_quarantined` and raise their own alert."""
     with ctx.read_session() as s:
         count, oldest = s.execute(
             select(func.count(), func.min(OutboxRow.created_at)).where(
-                OutboxRow.log_index.is_(None)
+                OutboxRow.log_index.is_(None), OutboxRow.quarantined_at.is_(None)
             )
         ).one()
     return int(count), None if oldest is None else max(0, ctx.now() - int(oldest))
+
+
+def outbox_quarantined(ctx: IssuerContext) -> int:
+    """Outbox rows the ledger refused and the worker set aside (issuer.anchor)."""
+    with ctx.read_session() as s:
+        return int(s.scalar(select(func.count()).where(OutboxRow.quarantined_at.is_not(None))) or 0)
 
 
 @dataclass(eq=False)  # registries key collectors by identity
@@ -161,6 +169,7 @@ class IssuerStateCollector(Collector):
         )
         try:
             depth, oldest = outbox_lag(self.ctx)
+            quarantined = outbox_quarantined(self.ctx)
             counts = self._issuance()
         except SQLAlchemyError as e:
             log.warning("metrics: the issuer database did not answer: %s", type(e).__name__)
@@ -180,6 +189,13 @@ class IssuerStateCollector(Collector):
             labels=["region"],
         )
         g.add_metric([region], oldest or 0)
+        yield g
+        g = GaugeMetricFamily(
+            "healthbridge_outbox_quarantined",
+            "Outbox rows the ledger refused (a rule broken); set aside, never re-sent.",
+            labels=["region"],
+        )
+        g.add_metric([region], quarantined)
         yield g
         c = CounterMetricFamily(
             "healthbridge_credentials_issued",

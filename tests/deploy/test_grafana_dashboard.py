@@ -93,6 +93,4 @@ def test_dashboard_and_alerts_name_only_exported_metrics(
     exported.add("healthbridge_http_request_duration_seconds")
     alerts = (RULES_DIR / "healthbridge-alerts.yml").read_text()
     named = {_base(m) for text in [*_exprs(), alerts] for m in METRIC_RE.findall(text)}
-    # Quarantine counts come with the ledger's quarantine; the rule is ready for them.
-    pending = {"healthbridge_ledger_quarantined_entries"}
-    assert named - exported == pending
+    assert named - exported == set()

@@ -122,3 +122,24 @@ def test_gunicorn_master_serves_every_workers_requests_on_the_metrics_port(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+
+
+def test_a_refused_outbox_entry_is_counted_as_quarantined_not_as_waiting(
+    tmp_path: Path,
+) -> None:
+    """The alert on quarantined rows has its metric; the outbox depth and age that
+    drive the stuck-outbox alert leave the quarantined row out."""
+    from issuer.anchor import InMemoryLedger, drain
+    from issuer.models import OutboxRow
+
+    ctx = make_context(tmp_path)
+    enrol_directly(ctx, "G10000001", new_device())
+    with ctx.sessions() as s:
+        poisoned = s.query(OutboxRow).order_by(OutboxRow.id.desc()).first().entry
+    ledger = InMemoryLedger(refuse={poisoned})
+    drain(ctx, ledger)
+    registry = create_app(ctx.config, context=ctx, start_workers=False).extensions[METRICS_KEY]
+    text = generate_latest(registry).decode()
+    assert 'healthbridge_outbox_quarantined{region="GD"} 1.0' in text
+    assert 'healthbridge_outbox_depth{region="GD"} 0.0' in text
+    assert outbox_lag(ctx) == (0, None)
