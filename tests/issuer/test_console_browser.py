@@ -392,7 +392,6 @@ def test_console_speaks_each_admins_language(
 ) -> None:
     """Before login the browser's language; once an admin picks one, that language on
     every page and at the next login, whatever the browser says. Dates 24-hour."""
-    import gettext
     import re
 
     from credential.languages import Language, language_of
@@ -406,13 +405,7 @@ def test_console_speaks_each_admins_language(
     try:
         first = language_of(browser_locale)
         assert first is not None
-
-        def words(language: Language) -> Any:
-            if language is Language.EN:
-                return gettext.NullTranslations().gettext
-            return gettext.translation(
-                "messages", str(CONSOLE_CATALOGS), [language.catalog]
-            ).gettext
+        words = console_words
 
         page.goto(f"{system.url}/console/login")
         assert page.get_attribute("html", "lang") == first.value
