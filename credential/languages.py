@@ -12,8 +12,9 @@ console agree on it:
   and `yue` read Traditional characters; `pt-BR` and `pt-PT` both read `pt`);
 - `negotiate(accepted)`: the best language for an `Accept-Language` list (RFC 9110
   §12.5.4), already parsed into (tag, quality) pairs;
-- `format_time` / `format_datetime`: a Unix time in the language's conventions, always
-  on a 24-hour clock (a checkpoint's "3:04:05 PM" is a misreading waiting to happen);
+- `format_time` / `format_datetime` / `format_hour`: a Unix time in the language's
+  conventions, always on a 24-hour clock (a checkpoint's "3:04:05 PM" is a misreading
+  waiting to happen);
 - `N_`: marks a string for the catalogs without translating it (the verdict texts are
   defined at import time, before any request has a language).
 
@@ -142,6 +143,12 @@ def format_time(ts: float, language: Language, zone: tzinfo | None = None) -> st
     """`ts` as a 24-hour time of day (`HH:mm:ss`), in `zone` (local time when None)."""
     at = _at(ts, zone)
     return str(format_skeleton("Hms", at, tzinfo=at.tzinfo, locale=language.formats))
+
+
+def format_hour(ts: float, language: Language, zone: tzinfo | None = None) -> str:
+    """`ts` as a 24-hour `HH:mm` without seconds or date, e.g. a chart's hour tick."""
+    at = _at(ts, zone)
+    return str(format_skeleton("Hm", at, tzinfo=at.tzinfo, locale=language.formats))
 
 
 def format_datetime(ts: float, language: Language, zone: tzinfo | None = None) -> str:

@@ -316,7 +316,7 @@ def ledger() -> Response:
             "quorum": r.quorum,
             "quorum_met": r.quorum_met,
             "error": r.error,
-            "alarm": r.alarm,
+            "alarm": None if r.alarm is None else str(r.alarm),
             "witnesses": [
                 {
                     "member": m.member_id,

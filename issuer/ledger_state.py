@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Protocol
 
 import requests
@@ -94,6 +95,29 @@ class WitnessMark:
     timestamp: int | None
 
 
+class AlarmKind(StrEnum):
+    FORK = "fork"  # a second root for a tree size already seen
+    ROLLBACK = "rollback"  # a smaller tree than one already seen
+    BAD_SIGNATURE = "bad_signature"  # the checkpoint's signatures were refused
+
+
+@dataclass(frozen=True)
+class LedgerAlarm:
+    """What the console noticed about one region's log; pages word it in the admin's
+    language from `kind` and the sizes, `str()` is the English the admin API returns."""
+
+    kind: AlarmKind
+    size: int | None = None  # the tree size now served
+    seen_size: int | None = None  # the tree size seen before (a rollback's)
+
+    def __str__(self) -> str:
+        if self.kind is AlarmKind.FORK:
+            return f"fork: two different roots for tree size {self.size}"
+        if self.kind is AlarmKind.ROLLBACK:
+            return f"rollback: tree size went from {self.seen_size} down to {self.size}"
+        return "bad checkpoint signature"
+
+
 @dataclass(frozen=True)
 class RegionLedger:
     """What the ledger page shows of one region's log."""
@@ -107,7 +131,7 @@ class RegionLedger:
     quorum_met: bool = False
     quorum: str = ""
     error: str | None = None
-    alarm: str | None = None
+    alarm: LedgerAlarm | None = None
 
     @property
     def healthy(self) -> bool:
@@ -135,9 +159,9 @@ def assess_region(
     before = seen.get(member.id)
     if before is not None:
         if before[0] == cp.size and before[1] != root:
-            alarm = f"fork: two different roots for tree size {cp.size}"
+            alarm = LedgerAlarm(AlarmKind.FORK, cp.size)
         elif cp.size < before[0]:
-            alarm = f"rollback: tree size went from {before[0]} down to {cp.size}"
+            alarm = LedgerAlarm(AlarmKind.ROLLBACK, cp.size, before[0])
     if alarm is None:
         seen[member.id] = (cp.size, root)
     return RegionLedger(
@@ -249,7 +273,7 @@ class ConsortiumCheckpoints:
                             m.log_origin or "",
                             url,
                             error=e.message[:300],
-                            alarm="bad checkpoint signature" if bad_signature else None,
+                            alarm=LedgerAlarm(AlarmKind.BAD_SIGNATURE) if bad_signature else None,
                         )
                     )
             self._regions = (now, out)

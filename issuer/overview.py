@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from issuer.context import IssuerContext
-from issuer.ledger_state import RegionLedger
+from issuer.ledger_state import LedgerAlarm, RegionLedger
 from issuer.models import OutboxRow
 
 ISSUED_KIND = "credential_anchored"  # outbox kinds (issuer.issuance)
@@ -121,7 +121,7 @@ class RegionFreshness:
     age_s: int | None  # age of the newest cosignature; None: none, or unreachable
     witnesses: tuple[WitnessAge, ...]
     error: str | None
-    alarm: str | None
+    alarm: LedgerAlarm | None
 
 
 def freshness(regions: list[RegionLedger], own_region: str, now: int) -> list[RegionFreshness]:

@@ -94,3 +94,19 @@ def test_package_data_ships_the_catalogs() -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     patterns = config["tool"]["setuptools"]["package-data"]["*"]
     assert "translations/**/*" in patterns
+
+
+def test_console_portuguese_counts_as_in_portugal_and_macau() -> None:
+    """European Portuguese writes "0 entradas" (plural) where Brazil writes "0 entrada";
+    the console's catalog carries CLDR's pt_PT plural rule, kept by `make translations`."""
+    import gettext
+
+    words = gettext.translation(
+        "messages", str(ROOT / "issuer/console/translations"), [Language.PT.catalog]
+    )
+    one, many = "%(count)s entry waiting for the log", "%(count)s entries waiting for the log"
+    assert [words.ngettext(one, many, n) % {"count": n} for n in (0, 1, 2)] == [
+        "0 entradas à espera do registo",
+        "1 entrada à espera do registo",
+        "2 entradas à espera do registo",
+    ]

@@ -8,17 +8,21 @@ the only signal. Only SVG presentation attributes are used (no inline style, no
 script), so the console's Content-Security-Policy needs no exception, and nothing is
 fetched: the page makes no request for its charts.
 
-What it does not: know where the numbers come from (issuer.overview) or translate
-(the template passes its labels in).
+What it does not: know where the numbers come from (issuer.overview) or translate:
+the view passes its labels in already in the admin's language, and `duration_text`
+takes the view's gettext for its unit words (marked here with `N_` for the console's
+catalogs).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 from markupsafe import Markup, escape
+
+from credential.languages import N_
 
 BAR_CHART_WIDTH = 720  # SVG user units; the browser scales the chart to its box
 BAR_CHART_HEIGHT = 200
@@ -27,6 +31,7 @@ METER_HEIGHT = 28
 AXIS_LEFT = 56  # room for the value labels
 AXIS_BOTTOM = 22  # room for the hour labels
 TOP_PAD = 10
+TICK_CHAR_W = 7.5  # SVG units a 12-unit digit or colon takes at most, to keep ticks inside
 WARN_SHARE = 0.5  # a meter turns amber past half its limit, red past the limit
 INK = "#111111"
 MUTED = "#5b6473"
@@ -105,8 +110,14 @@ def bar_chart(bars: Sequence[Bar], title: str, fill: str, tick_every: int = 3) -
             f"<title>{escape(b.title)}</title></rect>"
         )
         if i % tick_every == 0 or i == len(bars) - 1:
+            # Centred under its bar, but kept inside the chart: the last tick of a
+            # wide label ("10:00") ends at the right edge instead of being cut off.
+            centre = x + slot * 0.35
+            anchor = "middle"
+            if centre + len(b.label) * TICK_CHAR_W / 2 > BAR_CHART_WIDTH:
+                centre, anchor = BAR_CHART_WIDTH, "end"
             parts.append(
-                f'<text x="{x + slot * 0.35:.1f}" y="{BAR_CHART_HEIGHT - 6}" text-anchor="middle" '
+                f'<text x="{centre:.1f}" y="{BAR_CHART_HEIGHT - 6}" text-anchor="{anchor}" '
                 f'font-size="12" fill="{MUTED}">{escape(b.label)}</text>'
             )
     parts.append("</svg>")
@@ -145,17 +156,19 @@ def meter(value: float | None, limit: float, title: str, text: str) -> Markup:
     )
 
 
-def duration_text(seconds: int | None) -> str:
-    """A short age: "45 s", "12 min", "3 h 05 min", "2 d 4 h"; "—" when unknown."""
+def duration_text(seconds: int | None, words: Callable[[str], str] = str) -> str:
+    """A short age: "45 s", "12 min", "3 h 05 min", "2 d 4 h"; "—" when unknown.
+    `words` translates the unit pattern (the console passes gettext; English without)."""
     if seconds is None:
         return "—"
     if seconds < 120:
-        return f"{seconds} s"
+        return words(N_("%(seconds)s s")) % {"seconds": seconds}
     minutes = seconds // 60
     if minutes < 120:
-        return f"{minutes} min"
+        return words(N_("%(minutes)s min")) % {"minutes": minutes}
     hours, minutes = divmod(minutes, 60)
     if hours < 48:
-        return f"{hours} h {minutes:02d} min"
+        pattern = words(N_("%(hours)s h %(minutes)s min"))
+        return pattern % {"hours": hours, "minutes": f"{minutes:02d}"}
     days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h"
+    return words(N_("%(days)s d %(hours)s h")) % {"days": days, "hours": hours}

@@ -8,6 +8,7 @@ a plain page with the reason and a 4xx status - never a traceback.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +25,7 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
-from flask_babel import gettext
+from flask_babel import gettext, ngettext
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
@@ -34,6 +35,7 @@ from credential.languages import (
     Language,
     LanguageError,
     format_datetime,
+    format_hour,
     language_of,
     negotiate,
     parse_language,
@@ -41,8 +43,10 @@ from credential.languages import (
 from issuer.accounts import Permission
 from issuer.audit import Channel
 from issuer.console import accounts_db
+from issuer.console.charts import Bar, bar_chart, duration_text, meter
 from issuer.console.ops import AdminOps, Who
 from issuer.errors import BadRequestError, IssuerError, RateLimitedError, UnauthorizedError
+from issuer.ledger_state import AlarmKind, LedgerAlarm
 from issuer.services import REVOCATION_REASONS
 
 console = Blueprint(
@@ -121,6 +125,10 @@ WORDS = {
     "test": N_("test"),
     "recovery": N_("recovery"),
     "admin": N_("admin decision"),
+    # the kinds of evidence a ledger node's witness keeps (ledger.witness.EvidenceKind)
+    "same_size_other_root": N_("two roots for one tree size"),
+    "inconsistent_proof": N_("inconsistent consistency proof"),
+    "rule_violation": N_("log rule broken"),
 }
 
 
@@ -128,6 +136,25 @@ WORDS = {
 def word(value: object) -> str:
     text = str(value)
     return gettext(WORDS[text]) if text in WORDS else text
+
+
+@console.app_template_filter("alarm")
+def alarm_text(alarm: LedgerAlarm) -> str:
+    """What the console noticed about a region's log, in the admin's language."""
+    if alarm.kind is AlarmKind.FORK:
+        return gettext("fork: two different roots for tree size %(size)s", size=alarm.size)
+    if alarm.kind is AlarmKind.ROLLBACK:
+        return gettext(
+            "rollback: the tree went from size %(seen)s down to %(size)s",
+            seen=alarm.seen_size,
+            size=alarm.size,
+        )
+    return gettext("the checkpoint's signature was refused")
+
+
+def ago(seconds: int | None) -> str:
+    """An age in the admin's language ("3 h 05 min", "3 小时 05 分钟")."""
+    return duration_text(seconds, gettext)
 
 
 @console.context_processor
@@ -263,33 +290,58 @@ OUTBOX_ALERT_S = 60  # seconds: deploy/prometheus's HealthBridgeOutboxStuck thre
 @console.get("/overview")
 def overview() -> ResponseReturnValue:
     from credential.verdict import DEFAULT_MAX_SYNC_AGE_S
-    from issuer.console.charts import Bar, bar_chart, duration_text, meter
-    from issuer.console.overview_text import en, t
 
     o = ops().overview(who())
     a = o.activity
+    language = console_language()
 
-    def bars(values: tuple[int, ...], what: str) -> list[Bar]:
+    def bars(values: tuple[int, ...], title: Callable[[int, str], str]) -> list[Bar]:
         return [
             Bar(
-                datetime.fromtimestamp(h, UTC).strftime("%H"),
+                format_hour(h, language, UTC),
                 v,
-                f"{datetime.fromtimestamp(h, UTC):%Y-%m-%d %H}:00 UTC: {v} {what}",
+                title(v, f"{format_datetime(h, language, UTC)} UTC"),
             )
             for h, v in zip(a.hours, values, strict=True)
         ]
 
+    # ngettext is called with its literal texts so extraction finds the plural pairs.
+    issued = bars(
+        a.issued,
+        lambda n, when: ngettext(
+            "%(when)s: %(num)s credential issued",
+            "%(when)s: %(num)s credentials issued",
+            n,
+            when=when,
+        ),
+    )
+    revoked = bars(
+        a.revoked,
+        lambda n, when: ngettext(
+            "%(when)s: %(num)s credential revoked",
+            "%(when)s: %(num)s credentials revoked",
+            n,
+            when=when,
+        ),
+    )
     charts = {
-        "issued": bar_chart(bars(a.issued, "issued"), en("issued"), "#0b57d0"),
-        "revoked": bar_chart(bars(a.revoked, "revoked"), en("revoked"), "#b3121b"),
+        "issued": bar_chart(
+            issued, gettext("Credentials issued per hour, last 24 h (UTC)"), "#0b57d0"
+        ),
+        "revoked": bar_chart(revoked, gettext("Revocations per hour, last 24 h (UTC)"), "#b3121b"),
         "outbox": meter(
             o.outbox_oldest_s or 0,
             OUTBOX_ALERT_S,
-            en("outbox_oldest"),
-            duration_text(o.outbox_oldest_s) if o.outbox_pending else "0",
+            gettext("Oldest entry waiting"),
+            ago(o.outbox_oldest_s) if o.outbox_pending else "0",
         ),
         "regions": {
-            r.region: meter(r.age_s, DEFAULT_MAX_SYNC_AGE_S, r.region, duration_text(r.age_s))
+            r.region: meter(
+                r.age_s,
+                DEFAULT_MAX_SYNC_AGE_S,
+                gettext("Newest cosignature on the %(region)s log", region=r.region),
+                ago(r.age_s),
+            )
             for r in o.regions
         },
     }
@@ -297,10 +349,9 @@ def overview() -> ResponseReturnValue:
         "console/overview.html",
         o=o,
         charts=charts,
-        t=t,
-        ago=duration_text,
-        max_age=duration_text(DEFAULT_MAX_SYNC_AGE_S),
-        outbox_alert=duration_text(OUTBOX_ALERT_S),
+        ago=ago,
+        max_age=ago(DEFAULT_MAX_SYNC_AGE_S),
+        outbox_alert=ago(OUTBOX_ALERT_S),
     )
 
 

@@ -10,6 +10,7 @@ from credential.languages import (
     Language,
     LanguageError,
     format_datetime,
+    format_hour,
     format_time,
     language_of,
     negotiate,
@@ -66,6 +67,7 @@ def test_unsupported_configured_language_names_the_supported_ones() -> None:
 @pytest.mark.parametrize("language", list(Language), ids=str)
 def test_times_are_on_a_24_hour_clock_in_every_language(language: Language) -> None:
     assert format_time(AFTERNOON, language, MACAU) == "15:04:05"
+    assert format_hour(AFTERNOON, language, MACAU) == "15:04"  # a chart's hour tick
     text = format_datetime(AFTERNOON, language, MACAU)
     assert text.endswith("15:04") and "PM" not in text and "下午" not in text
     assert "2026" in text

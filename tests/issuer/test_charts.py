@@ -63,3 +63,21 @@ def test_durations_read_naturally() -> None:
     assert [duration_text(s) for s in (None, 45, 600, 3 * 3600 + 300, 50 * 3600)] == [
         "—", "45 s", "10 min", "3 h 05 min", "2 d 2 h",
     ]  # fmt: skip
+
+
+def test_last_hour_tick_stays_inside_the_chart() -> None:
+    bars = [Bar(f"{h:02d}:00", h, "") for h in range(24)]
+    svg = ET.fromstring(str(bar_chart(bars, "t", "#00f")))
+    last = next(t for t in svg.iter(f"{SVG}text") if t.text == "23:00")
+    assert last.get("text-anchor") == "end" and float(last.get("x")) <= 720
+    first = next(t for t in svg.iter(f"{SVG}text") if t.text == "00:00")
+    assert first.get("text-anchor") == "middle"
+
+
+def test_durations_take_the_callers_words() -> None:
+    zh = {
+        "%(minutes)s min": "%(minutes)s 分钟",
+        "%(hours)s h %(minutes)s min": "%(hours)s 小时 %(minutes)s 分钟",
+    }
+    assert duration_text(600, lambda s: zh.get(s, s)) == "10 分钟"
+    assert duration_text(3 * 3600 + 300, lambda s: zh.get(s, s)) == "3 小时 05 分钟"

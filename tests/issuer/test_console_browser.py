@@ -298,24 +298,66 @@ def test_bulk_revoke_a_thousand_rows_with_progress(page: Any, system: System) ->
     assert states == {"revoked"}
 
 
-def test_overview_landing_page_draws_its_charts_in_both_languages(
-    page: Any, system: System
+CONSOLE_CATALOGS = Path(__file__).resolve().parents[2] / "issuer" / "console" / "translations"
+
+
+def console_words(language: Any) -> Any:
+    """The console catalog's gettext for `language` (English: the text itself)."""
+    import gettext
+
+    from credential.languages import Language
+
+    if language is Language.EN:
+        return gettext.NullTranslations().gettext
+    return gettext.translation("messages", str(CONSOLE_CATALOGS), [language.catalog]).gettext
+
+
+@pytest.mark.parametrize("choice", ["en", "zh-Hans", "pt"])
+def test_overview_landing_page_draws_its_charts_in_the_admins_language(
+    page: Any, system: System, choice: str
 ) -> None:
+    """The admin lands on the overview, picks a language there and gets the overview
+    back in it: headings, chart titles, hour ticks on a 24-hour clock, status words."""
+    import re
+
+    from credential.languages import Language
+
+    language = Language(choice)
+    user = f"overview-{choice}".replace("-", "").lower()
+    accounts_db.create_account(
+        system.ctx.sessions, user, "GD", frozenset({Role.VIEWER}), PASSWORD, 0
+    )
     new_credential(system, "G10000005")
     asked: list[str] = []
     page.on("request", lambda r: asked.append(r.url))
     page.goto(f"{system.url}/console/login")
-    page.fill("input[name=username]", "viewer")
+    page.fill("input[name=username]", user)
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url("**/console/overview")
-    main = page.inner_text("main")
-    for en, zh in (
-        ("Overview", "概览"),
-        ("Witness status", "见证方状态"),
-        ("Recent alarms", "最近警报"),
+    if language is not Language.EN:
+        # The language form returns to the page it was sent from: the overview.
+        page.select_option("form.language select", choice)
+        page.click("form.language button")
+        page.wait_for_url("**/console/overview")
+    _ = console_words(language)
+    assert page.get_attribute("html", "lang") == language.value
+    assert page.inner_text("h1").startswith(_("Overview"))
+    assert page.inner_text("nav a:first-child") == _("Overview")
+    headings = page.locator("main h2").all_inner_texts()
+    for text in (
+        "Credentials issued per hour, last 24 h (UTC)",
+        "Anchoring outbox",
+        "Checkpoint freshness",
+        "Witness status",
+        "Recent alarms",
     ):
-        assert en in main and zh in main
+        assert _(text) in headings, (text, headings)
+    states = [t.strip() for t in page.locator(".witness-row .state").all_text_contents()]
+    assert _("present") in states and _("met") in states, states  # both cosigned: quorum
+    main = page.inner_text("main")
+    if language is not Language.EN:
+        assert "Witness status" not in main and "Recent alarms" not in main
     # The charts are drawn (not blank): bars with height, meters with a level.
     charts = page.locator("svg.chart")
     assert charts.count() >= 4
@@ -324,17 +366,21 @@ def test_overview_landing_page_draws_its_charts_in_both_languages(
         "svg.bar-chart rect.bar", "els => Math.max(...els.map(e => e.getBBox().height))"
     )
     assert tallest > 10
+    assert page.get_attribute("svg.bar-chart", "aria-label") == _(
+        "Credentials issued per hour, last 24 h (UTC)"
+    )
+    ticks = page.eval_on_selector_all(
+        "svg.bar-chart text", "els => els.map(e => e.textContent).filter(t => t.includes(':'))"
+    )
+    assert ticks and all(re.fullmatch(r"([01]\d|2[0-3]):00", t) for t in ticks), ticks
     assert int(page.inner_text("#issued-total")) >= 1
     assert page.locator(".freshness-row[data-region=GD] svg.meter").count() == 1
     assert page.locator(".witness-row").count() == 2  # GD and MO witnesses on GD's log
-    shot(page, "overview")
+    shot(page, f"overview-{choice}")
     page.set_viewport_size({"width": 420, "height": 900})
-    shot(page, "overview-narrow")
+    shot(page, f"overview-{choice}-narrow")
     # Nothing leaves the console: every request went to the issuer itself.
     assert asked and all(u.startswith(system.url) for u in asked), asked
-
-
-CONSOLE_CATALOGS = Path(__file__).resolve().parents[2] / "issuer" / "console" / "translations"
 
 
 @pytest.mark.parametrize(
@@ -346,7 +392,6 @@ def test_console_speaks_each_admins_language(
 ) -> None:
     """Before login the browser's language; once an admin picks one, that language on
     every page and at the next login, whatever the browser says. Dates 24-hour."""
-    import gettext
     import re
 
     from credential.languages import Language, language_of
@@ -360,13 +405,7 @@ def test_console_speaks_each_admins_language(
     try:
         first = language_of(browser_locale)
         assert first is not None
-
-        def words(language: Language) -> Any:
-            if language is Language.EN:
-                return gettext.NullTranslations().gettext
-            return gettext.translation(
-                "messages", str(CONSOLE_CATALOGS), [language.catalog]
-            ).gettext
+        words = console_words
 
         page.goto(f"{system.url}/console/login")
         assert page.get_attribute("html", "lang") == first.value

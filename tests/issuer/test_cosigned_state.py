@@ -144,3 +144,48 @@ def test_mo_checkpoint_is_not_taken_for_gd(world: JointWorld) -> None:
     data = requests.get(f"{mo.url}/checkpoint", timeout=5).content
     with pytest.raises(LedgerUnavailableError):
         assess_checkpoint(data, consortium.member("GD"), consortium)
+
+
+def test_second_root_for_a_seen_size_and_a_shrinking_tree_raise_typed_alarms() -> None:
+    """C2SP tlog-witness: a log never signs two trees of one size nor a smaller tree;
+    the console words each alarm from its kind (see test_overview for the wording)."""
+    import time
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from issuer.ledger_state import AlarmKind, LedgerAlarm, assess_region
+    from ledger.checkpoint import cosign, cosignature_vkey
+    from ledger.consortium import build_consortium
+    from ledger.entries import root_public_key_bytes
+
+    origin = "gd.log.example/test"
+    log = NoteSigner.from_skey(NoteSigner.generate(origin)[0])
+    witness = NoteSigner.from_skey(NoteSigner.generate("witness.gd.example")[0])
+    consortium = build_consortium(
+        [
+            {
+                "id": "GD",
+                "name": "Guangdong",
+                "witness_vkey": cosignature_vkey(witness),
+                "node_url": "http://127.0.0.1:9",
+                "log_origin": origin,
+                "log_vkey": log.verifier().vkey(),
+                "root_public_key": root_public_key_bytes(Ed25519PrivateKey.generate()),
+            }
+        ]
+    )
+    gd = consortium.member("GD")
+
+    def served(size: int, root: bytes) -> bytes:
+        cp = Checkpoint(origin, size, root)
+        note = signed_checkpoint(cp, log)
+        return note + cosign(cp, witness, int(time.time())).encode()
+
+    seen: dict[str, tuple[int, str]] = {}
+    assert assess_region(served(10, b"\x01" * 32), gd, consortium, seen).alarm is None
+    fork = assess_region(served(10, b"\x02" * 32), gd, consortium, seen).alarm
+    assert fork == LedgerAlarm(AlarmKind.FORK, 10)
+    rollback = assess_region(served(7, b"\x03" * 32), gd, consortium, seen).alarm
+    assert rollback == LedgerAlarm(AlarmKind.ROLLBACK, 7, 10)
+    # The admin API's wording is unchanged.
+    assert str(rollback) == "rollback: tree size went from 10 down to 7"
