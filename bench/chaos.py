@@ -227,7 +227,7 @@ def add_holders(r: Region, poisoned: bool) -> None:
                 s.flush()
             r.station_jws = issue_credential(ctx, s, h, now).credential.jws
             if poisoned:
-                entry = log_entries.credential_revoked(r.id, 999_999_999, "fraud", now)
+                entry = log_entries.credential_revoked(r.id, 999_999_999, now)
                 add_outbox(s, "credential_revoked", "999999999", entry, now)
     finally:
         ctx.dispose()

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from common.private_files import make_private
 from healthbridge.demo_world import DemoError, Served, World, run_cli, serve
 
 VIDEO_FPS = 10.0  # frames per second of the filmed video
@@ -128,7 +129,10 @@ def start_redis(world: World) -> str | None:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
     folder = world.workdir / "redis"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # redis appends to an existing log file and keeps its mode: owner-only, like every
+    # other file the demo leaves (docs/operations.md, files at rest).
+    make_private(folder / "redis.log")
     proc = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
          "--save", "", "--appendonly", "no", "--logfile", str(folder / "redis.log")],

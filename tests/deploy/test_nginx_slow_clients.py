@@ -176,8 +176,10 @@ def test_bulk_upload_of_100000_rows_passes_the_proxy(issuer: str) -> None:
         assert r.status_code == 413
 
 
-def test_control_four_slow_clients_starve_gunicorn_without_the_proxy(issuer: str) -> None:
-    with SlowClients(issuer, 4 * 3):  # four of each kind
+def test_control_slow_clients_starve_gunicorn_without_the_proxy(issuer: str) -> None:
+    # `--workers 2` with gunicorn's gthread workers (8 threads each): a thread reads a
+    # request to its end, so 16 trickling clients hold every one of them.
+    with SlowClients(issuer, 8 * 3):  # eight of each kind
         time.sleep(1.0)
         with pytest.raises(requests.RequestException):
             requests.get(f"http://{issuer}/v1/status", timeout=3)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from credential.claims import HealthClaims, StatusBasis, StatusColour
+from credential.claims import HealthClaims, StatusColour
 from credential.issue import credential_digest, sign_credential
 from credential.keys import SigningAlg, generate_private_key, public_key_der
 from credential.presentation import make_presentation
@@ -57,7 +57,7 @@ def credential_of(region: Region, status_index: int, now: int) -> tuple[str, obj
     claims = HealthClaims(
         region=region.keys.id, kid=region.kid, status_index=status_index,
         issued_at=now - 60, not_before=now - 60, expires_at=now + 86_400,
-        colour=StatusColour.GREEN, basis=StatusBasis.VACCINATION, basis_time=None,
+        colour=StatusColour.GREEN,
         masked_name="C** T** M**", document_hint="**1234", holder_key=public_key_der(device),
     )  # fmt: skip
     jws = sign_credential(claims, region.issuer_key, SigningAlg.ES256)  # type: ignore[arg-type]
