@@ -21,10 +21,10 @@ rescues a different class of real photographs:
 3. a darkening gamma — washed-out, over-exposed codes;
 4. zxing's "pure" mode — a code filling a clean image whose finder patterns are
    damaged or crowded by dark borders (screenshots, renderings);
-5. a brightening gamma — dark, under-exposed codes;
-6. the frame with its dark background taken away (a black-hat transform: dark areas
+5. the frame with its dark background taken away (a black-hat transform: dark areas
    wider than a fifth of the frame become white) — a code whose quiet zone is cut by a
    dark surround touching it, such as a phone's bezel or the dark edge of a card;
+6. a brightening gamma — dark, under-exposed codes;
 7. a 3x3 median — moire and salt noise on printed or on-screen codes;
 8. a 2x upscale of the whole frame when it is small and nothing was located;
 9. OpenCV's ArUco-based QR detector on the whole frame scaled down to at most
@@ -42,13 +42,17 @@ Pruned because on the BoofCV photos it rescued nothing another pass does not, at
 4.8 ms median: contrast-limited histogram equalisation (CLAHE). Tried earlier and dropped
 for the same reason: other rescale targets, Otsu and adaptive thresholds, the red or
 min/max channel instead of luma, unsharp masking, Gaussian blur, morphological
-open/close, a white border around the frame, OpenCV's curved-code decoder.
+open/close, a white border around the frame, OpenCV's curved-code decoder; and, for the
+shadowed BoofCV photo only OpenCV's plain detector reads at 800 px (50 ms, over the
+budget), illumination normalised by a blurred background, adaptive thresholds,
+erosion, dilation and medians at several scales, and OpenCV at other sides.
 
 The budget (`DecodeLimits.budget_ms`) is CPU time of the decoding thread
 (`time.thread_time`), not wall time: on a busy machine a frame takes longer on the
 clock but gets the same work, so what is read does not depend on what else runs.
 Each pass carries an estimate of its cost (CPU milliseconds per megapixel of the
-image it works on, a p95 measured on this decoder); a pass starts only when the
+image it works on, a p95 measured on this decoder, plus for OpenCV the fixed cost of
+a call, which dominates on a crop); a pass starts only when the
 budget has room for its estimate, otherwise the chain goes on to cheaper passes. A
 frame therefore overruns its budget only by what a pass costs beyond its estimate.
 
@@ -404,9 +408,9 @@ def _attempts(gray: Image, located: Sequence[Corners]) -> Iterator[Retry]:
     yield Retry(_zxing(Attempt.GLOBAL_HISTOGRAM, lambda: gray, "GlobalHistogram"), whole)
     yield Retry(_zxing(Attempt.GAMMA, lambda: _gamma(gray, GAMMA_DARKEN)), whole)
     yield Retry(partial(_codes, _Pass(Attempt.PURE, gray, pure=True)), whole)
-    yield Retry(_zxing(Attempt.GAMMA, lambda: _gamma(gray, GAMMA_BRIGHTEN)), whole)
     surround = _zxing(Attempt.DARK_SURROUND, lambda: _without_dark_surround(gray))
     yield Retry(surround, whole + SURROUND_MS_PER_MPIX * _mpix(gray.shape))
+    yield Retry(_zxing(Attempt.GAMMA, lambda: _gamma(gray, GAMMA_BRIGHTEN)), whole)
     median = _zxing(Attempt.MEDIAN, lambda: np.asarray(cv2.medianBlur(gray, MEDIAN_KERNEL_PX)))
     yield Retry(median, whole)
     if not boxes and max(gray.shape) <= SMALL_FRAME_SIDE_PX:
