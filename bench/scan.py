@@ -141,6 +141,7 @@ def unreadable_frames() -> dict[str, float | int]:
         "unreadable_frame_ms_p95": round(pct(wall, 95), 2),
         "unreadable_frame_ms_max": round(max(wall), 2),
         "unreadable_frame_cpu_ms_p95": round(pct(cpu, 95), 2),
+        "unreadable_frame_cpu_ms_max": round(max(cpu), 2),
     }
 
 

@@ -21,10 +21,13 @@ rescues a different class of real photographs:
 3. a darkening gamma — washed-out, over-exposed codes;
 4. zxing's "pure" mode — a code filling a clean image whose finder patterns are
    damaged or crowded by dark borders (screenshots, renderings);
-5. a brightening gamma — dark, under-exposed codes;
-6. a 3x3 median — moire and salt noise on printed or on-screen codes;
-7. a 2x upscale of the whole frame when it is small and nothing was located;
-8. OpenCV's ArUco-based QR detector on the whole frame scaled down to at most
+5. the frame with its dark background taken away (a black-hat transform: dark areas
+   wider than a fifth of the frame become white) — a code whose quiet zone is cut by a
+   dark surround touching it, such as a phone's bezel or the dark edge of a card;
+6. a brightening gamma — dark, under-exposed codes;
+7. a 3x3 median — moire and salt noise on printed or on-screen codes;
+8. a 2x upscale of the whole frame when it is small and nothing was located;
+9. OpenCV's ArUco-based QR detector on the whole frame scaled down to at most
    `ARUCO_SIDE_PX`, then its plain one at `OPENCV_SIDE_PX` — a second, independently
    written localiser and decoder that reads some codes without a quiet zone or with
    odd finder patterns.
@@ -32,20 +35,24 @@ rescues a different class of real photographs:
 OpenCV's payloads stay byte-exact: its bytes are kept only when they are ASCII (it
 transcodes the rest), otherwise zxing decodes the module grid OpenCV sampled.
 
-9. last, OpenCV's plain detector on each located crop — one damaged code, when a
+10. last, OpenCV's plain detector on each located crop — one damaged code, when a
    large frame's budget leaves room.
 
 Pruned because on the BoofCV photos it rescued nothing another pass does not, at
 4.8 ms median: contrast-limited histogram equalisation (CLAHE). Tried earlier and dropped
 for the same reason: other rescale targets, Otsu and adaptive thresholds, the red or
 min/max channel instead of luma, unsharp masking, Gaussian blur, morphological
-open/close, a white border around the frame, OpenCV's curved-code decoder.
+open/close, a white border around the frame, OpenCV's curved-code decoder; and, for the
+shadowed BoofCV photo only OpenCV's plain detector reads at 800 px (50 ms, over the
+budget), illumination normalised by a blurred background, adaptive thresholds,
+erosion, dilation and medians at several scales, and OpenCV at other sides.
 
 The budget (`DecodeLimits.budget_ms`) is CPU time of the decoding thread
 (`time.thread_time`), not wall time: on a busy machine a frame takes longer on the
 clock but gets the same work, so what is read does not depend on what else runs.
 Each pass carries an estimate of its cost (CPU milliseconds per megapixel of the
-image it works on, a p95 measured on this decoder); a pass starts only when the
+image it works on, a p95 measured on this decoder, plus for OpenCV the fixed cost of
+a call, which dominates on a crop); a pass starts only when the
 budget has room for its estimate, otherwise the chain goes on to cheaper passes. A
 frame therefore overruns its budget only by what a pass costs beyond its estimate.
 
@@ -93,6 +100,15 @@ GAMMA_BRIGHTEN = 0.5
 MEDIAN_KERNEL_PX = 3
 CLAHE_CLIP_LIMIT = 2.0
 CLAHE_TILE_GRID = (8, 8)
+# Dark-surround removal: the background (the frame closed with a square kernel, which
+# erases every dark area narrower than the kernel: modules, finder patterns) is
+# estimated on the frame scaled down to this long side, then subtracted.
+SURROUND_SIDE_PX = 256
+# Kernel side as a share of the long side. The BoofCV codes whose quiet zone a dark band
+# cuts are read at 0.2 and at no other share tried (0.12-0.3): the kernel must be wider
+# than the code's dark clusters, and the band (three modules deep) must survive it.
+SURROUND_KERNEL_SHARE = 0.2
+SURROUND_MS_PER_MPIX = 4.0  # building that image, beyond the zxing pass on it
 OPENCV_SIDE_PX = 800  # OpenCV's plain detector runs on frames scaled down to this long side
 ARUCO_SIDE_PX = 640  # its ArUco-based detector reads as much at this side, for less
 # Estimated CPU cost of a pass, per megapixel of the image it works on (p95 over the
@@ -100,6 +116,11 @@ ARUCO_SIDE_PX = 640  # its ArUco-based detector reads as much at this side, for 
 # figure includes building the image: gamma table, median, rescale).
 ZXING_MS_PER_MPIX = 8.0
 OPENCV_MS_PER_MPIX = 80.0
+# ...plus what an OpenCV call costs whatever the image's size: the plain detector takes
+# 10 ms (median; 14 ms p95) on crops of 0.05 megapixels or less, most of its cost on a
+# crop, and the ArUco-based one 3 ms.
+OPENCV_FIXED_MS = 8.0
+ARUCO_FIXED_MS = 2.0
 MIN_PASS_MS = 0.5  # no pass is estimated below this (call overhead)
 GRID_MODULE_PX = 4  # OpenCV's sampled module grid is re-rendered at this many px per module
 GRID_QUIET_ZONE_MODULES = 4  # ISO/IEC 18004 quiet zone around the re-rendered symbol
@@ -137,6 +158,7 @@ class Attempt(StrEnum):
     PURE = "pure"
     OPENCV = "opencv"
     OPENCV_ARUCO = "opencv-aruco"
+    DARK_SURROUND = "dark-surround"
 
 
 @dataclass(frozen=True)
@@ -252,6 +274,25 @@ def _gamma(gray: Image, gamma: float) -> Image:
     return np.asarray(cv2.LUT(gray, table))
 
 
+def _without_dark_surround(gray: Image) -> Image:
+    """`gray` with every dark area wider than the closing kernel turned white, module-
+    sized dark detail kept: 255 minus the black-hat transform (closing minus image).
+    A dark band touching the code then reads as the light quiet zone ISO/IEC 18004
+    asks for around a symbol, and a soft shadow as paper. The closing runs on a small
+    copy: the background varies slowly, and a wide kernel at full size would cost more
+    than the zxing pass."""
+    scale = min(1.0, SURROUND_SIDE_PX / max(gray.shape))
+    small = _scaled(gray, scale) if scale < 1.0 else gray
+    side = max(3, round(max(small.shape) * SURROUND_KERNEL_SHARE)) | 1
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (side, side))
+    background = cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel)
+    if scale < 1.0:
+        size = (gray.shape[1], gray.shape[0])
+        background = cv2.resize(background, size, interpolation=cv2.INTER_LINEAR)
+    # subtract saturates at 0: where the frame is lighter than its background, no change
+    return np.asarray(255 - cv2.subtract(background, gray))
+
+
 def _opencv(
     gray: Image, aruco: bool, side_px: int = OPENCV_SIDE_PX, offset: Point = (0.0, 0.0)
 ) -> list[DecodedCode]:
@@ -314,9 +355,12 @@ def _zxing_cost(shape: tuple[int, ...], scale: float = 1.0) -> float:
     return max(MIN_PASS_MS, ZXING_MS_PER_MPIX * _mpix(shape, scale))
 
 
-def _opencv_cost(shape: tuple[int, ...], side_px: int = OPENCV_SIDE_PX) -> float:
+def _opencv_cost(
+    shape: tuple[int, ...], side_px: int = OPENCV_SIDE_PX, aruco: bool = False
+) -> float:
     scale = min(1.0, side_px / max(shape))
-    return max(MIN_PASS_MS, OPENCV_MS_PER_MPIX * _mpix(shape, scale))
+    fixed = ARUCO_FIXED_MS if aruco else OPENCV_FIXED_MS
+    return fixed + OPENCV_MS_PER_MPIX * _mpix(shape, scale)
 
 
 def _zxing(
@@ -364,6 +408,8 @@ def _attempts(gray: Image, located: Sequence[Corners]) -> Iterator[Retry]:
     yield Retry(_zxing(Attempt.GLOBAL_HISTOGRAM, lambda: gray, "GlobalHistogram"), whole)
     yield Retry(_zxing(Attempt.GAMMA, lambda: _gamma(gray, GAMMA_DARKEN)), whole)
     yield Retry(partial(_codes, _Pass(Attempt.PURE, gray, pure=True)), whole)
+    surround = _zxing(Attempt.DARK_SURROUND, lambda: _without_dark_surround(gray))
+    yield Retry(surround, whole + SURROUND_MS_PER_MPIX * _mpix(gray.shape))
     yield Retry(_zxing(Attempt.GAMMA, lambda: _gamma(gray, GAMMA_BRIGHTEN)), whole)
     median = _zxing(Attempt.MEDIAN, lambda: np.asarray(cv2.medianBlur(gray, MEDIAN_KERNEL_PX)))
     yield Retry(median, whole)
@@ -378,7 +424,8 @@ def _attempts(gray: Image, located: Sequence[Corners]) -> Iterator[Retry]:
     # it runs on larger frames with a larger budget, where it still rescues photos
     # (a shadowed code in the BoofCV set) that nothing else reads.
     yield Retry(
-        partial(_opencv, gray, True, ARUCO_SIDE_PX), _opencv_cost(gray.shape, ARUCO_SIDE_PX)
+        partial(_opencv, gray, True, ARUCO_SIDE_PX),
+        _opencv_cost(gray.shape, ARUCO_SIDE_PX, aruco=True),
     )
     yield Retry(partial(_opencv, gray, False), _opencv_cost(gray.shape))
     # Last, lowest rescue per millisecond: OpenCV on each located crop (it reads a
