@@ -166,6 +166,8 @@ def test_whole_demo_leaves_no_personal_data_and_nothing_joinable(tmp_path: Path)
         "iss",
         "nbf",
         "nm",
+        "src.i",  # a converted code names its source (region, status index): the
+        "src.r",  # station denies it when the source is revoked (source_revoked)
         "sti",
     ]
     assert report.device_key_shared_across_regions is False
