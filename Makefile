@@ -34,7 +34,7 @@ browser:
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy common/b64.py credential ledger/errors.py ledger/writer_auth.py ledger/merkle.py ledger/tiles.py ledger/note.py ledger/checkpoint.py ledger/entries.py ledger/rules.py ledger/revocation.py ledger/consortium.py ledger/shards.py ledger/http_cache.py issuer/status_rules.py
+	$(BIN)/mypy common/b64.py credential ledger/log ledger/node/http_cache.py issuer/status_rules.py
 
 test: $(STAMP) browser lint
 	$(BIN)/pytest --cov --cov-report=term:skip-covered
@@ -61,7 +61,7 @@ bench: $(STAMP)
 # verdict texts of credential/verdict.py. Run after changing any page's words, then
 # translate the new entries and run it again to compile.
 LANGUAGES := zh_Hans zh_Hant pt
-CATALOGS  := verifier:credential/verdict.py mobile_stub: issuer/console:
+CATALOGS  := verifier:credential/verdict.py mobile_stub: issuer/admin:
 translations: $(STAMP)
 	@for spec in $(CATALOGS); do \
 	  pkg=$${spec%%:*}; extra=$$(echo $${spec#*:} | tr ',' ' '); mkdir -p $$pkg/translations; \

@@ -161,8 +161,8 @@ def run_cli(*args: str) -> str:
 def setup(work: Path, checkpoint_interval_s: float) -> tuple[dict[str, Region], Path]:
     from issuer.config import load_config
     from issuer.keystore import KeyStore
-    from ledger.config import encode_ed25519_public_key
-    from ledger.entries import root_public_key_bytes
+    from ledger.log.entries import root_public_key_bytes
+    from ledger.node.config import encode_ed25519_public_key
 
     consortium = work / "consortium.toml"
     regions: dict[str, Region] = {}
@@ -313,8 +313,8 @@ class Poller:
     def run(self) -> None:
         import requests
 
-        from ledger.checkpoint import Checkpoint
-        from ledger.note import SignedNote
+        from ledger.log.checkpoint import Checkpoint
+        from ledger.log.note import SignedNote
 
         session = requests.Session()
         while not self._stop.wait(POLL_S):
@@ -339,11 +339,11 @@ def log_entries(url: str) -> list[bytes]:
     """Every entry (without its timestamp) of the log at `url`, via tlog-tiles."""
     import requests
 
-    from ledger.checkpoint import Checkpoint
-    from ledger.entries import decode_leaf
-    from ledger.note import SignedNote
-    from ledger.sync import HttpLogSource
-    from ledger.tiles import TILE_WIDTH, decode_entry_bundle
+    from ledger.clients.sync import HttpLogSource
+    from ledger.log.checkpoint import Checkpoint
+    from ledger.log.entries import decode_leaf
+    from ledger.log.note import SignedNote
+    from ledger.log.tiles import TILE_WIDTH, decode_entry_bundle
 
     note = requests.get(f"{url}/checkpoint", timeout=10).content
     size = Checkpoint.parse(SignedNote.parse(note).text).size
@@ -386,9 +386,9 @@ def campaign(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from credential.verdict import Decision, StationPolicy
     from credential.verify import verify_presentation
     from issuer import anchor
-    from ledger.consortium import load_consortium
-    from ledger.mirror import origin_hash
-    from ledger.sync import SyncClient, SyncedTrustState
+    from ledger.clients.sync import SyncClient, SyncedTrustState
+    from ledger.joint.mirror import origin_hash
+    from ledger.log.consortium import load_consortium
 
     rng = random.Random(args.seed)
     regions, consortium_path = setup(work, args.checkpoint_interval)

@@ -28,11 +28,11 @@ sys.path.insert(0, str(ROOT))  # run as `python bench/ledger_node.py` from a che
 
 import sqlalchemy as sa  # noqa: E402
 
-from ledger import tiles  # noqa: E402
-from ledger.merkle import root_hash, verify_inclusion  # noqa: E402
-from ledger.node import initial_state_for  # noqa: E402
-from ledger.sequencer import Sequencer  # noqa: E402
-from ledger.storage import TreeState, open_store  # noqa: E402
+from ledger.log import tiles  # noqa: E402
+from ledger.log.merkle import root_hash, verify_inclusion  # noqa: E402
+from ledger.node.app import initial_state_for  # noqa: E402
+from ledger.node.sequencer import Sequencer  # noqa: E402
+from ledger.node.storage import TreeState, open_store  # noqa: E402
 from ledger.testing import anchor, key_added, make_config, make_keys  # noqa: E402
 
 SUBMITTERS = 8  # threads

@@ -49,8 +49,8 @@ from issuer.app import sweep_conversions  # noqa: E402
 from issuer.delivery import read_delivered_code  # noqa: E402
 from issuer.issuance import issue_credential  # noqa: E402
 from issuer.models import CredentialRow, Holder  # noqa: E402
-from ledger.consortium import Consortium  # noqa: E402
-from ledger.sync import SyncedTrustState  # noqa: E402
+from ledger.clients.sync import SyncedTrustState  # noqa: E402
+from ledger.log.consortium import Consortium  # noqa: E402
 from verifier.syncing import LedgerSyncer  # noqa: E402
 
 POLL_S = 0.02  # seconds between polls of a condition

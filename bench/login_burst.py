@@ -27,9 +27,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from issuer.accounts import Role
+from issuer.admin import accounts_db, login_guard
+from issuer.admin.accounts import Role
 from issuer.config import IssuerConfig
-from issuer.console import accounts_db, login_guard
 from issuer.context import IssuerContext
 from issuer.errors import IssuerError
 

@@ -27,11 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from prometheus_client import generate_latest
 from sqlalchemy import insert
 
+from issuer.admin.overview import hourly_activity
 from issuer.config import IssuerConfig
 from issuer.context import IssuerContext
 from issuer.metrics import issuance_counts, issuer_registry, outbox_lag
 from issuer.models import CredentialRow, Holder, OutboxRow
-from issuer.overview import hourly_activity
 
 BATCH = 10_000  # rows per executemany
 

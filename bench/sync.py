@@ -2,7 +2,7 @@
 
 Prints progress lines, then one JSON object on the last line:
 
-- revocation_state_bytes: a region's full revocation snapshot (ledger.revocation,
+- revocation_state_bytes: a region's full revocation snapshot (ledger.log.revocation,
   format 2) with 10,000,000 anchored credentials, 1 % (100,000) revoked at random
   status indices, plus 8 key entries, and the anchored index set (every index below
   10,000,000 but 0.1 % holes, see compact_anchor_check_bytes);
@@ -47,10 +47,11 @@ from pyroaring import BitMap, FrozenBitMap  # noqa: E402
 
 from common.serving import serve_in_thread  # noqa: E402
 from credential.keys import SigningAlg, generate_private_key, key_id, public_key_der  # noqa: E402
-from ledger.checkpoint import Checkpoint, attach_signatures, cosign, cosignature_vkey  # noqa: E402
-from ledger.checkpoint import signed_checkpoint as sign_cp  # noqa: E402
-from ledger.consortium import build_consortium  # noqa: E402
-from ledger.entries import (  # noqa: E402
+from ledger.clients.sync import HttpLogSource, SyncClient, SyncedTrustState  # noqa: E402
+from ledger.log.checkpoint import Checkpoint, attach_signatures, cosign, cosignature_vkey  # noqa: E402
+from ledger.log.checkpoint import signed_checkpoint as sign_cp  # noqa: E402
+from ledger.log.consortium import build_consortium  # noqa: E402
+from ledger.log.entries import (  # noqa: E402
     CredentialAnchored,
     CredentialRevoked,
     KeyAdded,
@@ -61,11 +62,10 @@ from ledger.entries import (  # noqa: E402
     encode_leaf,
     sign_key_entry,
 )
-from ledger.merkle import leaf_hash, root_hash  # noqa: E402
-from ledger.note import NoteSigner  # noqa: E402
-from ledger.revocation import RevocationSnapshot, make_delta, render_extension, snapshot_digest  # noqa: E402  # noqa: E402
-from ledger.sync import HttpLogSource, SyncClient, SyncedTrustState  # noqa: E402
-from ledger.tiles import encode_entry_bundle  # noqa: E402
+from ledger.log.merkle import leaf_hash, root_hash  # noqa: E402
+from ledger.log.note import NoteSigner  # noqa: E402
+from ledger.log.revocation import RevocationSnapshot, make_delta, render_extension, snapshot_digest  # noqa: E402  # noqa: E402
+from ledger.log.tiles import encode_entry_bundle  # noqa: E402
 
 POPULATION = 10_000_000  # anchored credentials in the region
 REVOKED_FRACTION = 0.01  # 1 % revoked
@@ -128,7 +128,7 @@ DAILY_NEW_CREDENTIALS = 100_000  # credentials anchored per day in the region
 
 def anchor_check_sizes() -> dict[str, object]:
     """Bytes of the candidate compact-mode anchoring checks; the anchored index bitmap is
-    the one chosen (ledger.revocation format 2, docs/threat-model.md)."""
+    the one chosen (ledger.log.revocation format 2, docs/threat-model.md)."""
     from pyroaring import BitMap
 
     rng = random.Random(11)

@@ -35,10 +35,10 @@ import tomli_w  # noqa: E402
 
 from common.nginx import render_template, run_nginx  # noqa: E402
 from common.serving import free_port  # noqa: E402
-from ledger.client import LedgerClient  # noqa: E402
-from ledger.config import encode_ed25519_public_key  # noqa: E402
-from ledger.entries import root_public_key_bytes  # noqa: E402
-from ledger.node import EXTENSION_KEY, create_app  # noqa: E402
+from ledger.clients.client import LedgerClient  # noqa: E402
+from ledger.log.entries import root_public_key_bytes  # noqa: E402
+from ledger.node.app import EXTENSION_KEY, create_app  # noqa: E402
+from ledger.node.config import encode_ed25519_public_key  # noqa: E402
 from ledger.testing import (  # noqa: E402
     ORIGIN,
     REGION,

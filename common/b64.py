@@ -5,7 +5,7 @@ The decoder refuses padding, characters outside the URL-safe alphabet and
 non-canonical tails (bits set past the last full byte), so one value has exactly one
 spelling — two spellings of one key or signature would otherwise compare unequal.
 Standard base64 with padding (RFC 4648 §4, used by signed notes and JSON bodies) is
-`ledger.note.b64decode_strict`'s business, not this module's.
+`ledger.log.note.b64decode_strict`'s business, not this module's.
 """
 
 from __future__ import annotations

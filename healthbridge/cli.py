@@ -15,7 +15,7 @@ import click
 from credential.errors import CredentialError
 from healthbridge.commands import main
 from issuer.errors import IssuerError
-from ledger.errors import LedgerError
+from ledger.log.errors import LedgerError
 from mobile_stub.errors import WalletError
 from verifier.errors import VerifierError
 

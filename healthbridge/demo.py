@@ -53,7 +53,7 @@ from healthbridge.demo_world import (
 OK, FAIL = "✓", "✗"
 STALE_SCREENSHOT_AGE_S = 120  # seconds: the replayed screenshot was taken this long ago
 WINDOW_MARGIN_S = 0.3  # seconds past a window boundary before showing the next code
-REVOCATION_REASON = "administrative"  # ledger.entries.RevocationReason value
+REVOCATION_REASON = "administrative"  # ledger.log.entries.RevocationReason value
 # Seeded residents (issuer.residents.SEED): who plays which part in the story.
 GD_RESIDENT = "G10000001"
 MO_RESIDENT = "M1000001"

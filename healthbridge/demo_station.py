@@ -162,7 +162,7 @@ def start_redis(world: World) -> str | None:
 def start_lane(world: World, first: DemoStation) -> DemoStation:
     """A second lane at the same checkpoint: its own camera, deduper and scan log, the
     same ledger view and the same replay memory as `first`."""
-    from ledger.sync import SyncedTrustState
+    from ledger.clients.sync import SyncedTrustState
     from verifier.config import StationDir
     from verifier.replay import replay_guard_for
     from verifier.scanlog import ScanLog
@@ -188,8 +188,8 @@ def start_lane(world: World, first: DemoStation) -> DemoStation:
 
 def start_station(world: World) -> DemoStation:
     """`verifier init` a station folder, then build and serve it as `verifier scan` does."""
-    from ledger.consortium import load_consortium
-    from ledger.sync import SyncedTrustState
+    from ledger.clients.sync import SyncedTrustState
+    from ledger.log.consortium import load_consortium
     from verifier.config import StationDir
     from verifier.kiosk import KioskState, create_app
     from verifier.replay import replay_guard_for

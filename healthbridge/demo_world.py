@@ -166,8 +166,8 @@ def _init_region(world: World, region: str) -> Region:
     """Issuer and ledger node folders for one region, made by their own commands."""
     from issuer.config import load_config
     from issuer.keystore import KeyStore
-    from ledger.config import encode_ed25519_public_key
-    from ledger.entries import root_public_key_bytes
+    from ledger.log.entries import root_public_key_bytes
+    from ledger.node.config import encode_ed25519_public_key
 
     folder = world.workdir / region
     ledger_url = world.url(f"ledger-{region}")
@@ -261,7 +261,7 @@ def build_world(workdir: Path, progress: Callable[[str], None]) -> World:
             "consortium GD + MO written (root, log, witness and writer keys; private keys 0600): "
             f"{world.consortium_path}"
         )
-        from ledger.node import EXTENSION_KEY
+        from ledger.node.app import EXTENSION_KEY
 
         nodes = [_open_node(world, r) for r in world.regions.values()]
         for node in nodes:

@@ -71,8 +71,8 @@ def _issuer_keys(region: str, secrets_dir: Path, scratch: Path) -> tuple[str, st
     """The issuer's root and writer keys and tokens; returns the public keys (base64)."""
     from issuer.config import IssuerConfig
     from issuer.keystore import KeyStore
-    from ledger.config import encode_ed25519_public_key
-    from ledger.entries import root_public_key_bytes
+    from ledger.log.entries import root_public_key_bytes
+    from ledger.node.config import encode_ed25519_public_key
 
     cfg = IssuerConfig(region=region, data_dir=scratch, key_dir=secrets_dir)
     keys = KeyStore(cfg)

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, aliased
 from issuer.context import IssuerContext
 from issuer.errors import ConfigError
 from issuer.models import OutboxRow
-from ledger.client import LedgerClient
+from ledger.clients.client import LedgerClient
 
 log = logging.getLogger(__name__)
 BACKOFF_BASE_S = 0.25  # seconds before the first retry; doubles per failed attempt
@@ -97,13 +97,13 @@ class InMemoryLedger:
 
 
 class ClientLedgerPort:
-    """A LedgerPort over ledger.client.LedgerClient (real HTTP to the region's node)."""
+    """A LedgerPort over ledger.clients.client.LedgerClient (real HTTP to the region's node)."""
 
     def __init__(self, base_url: str, writer_key: Ed25519PrivateKey | Path, timeout: float) -> None:
         self.client = LedgerClient(base_url, writer_key, timeout)
 
     def submit(self, entries: list[bytes]) -> list[int]:
-        from ledger.client import LedgerRefusedError
+        from ledger.clients.client import LedgerRefusedError
 
         try:
             return [r.index for r in self.client.submit(entries)]
@@ -157,7 +157,7 @@ def _backoff(ctx: IssuerContext, attempts: int) -> float:
 # Outbox kinds whose order on the log matters. A key entry is a barrier: credentials
 # signed by a new key may only follow its registration. Entries of one credential (one
 # status index as `ref`) keep their order: revoked needs anchored, reinstated needs
-# revoked (ledger.rules NOT_ANCHORED / NOT_REVOKED).
+# revoked (ledger.log.rules NOT_ANCHORED / NOT_REVOKED).
 BARRIER_KINDS = ("key_added", "key_revoked")
 CREDENTIAL_KINDS = ("credential_anchored", "credential_revoked", "credential_reinstated")
 _barrier, _pending, _earlier = aliased(OutboxRow), aliased(OutboxRow), aliased(OutboxRow)

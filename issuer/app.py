@@ -4,7 +4,7 @@ Blueprints: `wallet` (enrolment, credential fetch, conversion), `authority` (hea
 records posted by the health authority, bearer token), `meta` (status, the OpenAPI
 document), and the `/healthz` and `/readyz` probes (issuer.metrics; `/metrics` itself
 is only on the separate operations listener). The admin JSON API and console come
-from `issuer.console.wiring` (per-admin accounts and tokens, roles, hash-chained audit
+from `issuer.admin.wiring` (per-admin accounts and tokens, roles, hash-chained audit
 log); there is no shared admin token. Every error is a JSON body {"error": code,
 "message": ...} with a 4xx (or 503 when the ledger or a key is unavailable); no
 handler lets an exception escape as a 500 with a traceback. The anchor worker and the
@@ -25,8 +25,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from common.observability import health_blueprint, instrument
 from issuer import anchor, conversion, enrolment, http_limits, lineage
+from issuer.admin.wiring import init_console
 from issuer.config import IssuerConfig
-from issuer.console.wiring import init_console
 from issuer.context import IssuerContext
 from issuer.device_auth import DeviceAuth, check_order, verify_device_auth
 from issuer.errors import (

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from issuer.errors import IssuerError
 from issuer.issuance import add_outbox
 from issuer.models import AdminAuditRecord, OutboxRow
-from ledger.entries import AuditDigest, encode_entry
+from ledger.log.entries import AuditDigest, encode_entry
 
 CHAIN_DOMAIN = b"healthbridge/issuer/admin-audit/v1\n"  # domain separation of row hashes
 GENESIS_HASH = bytes(32)

@@ -82,7 +82,7 @@ def init(
         ctx.keys.create_writer_key()
     if not cfg.authority_token_path.exists():
         ctx.keys.create_token(cfg.authority_token_path)
-    from ledger.entries import root_public_key_bytes
+    from ledger.log.entries import root_public_key_bytes
 
     with ctx.sessions() as s:
         has_key = bool(keymgmt.list_keys(s))
@@ -315,7 +315,7 @@ def keys_list(config_path: str | None) -> None:
 @friendly
 def keys_rotate(config_path: str | None, token_file: str) -> None:
     """Create and register a new signing key; retire the active one."""
-    from issuer.admin_cli import _ops, _who
+    from issuer.admin.cli import _ops, _who
 
     ops = _ops(config_path)
     pending = ops.rotate_key(_who(ops, token_file), ops.ctx.region)
@@ -337,7 +337,7 @@ def keys_revoke(
     config_path: str | None, token_file: str, kid: str, compromised_at: str | None, reason: str
 ) -> None:
     """Revoke a signing key (a compromise time, or a plain retirement)."""
-    from issuer.admin_cli import _ops, _who
+    from issuer.admin.cli import _ops, _who
     from issuer.residents import parse_time
 
     when = parse_time(compromised_at) if compromised_at else None
@@ -347,6 +347,6 @@ def keys_revoke(
     click.echo(f"key {kid} {what}; KeyRevoked entry queued")
 
 
-from issuer.admin_cli import admin  # noqa: E402 - admin accounts and console operations
+from issuer.admin.cli import admin  # noqa: E402 - admin accounts and console operations
 
 cli.add_command(admin)

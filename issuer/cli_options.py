@@ -53,7 +53,7 @@ def friendly(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from ledger.errors import LedgerError
+        from ledger.log.errors import LedgerError
 
         try:
             return fn(*args, **kwargs)

@@ -1,7 +1,7 @@
 """Cross-region conversion: another region's valid presentation -> a credential here.
 
 The presentation is checked with credential.verify.check_presentation against this
-issuer's synced view of the other region's log (ledger.sync.SyncedTrustState, refreshed
+issuer's synced view of the other region's log (ledger.clients.sync.SyncedTrustState, refreshed
 periodically and on demand). The new credential carries over the masked name, document
 hint and colour (credentials do not carry the basis of a status); it gets a fresh
 status index of this region, names its source (`src`: region and status index, see
@@ -50,8 +50,8 @@ from issuer.enrolment import HOLDER_ID_BYTES, decode_device_key
 from issuer.errors import BadRequestError, ConfigError, PresentationRefusedError
 from issuer.issuance import Issued, current_credential, issue_credential
 from issuer.models import CredentialRow, Holder, SeenProof
-from ledger.consortium import Consortium
-from ledger.sync import SyncClient, SyncedTrustState
+from ledger.clients.sync import SyncClient, SyncedTrustState
+from ledger.log.consortium import Consortium
 
 MAX_PRESENTATION_CHARS = 4096  # characters of QR text accepted in a request
 REASON_SAME_REGION = "same_region"
@@ -81,7 +81,7 @@ class StaticTrustSource:
 
 
 class SyncedTrustSource:
-    """ledger.sync over the consortium file, refreshed at most every `min_interval_s`."""
+    """ledger.clients.sync over the consortium file, refreshed at most every `min_interval_s`."""
 
     def __init__(self, consortium_path: Path, state_path: Path, min_interval_s: float) -> None:
         self.consortium_path, self.state_path = consortium_path, state_path

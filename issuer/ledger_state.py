@@ -8,7 +8,7 @@ every cosignature by a known witness (C2SP tlog-checkpoint, tlog-cosignature v1)
 raises `LedgerUnavailableError` on anything else. `ConsortiumCheckpoints` is the I/O
 edge: it fetches `GET /checkpoint` (C2SP tlog-tiles) from the region's node through a
 `CheckpointFetcher` and caches the view for `CACHE_TTL_S`. It decides nothing about
-outbox rows: `issuer.services.AdminService.entry_status` applies the view to an entry.
+outbox rows: `issuer.admin.services.AdminService.entry_status` applies the view to an entry.
 `ConsortiumCheckpoints.regions()` assesses every member's log the same way for the
 ledger page (`assess_region`: each witness present or missing with its time, and an
 alarm on a second root for a tree size already seen or a shrinking tree, C2SP
@@ -28,17 +28,17 @@ import requests
 
 from issuer.context import IssuerContext
 from issuer.errors import ConfigError, LedgerUnavailableError
-from ledger.checkpoint import Checkpoint, CosignatureVerifier, open_checkpoint
-from ledger.consortium import Consortium, Member
-from ledger.errors import LedgerError
-from ledger.note import NoteVerifier
-from ledger.reader import (
+from ledger.clients.reader import (
     MAX_CHECKPOINT_BYTES,
     HttpLogReader,
     LogStatusError,
     LogTooLargeError,
     LogUnreachableError,
 )
+from ledger.log.checkpoint import Checkpoint, CosignatureVerifier, open_checkpoint
+from ledger.log.consortium import Consortium, Member
+from ledger.log.errors import LedgerError
+from ledger.log.note import NoteVerifier
 
 FETCH_TIMEOUT_S = 3.0  # seconds per checkpoint fetch: an admin page waits on it
 CACHE_TTL_S = 1.0  # seconds one fetched view is reused across requests
@@ -51,7 +51,7 @@ class CheckpointFetcher(Protocol):
 
 
 class HttpCheckpointFetcher:
-    """`CheckpointFetcher` through the ledger's one bounded reader (ledger.reader)."""
+    """`CheckpointFetcher` through the ledger's one bounded reader (ledger.clients.reader)."""
 
     def __init__(self, timeout_s: float = FETCH_TIMEOUT_S) -> None:
         self.timeout_s = timeout_s

@@ -3,7 +3,7 @@
 A credential converted from another region's credential names that source (`src`:
 region, status index). Stations deny it `source_revoked` as soon as their view of the
 source region shows the source revoked; this module makes the converting issuer agree,
-from the same synced view (ledger.sync over the source region's quorum-cosigned log):
+from the same synced view (ledger.clients.sync over the source region's quorum-cosigned log):
 
 - `check_holder` runs on every refresh of a converted holder: a revoked source marks
   the holder (`source_revoked_at`) and revokes its outstanding credentials on this

@@ -1,4 +1,4 @@
-"""The one place where the issuer builds ledger entries (ledger.entries) and signs the
+"""The one place where the issuer builds ledger entries (ledger.log.entries) and signs the
 key entries with the region root key.
 
 Entries carry digests, indices and key material only: never a name or a document
@@ -11,7 +11,7 @@ from __future__ import annotations
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from credential.keys import SigningAlg
-from ledger import entries as le
+from ledger.log import entries as le
 
 
 def credential_anchored(

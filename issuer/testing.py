@@ -22,10 +22,10 @@ from issuer.config import IssuerConfig
 from issuer.context import Clock, IssuerContext
 from issuer.delivery import InMemoryDelivery
 from issuer.device_auth import DeviceAuth, signed_message
-from ledger.config import NodeConfig
-from ledger.entries import root_public_key_bytes
-from ledger.node import EXTENSION_KEY, create_app
-from ledger.note import NoteSigner
+from ledger.log.entries import root_public_key_bytes
+from ledger.log.note import NoteSigner
+from ledger.node.app import EXTENSION_KEY, create_app
+from ledger.node.config import NodeConfig
 
 
 def make_context(

@@ -1,4 +1,5 @@
 """The jointly run ledger: one transparency log per region, witnessed and mirrored by
-every other region. Layers (docs/architecture.md): the pure log primitives, the node,
-joint operation (witness, mirror), and the clients of a log (reader, submit, sync,
-audit)."""
+every other region. Sub-packages, each importing only the ones before it
+(docs/architecture.md): log/ (pure primitives), node/ (storage, sequencer, HTTP app),
+joint/ (witness, mirror), clients/ (reader, submit, sync, audit).
+"""

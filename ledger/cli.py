@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from common.secret_file import write_secret
-from ledger.config import decode_ed25519_public_key, encode_ed25519_public_key
+from ledger.node.config import decode_ed25519_public_key, encode_ed25519_public_key
 
 MEMBER_FILE = "member.toml"
 
@@ -116,8 +116,8 @@ def init(
 ) -> None:
     """Create a node: log and witness keys, optional root / writer keys, node.toml,
     member.toml (this member's public entry for the consortium file), database."""
-    from ledger.note import NoteSigner
-    from ledger.storage import StorageError, open_store
+    from ledger.log.note import NoteSigner
+    from ledger.node.storage import StorageError, open_store
 
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
@@ -149,7 +149,7 @@ def init(
     # The root key may always write: it signs key entries itself (docs/ledger-protocol.md).
     if root_pub not in writer_keys:
         writer_keys.append(root_pub)
-    from ledger.checkpoint import cosignature_vkey
+    from ledger.log.checkpoint import cosignature_vkey
 
     wname = witness_name or _default_witness_name(origin)
     try:
@@ -183,7 +183,7 @@ def init(
     if consortium_file is not None:
         doc["consortium_file"] = str(Path(consortium_file).resolve())
     (d / "node.toml").write_bytes(tomli_w.dumps(doc).encode())
-    from ledger.config import load_config
+    from ledger.node.config import load_config
 
     cfg = load_config(d / "node.toml")
     try:
@@ -245,7 +245,7 @@ def serve(
     """Serve the node (threaded werkzeug server; one process = one sequencer)."""
     from werkzeug.serving import make_server
 
-    from ledger.errors import LedgerError
+    from ledger.log.errors import LedgerError
     from ledger.serving import open_node, start_ops
 
     try:
@@ -294,7 +294,7 @@ def serve(
 @click.argument("url")
 def status(url: str) -> None:
     """Print a node's status (size, root, checkpoint, cosignatures) as JSON."""
-    from ledger.client import LedgerClient, LedgerClientError
+    from ledger.clients.client import LedgerClient, LedgerClientError
 
     try:
         click.echo(json.dumps(LedgerClient(url, timeout=5).status(), indent=2))
@@ -315,11 +315,11 @@ def status(url: str) -> None:
 @click.option("--region", default=None, help="Region id (default: as the node says).")
 def audit(url: str, vkey: str | None, root_public_key: str | None, region: str | None) -> None:
     """Re-verify a whole log from its checkpoint, tiles and entry bundles."""
-    from ledger.audit import AuditError, audit_log
-    from ledger.client import LedgerClient
-    from ledger.errors import LedgerError
-    from ledger.node import initial_state_for
-    from ledger.note import NoteVerifier
+    from ledger.clients.audit import AuditError, audit_log
+    from ledger.clients.client import LedgerClient
+    from ledger.log.errors import LedgerError
+    from ledger.log.note import NoteVerifier
+    from ledger.node.app import initial_state_for
 
     client = LedgerClient(url, timeout=30)
     try:
@@ -400,7 +400,7 @@ def consortium_init(
     """Write a consortium TOML from the members' member.toml files (validated)."""
     import tomllib
 
-    from ledger.consortium import ConsortiumError, build_consortium, write_consortium
+    from ledger.log.consortium import ConsortiumError, build_consortium, write_consortium
 
     overrides: dict[str, str] = {}
     for item in urls:

@@ -35,12 +35,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from common.observability import NotReadyError, ReadinessCheck
-from ledger.errors import LedgerError
-from ledger.note import NoteSignature
+from ledger.log.errors import LedgerError
+from ledger.log.note import NoteSignature
 
 if TYPE_CHECKING:
-    from ledger.node import LedgerNode
-    from ledger.witness_api import JointServices
+    from ledger.joint.api import JointServices
+    from ledger.node.app import LedgerNode
 
 log = logging.getLogger(__name__)
 
@@ -155,8 +155,8 @@ class NodeStateCollector(Collector):
         )
 
     def _witness_side(self, now: float) -> Iterator[Metric]:
-        from ledger.mirror import MirrorStore
-        from ledger.witness import evidence_table, latest_table
+        from ledger.joint.mirror import MirrorStore
+        from ledger.joint.witness import evidence_table, latest_table
 
         assert self.joint is not None
         witness = self.joint.witness

@@ -19,11 +19,11 @@ from pathlib import Path
 from flask import Flask
 
 from common.observability import OpsServer, start_ops_server
-from ledger.config import ConfigError, NodeConfig, load_config
-from ledger.consortium import load_consortium
+from ledger.joint.api import JointServices
+from ledger.log.consortium import load_consortium
 from ledger.metrics import METRICS_KEY, LedgerMetrics
-from ledger.node import EXTENSION_KEY, create_app
-from ledger.witness_api import JointServices
+from ledger.node.app import EXTENSION_KEY, create_app
+from ledger.node.config import ConfigError, NodeConfig, load_config
 
 
 @dataclass

@@ -15,9 +15,8 @@ from flask import Flask
 
 from common.serving import serve_in_thread
 from credential.keys import SigningAlg, generate_private_key, key_id, public_key_der
-from ledger.client import LedgerClient
-from ledger.config import NodeConfig
-from ledger.entries import (
+from ledger.clients.client import LedgerClient
+from ledger.log.entries import (
     CredentialAnchored,
     KeyAdded,
     decode_entry,
@@ -26,8 +25,9 @@ from ledger.entries import (
     root_public_key_bytes,
     sign_key_entry,
 )
-from ledger.note import NoteSigner
-from ledger.tiles import decode_entry_bundle
+from ledger.log.note import NoteSigner
+from ledger.log.tiles import decode_entry_bundle
+from ledger.node.config import NodeConfig
 
 REGION = "GD"
 ORIGIN = "ledger.gd.healthbridge.test/log"

@@ -20,18 +20,7 @@ from tests.support.imports import (
 )
 
 # The ledger's pure log primitives (docs/architecture.md, "The ledger's layers").
-LOG_PRIMITIVES = (
-    "ledger/errors.py",
-    "ledger/merkle.py",
-    "ledger/tiles.py",
-    "ledger/note.py",
-    "ledger/checkpoint.py",
-    "ledger/entries.py",
-    "ledger/rules.py",
-    "ledger/revocation.py",
-    "ledger/consortium.py",
-    "ledger/writer_auth.py",
-)
+LOG_PRIMITIVES = ("ledger/log",)
 # The pure core: bytes, trust state and a reference time in, typed result or error out.
 PURE = ("common/b64.py", "credential", *LOG_PRIMITIVES, "issuer/status_rules.py")
 IO_LIBRARIES = ("sqlalchemy", "alembic", "requests", "flask", "werkzeug", "sqlite3", "psycopg")
@@ -83,20 +72,12 @@ LEDGER_LAYERS = (
     ("log", LOG_PRIMITIVES),
     (
         "node",
-        (
-            "ledger/storage.py",
-            "ledger/migrations",
-            "ledger/sequencer.py",
-            "ledger/node.py",
-            "ledger/config.py",
-            "ledger/revocation_api.py",
-            "ledger/state_snapshot.py",
-        ),
+        ("ledger/node",),
     ),
-    ("joint", ("ledger/witness.py", "ledger/mirror.py", "ledger/witness_api.py")),
-    ("clients", ("ledger/reader.py", "ledger/client.py", "ledger/sync.py", "ledger/audit.py")),
+    ("joint", ("ledger/joint",)),
+    ("clients", ("ledger/clients",)),
 )
-JOINT_READS_THROUGH = "ledger/reader.py"
+JOINT_READS_THROUGH = "ledger/clients/reader.py"
 
 
 def test_ledger_layers_import_only_earlier_layers() -> None:

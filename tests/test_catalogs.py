@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CATALOGS = {
     "verifier": ["credential/verdict.py"],
     "mobile_stub": [],
-    "issuer/console": [],
+    "issuer/admin": [],
 }
 METHODS = [("**.py", "python"), ("**/templates/**.html", "jinja2")]
 KEYWORDS = {**DEFAULT_KEYWORDS, "N_": None}
@@ -102,7 +102,7 @@ def test_console_portuguese_counts_as_in_portugal_and_macau() -> None:
     import gettext
 
     words = gettext.translation(
-        "messages", str(ROOT / "issuer/console/translations"), [Language.PT.catalog]
+        "messages", str(ROOT / "issuer/admin/translations"), [Language.PT.catalog]
     )
     one, many = "%(count)s entry waiting for the log", "%(count)s entries waiting for the log"
     assert [words.ngettext(one, many, n) % {"count": n} for n in (0, 1, 2)] == [

@@ -69,7 +69,7 @@ def init(
 ) -> None:
     """Create a station folder: trust root, configuration, empty state and scan log."""
     from credential.languages import LanguageError, parse_language
-    from ledger.consortium import load_consortium
+    from ledger.log.consortium import load_consortium
     from verifier.config import StationConfig, StationDir, render_config
     from verifier.errors import VerifierError
     from verifier.scanlog import ScanLog
@@ -95,7 +95,7 @@ def init(
 
 
 def _load(station_dir: Path) -> tuple[Any, Any, Any]:
-    from ledger.consortium import load_consortium
+    from ledger.log.consortium import load_consortium
     from verifier.config import StationDir
     from verifier.errors import VerifierError
 
@@ -208,7 +208,7 @@ def scan(
 ) -> None:
     """Scan codes from a camera, stream, video or image folder and show verdicts."""
     from common.serving import serve_in_thread
-    from ledger.sync import SyncedTrustState
+    from ledger.clients.sync import SyncedTrustState
     from verifier.errors import VerifierError
     from verifier.frames import CaptureSettings, RetryPolicy, SourceEvent, open_source
     from verifier.kiosk import KioskState, create_app
@@ -359,7 +359,7 @@ def save_language(d: Any, language: Any) -> None:
 @dir_option
 def status(station_dir: Path) -> None:
     """Show each region's synced view (tree size, age) and every fork alarm kept."""
-    from ledger.sync import SyncedTrustState
+    from ledger.clients.sync import SyncedTrustState
     from verifier.syncing import fork_alarms, sync_ages
 
     d, config, consortium = _load(station_dir)

@@ -26,7 +26,7 @@ from verifier.errors import StationConfigError
 CONFIG_VERSION = 1
 CONFIG_FILE = "station.toml"
 CONSORTIUM_FILE = "consortium.toml"
-STATE_DB = "state.db"  # the sync client's SQLite state (ledger.sync)
+STATE_DB = "state.db"  # the sync client's SQLite state (ledger.clients.sync)
 SCAN_LOG_DB = "scans.db"
 MAX_CONFIG_BYTES = 64 * 1024  # bytes
 DEFAULT_SYNC_INTERVAL_S = 300  # seconds between background syncs while online

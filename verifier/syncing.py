@@ -1,6 +1,6 @@
 """Keeping the station's ledger view fresh: sync on demand and in the background.
 
-What it does: `LedgerSyncer` wraps `ledger.sync.SyncClient` for the station. One sync
+What it does: `LedgerSyncer` wraps `ledger.clients.sync.SyncClient` for the station. One sync
 at a time (a lock); each run opens its own client and connection, so it can run in the
 scan thread (a code signed by an unseen key) or in the `BackgroundSync` thread. Failed
 attempts make the station "offline" and are not retried on every scan: a miss within
@@ -22,9 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from common.observability import SecurityEvent, security_event
-from ledger.consortium import Consortium
-from ledger.errors import LedgerError
-from ledger.sync import (
+from ledger.clients.sync import (
     ForkDetectedError,
     ProgressCallback,
     RegionStatus,
@@ -32,6 +30,8 @@ from ledger.sync import (
     SyncedTrustState,
     SyncReport,
 )
+from ledger.log.consortium import Consortium
+from ledger.log.errors import LedgerError
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class LedgerSyncer:
         self.consortium = consortium
         self.state_db = Path(state_db)
         # The station's max sync age also bounds what a sync accepts: a view whose
-        # quorum cosigned it longer ago is refused (ledger.sync, rollback by replay).
+        # quorum cosigned it longer ago is refused (ledger.clients.sync, rollback by replay).
         self._factory = client_factory or (
             lambda c, p: SyncClient(
                 c, p, max_age_s=max_age_s,

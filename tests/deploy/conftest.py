@@ -1,3 +1,3 @@
 """Fixtures of the deployment tests: two ledger nodes in joint operation over HTTP."""
 
-from tests.ledger.test_node_openapi import joint_pair  # noqa: F401 (a fixture, used by name)
+from tests.ledger.node.test_node_openapi import joint_pair  # noqa: F401 (a fixture, used by name)

@@ -17,7 +17,7 @@ from issuer.metrics import METRICS_KEY as ISSUER_METRICS
 from issuer.testing import make_context
 from ledger.metrics import METRICS_KEY as LEDGER_METRICS
 from tests.deploy.test_alert_rules import RULES_DIR, _promtool
-from tests.ledger.test_node_openapi import JointPair
+from tests.ledger.node.test_node_openapi import JointPair
 from verifier.metrics import StationMetrics
 
 DASHBOARD = (

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from issuer.accounts import Role
+from issuer.admin import accounts_db
+from issuer.admin.accounts import Role
 from issuer.config import load_config
-from issuer.console import accounts_db
 from issuer.context import IssuerContext
 from tests.deploy.nginx_proxy import gunicorn_issuer, nginx_proxy
 

@@ -234,9 +234,9 @@ def test_provisioned_configs_agree_with_each_other(
 ) -> None:
     from issuer.config import load_config as load_issuer
     from issuer.keystore import KeyStore
-    from ledger.config import load_config as load_node
-    from ledger.consortium import load_consortium
-    from ledger.entries import root_public_key_bytes
+    from ledger.log.consortium import load_consortium
+    from ledger.log.entries import root_public_key_bytes
+    from ledger.node.config import load_config as load_node
 
     consortium = load_consortium(deployment / "deploy/generated/consortium.toml")
     services = set(compose["services"])
@@ -284,9 +284,9 @@ def apps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     from healthbridge.demo_world import run_cli
     from issuer.app import create_app as issuer_app
     from issuer.config import IssuerConfig
-    from ledger.config import load_config as load_node
-    from ledger.node import EXTENSION_KEY
-    from ledger.node import create_app as node_app
+    from ledger.node.app import EXTENSION_KEY
+    from ledger.node.app import create_app as node_app
+    from ledger.node.config import load_config as load_node
     from mobile_stub.web import create_app as wallet_app
     from verifier.kiosk import create_app as kiosk_app
 

@@ -9,7 +9,7 @@ import click
 import pytest
 
 from healthbridge import cli
-from ledger.errors import LedgerError
+from ledger.log.errors import LedgerError
 
 
 @pytest.fixture()

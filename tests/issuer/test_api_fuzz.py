@@ -24,10 +24,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from credential.trust import InMemoryTrustState
-from issuer import accounts
-from issuer.accounts import Role
+from issuer.admin import accounts, accounts_db
+from issuer.admin.accounts import Role
 from issuer.app import OPENAPI_PATH, create_app
-from issuer.console import accounts_db
 from issuer.conversion import StaticTrustSource
 from issuer.testing import device_header, enrol_directly, make_context, new_device, serve
 from tests.support.fuzz_count import counting

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from issuer import audit, audit_csv
-from issuer.admin_cli import admin
+from issuer.admin.cli import admin
 from issuer.audit import AuditChainError, AuditEvent, Channel, Outcome
 from issuer.config import IssuerConfig
 from issuer.context import IssuerContext, ManualClock

@@ -11,10 +11,10 @@ from click.testing import CliRunner
 
 from common.secret_file import write_secret
 from issuer import audit
-from issuer.accounts import Role
+from issuer.admin import accounts_db
+from issuer.admin.accounts import Role
 from issuer.cli import cli
 from issuer.config import load_config
-from issuer.console import accounts_db
 from issuer.context import IssuerContext
 from issuer.models import CredentialRow, HealthRecordRow, Resident, SigningKeyRow
 

@@ -29,18 +29,18 @@ from credential.issue import read_claims_unverified
 from credential.presentation import make_presentation
 from credential.verdict import Decision, Reason
 from credential.verify import verify_presentation
-from issuer.accounts import Role
+from issuer.admin.accounts import Role
+from issuer.admin.services import Actor, AdminService, EntryState
 from issuer.app import create_app, sweep_conversions
 from issuer.conversion import SyncedTrustSource
 from issuer.ledger_state import ConsortiumCheckpoints
 from issuer.lineage import REVOKE_REASON_SOURCE_REVOKED
 from issuer.models import CredentialRow, Holder
 from issuer.residents import add_records
-from issuer.services import Actor, AdminService, EntryState
 from issuer.status_rules import HealthRecord, LabResult, RecordKind
 from issuer.testing import device_header, enrol_directly, new_device, serve
-from ledger.consortium import Consortium
-from ledger.sync import SyncClient, SyncedTrustState
+from ledger.clients.sync import SyncClient, SyncedTrustState
+from ledger.log.consortium import Consortium
 from tests.support.issuer_joint import JointRegion, JointWorld, joint_world, wait_for
 
 pytestmark = pytest.mark.slow
@@ -268,7 +268,7 @@ def test_a_code_newer_than_the_issuers_view_is_converted_after_a_forced_sync(
 
 
 def test_admins_cannot_pick_the_issuers_own_source_revoked_reason() -> None:
-    from issuer.services import REVOCATION_REASONS
+    from issuer.admin.services import REVOCATION_REASONS
 
     assert "source_revoked" not in REVOCATION_REASONS
     assert "administrative" in REVOCATION_REASONS

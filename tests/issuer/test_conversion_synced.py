@@ -15,11 +15,11 @@ import requests
 
 from credential.issue import read_claims_unverified
 from credential.presentation import WINDOW_SECONDS, make_presentation
-from issuer.accounts import Role
+from issuer.admin.accounts import Role
+from issuer.admin.services import Actor, AdminService, EntryState
 from issuer.app import create_app
 from issuer.conversion import SyncedTrustSource
 from issuer.ledger_state import ConsortiumCheckpoints
-from issuer.services import Actor, AdminService, EntryState
 from issuer.testing import enrol_directly, new_device, serve
 from tests.support.issuer_joint import JointRegion, JointWorld, joint_world, wait_for
 
@@ -138,8 +138,8 @@ def test_compromise_of_a_retired_key_is_published_and_voids_forgeries(
     from credential.verdict import Decision, Reason
     from credential.verify import verify_presentation
     from issuer import anchor
-    from ledger.consortium import load_consortium
-    from ledger.sync import SyncClient, SyncedTrustState
+    from ledger.clients.sync import SyncClient, SyncedTrustState
+    from ledger.log.consortium import load_consortium
 
     gd = setup.world.regions["GD"]
     device = new_device()

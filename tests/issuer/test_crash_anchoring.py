@@ -20,8 +20,8 @@ from issuer import anchor
 from issuer.context import IssuerContext
 from issuer.models import CredentialRow
 from issuer.testing import enrol_directly, ledger_node, make_context, new_device
-from ledger.client import LedgerClient
-from ledger.entries import CredentialAnchored
+from ledger.clients.client import LedgerClient
+from ledger.log.entries import CredentialAnchored
 from ledger.testing import log_entries
 
 ROOT = Path(__file__).resolve().parents[2]

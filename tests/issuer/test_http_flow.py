@@ -18,8 +18,8 @@ from issuer.testing import (
     new_device,
     serve,
 )
-from ledger.client import LedgerClient
-from ledger.entries import CredentialAnchored, CredentialRevoked
+from ledger.clients.client import LedgerClient
+from ledger.log.entries import CredentialAnchored, CredentialRevoked
 from ledger.testing import log_entries
 
 DOC = "G10000001"

@@ -10,10 +10,9 @@ import pytest
 from argon2 import PasswordHasher
 from flask.testing import FlaskClient
 
-from issuer import accounts
-from issuer.accounts import Role
+from issuer.admin import accounts, accounts_db
+from issuer.admin.accounts import Role
 from issuer.app import create_app
-from issuer.console import accounts_db
 from issuer.context import IssuerContext
 from issuer.http_limits import MAX_JSON_DEPTH, MAX_SQL_INT, json_depth_exceeds
 from issuer.testing import make_context

@@ -14,12 +14,12 @@ from sqlalchemy import select
 
 from credential.claims import StatusColour
 from issuer import anchor, log_entries
-from issuer.accounts import Role
+from issuer.admin.accounts import Role
+from issuer.admin.services import Actor, AdminService
 from issuer.context import IssuerContext, ManualClock
 from issuer.models import AdminAuditRecord, CredentialRow
-from issuer.services import Actor, AdminService
 from issuer.testing import enrol_directly, make_context, new_device
-from ledger.entries import CredentialRevoked, RevocationReason, decode_entry
+from ledger.log.entries import CredentialRevoked, RevocationReason, decode_entry
 
 GD_ADMIN = Actor("alice", "GD", frozenset({Role.OPERATOR, Role.KEY_ADMIN}))
 

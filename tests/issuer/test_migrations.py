@@ -12,7 +12,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from issuer.console import models as console_models  # noqa: F401 - registers its tables
+from issuer.admin import models as console_models  # noqa: F401 - registers its tables
 from issuer.db import MIGRATIONS_DIR, make_engine, migrate
 from issuer.models import Base
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from issuer.accounts import AdminPrincipal, Role
+from issuer.admin import accounts_db as adb
+from issuer.admin.accounts import AdminPrincipal, Role
+from issuer.admin.ops import AdminOps, Who
 from issuer.audit import Channel
 from issuer.config import IssuerConfig
-from issuer.console import accounts_db as adb
-from issuer.console.ops import AdminOps, Who
 from issuer.context import IssuerContext, ManualClock
 from issuer.errors import PermissionDeniedError, UnauthorizedError
 

@@ -9,9 +9,9 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from ledger.cli import cli
-from ledger.client import LedgerClient
-from ledger.config import load_config
-from ledger.node import EXTENSION_KEY, create_app
+from ledger.clients.client import LedgerClient
+from ledger.node.app import EXTENSION_KEY, create_app
+from ledger.node.config import load_config
 from ledger.testing import serve
 
 

@@ -10,11 +10,11 @@ import time
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from ledger.client import LedgerClient
+from ledger.clients.client import LedgerClient
 from ledger.metrics import cosignature_times
-from ledger.node import EXTENSION_KEY
+from ledger.node.app import EXTENSION_KEY
 from ledger.serving import start_ops
-from tests.ledger.test_node_openapi import JointPair, joint_pair  # noqa: F401 (fixture)
+from tests.ledger.node.test_node_openapi import JointPair, joint_pair  # noqa: F401 (fixture)
 
 WAIT_S = 20.0
 
@@ -88,8 +88,8 @@ def test_forged_writer_is_counted_and_logged_once(joint_pair: JointPair, caplog)
 
 
 def test_cosignature_times_reads_the_timestamp_of_each_witness() -> None:
-    from ledger.checkpoint import Checkpoint, cosign
-    from ledger.note import NoteSigner
+    from ledger.log.checkpoint import Checkpoint, cosign
+    from ledger.log.note import NoteSigner
 
     skey, _ = NoteSigner.generate("w.example/witness")
     signer = NoteSigner.from_skey(skey)

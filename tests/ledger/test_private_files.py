@@ -16,7 +16,7 @@ from common.private_files import (
     private_sqlite,
     sqlite_path_of,
 )
-from ledger.storage import make_engine
+from ledger.node.storage import make_engine
 
 
 def mode(p: Path) -> int:

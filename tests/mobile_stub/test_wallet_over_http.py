@@ -105,8 +105,8 @@ def enrol(r: Regions, folder: Path) -> None:
 
 def operator_token(ctx: IssuerContext) -> str:
     """An API token of a GD operator account: admins act as themselves, never shared."""
-    from issuer.accounts import Role
-    from issuer.console import accounts_db
+    from issuer.admin import accounts_db
+    from issuer.admin.accounts import Role
 
     roles = frozenset({Role.OPERATOR})
     accounts_db.create_account(ctx.sessions, "gd-ops", ctx.region, roles, "a long pass phrase", 0)

@@ -101,8 +101,8 @@ def issuer_trust(ctx: IssuerContext) -> InMemoryTrustState:
 
 def operator_token(ctx: IssuerContext) -> str:
     """An API token of a GD operator's own account (admins act as themselves)."""
-    from issuer.accounts import Role
-    from issuer.console import accounts_db
+    from issuer.admin import accounts_db
+    from issuer.admin.accounts import Role
 
     roles = frozenset({Role.OPERATOR})
     accounts_db.create_account(ctx.sessions, "gd-ops", ctx.region, roles, "a long pass phrase", 0)

@@ -1,5 +1,5 @@
 """Two regions in joint operation for issuer tests: per region a real issuer context and
-a real ledger node with its witness and validating mirror (ledger.witness_api
+a real ledger node with its witness and validating mirror (ledger.joint.api
 JointServices), served over HTTP on 127.0.0.1; the consortium file (quorum: every
 member's witness) names the issuers' own root keys. No tests here."""
 
@@ -19,11 +19,11 @@ from common.serving import free_port
 from issuer import anchor
 from issuer.context import IssuerContext
 from issuer.testing import make_context
-from ledger.config import NodeConfig
-from ledger.consortium import write_consortium
-from ledger.entries import root_public_key_bytes
-from ledger.node import EXTENSION_KEY, create_app
-from ledger.witness_api import JointServices
+from ledger.joint.api import JointServices
+from ledger.log.consortium import write_consortium
+from ledger.log.entries import root_public_key_bytes
+from ledger.node.app import EXTENSION_KEY, create_app
+from ledger.node.config import NodeConfig
 from tests.support.joint_world import Server
 from tests.support.ledger_joint import MemberKeys, consortium_of, member_keys, write_key
 

@@ -17,18 +17,18 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from credential.keys import SigningAlg, generate_private_key, key_id, public_key_der
-from ledger.client import LedgerClient
-from ledger.config import NodeConfig
-from ledger.consortium import Consortium
-from ledger.entries import (
+from ledger.clients.client import LedgerClient
+from ledger.clients.sync import SyncClient, SyncedTrustState
+from ledger.joint.api import JointServices
+from ledger.log.consortium import Consortium
+from ledger.log.entries import (
     CredentialAnchored,
     KeyAdded,
     encode_entry,
     sign_key_entry,
 )
-from ledger.node import EXTENSION_KEY, create_app
-from ledger.sync import SyncClient, SyncedTrustState
-from ledger.witness_api import JointServices
+from ledger.node.app import EXTENSION_KEY, create_app
+from ledger.node.config import NodeConfig
 from tests.support.ledger_joint import (
     MemberKeys,
     consortium_of,

@@ -11,10 +11,10 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from ledger.checkpoint import Checkpoint, cosignature_vkey, signed_checkpoint
-from ledger.consortium import Consortium, build_consortium
-from ledger.merkle import consistency_path, leaf_hash, root_hash
-from ledger.note import NoteSigner
+from ledger.log.checkpoint import Checkpoint, cosignature_vkey, signed_checkpoint
+from ledger.log.consortium import Consortium, build_consortium
+from ledger.log.merkle import consistency_path, leaf_hash, root_hash
+from ledger.log.note import NoteSigner
 
 
 @dataclass
@@ -103,7 +103,7 @@ class MemoryLog:
 
 def key_added(keys: MemberKeys, issuer_key, not_before: int = 1_600_000_000):
     from credential.keys import SigningAlg, key_id, public_key_der
-    from ledger.entries import KeyAdded, sign_key_entry
+    from ledger.log.entries import KeyAdded, sign_key_entry
 
     der = public_key_der(issuer_key)
     entry = KeyAdded(keys.id, key_id(der), SigningAlg.ES256, der, not_before, None)
@@ -111,7 +111,7 @@ def key_added(keys: MemberKeys, issuer_key, not_before: int = 1_600_000_000):
 
 
 def leaf_of(entry, timestamp_ms: int = 1_700_000_000_000) -> bytes:
-    from ledger.entries import TimestampedEntry, encode_entry, encode_leaf
+    from ledger.log.entries import TimestampedEntry, encode_entry, encode_leaf
 
     return encode_leaf(TimestampedEntry(timestamp_ms, encode_entry(entry)))
 
@@ -128,10 +128,10 @@ class MemorySource:
     bundle_calls: int = 0
 
     def checkpoint(self) -> bytes:
-        from ledger.checkpoint import attach_signatures, cosign
+        from ledger.log.checkpoint import attach_signatures, cosign
 
         if self.down:
-            from ledger.sync import SourceError
+            from ledger.clients.sync import SourceError
 
             raise SourceError(f"{self.name} is down")
         cp = self.log.checkpoint()
@@ -139,7 +139,7 @@ class MemorySource:
         return attach_signatures(self.log.signed(), lines)
 
     def entry_bundle(self, index: int, width: int) -> bytes:
-        from ledger.tiles import encode_entry_bundle
+        from ledger.log.tiles import encode_entry_bundle
 
         self.bundle_calls += 1
         start = index * 256

@@ -20,8 +20,8 @@ from credential.keys import SigningAlg, public_key_der
 from credential.presentation import make_presentation
 from credential.reasons import Reason
 from credential.verdict import Decision, StationPolicy
-from ledger.entries import CredentialAnchored
-from ledger.sync import SyncedTrustState
+from ledger.clients.sync import SyncedTrustState
+from ledger.log.entries import CredentialAnchored
 from tests.support.ledger_joint import MemoryLog, MemorySource, leaf_of
 from tests.verifier.test_synced_station import (
     COSIGNED_AT,
@@ -140,7 +140,7 @@ def test_on_demand_syncs_are_rate_limited(world: World, tmp_path: Path) -> None:
 def test_compact_view_does_not_claim_to_know_every_anchor(tmp_path: Path) -> None:
     import sqlite3
 
-    from ledger.sync import _connect
+    from ledger.clients.sync import _connect
 
     db = tmp_path / "compact.db"
     conn: sqlite3.Connection = _connect(db)

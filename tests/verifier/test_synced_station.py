@@ -1,4 +1,4 @@
-"""The station over a real synced ledger state (ledger.sync with in-memory log sources):
+"""The station over a real synced ledger state (ledger.clients.sync with in-memory log sources):
 admit, revoke-then-deny after a sync, and the unseen-key sync prompt online and offline.
 Also the command line: init, scan (headless, offline) and export-log."""
 
@@ -20,9 +20,9 @@ from credential.keys import SigningAlg, generate_private_key, key_id, public_key
 from credential.presentation import make_presentation
 from credential.reasons import Reason
 from credential.verdict import Decision
-from ledger.consortium import write_consortium
-from ledger.entries import CredentialAnchored, CredentialRevoked, RevocationReason
-from ledger.sync import RegionStatus, SyncClient, SyncedTrustState
+from ledger.clients.sync import RegionStatus, SyncClient, SyncedTrustState
+from ledger.log.consortium import write_consortium
+from ledger.log.entries import CredentialAnchored, CredentialRevoked, RevocationReason
 from tests.support.ledger_joint import (
     MemoryLog,
     MemorySource,
@@ -453,7 +453,7 @@ def test_fork_in_one_region_is_kept_and_the_other_region_still_syncs(
 
 
 def test_station_refuses_a_quorum_that_one_region_meets_alone(tmp_path: Path) -> None:
-    from ledger.sync import InsecurePolicyError
+    from ledger.clients.sync import InsecurePolicyError
 
     gd, mo = member_keys("GD"), member_keys("MO")
     weak = consortium_of(gd, mo, threshold="any")

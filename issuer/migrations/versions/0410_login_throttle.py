@@ -3,7 +3,7 @@
 Failed console logins were counted per username and per address in `rate_events`,
 read before the password check and written after it: concurrent guesses all passed,
 and either key locked out innocent admins. The new table holds one row per pair,
-updated atomically before the check (issuer.console.login_guard).
+updated atomically before the check (issuer.admin.login_guard).
 
 Revision ID: 0410_login_throttle
 Revises: 0400_conversion_source

@@ -1,0 +1,169 @@
+"""The read side of a log: one `LogReader` interface and one bounded HTTP reader.
+
+`LogReader` is what every consumer of a log's published state reads through — the sync
+client (ledger.clients.sync), the validating mirror (ledger.joint.mirror), the outside auditor
+(ledger.clients.audit), the issuer's ledger page (issuer.ledger_state): the checkpoint, hash
+tiles and entry bundles of C2SP tlog-tiles. In-memory fakes implement it in tests.
+
+`HttpLogReader` is its one HTTP implementation, over a tlog-tiles prefix (a node's
+root, or a mirror's `<node>/mirror/<hex origin hash>`). Every body is read through
+`bounded_request`, which streams it and stops at a named per-resource limit, so a
+hostile node or mirror cannot make a reader buffer more than that limit: the
+auditor and the witnesses read other operators' nodes. `ledger.clients.client.LedgerClient`
+sends its writes and JSON requests through the same `bounded_request`.
+
+What it does not do: verify anything it reads (ledger.log.checkpoint, ledger.log.merkle and
+ledger.log.tiles do), retry, or cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import requests
+
+from ledger.log import tiles
+from ledger.log.errors import LedgerError
+from ledger.log.merkle import HASH_SIZE
+
+DEFAULT_TIMEOUT_S = 10.0  # seconds per HTTP request
+READ_CHUNK_BYTES = 64 * 1024  # bytes read from the socket at a time
+MAX_CHECKPOINT_BYTES = 1 << 16  # bytes; a checkpoint with a few cosignatures is < 2 KiB
+MAX_TILE_BYTES = tiles.TILE_WIDTH * HASH_SIZE  # bytes; a full hash tile (tlog-tiles)
+MAX_BUNDLE_BYTES = tiles.TILE_WIDTH * (2 + 0xFFFF)  # bytes; 256 entries of at most 64 KiB
+MAX_SNAPSHOT_BYTES = 64 << 20  # bytes; ledger.log.revocation.MAX_BITMAP_BYTES
+MAX_JSON_BYTES = 1 << 20  # bytes; a status, a proof, receipts for one request
+MAX_ERROR_TEXT_CHARS = 200  # characters of an error body quoted in a message
+
+
+class LogReadError(LedgerError):
+    """Root of the reader's failures; the next source (if any) is worth trying."""
+
+
+class LogUnreachableError(LogReadError):
+    """No answer (connection refused or reset, timeout)."""
+
+
+class LogTooLargeError(LogReadError):
+    """The answer is longer than the limit for what was asked."""
+
+
+class LogStatusError(LogReadError):
+    """The answer has an unexpected HTTP status; `answer` holds it (bounded)."""
+
+    def __init__(self, message: str, answer: HttpAnswer) -> None:
+        super().__init__(message)
+        self.answer = answer
+
+    @property
+    def status(self) -> int:
+        return self.answer.status
+
+
+class LogNotFoundError(LogStatusError):
+    """HTTP 404: the checkpoint, tile or bundle does not exist (yet)."""
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    """A response whose body was read within a limit."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+    def content_type(self) -> str:
+        return str(self.headers.get("Content-Type", ""))
+
+
+def bounded_request(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    limit: int,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    **kw: Any,
+) -> HttpAnswer:
+    """Send one request and read at most `limit` body bytes (after content decoding).
+
+    Raises LogUnreachableError when there is no answer, LogTooLargeError when the
+    declared or actual body is longer than `limit`. Any status is returned."""
+    try:
+        with session.request(method, url, timeout=timeout, stream=True, **kw) as r:
+            declared = r.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > limit:
+                raise LogTooLargeError(f"{method} {url}: body over {limit} bytes")
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in r.iter_content(READ_CHUNK_BYTES):
+                size += len(chunk)
+                if size > limit:
+                    raise LogTooLargeError(f"{method} {url}: body over {limit} bytes")
+                chunks.append(chunk)
+            return HttpAnswer(r.status_code, r.headers, b"".join(chunks))
+    except requests.RequestException as e:
+        raise LogUnreachableError(f"{method} {url}: {type(e).__name__}: {e}") from e
+
+
+class LogReader(Protocol):
+    """Read side of one log at one place (its node or a mirror): C2SP tlog-tiles."""
+
+    @property
+    def name(self) -> str: ...
+
+    def checkpoint(self) -> bytes: ...
+
+    def tile(self, level: int, index: int, width: int = tiles.TILE_WIDTH) -> bytes: ...
+
+    def entry_bundle(self, index: int, width: int = tiles.TILE_WIDTH) -> bytes: ...
+
+
+@dataclass
+class HttpLogReader:
+    """`LogReader` over HTTP at a tlog-tiles prefix: `<prefix>/checkpoint`,
+    `<prefix>/tile/<L>/<N>`, `<prefix>/tile/entries/<N>`; plus the node's
+    content-addressed revocation snapshots and deltas (ledger.node.revocation_api)."""
+
+    prefix: str
+    session: requests.Session = field(default_factory=requests.Session)
+    timeout: float = DEFAULT_TIMEOUT_S
+
+    def __post_init__(self) -> None:
+        self.prefix = self.prefix.rstrip("/")
+
+    @property
+    def name(self) -> str:
+        return self.prefix
+
+    def get(self, path: str, limit: int) -> bytes:
+        """GET `<prefix>/<path>`: the body of a 200, or a typed LogReadError."""
+        url = f"{self.prefix}/{path}"
+        answer = bounded_request(self.session, "GET", url, limit=limit, timeout=self.timeout)
+        if answer.status == 200:
+            return answer.body
+        cls = LogNotFoundError if answer.status == 404 else LogStatusError
+        raise cls(f"{url}: HTTP {answer.status}", answer)
+
+    def checkpoint(self) -> bytes:
+        return self.get("checkpoint", MAX_CHECKPOINT_BYTES)
+
+    def tile(self, level: int, index: int, width: int = tiles.TILE_WIDTH) -> bytes:
+        return self.get(tiles.TileId(level, index, width).path(), MAX_TILE_BYTES)
+
+    def entry_bundle(self, index: int, width: int = tiles.TILE_WIDTH) -> bytes:
+        return self.get(tiles.entry_bundle_path(index, width), MAX_BUNDLE_BYTES)
+
+    def revocation_snapshot(self, digest: bytes) -> bytes:
+        return self.get(f"revocation/snapshot/{digest.hex()}", MAX_SNAPSHOT_BYTES)
+
+    def revocation_delta(self, from_digest: bytes, to_digest: bytes) -> bytes:
+        return self.get(
+            f"revocation/delta/{from_digest.hex()}/{to_digest.hex()}", MAX_SNAPSHOT_BYTES
+        )

@@ -1,0 +1,776 @@
+"""The sync client: bring a station's (or issuer's) local copy of every region's log
+state up to a quorum-cosigned checkpoint, from any node or mirror, and serve it offline.
+
+For each region, in order of preference (the region's node, its listed mirrors, then
+every other member's validating mirror), the client:
+
+1. fetches the checkpoint and opens it with the region's log key (C2SP tlog-checkpoint);
+2. checks that its cosignatures meet the consortium's quorum (C2SP tlog-policy);
+3. refuses rollback (a smaller tree than it trusts) and forks (same size, other root);
+4. fetches the new entry bundles (C2SP tlog-tiles), stages them durably chunk by chunk
+   (an interrupted sync resumes where it stopped), and recomputes the root from its
+   stored compact range (the right edge of the tree) plus the new leaf hashes: equal to
+   the checkpoint's root proves both that the entries are the logged ones and that the
+   new tree extends the one it trusted (RFC 9162 §2.1: the old right edge determines
+   the old root);
+5. only then applies the staged entries to its tables — keys, revoked status indices,
+   anchors — and records the checkpoint, in one transaction.
+
+`SyncedTrustState` implements `credential.trust.TrustState` from that SQLite file
+alone. The sources sit behind `ledger.clients.reader.LogReader` (`HttpLogReader` for real,
+any in-memory fake for tests). Entry rules are the validating witnesses' job: the
+quorum vouches that they were checked; the client decodes entries but does not
+re-run `ledger.log.rules`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Protocol
+
+from pyroaring import FrozenBitMap
+
+from common.private_files import private_sqlite
+from credential.keys import SigningAlg
+from credential.trust import RegisteredKey
+from ledger.clients.reader import HttpLogReader, LogReader, LogReadError
+from ledger.log import tiles
+from ledger.log.checkpoint import CosignatureVerifier, OpenedCheckpoint, open_checkpoint
+from ledger.log.consortium import Consortium, Member, QuorumError
+from ledger.log.entries import (
+    CredentialAnchored,
+    CredentialReinstated,
+    CredentialRevoked,
+    Entry,
+    KeyAdded,
+    KeyRevoked,
+    decode_entry,
+    decode_leaf_entry,
+)
+from ledger.log.errors import LedgerError
+from ledger.log.merkle import EMPTY_ROOT, HASH_SIZE, leaf_hash, node_hash
+from ledger.log.note import NoteVerifier
+from ledger.log.revocation import MAX_STATUS_INDEX as MAX_STATUS_INDEX_32
+from ledger.log.revocation import (
+    RevocationDelta,
+    RevocationError,
+    RevocationSnapshot,
+    apply_delta,
+    find_extension,
+    open_snapshot,
+)
+
+log = logging.getLogger(__name__)
+
+BUNDLE_WIDTH = tiles.TILE_WIDTH  # entries per full entry bundle (tlog-tiles)
+STAGE_CHUNK_BUNDLES = 64  # bundles staged per transaction (resume granularity)
+
+
+class SyncError(LedgerError):
+    """Root of the sync client's failures."""
+
+
+class SourceError(SyncError):
+    """A source could not be reached or answered nonsense; the next one is tried."""
+
+
+class ForkDetectedError(SyncError):
+    """A quorum-looking checkpoint contradicts the tree this client already trusts."""
+
+
+class InsecurePolicyError(SyncError):
+    """The consortium's quorum lets a region vouch for its own log."""
+
+
+class RollbackError(SyncError):
+    """A source offered a smaller tree than the one this client trusts."""
+
+
+class BadEntriesError(SyncError):
+    """Entries from a source do not hash to the checkpoint's root."""
+
+
+class RegionStatus(StrEnum):
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    FAILED = "failed"  # no source gave a trustworthy newer state; the old one is kept
+
+
+@dataclass(frozen=True)
+class RegionReport:
+    region: str
+    status: RegionStatus
+    old_size: int
+    new_size: int
+    source: str | None
+    synced_at: int | None  # newest quorum cosignature time of the trusted checkpoint
+    errors: tuple[str, ...] = ()
+    fork: str | None = None  # a split view of this region was seen (fork_alarms)
+
+
+@dataclass(frozen=True)
+class ForkAlarm:
+    """Two quorum-cosigned checkpoints of one region that cannot both be true: the one
+    this station trusted and one of the same size with another root (both as received)."""
+
+    region: str
+    size: int
+    held_checkpoint: bytes
+    conflicting_checkpoint: bytes
+    detected_at: int
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    regions: tuple[RegionReport, ...]
+    finished_at: float
+
+    def region(self, region: str) -> RegionReport:
+        return next(r for r in self.regions if r.region == region)
+
+    def staleness_s(self, region: str) -> int | None:
+        """How old the region's trusted state is, as of the end of this sync."""
+        at = self.region(region).synced_at
+        return None if at is None else max(0, int(self.finished_at) - at)
+
+
+@dataclass(frozen=True)
+class Progress:
+    region: str
+    done: int  # entries fetched and staged
+    total: int  # entries to fetch
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+# The sync client's names for the one read interface and its HTTP implementation.
+LogSource = LogReader
+HttpLogSource = HttpLogReader
+
+
+class CompactLogSource(LogReader, Protocol):
+    """A source that also serves content-addressed revocation snapshots and deltas
+    (ledger.node.revocation_api on a node, ledger.joint.api under a mirror prefix);
+    required by compact mode. The bytes are taken from the source that gave the
+    checkpoint; when it fails, the next source is tried, as for entry bundles."""
+
+    def revocation_snapshot(self, digest: bytes) -> bytes: ...
+
+    def revocation_delta(self, from_digest: bytes, to_digest: bytes) -> bytes: ...
+
+
+def mirror_prefix(node_url: str, origin: str) -> str:
+    """C2SP tlog-mirror: `<monitoring prefix>/<hex SHA-256 of the origin>`."""
+    return f"{node_url.rstrip('/')}/mirror/{hashlib.sha256(origin.encode()).hexdigest()}"
+
+
+def default_sources(consortium: Consortium, region: str) -> list[HttpLogSource]:
+    """The region's node, its own mirrors, then every other member's mirror of it."""
+    m = consortium.member(region)
+    assert m.log_origin is not None
+    urls = [m.node_url, *m.mirror_urls]
+    urls += [mirror_prefix(o.node_url, m.log_origin) for o in consortium.members if o.id != region]
+    return [HttpLogSource(u) for u in urls]
+
+
+# -- compact range (the right edge of the tree) ----------------------------------------
+
+
+def frontier_append(frontier: list[bytes], size: int, leaf_hashes: Sequence[bytes]) -> int:
+    """Append leaf hashes to a compact range in place; return the new size.
+
+    `frontier` holds the roots of the perfect subtrees that make up a tree of `size`
+    leaves, largest first (one per set bit of `size`)."""
+    for h in leaf_hashes:
+        s = size
+        while s & 1:
+            h = node_hash(frontier.pop(), h)
+            s >>= 1
+        frontier.append(h)
+        size += 1
+    return size
+
+
+def frontier_root(frontier: Sequence[bytes]) -> bytes:
+    """MTH of the tree whose compact range this is (RFC 9162 §2.1.1: left subtree is the
+    largest power of two, so folding right to left reproduces the recursion)."""
+    if not frontier:
+        return EMPTY_ROOT
+    r = frontier[-1]
+    for h in reversed(frontier[:-1]):
+        r = node_hash(h, r)
+    return r
+
+
+# -- local state -----------------------------------------------------------------------
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS log_state (
+    region TEXT PRIMARY KEY, origin TEXT NOT NULL, size INTEGER NOT NULL,
+    root_hash BLOB NOT NULL, frontier BLOB NOT NULL, checkpoint BLOB,
+    synced_at INTEGER);
+CREATE TABLE IF NOT EXISTS compact_snapshot (
+    region TEXT PRIMARY KEY, digest BLOB NOT NULL, snapshot BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS staged (
+    region TEXT NOT NULL, idx INTEGER NOT NULL, leaf BLOB NOT NULL,
+    PRIMARY KEY (region, idx));
+CREATE TABLE IF NOT EXISTS staged_target (
+    region TEXT PRIMARY KEY, size INTEGER NOT NULL, root_hash BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS keys (
+    region TEXT NOT NULL, kid TEXT NOT NULL, alg TEXT NOT NULL, public_key_der BLOB NOT NULL,
+    not_before INTEGER NOT NULL, not_after INTEGER, compromised_at INTEGER,
+    retired_at INTEGER, PRIMARY KEY (region, kid));
+CREATE TABLE IF NOT EXISTS revoked (
+    region TEXT NOT NULL, status_index INTEGER NOT NULL, PRIMARY KEY (region, status_index))
+    WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS fork_alarms (
+    region TEXT NOT NULL, size INTEGER NOT NULL, conflicting_root BLOB NOT NULL,
+    held_checkpoint BLOB NOT NULL, conflicting_checkpoint BLOB NOT NULL,
+    detected_at INTEGER NOT NULL, PRIMARY KEY (region, size, conflicting_root));
+CREATE TABLE IF NOT EXISTS anchors (
+    region TEXT NOT NULL, digest BLOB NOT NULL, anchored_at INTEGER NOT NULL,
+    PRIMARY KEY (region, digest)) WITHOUT ROWID;
+"""
+
+
+def _connect(path: str | Path) -> sqlite3.Connection:
+    if str(path) != ":memory:":
+        private_sqlite(path)  # mode 0600 before SQLite creates it (WAL/SHM follow)
+    conn = sqlite3.connect(str(path), timeout=10.0, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.executescript(SCHEMA)
+    return conn
+
+
+@contextmanager
+def _tx(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+@dataclass(frozen=True)
+class TrustedLog:
+    region: str
+    origin: str
+    size: int
+    root_hash: bytes
+    frontier: tuple[bytes, ...]
+    synced_at: int | None
+
+
+def _read_trusted(conn: sqlite3.Connection, member: Member) -> TrustedLog:
+    row = conn.execute(
+        "SELECT size, root_hash, frontier, synced_at FROM log_state WHERE region = ?",
+        (member.id,),
+    ).fetchone()
+    assert member.log_origin is not None
+    if row is None:
+        return TrustedLog(member.id, member.log_origin, 0, EMPTY_ROOT, (), None)
+    size, root, fr, synced = row
+    hashes = tuple(fr[i : i + HASH_SIZE] for i in range(0, len(fr), HASH_SIZE))
+    return TrustedLog(member.id, member.log_origin, size, root, hashes, synced)
+
+
+def _decode(raw: bytes) -> tuple[int, Entry]:
+    """A leaf's timestamp (ms) and entry, decoding the entry once."""
+    leaf, entry = decode_leaf_entry(raw)
+    return leaf.timestamp_ms, entry
+
+
+def _apply_leaf(conn: sqlite3.Connection, region: str, raw: bytes) -> None:
+    ts_ms, entry = _decode(raw)
+    _apply_entry(conn, region, entry, ts_ms)
+
+
+def _apply_entry(conn: sqlite3.Connection, region: str, entry: Entry, ts_ms: int) -> None:
+    if entry.region != region:
+        # Validating witnesses refuse such entries; a station refuses them too.
+        raise BadEntriesError(f"entry of region {entry.region} in the log of {region}")
+    ts = ts_ms // 1000
+    if isinstance(entry, CredentialAnchored):
+        conn.execute("INSERT OR IGNORE INTO anchors VALUES (?, ?, ?)", (region, entry.digest, ts))
+    elif isinstance(entry, CredentialRevoked):
+        conn.execute("INSERT OR IGNORE INTO revoked VALUES (?, ?)", (region, entry.status_index))
+    elif isinstance(entry, CredentialReinstated):
+        conn.execute(
+            "DELETE FROM revoked WHERE region = ? AND status_index = ?",
+            (region, entry.status_index),
+        )
+    elif isinstance(entry, KeyAdded):
+        conn.execute(
+            "INSERT OR REPLACE INTO keys VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)",
+            (region, entry.kid, str(entry.alg), entry.public_key_der,
+             entry.not_before, entry.not_after),
+        )  # fmt: skip
+    elif isinstance(entry, KeyRevoked):
+        # A retired key may later be revoked for compromise (ledger.log.rules): keep the
+        # earlier retirement time and never forget a compromise.
+        conn.execute(
+            "UPDATE keys SET compromised_at = COALESCE(?, compromised_at), "
+            "retired_at = MIN(COALESCE(retired_at, ?), ?) WHERE region = ? AND kid = ?",
+            (entry.compromised_at, entry.retired_at, entry.retired_at, region, entry.kid),
+        )
+
+
+class SyncClient:
+    """Synchronises every region of a consortium into one local SQLite file."""
+
+    def __init__(
+        self,
+        consortium: Consortium,
+        state_db_path: str | Path,
+        *,
+        sources: Callable[[str], Sequence[LogSource]] | None = None,
+        clock: Callable[[], float] = time.time,
+        compact: bool = False,
+        max_age_s: int | None = None,
+        insecure_accept_self_cosigned_logs: bool = False,
+    ) -> None:
+        # A policy that one region's own witness (or no witness) can meet lets that
+        # region show a station any history it likes (docs/ledger-protocol.md §6).
+        weak = [r for r in consortium.regions() if consortium.policy.single_member_suffices(r)]
+        if weak and not insecure_accept_self_cosigned_logs:
+            raise InsecurePolicyError(
+                f"the consortium's quorum {consortium.policy.describe()} is met by the "
+                f"witness of {', '.join(weak)} alone, so a fork of that log would be "
+                "accepted; refusing it (insecure_accept_self_cosigned_logs overrides)"
+            )
+        if weak:
+            log.warning(
+                "INSECURE: accepting logs cosigned by their own region alone (%s)", ", ".join(weak)
+            )
+        # A view whose quorum cosigned it longer ago than this is refused as a fresh
+        # client's first view: a replayed old view must not become a station's start.
+        self.max_age_s = max_age_s
+        self.consortium = consortium
+        # Compact mode (docs/ledger-protocol.md §8): fetch checkpoint + quorum + the
+        # committed revocation snapshot or delta, not every entry. The station then
+        # knows keys and revoked indices but no anchors.
+        self.compact = compact
+        self.path = Path(state_db_path)
+        self.conn = _connect(self.path)
+        self.sources = sources or (lambda region: default_sources(consortium, region))
+        self.clock = clock
+        self.witnesses = {
+            m.witness.name: (m.id, CosignatureVerifier.from_vkey(m.witness.text))
+            for m in consortium.members
+        }
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def sync(
+        self, region: str | None = None, progress: ProgressCallback | None = None
+    ) -> SyncReport:
+        regions = [region] if region else list(self.consortium.regions())
+        reports = tuple(self._sync_region(r, progress) for r in regions)
+        return SyncReport(reports, self.clock())
+
+    # -- one region ----------------------------------------------------------------
+
+    def open_checkpoint(self, member: Member, data: bytes) -> tuple[OpenedCheckpoint, int]:
+        """Open a checkpoint and check the quorum; return it and its quorum time."""
+        assert member.log is not None
+        opened = open_checkpoint(
+            data,
+            NoteVerifier.from_vkey(member.log.text),
+            [v for _, v in self.witnesses.values()],
+        )
+        if opened.checkpoint.origin != member.log_origin:
+            raise SourceError(
+                f"expected origin {member.log_origin}, found {opened.checkpoint.origin}"
+            )
+        signed_by = {self.witnesses[name][0]: ts for name, ts in opened.cosignatures.items()}
+        # The view is as fresh as the newest time at which a quorum vouches for it
+        # (C2SP tlog-cosignature timestamps; docs/ledger-protocol.md §6).
+        return opened, self.consortium.policy.quorum_time(signed_by)
+
+    def _candidates(
+        self, member: Member, errors: list[str], fresh: bool
+    ) -> list[tuple[OpenedCheckpoint, int, bytes, LogSource]]:
+        """Every source's quorum-cosigned checkpoint, largest tree first, then freshest.
+
+        Every source is asked: the first to answer may be an old (validly cosigned)
+        view replayed by whoever answers at that URL, so only the best one counts. A
+        `fresh` client (nothing trusted yet for the region) also refuses a view whose
+        quorum time is older than `max_age_s`; a client that already trusts a view
+        takes any that moves it forward (never back), stale or not, since its verdicts
+        judge the age anyway and a newer stale view still carries newer revocations."""
+        found: list[tuple[OpenedCheckpoint, int, bytes, LogSource]] = []
+        oldest = None
+        if fresh and self.max_age_s is not None:
+            oldest = int(self.clock()) - self.max_age_s
+        for source in self.sources(member.id):
+            try:
+                data = source.checkpoint()
+                opened, quorum_at = self.open_checkpoint(member, data)
+            except (LedgerError, QuorumError) as e:
+                errors.append(f"{source.name}: {e}")
+                log.warning("sync %s from %s: %s", member.id, source.name, e)
+                continue
+            if oldest is not None and quorum_at < oldest:
+                errors.append(
+                    f"{source.name}: quorum cosigned at {quorum_at}, older than the "
+                    f"{self.max_age_s} s this station accepts"
+                )
+                continue
+            found.append((opened, quorum_at, data, source))
+        found.sort(key=lambda c: (c[0].checkpoint.size, c[1]), reverse=True)
+        return found
+
+    def _sync_region(self, region: str, progress: ProgressCallback | None) -> RegionReport:
+        member = self.consortium.member(region)
+        trusted = _read_trusted(self.conn, member)
+        errors: list[str] = []
+        fresh = trusted.synced_at is None
+        for opened, synced_at, data, source in self._candidates(member, errors, fresh):
+            try:
+                new = self._advance(member, trusted, source, opened, synced_at, data, progress)
+            except ForkDetectedError as e:
+                # One region's split view is that region's alarm: keep the evidence
+                # (both signed notes), keep its old state, go on with the others.
+                self._record_fork(member, trusted, opened, data, str(e))
+                errors.append(f"{source.name}: {e}")
+                return RegionReport(
+                    region, RegionStatus.FAILED, trusted.size, trusted.size, source.name,
+                    trusted.synced_at, tuple(errors), fork=str(e),
+                )  # fmt: skip
+            except (LedgerError, QuorumError) as e:
+                errors.append(f"{source.name}: {e}")
+                log.warning("sync %s from %s: %s", region, source.name, e)
+                continue
+            status = RegionStatus.UPDATED if new.size > trusted.size else RegionStatus.UNCHANGED
+            return RegionReport(
+                region, status, trusted.size, new.size, source.name, new.synced_at, tuple(errors)
+            )
+        return RegionReport(
+            region, RegionStatus.FAILED, trusted.size, trusted.size, None, trusted.synced_at,
+            tuple(errors),
+        )  # fmt: skip
+
+    def _record_fork(
+        self,
+        member: Member,
+        trusted: TrustedLog,
+        opened: OpenedCheckpoint,
+        data: bytes,
+        detail: str,
+    ) -> None:
+        row = self.conn.execute(
+            "SELECT checkpoint FROM log_state WHERE region = ?", (member.id,)
+        ).fetchone()
+        held = b"" if row is None or row[0] is None else bytes(row[0])
+        size = opened.checkpoint.size
+        with _tx(self.conn):
+            # One alarm per incident: the same conflicting note seen again adds nothing.
+            self.conn.execute(
+                "INSERT OR IGNORE INTO fork_alarms VALUES (?, ?, ?, ?, ?, ?)",
+                (member.id, size, opened.checkpoint.root_hash, held, data, int(self.clock())),
+            )  # fmt: skip
+        log.error("ALARM: fork of region %s at size %d: %s", member.id, size, detail)
+
+    def _advance(
+        self,
+        member: Member,
+        trusted: TrustedLog,
+        source: LogSource,
+        opened: OpenedCheckpoint,
+        synced_at: int,
+        data: bytes,
+        progress: ProgressCallback | None,
+    ) -> TrustedLog:
+        cp = opened.checkpoint
+        region = member.id
+        if cp.size < trusted.size:
+            raise RollbackError(f"source offers size {cp.size}, trusted size is {trusted.size}")
+        if cp.size == trusted.size:
+            if cp.root_hash != trusted.root_hash:
+                raise ForkDetectedError(
+                    f"{region}: cosigned root {cp.root_hash.hex()[:16]}.. for size {cp.size}, "
+                    f"trusted {trusted.root_hash.hex()[:16]}.."
+                )
+            newer = trusted.synced_at is None or synced_at > trusted.synced_at
+            if newer:
+                with _tx(self.conn):
+                    self.conn.execute(
+                        "UPDATE log_state SET synced_at = ?, checkpoint = ? WHERE region = ?",
+                        (synced_at, data, region),
+                    )
+                return TrustedLog(region, trusted.origin, trusted.size, trusted.root_hash,
+                                  trusted.frontier, synced_at)  # fmt: skip
+            return trusted
+        if self.compact:
+            return self._advance_compact(member, trusted, source, opened, synced_at, data)
+        if trusted.size > 0 and not trusted.frontier:
+            raise SyncError(
+                f"{region}: this state file was synced in compact mode (no right edge kept); "
+                "use compact mode or a fresh file for full sync"
+            )
+        self._stage(member, trusted, source, cp.size, cp.root_hash, progress)
+        return self._commit(member, trusted, cp.size, cp.root_hash, synced_at, data)
+
+    def _stage(
+        self,
+        member: Member,
+        trusted: TrustedLog,
+        source: LogSource,
+        size: int,
+        root: bytes,
+        progress: ProgressCallback | None,
+    ) -> None:
+        region = member.id
+        conn = self.conn
+        target = conn.execute(
+            "SELECT size, root_hash FROM staged_target WHERE region = ?", (region,)
+        ).fetchone()
+        if target is not None and target[0] > size:
+            # Staged for a bigger tree than this source offers: start over.
+            with _tx(conn):
+                conn.execute("DELETE FROM staged WHERE region = ?", (region,))
+        with _tx(conn):
+            conn.execute(
+                "INSERT OR REPLACE INTO staged_target VALUES (?, ?, ?)", (region, size, root)
+            )
+            conn.execute(
+                "DELETE FROM staged WHERE region = ? AND (idx < ? OR idx >= ?)",
+                (region, trusted.size, size),
+            )
+        (have,) = conn.execute("SELECT COUNT(*) FROM staged WHERE region = ?", (region,)).fetchone()
+        start = trusted.size + have  # resume after an interruption
+        total = size - trusted.size
+        if progress:
+            progress(Progress(region, have, total))
+        pos = start
+        while pos < size:
+            rows: list[tuple[str, int, bytes]] = []
+            for _ in range(STAGE_CHUNK_BUNDLES):
+                if pos >= size:
+                    break
+                bundle_index = pos // BUNDLE_WIDTH
+                width = min(BUNDLE_WIDTH, size - bundle_index * BUNDLE_WIDTH)
+                try:
+                    leaves = tiles.decode_entry_bundle(source.entry_bundle(bundle_index, width))
+                except LedgerError as e:
+                    raise SourceError(f"bundle {bundle_index}: {e}") from e
+                if len(leaves) != width:
+                    raise SourceError(
+                        f"bundle {bundle_index}: expected {width} entries, found {len(leaves)}"
+                    )
+                for i in range(pos - bundle_index * BUNDLE_WIDTH, width):
+                    rows.append((region, bundle_index * BUNDLE_WIDTH + i, leaves[i]))
+                pos = bundle_index * BUNDLE_WIDTH + width
+            with _tx(conn):
+                conn.executemany("INSERT OR REPLACE INTO staged VALUES (?, ?, ?)", rows)
+            if progress:
+                progress(Progress(region, pos - trusted.size, total))
+
+    def _commit(
+        self,
+        member: Member,
+        trusted: TrustedLog,
+        size: int,
+        root: bytes,
+        synced_at: int,
+        data: bytes,
+    ) -> TrustedLog:
+        region = member.id
+        conn = self.conn
+        leaves = [
+            bytes(r[0])
+            for r in conn.execute(
+                "SELECT leaf FROM staged WHERE region = ? AND idx >= ? AND idx < ? ORDER BY idx",
+                (region, trusted.size, size),
+            )
+        ]
+        frontier = list(trusted.frontier)
+        got = frontier_append(frontier, trusted.size, [leaf_hash(x) for x in leaves])
+        computed = frontier_root(frontier)
+        if got != size or computed != root:
+            with _tx(conn):
+                conn.execute("DELETE FROM staged WHERE region = ?", (region,))
+                conn.execute("DELETE FROM staged_target WHERE region = ?", (region,))
+            # A cosigned root that our trusted right edge cannot reach is a fork unless the
+            # source simply sent other entries; either way nothing is applied.
+            raise BadEntriesError(
+                f"{region}: entries {trusted.size}..{size} give root {computed.hex()[:16]}.., "
+                f"checkpoint says {root.hex()[:16]}.."
+            )
+        with _tx(conn):
+            for raw in leaves:
+                try:
+                    _apply_leaf(conn, region, raw)
+                except LedgerError as e:
+                    raise BadEntriesError(f"{region}: undecodable logged entry: {e}") from e
+            conn.execute(
+                "INSERT OR REPLACE INTO log_state VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (region, trusted.origin, size, root, b"".join(frontier), data, synced_at),
+            )
+            conn.execute("DELETE FROM staged WHERE region = ?", (region,))
+            conn.execute("DELETE FROM staged_target WHERE region = ?", (region,))
+        return TrustedLog(region, trusted.origin, size, root, tuple(frontier), synced_at)
+
+    def _advance_compact(
+        self,
+        member: Member,
+        trusted: TrustedLog,
+        source: LogSource,
+        opened: OpenedCheckpoint,
+        synced_at: int,
+        data: bytes,
+    ) -> TrustedLog:
+        cp = opened.checkpoint
+        region = member.id
+        digest = find_extension(cp.extensions)
+        if digest is None:
+            raise SourceError(f"{region}: checkpoint {cp.size} commits no revocation snapshot")
+        fetch_snapshot = getattr(source, "revocation_snapshot", None)
+        fetch_delta = getattr(source, "revocation_delta", None)
+        if fetch_snapshot is None:
+            raise SourceError(f"{source.name} serves no revocation snapshots")
+        conn = self.conn
+        row = conn.execute(
+            "SELECT digest, snapshot FROM compact_snapshot WHERE region = ?", (region,)
+        ).fetchone()
+        new: RevocationSnapshot | None = None
+        flipped: frozenset[int] | None = None
+        if row is not None and fetch_delta is not None:
+            try:
+                old = RevocationSnapshot.from_bytes(bytes(row[1]))
+                delta = RevocationDelta.from_bytes(fetch_delta(bytes(row[0]), digest))
+                if delta.to_digest != digest:
+                    raise RevocationError("delta lands on another snapshot than committed")
+                new, flipped = apply_delta(old, delta), delta.flipped
+            except (LogReadError, SourceError, RevocationError) as e:
+                log.info("sync %s: no usable delta (%s); fetching the full snapshot", region, e)
+        if new is None:
+            raw = fetch_snapshot(digest)
+            new = open_snapshot(raw, digest)
+        if new.region != region or new.tree_size != cp.size:
+            raise SourceError(
+                f"expected the snapshot of {region}@{cp.size}, found {new.region}@{new.tree_size}"
+            )
+        snapshot_bytes = new.to_bytes()
+        with _tx(conn):
+            if flipped is not None:
+                for i in flipped:
+                    if i in new.revoked:
+                        conn.execute("INSERT OR IGNORE INTO revoked VALUES (?, ?)", (region, i))
+                    else:
+                        conn.execute(
+                            "DELETE FROM revoked WHERE region = ? AND status_index = ?",
+                            (region, i),
+                        )
+            else:
+                conn.execute("DELETE FROM revoked WHERE region = ?", (region,))
+                conn.executemany(
+                    "INSERT INTO revoked VALUES (?, ?)", ((region, i) for i in sorted(new.revoked))
+                )
+            for entry_bytes in new.key_entries:
+                try:
+                    _apply_entry(conn, region, decode_entry(entry_bytes), 0)
+                except LedgerError as e:
+                    raise BadEntriesError(f"{region}: undecodable key entry: {e}") from e
+            conn.execute(
+                "INSERT OR REPLACE INTO log_state VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (region, trusted.origin, cp.size, cp.root_hash, b"", data, synced_at),
+            )
+            conn.execute(
+                "INSERT OR REPLACE INTO compact_snapshot VALUES (?, ?, ?)",
+                (region, digest, snapshot_bytes),
+            )
+        return TrustedLog(region, trusted.origin, cp.size, cp.root_hash, (), synced_at)
+
+
+class SyncedTrustState:
+    """credential.trust.TrustState over the sync client's SQLite file (works offline)."""
+
+    def __init__(self, state_db_path: str | Path) -> None:
+        self.conn = _connect(state_db_path)
+        # region -> (snapshot digest, anchored indices): parsed once per synced snapshot
+        self._anchored: dict[str, tuple[bytes, FrozenBitMap]] = {}
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def regions(self) -> frozenset[str]:
+        return frozenset(r for (r,) in self.conn.execute("SELECT region FROM log_state"))
+
+    def key(self, region: str, kid: str) -> RegisteredKey | None:
+        row = self.conn.execute(
+            "SELECT alg, public_key_der, not_before, not_after, compromised_at, retired_at "
+            "FROM keys WHERE region = ? AND kid = ?",
+            (region, kid),
+        ).fetchone()
+        if row is None:
+            return None
+        alg, der, nb, na, comp, ret = row
+        return RegisteredKey(region, kid, SigningAlg(alg), bytes(der), nb, na, comp, ret)
+
+    def is_revoked(self, region: str, status_index: int) -> bool:
+        row = self.conn.execute(
+            "SELECT 1 FROM revoked WHERE region = ? AND status_index = ?", (region, status_index)
+        ).fetchone()
+        return row is not None
+
+    def anchored_at(self, region: str, digest: bytes) -> int | None:
+        row = self.conn.execute(
+            "SELECT anchored_at FROM anchors WHERE region = ? AND digest = ?", (region, digest)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def synced_at(self, region: str) -> int | None:
+        row = self.conn.execute(
+            "SELECT synced_at FROM log_state WHERE region = ?", (region,)
+        ).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def anchors_known(self, region: str) -> bool:
+        """Full mode keeps the tree's right edge and every anchor; compact mode neither
+        (docs/ledger-protocol.md §8), so only a full-mode region answers True."""
+        row = self.conn.execute(
+            "SELECT size, frontier FROM log_state WHERE region = ?", (region,)
+        ).fetchone()
+        return row is not None and (int(row[0]) == 0 or len(row[1]) > 0)
+
+    def index_anchored(self, region: str, status_index: int) -> bool | None:
+        """Compact mode: whether the status index is among the anchored indices of the
+        region's committed snapshot (ledger.log.revocation format 2); None when this view
+        holds no snapshot of the region (full mode answers by digest instead)."""
+        row = self.conn.execute(
+            "SELECT digest, snapshot FROM compact_snapshot WHERE region = ?", (region,)
+        ).fetchone()
+        if row is None:
+            return None
+        digest = bytes(row[0])
+        cached = self._anchored.get(region)
+        if cached is None or cached[0] != digest:
+            anchored = RevocationSnapshot.from_bytes(bytes(row[1])).anchored
+            cached = self._anchored[region] = (digest, anchored)
+        return 0 <= status_index <= MAX_STATUS_INDEX_32 and status_index in cached[1]
+
+    def fork_alarms(self) -> list[ForkAlarm]:
+        """Every split view this station has seen, oldest first."""
+        rows = self.conn.execute(
+            "SELECT region, size, held_checkpoint, conflicting_checkpoint, detected_at "
+            "FROM fork_alarms ORDER BY detected_at, region"
+        ).fetchall()
+        return [ForkAlarm(r, n, bytes(h), bytes(c), t) for r, n, h, c, t in rows]
+
+    def tree_size(self, region: str) -> int:
+        row = self.conn.execute("SELECT size FROM log_state WHERE region = ?", (region,)).fetchone()
+        return 0 if row is None else int(row[0])
