@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv test lint demo demo-once bench clean browser translations
+.PHONY: venv test lint demo demo-once bench chaos clean browser translations
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,13 @@ bench: $(STAMP)
 	$(BIN)/python bench/privacy.py
 	$(BIN)/python bench/login_burst.py
 	$(BIN)/python bench/tile_cache.py
+	$(BIN)/python bench/lineage.py
+	$(BIN)/python bench/metrics.py
+
+# The kill -9 campaign over both regions (about 10 minutes; docs/performance.md).
+chaos: $(STAMP)
+	$(BIN)/python bench/chaos.py --kills 30 --min-gap 1 --max-gap 3 --max-sync-age 10 \
+	  --checkpoint-interval 2 --drain-timeout 90
 
 # The pages' gettext catalogs: <package>/translations/<language>/LC_MESSAGES/messages.po,
 # compiled to .mo beside them (both committed, so a fresh clone needs no build step).
