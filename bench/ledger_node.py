@@ -11,12 +11,9 @@ import argparse
 import hashlib
 import json
 import os
-import pwd
 import random
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -28,6 +25,7 @@ sys.path.insert(0, str(ROOT))  # run as `python bench/ledger_node.py` from a che
 
 import sqlalchemy as sa  # noqa: E402
 
+from bench.pgcluster import throwaway_postgres  # noqa: E402
 from ledger.log import tiles  # noqa: E402
 from ledger.log.merkle import root_hash, verify_inclusion  # noqa: E402
 from ledger.node.app import initial_state_for  # noqa: E402
@@ -197,76 +195,6 @@ def proof_at_10m(folder: Path) -> dict[str, float]:
     }
 
 
-def start_postgres(folder: Path) -> tuple[str | None, str, list[str]]:
-    pg_bin = next(
-        (
-            p
-            for p in (Path("/usr/lib/postgresql/15/bin"), Path("/usr/lib/postgresql/16/bin"))
-            if (p / "initdb").exists()
-        ),
-        None,
-    )
-    if pg_bin is None:
-        return None, "PostgreSQL server binaries not installed", []
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        pw = pwd.getpwnam("postgres")
-        os.chown(folder, pw.pw_uid, pw.pw_gid)
-        prefix = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data = folder / "data"
-    subprocess.run(
-        [
-            *prefix,
-            str(pg_bin / "initdb"),
-            "-D",
-            str(data),
-            "-U",
-            "postgres",
-            "-A",
-            "trust",
-            "--no-sync",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        [
-            *prefix,
-            str(pg_bin / "pg_ctl"),
-            "-D",
-            str(data),
-            "-l",
-            str(folder / "log"),
-            "-w",
-            "start",
-            "-o",
-            f"-p {port} -k {folder} -c listen_addresses=127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        [
-            *prefix,
-            str(pg_bin / "createdb"),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "-U",
-            "postgres",
-            "bench",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    stop = [*prefix, str(pg_bin / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]
-    return f"postgresql+psycopg://postgres@127.0.0.1:{port}/bench", "", stop
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--entries", type=int, default=40_000)
@@ -296,21 +224,16 @@ def main() -> None:
         if args.skip_postgres:
             result["postgres_skipped"] = "--skip-postgres"
         else:
-            pg = Path(tempfile.mkdtemp(prefix="hb-bench-pg-"))  # chowned to postgres
-            url, why, stop = start_postgres(pg)
-            if url is None:
-                result["postgres_skipped"] = why
-            else:
-                try:
+            with throwaway_postgres() as url:
+                if url is None:
+                    result["postgres_skipped"] = "PostgreSQL server binaries not installed"
+                else:
                     say("sequencing on PostgreSQL ...")
                     (work / "p").mkdir()
                     r = sequencing_run(url, work / "p", args.entries)
                     result["postgres_entries_per_s"] = round(r["rate"])
                     result["postgres_submit_to_checkpoint_p99_s"] = round(r["p99"], 3)
                     result["postgres_bytes_per_anchor"] = round(r["bytes_per_anchor"], 1)
-                finally:
-                    subprocess.run(stop, capture_output=True)
-                    shutil.rmtree(pg, ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(result))
