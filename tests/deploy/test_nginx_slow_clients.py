@@ -178,8 +178,10 @@ def test_bulk_upload_of_100000_rows_passes_the_proxy(issuer: str) -> None:
 
 def test_control_slow_clients_starve_gunicorn_without_the_proxy(issuer: str) -> None:
     # `--workers 2` with gunicorn's gthread workers (8 threads each): a thread reads a
-    # request to its end, so 16 trickling clients hold every one of them.
-    with SlowClients(issuer, 8 * 3):  # eight of each kind
+    # request to its end, so 16 trickling clients could hold every one of them, but the
+    # kernel does not share connections evenly between the two workers, and a worker
+    # with one free thread serves the probe. Three times as many leave neither any.
+    with SlowClients(issuer, 8 * 3 * 3):  # twenty-four of each kind
         time.sleep(1.0)
         with pytest.raises(requests.RequestException):
             requests.get(f"http://{issuer}/v1/status", timeout=3)

@@ -15,9 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import pytest
-import zxingcpp
 
 from common.serving import free_port
 from credential.claims import StatusColour
@@ -28,6 +26,7 @@ from credential.verify import verify_presentation
 from mobile_stub.wallet import Wallet
 from mobile_stub.web import create_app
 from tests.support.environment import CHROMIUM_ARGS, chromium_path
+from tests.support.screen import read_code_on_screen
 from tests.support.wallet import FakeIssuer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -81,12 +80,6 @@ def served(tmp_path: Path) -> Iterator[Served]:
         thread.join(timeout=5)
 
 
-def decode_screenshot(path: Path) -> str:
-    found = zxingcpp.read_barcodes(cv2.imread(str(path)))
-    assert len(found) == 1, f"expected one QR in {path}, found {len(found)}"
-    return str(found[0].text)
-
-
 def test_phone_page_shows_a_verifying_code_that_refreshes_and_recolours(served: Served) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -111,8 +104,7 @@ def test_phone_page_shows_a_verifying_code_that_refreshes_and_recolours(served: 
 
             # A code captured from the screen verifies.
             shot = ARTIFACTS / "wallet-page-green.png"
-            page.screenshot(path=str(shot), full_page=True)
-            first = decode_screenshot(shot)
+            first = read_code_on_screen(page, shot)
             verdict = verify_presentation(first, served.trust, served.clock.now)
             assert verdict.decision == "admit", verdict.reasons
 
@@ -123,8 +115,7 @@ def test_phone_page_shows_a_verifying_code_that_refreshes_and_recolours(served: 
                 f"#qr:not([data-window='{window}'])", state="attached", timeout=15_000
             )
             shot = ARTIFACTS / "wallet-page-next-window.png"
-            page.screenshot(path=str(shot), full_page=True)
-            second = decode_screenshot(shot)
+            second = read_code_on_screen(page, shot)
             assert second != first
             verdict = verify_presentation(second, served.trust, served.clock.now)
             assert verdict.decision == "admit", verdict.reasons
@@ -143,8 +134,7 @@ def test_phone_page_shows_a_verifying_code_that_refreshes_and_recolours(served: 
             page.evaluate("window.hbWallet.pollIssuer()")
             page.wait_for_selector("#offline", state="visible", timeout=10_000)
             shot = ARTIFACTS / "wallet-page-offline.png"
-            page.screenshot(path=str(shot), full_page=True)
-            offline_code = decode_screenshot(shot)
+            offline_code = read_code_on_screen(page, shot)
             verdict = verify_presentation(offline_code, served.trust, served.clock.now)
             assert verdict.colour == StatusColour.RED
         finally:
@@ -232,8 +222,9 @@ def test_phone_page_speaks_the_phone_language(
             assert "AM" not in expires and "PM" not in expires
             assert re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d:[0-5]\d", page.inner_text("#clock"))
             shot = ARTIFACTS / f"wallet-page-{language.value}.png"
-            page.screenshot(path=str(shot), full_page=True)
-            verdict = verify_presentation(decode_screenshot(shot), served.trust, served.clock.now)
+            verdict = verify_presentation(
+                read_code_on_screen(page, shot), served.trust, served.clock.now
+            )
             assert verdict.decision == "admit", verdict.reasons
             served.issuer.online = False
             page.evaluate("window.hbWallet.pollIssuer()")

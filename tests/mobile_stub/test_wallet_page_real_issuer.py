@@ -21,10 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import cv2
 import pytest
 import requests
-import zxingcpp
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -44,6 +42,7 @@ from mobile_stub.client import HttpIssuer
 from mobile_stub.wallet import Wallet
 from mobile_stub.web import create_app as create_wallet_app
 from tests.support.environment import CHROMIUM_ARGS, chromium_path
+from tests.support.screen import read_code_on_screen
 
 if TYPE_CHECKING:
     from playwright.sync_api import ViewportSize
@@ -144,12 +143,6 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         ctx.dispose()
 
 
-def decode_screenshot(path: Path) -> str:
-    found = zxingcpp.read_barcodes(cv2.imread(str(path)))
-    assert len(found) == 1, f"expected one QR in {path}, found {len(found)}"
-    return str(found[0].text)
-
-
 def test_phone_page_turns_red_and_survives_an_issuer_outage(stack: Stack) -> None:
     from playwright.sync_api import Page, sync_playwright
 
@@ -158,8 +151,7 @@ def test_phone_page_turns_red_and_survives_an_issuer_outage(stack: Stack) -> Non
 
     def shot_code(page: Page, name: str) -> str:
         shot = ARTIFACTS / f"real-issuer-{name}.png"
-        page.screenshot(path=str(shot), full_page=True)
-        return decode_screenshot(shot)
+        return read_code_on_screen(page, shot)
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
@@ -245,8 +237,7 @@ def test_issuer_answering_unavailable_raises_the_offline_banner(stack: Stack) ->
             page.evaluate("window.hbWallet.pollIssuer()")
             page.wait_for_selector("#offline", state="visible", timeout=WAIT_MS)
             shot = ARTIFACTS / "real-issuer-unavailable.png"
-            page.screenshot(path=str(shot), full_page=True)
-            verdict = verify_presentation(decode_screenshot(shot), stack.trust, time.time())
+            verdict = verify_presentation(read_code_on_screen(page, shot), stack.trust, time.time())
             assert verdict.decision == Decision.ADMIT, verdict.reasons
         finally:
             browser.close()
