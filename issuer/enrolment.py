@@ -36,12 +36,29 @@ HOLDER_ID_BYTES = 16  # bytes of randomness in an opaque holder id
 MAX_DEVICE_KEY_B64_CHARS = 256  # a P-256 SPKI is 91 bytes -> 122 base64url chars
 
 
+def _serialise_per_key(s: Session, keys: list[str]) -> None:
+    """Make concurrent checks of one key take turns until commit.
+
+    Under PostgreSQL's READ COMMITTED, each concurrent attempt would insert its event
+    and count only the committed ones plus its own, so thirty simultaneous guesses
+    would all pass a limit of five. A transaction-scoped advisory lock per key (taken
+    in sorted order, so two checks of overlapping keys cannot deadlock) makes the
+    next attempt count after this one commits. SQLite needs nothing: the event's
+    INSERT takes the database's write lock until commit, so a concurrent check
+    cannot count before this one is committed."""
+    if s.get_bind().dialect.name != "postgresql":
+        return
+    for key in sorted(set(keys)):
+        s.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))
+
+
 def check_rate(ctx: IssuerContext, keys_limits: list[tuple[str, int]]) -> None:
     """Record one event per key, commit it, then refuse when a key is over its limit."""
     now = ctx.now()
     window_start = now - ctx.config.rate_window_s
     over = False
     with ctx.sessions.begin() as s:
+        _serialise_per_key(s, [key for key, _ in keys_limits])
         s.execute(delete(RateEvent).where(RateEvent.at < window_start))
         for key, limit in keys_limits:
             s.add(RateEvent(key=key, at=now))
