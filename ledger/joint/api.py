@@ -269,7 +269,13 @@ class CosignatureCollector:
         n = app.extensions["healthbridge_ledger"]
         store = n.store
         self.proofs = lambda old, new: tiles.consistency_proof(old, new, store)
-        self.store_lines = store.set_cosignatures
+
+        def store_lines(size: int, lines: Sequence[str]) -> None:
+            # Only onto the note they sign (a frozen shard replaces its final note).
+            note = None if self._latest is None else self._latest[1]
+            store.set_cosignatures(size, lines, note=note)
+
+        self.store_lines = store_lines
         self.interval_s = n.config.checkpoint_interval_s
 
         def latest() -> tuple[int, bytes, Sequence[str]] | None:
@@ -281,7 +287,7 @@ class CosignatureCollector:
     def __call__(self, note: bytes) -> list[str]:
         cp = Checkpoint.parse(SignedNote.parse(note).text)
         with self._lock:
-            if self._latest is None or cp.size != self._latest[0]:
+            if self._latest is None or (cp.size, note) != self._latest:
                 self._lines, self._got_at = {}, {}
             self._latest = (cp.size, note)
             return self._collect(cp, note, None)
