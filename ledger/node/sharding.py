@@ -468,7 +468,5 @@ def create_sharded_app(
     _register_errors(app)
     app.wsgi_app = _Dispatcher(app.wsgi_app, node)  # type: ignore[method-assign]
     if start:
-        node.start()
-    else:
-        node.ensure()
+        node.start()  # else the first request (or `node.start()`) opens the shards
     return app

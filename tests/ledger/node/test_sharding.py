@@ -184,6 +184,7 @@ def test_restarted_node_keeps_a_frozen_shard_frozen(tmp_path: Path) -> None:
     again = create_sharded_app(config, plan, clock=clock, margin_s=0, start=False)
     node2: ShardedNode = again.extensions[SHARDED_KEY]
     try:
+        node2.ensure()
         sl = node2.get(0)
         assert sl is not None and sl.node.sequencer.frozen
         assert sl.node.store.latest_checkpoint().note == note  # type: ignore[union-attr]
