@@ -27,7 +27,10 @@ from credential.issue import read_claims_unverified
 from credential.presentation import make_presentation
 from credential.verify import check_presentation
 from issuer import anchor
+from issuer.admin.accounts import Role
+from issuer.admin.services import Actor, AdminService, EntryState
 from issuer.context import IssuerContext
+from issuer.ledger_state import ConsortiumCheckpoints
 from issuer.testing import enrol_directly, make_context, new_device
 from ledger.clients.client import LedgerResponseError
 from ledger.clients.sync import RegionStatus, SyncClient, SyncedTrustState, mirror_prefix
@@ -57,6 +60,7 @@ pytestmark = pytest.mark.slow
 PERIOD_S = 3_600  # ledger.log.shards.MIN_PERIOD_S
 VALIDITY_S = 60  # the issuer's credential validity in this test
 GRACE_S = 120  # after its end, a shard is droppable once this has passed
+ADMIN = Actor("admin", "GD", frozenset({Role.OPERATOR}))
 
 
 @dataclass
@@ -224,6 +228,12 @@ def test_issuance_across_a_rollover_is_verified_from_both_shards(world: World) -
     size0, size1 = keys_in_shard + 1, keys_in_shard + 1
     wait_for(lambda: w.cosigned(0, size0) and w.cosigned(1, size1),
              "both shards cosigned by GD's and MO's witnesses")  # fmt: skip
+    # The issuer's console confirms each row against the shard it was anchored in.
+    source = ConsortiumCheckpoints.from_context(w.issuer)
+    service = AdminService(w.issuer)
+    for issued in (old, new):
+        status = service.entry_status(ADMIN, issued.outbox_id, source)
+        assert status.state is EntryState.COSIGNED and status.log_index == keys_in_shard
 
     # 2. The rollover: shard 0's period ends; the node freezes it, MO cosigns the final
     #    checkpoint (same tree, frozen line); a new far shard opens, seeded with keys.
