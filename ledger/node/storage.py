@@ -165,10 +165,21 @@ def make_engine(url: str) -> Engine:
         # PostgreSQL sessions whatever the server default: a commit returns only once
         # its WAL record is flushed, so the checkpoint committed with the entries is
         # durable before anyone is answered.
+        pg_options = "-c synchronous_commit=on"
+        if url.startswith("postgresql"):
+            # A temporal shard's URL names its schema in libpq `options`
+            # (ledger.node.sharding); keep it beside the node's own session settings.
+            parsed = sa.engine.make_url(url)
+            extra = parsed.query.get("options")
+            if isinstance(extra, str) and extra:
+                url = parsed.difference_update_query(["options"]).render_as_string(
+                    hide_password=False
+                )
+                pg_options = f"{extra} {pg_options}"
         return common_db.make_engine(
             url,
             SqliteTuning(synchronous="FULL", busy_timeout_s=SQLITE_BUSY_TIMEOUT_S),
-            pg_options="-c synchronous_commit=on",
+            pg_options=pg_options,
         )
     except (SQLAlchemyError, ValueError, OSError) as e:
         raise StorageError(f"cannot open database {redact(url)}: {e}") from e

@@ -209,3 +209,38 @@ def test_each_shard_gets_its_own_database(url: str, k: int, want: str) -> None:
 def test_in_memory_database_cannot_hold_shards() -> None:
     with pytest.raises(ShardingError):
         shard_database_url("sqlite:///:memory:", 0)
+
+
+@pytest.mark.postgres
+def test_shards_live_in_their_own_postgresql_schemas(
+    tmp_path: Path, fresh_postgres_url: str
+) -> None:
+    import sqlalchemy as sa
+
+    keys = make_keys(tmp_path)
+    now = int(time.time())
+    plan = ShardPlan(ShardSchedule(ORIGIN, PERIOD_S, now + 100 - PERIOD_S), GRACE_S, PERIOD_S)
+    app = create_sharded_app(make_config(keys, fresh_postgres_url, delay_s=0.02), plan,
+                             clock=Clock(), margin_s=0)  # fmt: skip
+    node: ShardedNode = app.extensions[SHARDED_KEY]
+    try:
+        end0 = plan.schedule.shard(0).end
+        with serve(app) as base:
+            client = LedgerClient(base, keys.writer, timeout=10, origin=ORIGIN)
+            got = client.submit([key_added(keys), anchor(keys, 1, end0 - 1), anchor(keys, 2, end0)])
+        assert [r.index for r in got] == [0, 1, 1]
+        engine = sa.create_engine(fresh_postgres_url)
+        try:
+            with engine.connect() as c:
+                sizes = {
+                    k: c.execute(sa.text(f"SELECT size FROM ledger_shard_{k}.tree_state")).scalar()
+                    for k in (0, 1)
+                }
+                public = c.execute(sa.text(
+                    "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public' "
+                    "AND table_name = 'tree_state'")).scalar()  # fmt: skip
+        finally:
+            engine.dispose()
+        assert sizes == {0: 2, 1: 2} and public == 0
+    finally:
+        node.stop()
