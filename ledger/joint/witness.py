@@ -64,6 +64,10 @@ MAX_REQUEST_BYTES = 64 * 1024  # bytes; a checkpoint plus 63 hashes is far small
 # the bound still keeps one broken log from growing a witness's database without end.
 MAX_EVIDENCE_PER_ORIGIN = 256  # incidents
 MAX_SIZE_DIGITS = 20  # decimal digits of a tree size (2^64 - 1 has 20)
+# A shard is cosigned only while its plan tracks it at this witness's clock, widened by
+# this much (ledger.node.sharding serves the same margin): no state for far-future or
+# long-dropped shard origins a misbehaving node might invent.
+SHARD_WITNESS_MARGIN_S = 600  # seconds
 SIZE_MEDIA_TYPE = "text/x.tlog.size"  # tlog-witness: the 409 body's content type
 
 
@@ -515,8 +519,9 @@ class Witness:
         req = AddCheckpointRequest.parse(body)
         with self._lock:
             origin = _origin_of(req.checkpoint)
-            latest = self.store.latest(origin)
             now = int(self.clock())
+            self._check_tracked(origin, now)
+            latest = self.store.latest(origin)
             try:
                 opened = check_add_checkpoint(req, self.logs, self.witnesses, latest)
             except ForkError as e:
@@ -578,6 +583,15 @@ class Witness:
                 size = current.size if current else 0
                 raise OldSizeMismatchError("witness state moved concurrently", size)
             return cosign(cp, self.signer, now)
+
+    def _check_tracked(self, origin: str, now: int) -> None:
+        """A shard origin is known only while its member's plan tracks it (404 else)."""
+        found = self.consortium.log_for_origin(origin)
+        if found is None or found[1] is None or found[0].shards is None:
+            return
+        numbers = {s.number for s in found[0].shards.tracked(now, SHARD_WITNESS_MARGIN_S)}
+        if found[1].number not in numbers:
+            raise UnknownLogError(f"shard {origin[:80]!r} is not tracked at {now}")
 
     def _proves_fork(self, req: AddCheckpointRequest, latest: WitnessedCheckpoint) -> bool:
         try:

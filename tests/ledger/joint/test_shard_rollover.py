@@ -277,6 +277,12 @@ def test_issuance_across_a_rollover_is_verified_from_both_shards(world: World) -
     alarms = requests.get(f"{w.mo_url}/v1/alarms", timeout=5).json()["alarms"]
     assert [a["kind"] for a in alarms] == ["frozen_growth"]
     assert alarms[0]["origin"] == f"{w.gd.origin}/0"
+    # A shard far beyond the plan is no log to the witness: nothing is kept for it.
+    far = NoteSigner(f"{w.gd.origin}/9999", w.gd.log_signer.private_key)
+    far_note = signed_checkpoint(Checkpoint(far.name, 0, root_hash([])), far)
+    r = requests.post(f"{w.mo_url}/add-checkpoint",
+                      data=AddCheckpointRequest(0, (), far_note).render(), timeout=10)  # fmt: skip
+    assert r.status_code == 404 and r.json()["error"] == "unknown_log", r.text
 
     # 4. Full and compact stations sync every tracked shard and admit both credentials.
     for name, compact in (("full", False), ("compact", True)):
@@ -303,6 +309,17 @@ def test_issuance_across_a_rollover_is_verified_from_both_shards(world: World) -
         assert [s.region for s in again.shards] == ["GD/1", "GD/2"]
         assert trust.tree_size("GD/1") == size1
         w.clock.offset = 100
+
+    # 5b. With GD's node down, a station syncs every shard from MO's mirror of it.
+    w.servers[0].stop()
+    try:
+        client, trust = w.station("via-mirror", compact=False)
+        report = client.sync("GD").region("GD")
+        assert report.status is RegionStatus.UPDATED, report.errors
+        assert all("/mirror/" in (s.source or "") for s in report.shards)
+        assert trust.tree_size("GD/0") == size0 and trust.tree_size("GD/1") == size1
+    finally:
+        w.servers[0].start()
 
     # 6. The mirror stops mirroring it, and the node no longer serves it.
     h = mirror_prefix(w.mo_url, f"{w.gd.origin}/0")
