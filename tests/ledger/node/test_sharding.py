@@ -150,6 +150,14 @@ def test_frozen_shard_signs_a_final_checkpoint_and_never_grows(sharded: Sharded)
     assert {x["number"]: x["frozen"] for x in shards} == {0: True, 1: False, 2: False}
     assert s.checkpoint(2).size == 1
     assert s.post([anchor(s.keys, 6, end0 + 5)]).json()["receipts"][0]["shard"] == 1
+    # The frozen shard re-verifies whole through its own read API (before archiving).
+    from click.testing import CliRunner
+
+    from ledger.cli import cli
+
+    vkey = NoteSigner(f"{ORIGIN}/0", s.keys.signer.private_key).verifier().vkey()
+    r = CliRunner().invoke(cli, ["audit", f"{s.base}/0", "--vkey", vkey])
+    assert r.exit_code == 0, r.output
 
 
 def test_droppable_shard_is_closed_and_no_longer_served(sharded: Sharded) -> None:
