@@ -441,7 +441,7 @@ class _Dispatcher:
                 environ = dict(environ)
                 environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + f"/{m.group(1)}"
                 environ["PATH_INFO"] = m.group(2) or "/"
-                return sl.app.wsgi_app(environ, start_response)  # type: ignore[no-any-return]
+                return sl.app.wsgi_app(environ, start_response)
         return self.top_app(environ, start_response)  # type: ignore[no-any-return]
 
 
