@@ -8,7 +8,9 @@ entries everywhere. Prints progress lines, then one JSON object on the last line
   straight to its shard (`/<k>/v1/entries`, as the issuer's anchor worker does);
 - routed_entries_per_s: the same to the sharded node's routing endpoint
   (`/v1/entries`: each entry placed by its expiry), half the entries in each of two
-  shards;
+  shards (the worst case: every batch split in two commits);
+- routed_one_shard_entries_per_s: the same with every expiry in one shard (daily
+  shards and 24-hour credentials: a day's issuance all expires in the next shard);
 - bytes_per_anchor_unsharded / bytes_per_anchor_sharded: database bytes per anchor
   (SQLite files with their WAL, after a checkpoint of the WAL);
 - freeze_ms: freezing a shard (sealing, signing its final checkpoint);
@@ -106,7 +108,8 @@ def main() -> None:
         print(f"unsharded: {result['unsharded_entries_per_s']} entries/s", file=sys.stderr)
 
         # 2. and 3. Sharded nodes: straight to each shard, then through the routing.
-        for label in ("direct", "routed"):
+        one = [anchor(keys, n + i + 1, end0 + 60) for i in range(n)]
+        for label in ("direct", "routed", "routed_one_shard"):
             folder = tmp / label
             folder.mkdir()
             url = f"sqlite:///{folder / 'ledger.db'}"
@@ -118,6 +121,9 @@ def main() -> None:
                     t = time.perf_counter()
                     for i in range(0, n, batch):
                         chunk = list(range(i, min(n, i + batch)))
+                        if label == "routed_one_shard":
+                            _post(served.url, "", ORIGIN, keys, [one[j] for j in chunk])
+                            continue
                         if label == "routed":
                             _post(served.url, "", ORIGIN, keys, [entries[j] for j in chunk])
                             continue

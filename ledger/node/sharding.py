@@ -46,14 +46,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Flask, current_app, jsonify, request
 
 from common.observability import health_blueprint
-from ledger.log.entries import (
-    AuditDigest,
-    CredentialAnchored,
-    CredentialReinstated,
-    CredentialRevoked,
-    decode_entry,
-    is_key_entry,
-)
+from ledger.log.entries import AuditDigest, decode_entry, is_key_entry, routing_fields
 from ledger.log.errors import LedgerError
 from ledger.log.shards import Shard, ShardPlan, ShardState
 from ledger.log.writer_auth import WriterAuth, WriterAuthError
@@ -67,7 +60,8 @@ from ledger.node.app import (
 )
 from ledger.node.config import AUTH_WINDOW_S, MAX_BODY_BYTES, CosignHook, NodeConfig
 from ledger.node.sequencer import (
-    SequencerUnavailableError,
+    Receipt,
+    SequencerError,
     ShardFrozenError,
     SubmissionRefusedError,
     entry_hash,
@@ -262,13 +256,19 @@ class ShardedNode:
 
     # -- routing ---------------------------------------------------------------------
 
-    def targets(self, raw: bytes, position: int) -> list[ShardLog]:
+    def targets(
+        self, raw: bytes, position: int, shards: list[ShardLog] | None = None
+    ) -> list[ShardLog]:
         """The shard(s) an encoded entry goes to; ApiError when none can take it."""
         now = int(self.clock())
-        shards = self.live()
-        writable = [sl for sl in shards if not sl.node.sequencer.frozen]
+        shards = self.live() if shards is None else shards
         if is_key_entry(raw):
-            return writable
+            return [sl for sl in shards if not sl.node.sequencer.frozen]
+        fields = routing_fields(raw)
+        if fields is not None and fields[2] is not None:
+            return self._anchor_target(fields[2], position, shards, now)
+        if fields is not None:
+            return self._revocation_target(fields[1], position, shards)
         try:
             entry = decode_entry(raw)
         except LedgerError as e:
@@ -276,66 +276,92 @@ class ShardedNode:
                 422, "rule_violation", f"entry {position} malformed: {e}",
                 rule="malformed_entry", position=position,
             ) from e  # fmt: skip
-        if isinstance(entry, CredentialAnchored):
-            sch = self.plan.schedule
-            if entry.expires_at < sch.epoch:
-                raise _refused(position, f"expiry {entry.expires_at} precedes the shards")
-            shard = sch.shard_for(entry.expires_at)
-            sl = next((x for x in shards if x.shard.number == shard.number), None)
-            if (sl is None and shard.end <= now) or (sl is not None and sl.node.sequencer.frozen):
-                raise ApiError(409, "shard_frozen", f"entry {position}: {shard.origin} is frozen")
-            if sl is None:
-                raise _refused(position, f"{shard.origin} is not open yet")
-            return [sl]
-        if isinstance(entry, CredentialRevoked | CredentialReinstated):
-            for sl in shards:
-                if entry.status_index in sl.node.sequencer.log_state.anchored:
-                    if sl.node.sequencer.frozen:
-                        raise ApiError(
-                            409, "shard_frozen",
-                            f"entry {position}: the credential's shard {sl.shard.origin} is "
-                            "frozen (it has expired)",
-                        )  # fmt: skip
-                    return [sl]
-            raise ApiError(
-                422, "rule_violation",
-                f"entry {position}: status index {entry.status_index} is anchored in no "
-                "open shard", rule="not_anchored", position=position,
-            )  # fmt: skip
         if isinstance(entry, AuditDigest):
             current = self.plan.schedule.shard_for(max(now, self.plan.schedule.epoch)).number
-            sl = next((x for x in writable if x.shard.number == current), None)
-            if sl is None:
+            sl = next((x for x in shards if x.shard.number == current), None)
+            if sl is None or sl.node.sequencer.frozen:
                 raise ApiError(503, "unavailable", "the current shard is not open")
             return [sl]
         raise _refused(position, f"no shard takes a {entry.type} entry")
 
+    def _anchor_target(
+        self, expires_at: int, position: int, shards: list[ShardLog], now: int
+    ) -> list[ShardLog]:
+        """An anchor goes to the shard of its expiry."""
+        sch = self.plan.schedule
+        if expires_at < sch.epoch:
+            raise _refused(position, f"expiry {expires_at} precedes the shards")
+        shard = sch.shard_for(expires_at)
+        sl = next((x for x in shards if x.shard.number == shard.number), None)
+        if (sl is None and shard.end <= now) or (sl is not None and sl.node.sequencer.frozen):
+            raise ApiError(409, "shard_frozen", f"entry {position}: {shard.origin} is frozen")
+        if sl is None:
+            raise _refused(position, f"{shard.origin} is not open yet")
+        return [sl]
+
+    def _revocation_target(
+        self, status_index: int, position: int, shards: list[ShardLog]
+    ) -> list[ShardLog]:
+        """A revocation or reinstatement goes to the shard that anchored its index."""
+        for sl in shards:
+            if status_index in sl.node.sequencer.log_state.anchored:
+                if sl.node.sequencer.frozen:
+                    raise ApiError(
+                        409, "shard_frozen",
+                        f"entry {position}: the credential's shard {sl.shard.origin} is "
+                        "frozen (it has expired)",
+                    )  # fmt: skip
+                return [sl]
+        raise ApiError(
+            422, "rule_violation",
+            f"entry {position}: status index {status_index} is anchored in no open shard",
+            rule="not_anchored", position=position,
+        )  # fmt: skip
+
     def submit(self, entries: list[bytes]) -> list[dict[str, Any]]:
         """Route and log `entries`; receipts in request order. Each shard's part is all
-        or nothing; parts go to the shards in shard order, so a refusal in a later part
-        leaves the earlier ones logged (a resubmission is idempotent per shard)."""
+        or nothing, and the parts are sequenced at the same time (each shard has its own
+        writer); a refusal of one part leaves the others logged (a resubmission is
+        idempotent per shard), and the first refusal in shard order is answered."""
         per: dict[int, list[int]] = {}
         logs: dict[int, ShardLog] = {}
         first: dict[int, int] = {}
+        shards = self.live()
         for pos, raw in enumerate(entries):
-            for sl in self.targets(raw, pos):
+            for sl in self.targets(raw, pos, shards):
                 per.setdefault(sl.shard.number, []).append(pos)
                 logs[sl.shard.number] = sl
                 first.setdefault(pos, sl.shard.number)
-        receipts: dict[tuple[int, int], dict[str, Any]] = {}
-        for number in sorted(per):
-            positions, sl = per[number], logs[number]
+        results: dict[int, list[Receipt] | SequencerError] = {}
+
+        def run(number: int) -> None:
+            part = [entries[p] for p in per[number]]
             try:
-                got = sl.node.sequencer.submit([entries[p] for p in positions])
-            except SubmissionRefusedError as e:
+                results[number] = logs[number].node.sequencer.submit(part)
+            except SequencerError as e:
+                results[number] = e
+
+        numbers = sorted(per)
+        threads = [threading.Thread(target=run, args=(k,)) for k in numbers[1:]]
+        for t in threads:
+            t.start()
+        if numbers:
+            run(numbers[0])
+        for t in threads:
+            t.join()
+        receipts: dict[tuple[int, int], dict[str, Any]] = {}
+        for number in numbers:
+            positions, sl, got = per[number], logs[number], results[number]
+            if isinstance(got, SubmissionRefusedError):
+                e = got
                 pos = positions[e.position] if 0 <= e.position < len(positions) else e.position
                 raise ApiError(
                     422, "rule_violation", f"{sl.shard.origin}: {e}", rule=e.rule, position=pos
                 ) from e
-            except ShardFrozenError as e:
-                raise ApiError(409, "shard_frozen", str(e)) from e
-            except SequencerUnavailableError as e:
-                raise ApiError(503, "unavailable", str(e)) from e
+            if isinstance(got, ShardFrozenError):
+                raise ApiError(409, "shard_frozen", str(got)) from got
+            if isinstance(got, SequencerError):
+                raise ApiError(503, "unavailable", str(got)) from got
             for p, r in zip(positions, got, strict=True):
                 receipts[(p, number)] = {
                     "index": r.index, "entry_hash": r.entry_hash.hex(),
