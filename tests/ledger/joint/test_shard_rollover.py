@@ -1,9 +1,9 @@
 """A shard rollover, end to end over real HTTP on 127.0.0.1.
 
 GD shards its log (period 1 h, the shortest the schedule allows; its epoch is chosen so
-that shard 0 ends 80 s after the test starts, and the clock of GD's issuer and node is
+that shard 0 ends 100 s after the test starts, and the clock of GD's issuer and node is
 moved forward instead of sleeping); MO runs an unsharded log and witnesses GD's. GD's
-issuer issues one credential expiring in shard 0 and, 30 s later, one expiring in
+issuer issues one credential expiring in shard 0 and, 50 s later, one expiring in
 shard 1; its anchor worker sends each to its shard. When shard 0's period is over the
 node freezes it: its final checkpoint carries the frozen line, MO cosigns it, and
 any growth is refused (by the node with 409, by MO's witness with 409 and evidence).
@@ -54,12 +54,20 @@ from ledger.node.config import NodeConfig
 from ledger.node.sharding import SHARDED_KEY, ShardedNode, create_sharded_app
 from tests.support.joint_world import Server, wait_for
 from tests.support.ledger_joint import MemberKeys, member_keys, write_key
+from verifier.syncing import LedgerSyncer, sync_ages
 
 pytestmark = pytest.mark.slow
 
 PERIOD_S = 3_600  # ledger.log.shards.MIN_PERIOD_S
 VALIDITY_S = 60  # the issuer's credential validity in this test
 GRACE_S = 120  # after its end, a shard is droppable once this has passed
+# Seconds after the test starts: shard 0's end (a credential issued in the first
+# END0_S - VALIDITY_S seconds expires in it), the issuer's clock when it issues the
+# second credential (expiring in shard 1), and the clocks once shard 0 is frozen. The
+# largest offset stays inside the writers' authentication window (AUTH_WINDOW_S).
+END0_S = 100
+SECOND_ISSUE_S = 50
+ROLLED_S = 120
 ADMIN = Actor("admin", "GD", frozenset({Role.OPERATOR}))
 
 
@@ -146,8 +154,8 @@ def world(tmp_path: Path) -> Iterator[World]:
     gd = dataclasses.replace(member_keys("GD", servers[0].port), root_key=issuer.keys.root_key())
     mo = member_keys("MO", servers[1].port)
     gd_table = gd.table()
-    # Shard 0 covers the expiries up to t0 + 80: the rollover falls inside the test.
-    gd_table["shards"] = {"period_s": PERIOD_S, "epoch": t0 + 80 - PERIOD_S,
+    # Shard 0 covers the expiries up to t0 + END0_S: the rollover falls inside the test.
+    gd_table["shards"] = {"period_s": PERIOD_S, "epoch": t0 + END0_S - PERIOD_S,
                           "grace_s": GRACE_S, "max_validity_s": PERIOD_S}  # fmt: skip
     consortium = build_consortium([gd_table, mo.table()], threshold="all")
     consortium_path = tmp_path / "consortium.toml"
@@ -207,7 +215,7 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 def test_issuance_across_a_rollover_is_verified_from_both_shards(world: World) -> None:
     w = world
-    end0 = w.t0 + 80
+    end0 = w.t0 + END0_S
     # The issuer's key entries (queued at set-up) go through the node's routing: every
     # shard gets them, so each validates alone.
     anchor.drain(w.issuer, w.port)
@@ -219,7 +227,7 @@ def test_issuance_across_a_rollover_is_verified_from_both_shards(world: World) -
     # 1. Issue across the boundary: one credential expiring in shard 0, one in shard 1.
     d_old, d_new = new_device(), new_device()
     old = enrol_directly(w.issuer, "G10000001", d_old).issued
-    w.clock.offset = 30
+    w.clock.offset = SECOND_ISSUE_S
     new = enrol_directly(w.issuer, "G10000002", d_new).issued
     exp_old = read_claims_unverified(old.credential.jws).expires_at
     exp_new = read_claims_unverified(new.credential.jws).expires_at
@@ -237,7 +245,7 @@ def test_issuance_across_a_rollover_is_verified_from_both_shards(world: World) -
 
     # 2. The rollover: shard 0's period ends; the node freezes it, MO cosigns the final
     #    checkpoint (same tree, frozen line); a new far shard opens, seeded with keys.
-    w.clock.offset = 100
+    w.clock.offset = ROLLED_S
     requests.get(f"{w.gd_url}/v1/shards", timeout=5)  # any request runs the lifecycle
     wait_for(lambda: w.cosigned(0, size0, frozen=True), "shard 0's final checkpoint cosigned")
     frozen_cp = w.shard_checkpoint(0)
@@ -303,12 +311,23 @@ def test_issuance_across_a_rollover_is_verified_from_both_shards(world: World) -
         assert trust.tree_size("GD/0") == size0
 
         # 5. Shard 0 droppable: the station drops its state; the others stay.
-        w.clock.offset = 80 + GRACE_S + 1
+        w.clock.offset = END0_S + GRACE_S + 1
         again = client.sync("GD").region("GD")
         assert again.dropped == ("GD/0",) and trust.tree_size("GD/0") == 0
         assert [s.region for s in again.shards] == ["GD/1", "GD/2"]
         assert trust.tree_size("GD/1") == size1
-        w.clock.offset = 100
+        w.clock.offset = ROLLED_S
+
+    # 5a. The station service's syncer and freshness read-out follow the shards too:
+    #     GD is as fresh as its stalest tracked shard (real clock: shards 0 and 1).
+    syncer = LedgerSyncer(w.consortium, w.tmp / "kiosk.db")
+    outcome = syncer.sync(None)
+    assert outcome.ok and outcome.report is not None, outcome.error
+    gd_report = outcome.report.region("GD")
+    assert gd_report.status is RegionStatus.UPDATED
+    assert [s.region for s in gd_report.shards] == ["GD/0", "GD/1"]
+    ages = sync_ages(w.tmp / "kiosk.db", time.time(), ("GD",))
+    assert ages["GD"] is not None and ages["GD"] < 60
 
     # 5b. With GD's node down, a station syncs every shard from MO's mirror of it.
     w.servers[0].stop()
@@ -324,8 +343,8 @@ def test_issuance_across_a_rollover_is_verified_from_both_shards(world: World) -
     # 6. The mirror stops mirroring it, and the node no longer serves it.
     h = mirror_prefix(w.mo_url, f"{w.gd.origin}/0")
     assert requests.get(f"{h}/checkpoint", timeout=5).status_code == 200
-    assert w.mo_joint.mirror.drop_droppable(w.t0 + 80 + GRACE_S + 1) == [f"{w.gd.origin}/0"]
+    assert w.mo_joint.mirror.drop_droppable(w.t0 + END0_S + GRACE_S + 1) == [f"{w.gd.origin}/0"]
     assert requests.get(f"{h}/checkpoint", timeout=5).status_code == 404
-    w.clock.offset = 80 + GRACE_S + 1
+    w.clock.offset = END0_S + GRACE_S + 1
     assert requests.get(f"{w.gd_url}/0/checkpoint", timeout=5).status_code == 404
     assert requests.get(f"{w.gd_url}/1/checkpoint", timeout=5).status_code == 200
