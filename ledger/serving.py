@@ -45,7 +45,7 @@ class RunningNode:
 
     @property
     def metrics(self) -> LedgerMetrics:
-        """The node's metrics; a sharded node reports those of its newest open shard."""
+        """The node's metrics; a sharded node reports those of the shard open now."""
         sharded = self.sharded
         if sharded is not None:
             sharded.ensure()
