@@ -36,7 +36,12 @@ from ledger.clients.client import LedgerResponseError
 from ledger.clients.sync import RegionStatus, SyncClient, SyncedTrustState, mirror_prefix
 from ledger.joint.api import JointServices
 from ledger.joint.witness import AddCheckpointRequest
-from ledger.log.checkpoint import Checkpoint, open_checkpoint, signed_checkpoint
+from ledger.log.checkpoint import (
+    Checkpoint,
+    CosignatureVerifier,
+    open_checkpoint,
+    signed_checkpoint,
+)
 from ledger.log.consortium import Consortium, build_consortium, write_consortium
 from ledger.log.entries import (
     CredentialAnchored,
@@ -124,6 +129,14 @@ class World:
         lines = note.decode().split("\n\n", 1)[1]
         done = cp.size == size and lines.count("\u2014 ") >= 3  # GD's log + 2 witnesses
         return done and (find_frozen(cp.extensions) is not None) == frozen
+
+    def cosigned_at(self, k: int) -> int:
+        """MO's cosignature time on shard k's served checkpoint (C2SP tlog-cosignature)."""
+        origin = f"{self.gd.origin}/{k}"
+        verifier = NoteSigner(origin, self.gd.log_signer.private_key).verifier()
+        witnesses = [CosignatureVerifier.from_vkey(m.witness.text) for m in self.consortium.members]
+        opened = open_checkpoint(self.shard_note(k), verifier, witnesses)
+        return opened.cosignatures.get(self.mo.witness_signer.name, 0)
 
     def station(self, name: str, compact: bool) -> tuple[SyncClient, SyncedTrustState]:
         client = SyncClient(self.consortium, self.tmp / f"{name}.db", clock=self.clock,
@@ -250,6 +263,11 @@ def test_issuance_across_a_rollover_is_verified_from_both_shards(world: World) -
     wait_for(lambda: w.cosigned(0, size0, frozen=True), "shard 0's final checkpoint cosigned")
     frozen_cp = w.shard_checkpoint(0)
     assert find_frozen(frozen_cp.extensions) == (0, end0)
+    # Freshness goes on for the frozen shard: its final checkpoint is re-cosigned on
+    # the timer (checkpoint_interval_s = 2 s here), never grown.
+    first = w.cosigned_at(0)
+    wait_for(lambda: w.cosigned_at(0) > first, "the frozen shard re-cosigned by MO")
+    assert w.shard_checkpoint(0).size == size0
     shards = {
         s["number"]: s for s in requests.get(f"{w.gd_url}/v1/shards", timeout=5).json()["shards"]
     }
