@@ -11,10 +11,17 @@ once. Other failures (node down, timeouts) back off exponentially with jitter, c
 `anchor_max_backoff_s`; rows are always sent in outbox order (head of line), so an entry
 never reaches the log before one written earlier (a revocation before its anchor).
 The worker runs as a thread in the service or alone (`healthbridge issuer anchor-worker`).
+
+A sharded log (ledger.log.shards): each row names its shard (issuer.sharding); a batch
+is the leading run of rows of one shard, sent to that shard's own endpoint
+(`<node>/<k>/v1/entries`) when the port can (`submit_to_shard`), else to the node's
+routing endpoint. A shard that froze before its row was anchored (the credential has
+expired by then) refuses it for good: such rows are quarantined like rule refusals.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import threading
@@ -59,6 +66,12 @@ class LedgerPort(Protocol):
     def submit(self, entries: list[bytes]) -> list[int]: ...
 
 
+class ShardLedgerPort(LedgerPort, Protocol):
+    """A port that can also send straight to one temporal shard of the log."""
+
+    def submit_to_shard(self, shard: int, entries: list[bytes]) -> list[int]: ...
+
+
 @dataclass(frozen=True)
 class QuarantinedRow:
     """An outbox row the ledger refused; `ref` is a status index or key id (no
@@ -101,16 +114,36 @@ class ClientLedgerPort:
 
     def __init__(self, base_url: str, writer_key: Ed25519PrivateKey | Path, timeout: float) -> None:
         self.client = LedgerClient(base_url, writer_key, timeout)
+        self._shards: dict[int, LedgerClient] = {}
 
     def submit(self, entries: list[bytes]) -> list[int]:
-        from ledger.clients.client import LedgerRefusedError
+        return self._submit(self.client, entries)
+
+    def submit_to_shard(self, shard: int, entries: list[bytes]) -> list[int]:
+        """Send to shard `shard`'s own log (`<node>/<shard>`, writer auth over its origin)."""
+        client = self._shards.get(shard)
+        if client is None:
+            client = LedgerClient(f"{self.client.base_url}/{shard}", self.client.key,
+                                  self.client.timeout)  # fmt: skip
+            self._shards[shard] = client
+        return self._submit(client, entries)
+
+    @staticmethod
+    def _submit(client: LedgerClient, entries: list[bytes]) -> list[int]:
+        from ledger.clients.client import LedgerRefusedError, LedgerResponseError
 
         try:
-            return [r.index for r in self.client.submit(entries)]
+            return [r.index for r in client.submit(entries)]
         except LedgerRefusedError as e:
             position = e.body.get("position")
             if isinstance(position, int) and not isinstance(position, bool):
                 raise EntryRefusedError(position, e.rule, str(e)) from e
+            raise
+        except LedgerResponseError as e:
+            if e.status == 409 and e.code == "shard_frozen":
+                # The shard never grows again: the first row is set aside, the rest of
+                # the run is re-sent and refused in turn.
+                raise EntryRefusedError(0, "shard_frozen", str(e)) from e
             raise
 
 
@@ -204,9 +237,15 @@ _REF_ORDER_KEPT = or_(
 _IN_ORDER = and_(_BARRIERS_KEPT, _REF_ORDER_KEPT)
 
 
-def _pending_in_order(ctx: IssuerContext) -> Select[int, bytes, int, float]:
+def _pending_in_order(ctx: IssuerContext) -> Select[int, bytes, int, float, int | None]:
     return (
-        select(OutboxRow.id, OutboxRow.entry, OutboxRow.attempts, OutboxRow.next_attempt_at)
+        select(
+            OutboxRow.id,
+            OutboxRow.entry,
+            OutboxRow.attempts,
+            OutboxRow.next_attempt_at,
+            OutboxRow.shard,
+        )
         .where(*_PENDING)
         .order_by(OutboxRow.id)
         .limit(ctx.config.anchor_batch)
@@ -220,7 +259,12 @@ def uses_row_locks(ctx: IssuerContext) -> bool:
 
 
 def _submit(ledger: LedgerPort, rows: Sequence[Any]) -> list[int]:
-    indices = ledger.submit([r.entry for r in rows])
+    shard = rows[0].shard
+    to_shard = getattr(ledger, "submit_to_shard", None)
+    if shard is not None and to_shard is not None:
+        indices = to_shard(shard, [r.entry for r in rows])
+    else:
+        indices = ledger.submit([r.entry for r in rows])
     if len(indices) != len(rows):
         raise ValueError(f"expected {len(rows)} receipts, found {len(indices)}")
     return indices
@@ -281,6 +325,11 @@ def _send(
             with ctx.sessions.begin() as own:
                 fn(own)
 
+    # One shard per submission: the leading run of rows bound for the first row's shard
+    # (rows keep outbox order; the rest waits for the next round).
+    if rows:
+        first = rows[0].shard
+        rows = list(itertools.takewhile(lambda r: r.shard == first, rows))
     while rows:
         try:
             indices = _submit(ledger, rows)

@@ -34,6 +34,7 @@ from issuer.models import (
     SigningKeyRow,
     StatusOverrideRow,
 )
+from issuer.sharding import shard_of_expiry, shard_plan
 from issuer.status_rules import (
     HealthRecord,
     LabResult,
@@ -190,10 +191,13 @@ def next_status_indices(session: Session, count: int) -> range:
     return range(int(value) - count + 1, int(value) + 1)
 
 
-def add_outbox(session: Session, kind: str, ref: str, entry: bytes, now: int) -> OutboxRow:
+def add_outbox(
+    session: Session, kind: str, ref: str, entry: bytes, now: int, shard: int | None = None
+) -> OutboxRow:
     row = OutboxRow(
-        kind=kind, ref=ref, entry=entry, created_at=now, attempts=0, next_attempt_at=0.0
-    )
+        kind=kind, ref=ref, entry=entry, created_at=now, attempts=0, next_attempt_at=0.0,
+        shard=shard,
+    )  # fmt: skip
     session.add(row)
     session.flush()
     return row
@@ -305,6 +309,7 @@ def issue_many(
     private_key = ctx.keys.signing_key(key.kid)
     alg = SigningAlg(key.alg)
     indices = next_status_indices(session, len(holders))
+    plan = shard_plan(ctx)  # read once per batch
     pairs: list[tuple[CredentialRow, OutboxRow]] = []
     decided: dict[int, StatusDecision] = {}  # one status decision per holder per group
     for (holder, given), index in zip(holders, indices, strict=True):
@@ -355,6 +360,7 @@ def issue_many(
             created_at=now,
             attempts=0,
             next_attempt_at=0.0,
+            shard=shard_of_expiry(ctx, expires, plan),  # the log shard of its expiry
         )
         pairs.append((row, box))
     session.add_all([x for pair in pairs for x in pair])
@@ -474,7 +480,8 @@ def revoke_credential_row(
     row.revoke_reason = reason
     # The reason stays in this row (and the caller's audit record), not on the log.
     entry = log_entries.credential_revoked(ctx.region, row.status_index, now)
-    return add_outbox(session, "credential_revoked", str(row.status_index), entry, now)
+    return add_outbox(session, "credential_revoked", str(row.status_index), entry, now,
+                      shard_of_expiry(ctx, row.expires_at))  # fmt: skip
 
 
 def reinstate_credential_row(
@@ -486,7 +493,8 @@ def reinstate_credential_row(
     row.revoked_at = None
     row.revoke_reason = None
     entry = log_entries.credential_reinstated(ctx.region, row.status_index, now)
-    return add_outbox(session, "credential_reinstated", str(row.status_index), entry, now)
+    return add_outbox(session, "credential_reinstated", str(row.status_index), entry, now,
+                      shard_of_expiry(ctx, row.expires_at))  # fmt: skip
 
 
 def outstanding_credentials(session: Session, resident_id: int, now: int) -> list[CredentialRow]:

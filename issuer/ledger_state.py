@@ -138,14 +138,31 @@ class RegionLedger:
         return self.error is None and self.alarm is None and self.quorum_met
 
 
-def assess_checkpoint(data: bytes, member: Member, consortium: Consortium) -> CheckpointView:
+def assess_checkpoint(
+    data: bytes, member: Member, consortium: Consortium, origin: str | None = None
+) -> CheckpointView:
     """Open `member`'s checkpoint and count the consortium witnesses that cosigned it.
 
     A bad log signature, a bad cosignature by a known witness (signed-note: a note with
     an invalid known signature is rejected) or a foreign origin raises; signatures by
     unknown keys are ignored (C2SP signed-note)."""
-    _cp, view, _marks = _assess(data, member, consortium)
+    _cp, view, _marks = _assess(data, member, consortium, origin)
     return view
+
+
+def shard_origin_now(member: Member, now: float) -> tuple[str | None, int | None]:
+    """The log origin a console shows for `member` at `now`, and its shard number: the
+    log itself, or the open temporal shard of a sharded log (ledger.log.shards)."""
+    if member.shards is None:
+        return member.log_origin, None
+    sch = member.shards.schedule
+    shard = sch.shard_for(max(int(now), sch.epoch))
+    return shard.origin, shard.number
+
+
+def shard_url(url: str, shard: int | None) -> str:
+    """Where the node serves the log (`<node>/<k>` for shard k)."""
+    return url if shard is None else f"{url.rstrip('/')}/{shard}"
 
 
 def assess_region(
@@ -153,7 +170,8 @@ def assess_region(
 ) -> RegionLedger:
     """`assess_checkpoint` plus each witness's mark and fork / rollback alarms against
     what was `seen` before (updated when no alarm is raised)."""
-    cp, view, marks = _assess(data, member, consortium)
+    origin, _shard = shard_origin_now(member, time.time())
+    cp, view, marks = _assess(data, member, consortium, origin)
     root = cp.root_hash.hex()
     alarm = None
     before = seen.get(member.id)
@@ -178,20 +196,22 @@ def assess_region(
 
 
 def _assess(
-    data: bytes, member: Member, consortium: Consortium
+    data: bytes, member: Member, consortium: Consortium, origin: str | None = None
 ) -> tuple[Checkpoint, CheckpointView, tuple[WitnessMark, ...]]:
     if member.log is None or member.log_origin is None:
         raise ConfigError(f"consortium member {member.id} runs no log")
+    origin = origin or member.log_origin
+    vkey = member.log_vkey_for(origin)
+    if vkey is None:
+        raise ConfigError(f"consortium member {member.id} runs no log {origin}")
     witnesses = [CosignatureVerifier.from_vkey(m.witness.text) for m in consortium.members]
     try:
-        opened = open_checkpoint(data, NoteVerifier.from_vkey(member.log.text), witnesses)
+        opened = open_checkpoint(data, NoteVerifier.from_vkey(vkey.text), witnesses)
     except (LedgerError, ValueError) as e:
         raise LedgerUnavailableError(f"{member.id} checkpoint refused: {e}") from e
     cp = opened.checkpoint
-    if cp.origin != member.log_origin:
-        raise LedgerUnavailableError(
-            f"expected checkpoint origin {member.log_origin}, found {cp.origin}"
-        )
+    if cp.origin != origin:
+        raise LedgerUnavailableError(f"expected checkpoint origin {origin}, found {cp.origin}")
     marks = tuple(
         WitnessMark(m.id, m.witness.name, ts is not None, ts)
         for m in consortium.members
@@ -238,15 +258,32 @@ class ConsortiumCheckpoints:
             now = self.clock()
             if self._cache is not None and now - self._cache[0] < CACHE_TTL_S:
                 return self._cache[1]
-        try:
-            member = self.consortium.member(self.region)
-        except LedgerError as e:
-            raise ConfigError(f"region {self.region} is not in the consortium file") from e
-        view = assess_checkpoint(
-            self.fetcher.fetch(self.node_url or member.node_url), member, self.consortium
-        )
+        member = self._member()
+        origin, shard = shard_origin_now(member, time.time())
+        url = shard_url(self.node_url or member.node_url, shard)
+        view = assess_checkpoint(self.fetcher.fetch(url), member, self.consortium, origin)
         with self._lock:
             self._cache = (now, view)
+        return view
+
+    def _member(self) -> Member:
+        try:
+            return self.consortium.member(self.region)
+        except LedgerError as e:
+            raise ConfigError(f"region {self.region} is not in the consortium file") from e
+
+    def for_shard(self, shard: int) -> Callable[[], CheckpointView]:
+        """The view of one temporal shard of this region's log (an outbox row names the
+        shard it was anchored in, issuer.sharding), uncached."""
+
+        def view() -> CheckpointView:
+            member = self._member()
+            if member.shards is None:
+                return self()
+            origin = member.shards.schedule.shard(shard).origin
+            url = shard_url(self.node_url or member.node_url, shard)
+            return assess_checkpoint(self.fetcher.fetch(url), member, self.consortium, origin)
+
         return view
 
     def regions(self) -> list[RegionLedger]:
@@ -261,6 +298,7 @@ class ConsortiumCheckpoints:
                 if not m.runs_log:
                     continue
                 url = self.node_url if (m.id == self.region and self.node_url) else m.node_url
+                url = shard_url(url, shard_origin_now(m, time.time())[1])
                 try:
                     out.append(
                         assess_region(self.fetcher.fetch(url), m, self.consortium, self._seen)

@@ -146,6 +146,9 @@ class OutboxRow(Base):
     # Set when the ledger refused this very entry (a rule it breaks): the row is set
     # aside, named in the console and the status API, and no longer holds up the rest.
     quarantined_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # The temporal shard of the region's log this entry goes to (issuer.sharding); None
+    # when the log is not sharded or the entry is not about one credential.
+    shard: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class SigningKeyRow(Base):

@@ -7,7 +7,10 @@ this member, passes its collector as the sequencer's `cosign_hook`, registers th
 witness/mirror blueprints and starts the retry loop. `RunningNode.close()` stops the
 writer, the retry loop and the database pool. Used by `healthbridge ledger serve` and by
 the gunicorn entry `ledger.wsgi:app`; `start_ops` opens the node's separate metrics and
-probe listener. What it does not: serve the public HTTP API itself.
+probe listener. When the consortium gives this member a shard table
+(`[members.shards]`, ledger.log.shards) the node is built sharded
+(ledger.node.sharding): one log per tracked shard under `/<k>`, cosignatures collected
+per shard. What it does not: serve the public HTTP API itself.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from ledger.log.consortium import load_consortium
 from ledger.metrics import METRICS_KEY, LedgerMetrics
 from ledger.node.app import EXTENSION_KEY, create_app
 from ledger.node.config import ConfigError, NodeConfig, load_config
+from ledger.node.sharding import SHARDED_KEY, ShardedNode, create_sharded_app
 
 
 @dataclass
@@ -35,13 +39,34 @@ class RunningNode:
     joint: JointServices | None
 
     @property
+    def sharded(self) -> ShardedNode | None:
+        s: ShardedNode | None = self.app.extensions.get(SHARDED_KEY)
+        return s
+
+    @property
     def metrics(self) -> LedgerMetrics:
-        m: LedgerMetrics = self.app.extensions[METRICS_KEY]
+        """The node's metrics; a sharded node reports those of the shard open now."""
+        sharded = self.sharded
+        if sharded is not None:
+            sharded.ensure()
+            live = [sl for sl in sharded.live() if not sl.node.sequencer.frozen]
+            if not live:
+                raise ConfigError("no open shard to report metrics for")
+            app = live[0].app
+            m: LedgerMetrics = app.extensions[METRICS_KEY]
+            if self.joint is not None:
+                m.attach_joint(self.joint)
+            return m
+        m = self.app.extensions[METRICS_KEY]
         return m
 
     def close(self) -> None:
         if self.joint is not None:
             self.joint.stop()
+        sharded = self.sharded
+        if sharded is not None:
+            sharded.stop()
+            return
         n = self.app.extensions[EXTENSION_KEY]
         n.sequencer.stop()
         n.store.dispose()
@@ -79,6 +104,14 @@ def open_node(
     if config.consortium_file is None:
         return RunningNode(create_app(config, start=start), config, None)
     joint = open_joint(config)
+    plan = joint.member.shards
+    if plan is not None:
+        app = create_sharded_app(
+            config, plan, extra_blueprints=joint.blueprints(), hooks=joint.shard_hooks(),
+            start=start,
+        )  # fmt: skip
+        joint.attach(app)
+        return RunningNode(app, config, joint)
     config = dataclasses.replace(config, cosign_hook=joint.collector)
     app = create_app(config, extra_blueprints=joint.blueprints(), start=start)
     joint.attach(app)

@@ -421,6 +421,11 @@ class AdminService:
             return EntryStatus(outbox_id, EntryState.PENDING, None)
         if checkpoint is None:
             return EntryStatus(outbox_id, EntryState.SEQUENCED, box.log_index)
+        # A sharded log: the view of the shard the row was anchored in (issuer.sharding).
+        for_shard = getattr(checkpoint, "for_shard", None)
+        if box.shard is not None and for_shard is not None:
+            checkpoint = for_shard(box.shard)
+            assert checkpoint is not None
         try:
             view = checkpoint()
         except IssuerError as e:

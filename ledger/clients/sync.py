@@ -16,8 +16,21 @@ every other member's validating mirror), the client:
 5. only then applies the staged entries to its tables — keys, revoked status indices,
    anchors — and records the checkpoint, in one transaction.
 
+Temporal shards (ledger.log.shards): for a sharded region the client follows every
+shard the region's plan tracks at its clock, each as a log of its own (log id
+`<region>/<k>`, origin `<base>/<k>`, read from the node's `/<k>/` prefix or a mirror of
+that origin) with its own trusted size, right edge, revocations and anchors, and drops
+the state of a shard once it is droppable. A region's freshness is the oldest quorum
+time among its tracked shards.
+
 `SyncedTrustState` implements `credential.trust.TrustState` from that SQLite file
-alone. The sources sit behind `ledger.clients.reader.LogReader` (`HttpLogReader` for real,
+alone. A sharded region's credential is looked up in the shard of its `exp`: anchors
+and revocations are kept per shard, and the validating witnesses refuse an anchor
+outside its shard's period (ledger.log.shards.check_leaf), so the union over the
+region's shards answers exactly what the shard of `exp` holds (status indices and
+digests are unique per region).
+
+The sources sit behind `ledger.clients.reader.LogReader` (`HttpLogReader` for real,
 any in-memory fake for tests). Entry rules are the validating witnesses' job: the
 quorum vouches that they were checked; the client decodes entries but does not
 re-run `ledger.log.rules`.
@@ -67,6 +80,7 @@ from ledger.log.revocation import (
     find_extension,
     open_snapshot,
 )
+from ledger.log.shards import Shard, ShardState
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +128,8 @@ class RegionReport:
     synced_at: int | None  # newest quorum cosignature time of the trusted checkpoint
     errors: tuple[str, ...] = ()
     fork: str | None = None  # a split view of this region was seen (fork_alarms)
+    shards: tuple[RegionReport, ...] = ()  # a sharded region: one report per shard
+    dropped: tuple[str, ...] = ()  # log ids of droppable shards whose state was dropped
 
 
 @dataclass(frozen=True)
@@ -174,12 +190,44 @@ def mirror_prefix(node_url: str, origin: str) -> str:
 
 
 def default_sources(consortium: Consortium, region: str) -> list[HttpLogSource]:
-    """The region's node, its own mirrors, then every other member's mirror of it."""
+    """The region's node, its own mirrors, then every other member's mirror of it.
+    `region` may be a shard's log id `<region>/<k>`: the node's `/<k>` prefix, then
+    every other member's mirror of the shard's origin."""
+    region, _, number = region.partition("/")
     m = consortium.member(region)
     assert m.log_origin is not None
-    urls = [m.node_url, *m.mirror_urls]
-    urls += [mirror_prefix(o.node_url, m.log_origin) for o in consortium.members if o.id != region]
+    if number:
+        assert m.shards is not None
+        origin = m.shards.schedule.shard(int(number)).origin
+        urls = [f"{m.node_url}/{number}", *(f"{u}/{number}" for u in m.mirror_urls)]
+    else:
+        origin = m.log_origin
+        urls = [m.node_url, *m.mirror_urls]
+    urls += [mirror_prefix(o.node_url, origin) for o in consortium.members if o.id != region]
     return [HttpLogSource(u) for u in urls]
+
+
+@dataclass(frozen=True)
+class LogRef:
+    """One log a station follows: a region's log, or one shard of it (`log_id` is the
+    key of its rows in the state file: the region, or `<region>/<k>`)."""
+
+    region: str
+    log_id: str
+    origin: str
+    vkey: str
+    shard: Shard | None = None
+
+
+def log_refs(member: Member, shards: Sequence[Shard] = ()) -> list[LogRef]:
+    """The logs of `member` a station follows: its log, or the given shards of it."""
+    assert member.log is not None and member.log_origin is not None
+    if member.shards is None:
+        return [LogRef(member.id, member.id, member.log_origin, member.log.text)]
+    return [
+        LogRef(member.id, f"{member.id}/{s.number}", s.origin, member.log.renamed(s.origin).text, s)
+        for s in shards
+    ]
 
 
 # -- compact range (the right edge of the tree) ----------------------------------------
@@ -273,17 +321,16 @@ class TrustedLog:
     synced_at: int | None
 
 
-def _read_trusted(conn: sqlite3.Connection, member: Member) -> TrustedLog:
+def _read_trusted(conn: sqlite3.Connection, ref: LogRef) -> TrustedLog:
     row = conn.execute(
         "SELECT size, root_hash, frontier, synced_at FROM log_state WHERE region = ?",
-        (member.id,),
+        (ref.log_id,),
     ).fetchone()
-    assert member.log_origin is not None
     if row is None:
-        return TrustedLog(member.id, member.log_origin, 0, EMPTY_ROOT, (), None)
+        return TrustedLog(ref.log_id, ref.origin, 0, EMPTY_ROOT, (), None)
     size, root, fr, synced = row
     hashes = tuple(fr[i : i + HASH_SIZE] for i in range(0, len(fr), HASH_SIZE))
-    return TrustedLog(member.id, member.log_origin, size, root, hashes, synced)
+    return TrustedLog(ref.log_id, ref.origin, size, root, hashes, synced)
 
 
 def _decode(raw: bytes) -> tuple[int, Entry]:
@@ -292,28 +339,38 @@ def _decode(raw: bytes) -> tuple[int, Entry]:
     return leaf.timestamp_ms, entry
 
 
-def _apply_leaf(conn: sqlite3.Connection, region: str, raw: bytes) -> None:
+def _apply_leaf(conn: sqlite3.Connection, region: str, raw: bytes, log_id: str) -> None:
     ts_ms, entry = _decode(raw)
-    _apply_entry(conn, region, entry, ts_ms)
+    _apply_entry(conn, region, entry, ts_ms, log_id)
 
 
-def _apply_entry(conn: sqlite3.Connection, region: str, entry: Entry, ts_ms: int) -> None:
+def _apply_entry(
+    conn: sqlite3.Connection, region: str, entry: Entry, ts_ms: int, log_id: str | None = None
+) -> None:
+    """Apply one entry: anchors and revocations under the log (`log_id`, the region or
+    one of its shards), keys under the region (every shard carries them)."""
     if entry.region != region:
         # Validating witnesses refuse such entries; a station refuses them too.
         raise BadEntriesError(f"entry of region {entry.region} in the log of {region}")
+    lid = region if log_id is None else log_id
     ts = ts_ms // 1000
     if isinstance(entry, CredentialAnchored):
-        conn.execute("INSERT OR IGNORE INTO anchors VALUES (?, ?, ?)", (region, entry.digest, ts))
+        conn.execute("INSERT OR IGNORE INTO anchors VALUES (?, ?, ?)", (lid, entry.digest, ts))
     elif isinstance(entry, CredentialRevoked):
-        conn.execute("INSERT OR IGNORE INTO revoked VALUES (?, ?)", (region, entry.status_index))
+        conn.execute("INSERT OR IGNORE INTO revoked VALUES (?, ?)", (lid, entry.status_index))
     elif isinstance(entry, CredentialReinstated):
         conn.execute(
             "DELETE FROM revoked WHERE region = ? AND status_index = ?",
-            (region, entry.status_index),
+            (lid, entry.status_index),
         )
     elif isinstance(entry, KeyAdded):
+        # Every shard repeats the region's key entries: adding a key again keeps what
+        # a revocation already recorded (retired_at, compromised_at).
         conn.execute(
-            "INSERT OR REPLACE INTO keys VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)",
+            "INSERT INTO keys VALUES (?, ?, ?, ?, ?, ?, NULL, NULL) "
+            "ON CONFLICT (region, kid) DO UPDATE SET alg = excluded.alg, "
+            "public_key_der = excluded.public_key_der, not_before = excluded.not_before, "
+            "not_after = excluded.not_after",
             (region, entry.kid, str(entry.alg), entry.public_key_der,
              entry.not_before, entry.not_after),
         )  # fmt: skip
@@ -325,6 +382,49 @@ def _apply_entry(conn: sqlite3.Connection, region: str, entry: Entry, ts_ms: int
             "retired_at = MIN(COALESCE(retired_at, ?), ?) WHERE region = ? AND kid = ?",
             (entry.compromised_at, entry.retired_at, entry.retired_at, region, entry.kid),
         )
+
+
+_LOG_TABLES = ("log_state", "compact_snapshot", "staged", "staged_target", "revoked", "anchors")
+
+
+def _log_ids(conn: sqlite3.Connection, region: str) -> list[str]:
+    """The logs of `region` in the state file: the region itself, or its shards."""
+    rows = conn.execute(
+        "SELECT region FROM log_state WHERE region = ? OR region LIKE ? ORDER BY region",
+        (region, region + "/%"),
+    ).fetchall()
+    return [r for (r,) in rows]
+
+
+def _drop_log(conn: sqlite3.Connection, log_id: str) -> None:
+    for table in _LOG_TABLES:
+        conn.execute(f"DELETE FROM {table} WHERE region = ?", (log_id,))  # noqa: S608
+
+
+def _combine(region: str, reports: list[RegionReport], dropped: tuple[str, ...]) -> RegionReport:
+    """A sharded region's report from its shards' reports: failed if one failed, as
+    fresh as its stalest shard (docs/ledger-protocol.md, temporal shards)."""
+    statuses = {r.status for r in reports}
+    if RegionStatus.FAILED in statuses or not reports:
+        status = RegionStatus.FAILED
+    elif RegionStatus.UPDATED in statuses:
+        status = RegionStatus.UPDATED
+    else:
+        status = RegionStatus.UNCHANGED
+    times = [r.synced_at for r in reports]
+    synced = None if not times or None in times else min(t for t in times if t is not None)
+    return RegionReport(
+        region,
+        status,
+        sum(r.old_size for r in reports),
+        sum(r.new_size for r in reports),
+        next((r.source for r in reports if r.source), None),
+        synced,
+        tuple(f"{r.region}: {e}" for r in reports for e in r.errors),
+        next((r.fork for r in reports if r.fork), None),
+        tuple(reports),
+        dropped,
+    )
 
 
 class SyncClient:
@@ -378,30 +478,57 @@ class SyncClient:
         self, region: str | None = None, progress: ProgressCallback | None = None
     ) -> SyncReport:
         regions = [region] if region else list(self.consortium.regions())
-        reports = tuple(self._sync_region(r, progress) for r in regions)
+        reports = tuple(self._sync_member(r, progress) for r in regions)
         return SyncReport(reports, self.clock())
 
-    # -- one region ----------------------------------------------------------------
+    # -- temporal shards -------------------------------------------------------------
 
-    def open_checkpoint(self, member: Member, data: bytes) -> tuple[OpenedCheckpoint, int]:
+    def _sync_member(self, region: str, progress: ProgressCallback | None) -> RegionReport:
+        member = self.consortium.member(region)
+        if member.shards is None:
+            return self._sync_region(log_refs(member)[0], progress)
+        now = int(self.clock())
+        tracked = member.shards.tracked(now)
+        dropped = self._drop_droppable(member, now)
+        reports = [self._sync_region(ref, progress) for ref in log_refs(member, tracked)]
+        return _combine(region, reports, dropped)
+
+    def _drop_droppable(self, member: Member, now: int) -> tuple[str, ...]:
+        """Forget every shard of `member` whose credentials have all expired (past the
+        grace): nothing this station verifies can need it any more."""
+        assert member.shards is not None
+        dropped = []
+        for log_id in _log_ids(self.conn, member.id):
+            number = log_id.partition("/")[2]
+            if not number.isdigit():
+                continue
+            shard = member.shards.schedule.shard(int(number))
+            if member.shards.state(shard, now) is ShardState.DROPPABLE:
+                with _tx(self.conn):
+                    _drop_log(self.conn, log_id)
+                dropped.append(log_id)
+                log.info("dropped the state of droppable shard %s", log_id)
+        return tuple(dropped)
+
+    # -- one log -------------------------------------------------------------------
+
+    def open_checkpoint(self, member: Member | LogRef, data: bytes) -> tuple[OpenedCheckpoint, int]:
         """Open a checkpoint and check the quorum; return it and its quorum time."""
-        assert member.log is not None
+        ref = member if isinstance(member, LogRef) else log_refs(member)[0]
         opened = open_checkpoint(
             data,
-            NoteVerifier.from_vkey(member.log.text),
+            NoteVerifier.from_vkey(ref.vkey),
             [v for _, v in self.witnesses.values()],
         )
-        if opened.checkpoint.origin != member.log_origin:
-            raise SourceError(
-                f"expected origin {member.log_origin}, found {opened.checkpoint.origin}"
-            )
+        if opened.checkpoint.origin != ref.origin:
+            raise SourceError(f"expected origin {ref.origin}, found {opened.checkpoint.origin}")
         signed_by = {self.witnesses[name][0]: ts for name, ts in opened.cosignatures.items()}
         # The view is as fresh as the newest time at which a quorum vouches for it
         # (C2SP tlog-cosignature timestamps; docs/ledger-protocol.md §6).
         return opened, self.consortium.policy.quorum_time(signed_by)
 
     def _candidates(
-        self, member: Member, errors: list[str], fresh: bool
+        self, member: LogRef, errors: list[str], fresh: bool
     ) -> list[tuple[OpenedCheckpoint, int, bytes, LogSource]]:
         """Every source's quorum-cosigned checkpoint, largest tree first, then freshest.
 
@@ -415,13 +542,13 @@ class SyncClient:
         oldest = None
         if fresh and self.max_age_s is not None:
             oldest = int(self.clock()) - self.max_age_s
-        for source in self.sources(member.id):
+        for source in self.sources(member.log_id):
             try:
                 data = source.checkpoint()
                 opened, quorum_at = self.open_checkpoint(member, data)
             except (LedgerError, QuorumError) as e:
                 errors.append(f"{source.name}: {e}")
-                log.warning("sync %s from %s: %s", member.id, source.name, e)
+                log.warning("sync %s from %s: %s", member.log_id, source.name, e)
                 continue
             if oldest is not None and quorum_at < oldest:
                 errors.append(
@@ -433,8 +560,8 @@ class SyncClient:
         found.sort(key=lambda c: (c[0].checkpoint.size, c[1]), reverse=True)
         return found
 
-    def _sync_region(self, region: str, progress: ProgressCallback | None) -> RegionReport:
-        member = self.consortium.member(region)
+    def _sync_region(self, member: LogRef, progress: ProgressCallback | None) -> RegionReport:
+        region = member.log_id
         trusted = _read_trusted(self.conn, member)
         errors: list[str] = []
         fresh = trusted.synced_at is None
@@ -465,14 +592,14 @@ class SyncClient:
 
     def _record_fork(
         self,
-        member: Member,
+        member: LogRef,
         trusted: TrustedLog,
         opened: OpenedCheckpoint,
         data: bytes,
         detail: str,
     ) -> None:
         row = self.conn.execute(
-            "SELECT checkpoint FROM log_state WHERE region = ?", (member.id,)
+            "SELECT checkpoint FROM log_state WHERE region = ?", (member.log_id,)
         ).fetchone()
         held = b"" if row is None or row[0] is None else bytes(row[0])
         size = opened.checkpoint.size
@@ -480,13 +607,14 @@ class SyncClient:
             # One alarm per incident: the same conflicting note seen again adds nothing.
             self.conn.execute(
                 "INSERT OR IGNORE INTO fork_alarms VALUES (?, ?, ?, ?, ?, ?)",
-                (member.id, size, opened.checkpoint.root_hash, held, data, int(self.clock())),
+                (member.log_id, size, opened.checkpoint.root_hash, held, data,
+                 int(self.clock())),
             )  # fmt: skip
-        log.error("ALARM: fork of region %s at size %d: %s", member.id, size, detail)
+        log.error("ALARM: fork of region %s at size %d: %s", member.log_id, size, detail)
 
     def _advance(
         self,
-        member: Member,
+        member: LogRef,
         trusted: TrustedLog,
         source: LogSource,
         opened: OpenedCheckpoint,
@@ -495,7 +623,7 @@ class SyncClient:
         progress: ProgressCallback | None,
     ) -> TrustedLog:
         cp = opened.checkpoint
-        region = member.id
+        region = member.log_id
         if cp.size < trusted.size:
             raise RollbackError(f"source offers size {cp.size}, trusted size is {trusted.size}")
         if cp.size == trusted.size:
@@ -526,14 +654,14 @@ class SyncClient:
 
     def _stage(
         self,
-        member: Member,
+        member: LogRef,
         trusted: TrustedLog,
         source: LogSource,
         size: int,
         root: bytes,
         progress: ProgressCallback | None,
     ) -> None:
-        region = member.id
+        region = member.log_id
         conn = self.conn
         target = conn.execute(
             "SELECT size, root_hash FROM staged_target WHERE region = ?", (region,)
@@ -581,14 +709,14 @@ class SyncClient:
 
     def _commit(
         self,
-        member: Member,
+        member: LogRef,
         trusted: TrustedLog,
         size: int,
         root: bytes,
         synced_at: int,
         data: bytes,
     ) -> TrustedLog:
-        region = member.id
+        region = member.log_id
         conn = self.conn
         leaves = [
             bytes(r[0])
@@ -613,7 +741,7 @@ class SyncClient:
         with _tx(conn):
             for raw in leaves:
                 try:
-                    _apply_leaf(conn, region, raw)
+                    _apply_leaf(conn, member.region, raw, region)
                 except LedgerError as e:
                     raise BadEntriesError(f"{region}: undecodable logged entry: {e}") from e
             conn.execute(
@@ -626,7 +754,7 @@ class SyncClient:
 
     def _advance_compact(
         self,
-        member: Member,
+        member: LogRef,
         trusted: TrustedLog,
         source: LogSource,
         opened: OpenedCheckpoint,
@@ -634,7 +762,7 @@ class SyncClient:
         data: bytes,
     ) -> TrustedLog:
         cp = opened.checkpoint
-        region = member.id
+        region = member.log_id
         digest = find_extension(cp.extensions)
         if digest is None:
             raise SourceError(f"{region}: checkpoint {cp.size} commits no revocation snapshot")
@@ -660,7 +788,7 @@ class SyncClient:
         if new is None:
             raw = fetch_snapshot(digest)
             new = open_snapshot(raw, digest)
-        if new.region != region or new.tree_size != cp.size:
+        if new.region != member.region or new.tree_size != cp.size:
             raise SourceError(
                 f"expected the snapshot of {region}@{cp.size}, found {new.region}@{new.tree_size}"
             )
@@ -682,7 +810,7 @@ class SyncClient:
                 )
             for entry_bytes in new.key_entries:
                 try:
-                    _apply_entry(conn, region, decode_entry(entry_bytes), 0)
+                    _apply_entry(conn, member.region, decode_entry(entry_bytes), 0, region)
                 except LedgerError as e:
                     raise BadEntriesError(f"{region}: undecodable key entry: {e}") from e
             conn.execute(
@@ -708,7 +836,14 @@ class SyncedTrustState:
         self.conn.close()
 
     def regions(self) -> frozenset[str]:
-        return frozenset(r for (r,) in self.conn.execute("SELECT region FROM log_state"))
+        return frozenset(
+            r.partition("/")[0] for (r,) in self.conn.execute("SELECT region FROM log_state")
+        )
+
+    def _in(self, region: str) -> tuple[str, list[str]]:
+        """`IN (...)` over the region's logs (itself, or its shards) and the ids."""
+        ids = _log_ids(self.conn, region) or [region]
+        return "(" + ", ".join("?" * len(ids)) + ")", ids
 
     def key(self, region: str, kid: str) -> RegisteredKey | None:
         row = self.conn.execute(
@@ -722,46 +857,68 @@ class SyncedTrustState:
         return RegisteredKey(region, kid, SigningAlg(alg), bytes(der), nb, na, comp, ret)
 
     def is_revoked(self, region: str, status_index: int) -> bool:
+        ids, args = self._in(region)
         row = self.conn.execute(
-            "SELECT 1 FROM revoked WHERE region = ? AND status_index = ?", (region, status_index)
+            f"SELECT 1 FROM revoked WHERE region IN {ids} AND status_index = ?",  # noqa: S608
+            (*args, status_index),
         ).fetchone()
         return row is not None
 
     def anchored_at(self, region: str, digest: bytes) -> int | None:
+        ids, args = self._in(region)
         row = self.conn.execute(
-            "SELECT anchored_at FROM anchors WHERE region = ? AND digest = ?", (region, digest)
+            f"SELECT anchored_at FROM anchors WHERE region IN {ids} AND digest = ?",  # noqa: S608
+            (*args, digest),
         ).fetchone()
         return None if row is None else int(row[0])
 
     def synced_at(self, region: str) -> int | None:
-        row = self.conn.execute(
-            "SELECT synced_at FROM log_state WHERE region = ?", (region,)
-        ).fetchone()
-        return None if row is None or row[0] is None else int(row[0])
+        """When a quorum last vouched for the region's view; for a sharded region the
+        oldest such time among its shards (None while one of them was never synced)."""
+        ids, args = self._in(region)
+        rows = self.conn.execute(
+            f"SELECT synced_at FROM log_state WHERE region IN {ids}",  # noqa: S608
+            args,
+        ).fetchall()
+        if not rows or any(r[0] is None for r in rows):
+            return None
+        return min(int(r[0]) for r in rows)
 
     def anchors_known(self, region: str) -> bool:
         """Full mode keeps the tree's right edge and every anchor; compact mode neither
         (docs/ledger-protocol.md §8), so only a full-mode region answers True."""
-        row = self.conn.execute(
-            "SELECT size, frontier FROM log_state WHERE region = ?", (region,)
-        ).fetchone()
-        return row is not None and (int(row[0]) == 0 or len(row[1]) > 0)
+        ids, args = self._in(region)
+        rows = self.conn.execute(
+            f"SELECT size, frontier FROM log_state WHERE region IN {ids}",  # noqa: S608
+            args,
+        ).fetchall()
+        return bool(rows) and all(int(r[0]) == 0 or len(r[1]) > 0 for r in rows)
 
     def index_anchored(self, region: str, status_index: int) -> bool | None:
         """Compact mode: whether the status index is among the anchored indices of the
         region's committed snapshot (ledger.log.revocation format 2); None when this view
         holds no snapshot of the region (full mode answers by digest instead)."""
-        row = self.conn.execute(
-            "SELECT digest, snapshot FROM compact_snapshot WHERE region = ?", (region,)
-        ).fetchone()
-        if row is None:
+        ids, args = self._in(region)
+        rows = self.conn.execute(
+            f"SELECT region, digest FROM compact_snapshot WHERE region IN {ids}",  # noqa: S608
+            args,
+        ).fetchall()
+        if not rows:
             return None
-        digest = bytes(row[0])
-        cached = self._anchored.get(region)
-        if cached is None or cached[0] != digest:
-            anchored = RevocationSnapshot.from_bytes(bytes(row[1])).anchored
-            cached = self._anchored[region] = (digest, anchored)
-        return 0 <= status_index <= MAX_STATUS_INDEX_32 and status_index in cached[1]
+        if not 0 <= status_index <= MAX_STATUS_INDEX_32:
+            return False
+        for log_id, digest_raw in rows:
+            digest = bytes(digest_raw)
+            cached = self._anchored.get(log_id)
+            if cached is None or cached[0] != digest:
+                (snap,) = self.conn.execute(
+                    "SELECT snapshot FROM compact_snapshot WHERE region = ?", (log_id,)
+                ).fetchone()
+                anchored = RevocationSnapshot.from_bytes(bytes(snap)).anchored
+                cached = self._anchored[log_id] = (digest, anchored)
+            if status_index in cached[1]:
+                return True
+        return False
 
     def fork_alarms(self) -> list[ForkAlarm]:
         """Every split view this station has seen, oldest first."""
@@ -772,5 +929,11 @@ class SyncedTrustState:
         return [ForkAlarm(r, n, bytes(h), bytes(c), t) for r, n, h, c, t in rows]
 
     def tree_size(self, region: str) -> int:
-        row = self.conn.execute("SELECT size FROM log_state WHERE region = ?", (region,)).fetchone()
-        return 0 if row is None else int(row[0])
+        """The trusted size of the region's log (of one shard when given `<region>/<k>`;
+        the sum over its shards when given a sharded region)."""
+        ids, args = self._in(region)
+        (total,) = self.conn.execute(
+            f"SELECT COALESCE(SUM(size), 0) FROM log_state WHERE region IN {ids}",  # noqa: S608
+            args,
+        ).fetchone()
+        return int(total)

@@ -60,10 +60,12 @@ from ledger.log.consortium import Consortium, Member
 from ledger.log.errors import LedgerError, TileError
 from ledger.log.note import NoteSignature, NoteSigner, SignedNote
 from ledger.metrics import METRICS_KEY
+from ledger.node.app import EXTENSION_KEY
 from ledger.node.config import CHECKPOINT_INTERVAL_S
 from ledger.node.http_cache import cacheable
 from ledger.node.migrations import upgrade_head
 from ledger.node.revocation_api import bad_digest, immutable, not_found, parse_digest
+from ledger.node.sharding import ShardHooks
 
 log = logging.getLogger(__name__)
 
@@ -269,7 +271,13 @@ class CosignatureCollector:
         n = app.extensions["healthbridge_ledger"]
         store = n.store
         self.proofs = lambda old, new: tiles.consistency_proof(old, new, store)
-        self.store_lines = store.set_cosignatures
+
+        def store_lines(size: int, lines: Sequence[str]) -> None:
+            # Only onto the note they sign (a frozen shard replaces its final note).
+            note = None if self._latest is None else self._latest[1]
+            store.set_cosignatures(size, lines, note=note)
+
+        self.store_lines = store_lines
         self.interval_s = n.config.checkpoint_interval_s
 
         def latest() -> tuple[int, bytes, Sequence[str]] | None:
@@ -281,7 +289,7 @@ class CosignatureCollector:
     def __call__(self, note: bytes) -> list[str]:
         cp = Checkpoint.parse(SignedNote.parse(note).text)
         with self._lock:
-            if self._latest is None or cp.size != self._latest[0]:
+            if self._latest is None or (cp.size, note) != self._latest:
                 self._lines, self._got_at = {}, {}
             self._latest = (cp.size, note)
             return self._collect(cp, note, None)
@@ -402,6 +410,9 @@ class JointServices:
     witness: Witness
     mirror: ValidatingMirror
     collector: CosignatureCollector
+    clock: Callable[[], float] = time.time
+    # One collector per temporal shard of this member's own log (ledger.node.sharding).
+    shard_collectors: dict[str, CosignatureCollector] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -431,7 +442,42 @@ class JointServices:
             consortium, signer, WitnessStore(engine, migrate=False), validator=mirror, clock=clock
         )
         collector = CosignatureCollector(consortium, member_id, local=witness)
-        return cls(consortium, member, witness, mirror, collector)
+        return cls(consortium, member, witness, mirror, collector, clock=clock)
+
+    def shard_hooks(self) -> ShardHooks:
+        """Cosignature collection for each shard a sharded node opens: a collector per
+        shard (each shard is its own log to every witness), bound to the shard's store
+        once its app is up, forgotten when the shard is closed."""
+
+        def hook_for(shard: Any) -> CosignatureCollector:
+            c = CosignatureCollector(self.consortium, self.member.id, local=self.witness)
+            self.shard_collectors[shard.origin] = c
+            return c
+
+        def opened(shard: Any, app: Flask) -> None:
+            self.shard_collectors[shard.origin].attach_node(app)
+
+        def closed(shard: Any) -> None:
+            self.shard_collectors.pop(shard.origin, None)
+
+        return ShardHooks(hook_for, opened, closed)
+
+    def _tick(self) -> None:
+        """One round of the retry loop: re-ask missing or stale cosignatures of every
+        log this node runs (frozen shards too: their freshness continues until they
+        are dropped), and stop mirroring droppable shards of the other members."""
+        collectors = [self.collector, *list(self.shard_collectors.values())]
+        for c in collectors:
+            if c.latest_stored is None and c is self.collector:
+                continue  # a sharded node's top level runs no log of its own
+            try:
+                c.retry()
+            except Exception:  # a witness outage must never stop the retry loop
+                log.exception("cosignature retry failed")
+        try:
+            self.mirror.drop_droppable(int(self.clock()))
+        except Exception:
+            log.exception("dropping droppable mirrored shards failed")
 
     def blueprints(self) -> list[Blueprint]:
         return [joint_blueprint(self.witness, self.mirror)]
@@ -439,15 +485,13 @@ class JointServices:
     def attach(self, app: Flask, retry_interval_s: float = RETRY_INTERVAL_S) -> None:
         """Bind the collector to the node's store and start the retry loop (which also
         re-collects cosignatures every `checkpoint_interval_s` of the node's config)."""
-        self.collector.attach_node(app)
+        if EXTENSION_KEY in app.extensions:
+            self.collector.attach_node(app)
         retry_interval_s = min(retry_interval_s, self.collector.interval_s / 4)
 
         def loop() -> None:
             while not self._stop.wait(retry_interval_s):
-                try:
-                    self.collector.retry()
-                except Exception:  # a witness outage must never stop the retry loop
-                    log.exception("cosignature retry failed")
+                self._tick()
 
         self._thread = threading.Thread(target=loop, name="cosign-retry", daemon=True)
         self._thread.start()

@@ -16,6 +16,12 @@ re-derived revocation snapshot, content-addressed, the last `MAX_KEPT_SNAPSHOTS`
 log kept) and the witness may cosign. The stored snapshots let compact stations read
 a region's revocation state from this mirror while the region's node is down. It
 serves no HTTP itself (ledger.joint.api does).
+
+Temporal shards (ledger.log.shards): each shard of a sharded member is mirrored as a
+log of its own (origin `<base>/<k>`, entries fetched from the node's `/<k>/` prefix),
+the shard's rule is checked on every entry besides the ledger rules (an anchor outside
+the shard's period, or a leaf logged after the shard froze, is refused naming the
+rule), and `drop_droppable` forgets the shards whose credentials have all expired.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from ledger.clients.reader import HttpLogReader, LogReader
 from ledger.joint.witness import (
     EntriesUnavailableError,
     InconsistentError,
+    LogVerifiers,
     RuleRefusedError,
     WitnessedCheckpoint,
 )
@@ -41,7 +48,7 @@ from ledger.log.consortium import Consortium, Member
 from ledger.log.entries import KEY_ENTRY_TYPES, decode_entry, decode_leaf, encode_entry
 from ledger.log.errors import LedgerError
 from ledger.log.merkle import leaf_hash
-from ledger.log.note import NoteVerifier, SignedNote
+from ledger.log.note import SignedNote
 from ledger.log.revocation import (
     RevocationError,
     RevocationSnapshot,
@@ -50,6 +57,7 @@ from ledger.log.revocation import (
     snapshot_digest,
 )
 from ledger.log.rules import LogState, RuleViolationError, apply_entry
+from ledger.log.shards import Shard, ShardRuleError, ShardState, check_leaf
 from ledger.node.migrations import upgrade_head
 from ledger.node.revocation_api import MAX_KEPT_SNAPSHOTS
 
@@ -256,6 +264,12 @@ class MirrorStore:
         with self.engine.connect() as c:
             return list(c.execute(sa.select(checkpoint_table.c.origin)).scalars())
 
+    def drop(self, origin: str) -> None:
+        """Forget everything mirrored of `origin` (a droppable shard)."""
+        with self.engine.begin() as c:
+            for t in (leaf_table, tile_table, checkpoint_table, snapshot_table):
+                c.execute(sa.delete(t).where(t.c.origin == origin))
+
 
 @dataclass
 class _Reader:
@@ -283,6 +297,11 @@ def _origin_source(member: Member) -> LogReader:
     return HttpLogReader(member.node_url)
 
 
+def _shard_source(member: Member, shard: Shard) -> LogReader:
+    """A shard's tlog-tiles read API on its member's node (ledger.node.sharding)."""
+    return HttpLogReader(f"{member.node_url}/{shard.number}")
+
+
 @dataclass
 class _MirroredLog:
     state: LogState
@@ -297,17 +316,15 @@ class ValidatingMirror:
         consortium: Consortium,
         store: MirrorStore,
         source_for: SourceFactory = _origin_source,
+        shard_source_for: Callable[[Member, Shard], LogReader] = _shard_source,
     ) -> None:
         self.consortium = consortium
         self.store = store
         self.source_for = source_for
+        self.shard_source_for = shard_source_for
         self._logs: dict[str, _MirroredLog] = {}
         self._lock = threading.Lock()
-        self._log_verifiers = {
-            m.log_origin: NoteVerifier.from_vkey(m.log.text)
-            for m in consortium.members
-            if m.log is not None and m.log_origin is not None
-        }
+        self._log_verifiers = LogVerifiers(consortium, None, store.origins)
         self._witnesses = [CosignatureVerifier.from_vkey(m.witness.text)
                            for m in consortium.members]  # fmt: skip
 
@@ -343,21 +360,36 @@ class ValidatingMirror:
             raise InconsistentError(f"no member runs log {origin!r}")
         return m
 
-    def _log(self, member: Member) -> _MirroredLog:
-        assert member.log_origin is not None
-        cached = self._logs.get(member.log_origin)
+    def drop_droppable(self, now: int) -> list[str]:
+        """Stop mirroring every shard whose credentials have all expired (past the
+        grace): its data is deleted and it is no longer served. Returns the origins."""
+        dropped = []
+        with self._lock:
+            for origin in self.store.origins():
+                found = self.consortium.log_for_origin(origin)
+                if found is None or found[1] is None or found[0].shards is None:
+                    continue
+                if found[0].shards.state(found[1], now) is ShardState.DROPPABLE:
+                    self.store.drop(origin)
+                    self._logs.pop(origin, None)
+                    dropped.append(origin)
+                    log.info("stopped mirroring droppable shard %s", origin)
+        return dropped
+
+    def _log(self, member: Member, origin: str) -> _MirroredLog:
+        cached = self._logs.get(origin)
         if cached is not None:
             return cached
         state = LogState.empty(member.id, member.root_public_key_raw)
         keys: list[bytes] = []
-        size = self.store.size(member.log_origin)
-        for raw in self.store.leaves(member.log_origin, 0, size):
+        size = self.store.size(origin)
+        for raw in self.store.leaves(origin, 0, size):
             leaf = decode_leaf(raw)
             state = apply_entry(state, leaf)
             if decode_entry(leaf.entry_bytes).type in KEY_ENTRY_TYPES:
                 keys.append(leaf.entry_bytes)
         mirrored = _MirroredLog(state, keys)
-        self._logs[member.log_origin] = mirrored
+        self._logs[origin] = mirrored
         return mirrored
 
     def __call__(self, latest: WitnessedCheckpoint | None, opened: OpenedCheckpoint) -> None:
@@ -367,11 +399,12 @@ class ValidatingMirror:
     def _validate(self, opened: OpenedCheckpoint) -> None:
         cp = opened.checkpoint
         member = self._member(cp.origin)
-        mirrored = self._log(member)
+        shard = member.shard_of_origin(cp.origin)
+        mirrored = self._log(member, cp.origin)
         old = self.store.size(cp.origin)
         if cp.size < old:
             raise InconsistentError(f"mirror holds {old} entries, checkpoint has {cp.size}")
-        leaves = self._fetch(member, old, cp.size)
+        leaves = self._fetch(member, old, cp.size, shard)
         hashes = [leaf_hash(x) for x in leaves]
         base = self.store.reader(cp.origin)
         try:
@@ -389,7 +422,13 @@ class ValidatingMirror:
         for i, raw in enumerate(leaves):
             try:
                 leaf = decode_leaf(raw)
+                if shard is not None:
+                    check_leaf(shard, leaf)
                 state = apply_entry(state, leaf)
+            except ShardRuleError as e:
+                raise RuleRefusedError(
+                    f"entry {old + i} of {cp.origin}: {e}", e.rule, old + i
+                ) from e
             except RuleViolationError as e:
                 raise RuleRefusedError(
                     f"entry {old + i} of {cp.origin}: {e}", str(e.rule), old + i
@@ -419,8 +458,10 @@ class ValidatingMirror:
         self.store.append(cp.origin, old, leaves, changed, better, cp.size, snapshot=kept)
         self._logs[cp.origin] = _MirroredLog(state, keys)
 
-    def _fetch(self, member: Member, start: int, end: int) -> list[bytes]:
-        source = self.source_for(member)
+    def _fetch(
+        self, member: Member, start: int, end: int, shard: Shard | None = None
+    ) -> list[bytes]:
+        source = self.source_for(member) if shard is None else self.shard_source_for(member, shard)
         out: list[bytes] = []
         pos = start
         while pos < end:

@@ -16,6 +16,13 @@ Three parts, I/O at the edges:
 - `Witness` ties them together; an optional validator (the validating mirror,
   `ledger.joint.mirror`) runs before anything is persisted or cosigned.
 
+Temporal shards (ledger.log.shards): each shard `<base>/<k>` of a sharded member is a
+log of its own here, with its own latest checkpoint, verified with the member's log key
+under the shard's origin. A shard's final checkpoint (same tree, plus the frozen line)
+is cosigned and kept as the latest; any larger tree of that shard is then refused
+with 409 `shard_frozen` and kept as evidence (two notes signed by the log key: the
+frozen one and the growth).
+
 It does not fetch entries itself (ledger.joint.mirror does) and serves no HTTP
 (ledger.joint.api does).
 """
@@ -26,7 +33,7 @@ import base64
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -46,6 +53,7 @@ from ledger.log.errors import ConsistencyProofError, LedgerError
 from ledger.log.merkle import HASH_SIZE, proves_inconsistency, verify_consistency
 from ledger.log.note import NoteSigner, NoteVerifier, SignedNote
 from ledger.log.revocation import find_extension
+from ledger.log.shards import ShardError, find_frozen
 from ledger.node.migrations import upgrade_head
 
 log = logging.getLogger(__name__)
@@ -56,6 +64,10 @@ MAX_REQUEST_BYTES = 64 * 1024  # bytes; a checkpoint plus 63 hashes is far small
 # the bound still keeps one broken log from growing a witness's database without end.
 MAX_EVIDENCE_PER_ORIGIN = 256  # incidents
 MAX_SIZE_DIGITS = 20  # decimal digits of a tree size (2^64 - 1 has 20)
+# A shard is cosigned only while its plan tracks it at this witness's clock, widened by
+# this much (ledger.node.sharding serves the same margin): no state for far-future or
+# long-dropped shard origins a misbehaving node might invent.
+SHARD_WITNESS_MARGIN_S = 600  # seconds
 SIZE_MEDIA_TYPE = "text/x.tlog.size"  # tlog-witness: the 409 body's content type
 
 
@@ -127,10 +139,77 @@ class RuleRefusedError(WitnessError):
         self.index = index
 
 
+class FrozenShardError(WitnessError):
+    """The log signed a larger tree of a shard whose final (frozen) checkpoint this
+    witness cosigned: a frozen shard never grows."""
+
+    status, code = 409, "shard_frozen"
+
+    def __init__(self, message: str, latest_size: int) -> None:
+        super().__init__(message)
+        self.latest_size = latest_size
+
+
 class EvidenceKind(StrEnum):
     SAME_SIZE_OTHER_ROOT = "same_size_other_root"
     INCONSISTENT_PROOF = "inconsistent_proof"
     RULE_VIOLATION = "rule_violation"
+    FROZEN_GROWTH = "frozen_growth"
+
+
+def is_frozen_note(note: bytes) -> bool:
+    """Whether a signed checkpoint note carries the frozen line (ledger.log.shards)."""
+    try:
+        return find_frozen(Checkpoint.parse(SignedNote.parse(note).text).extensions) is not None
+    except (LedgerError, ShardError):
+        return False
+
+
+class LogVerifiers(Mapping[str, NoteVerifier]):
+    """The log keys a witness knows, by origin: every unsharded member's log, and every
+    shard origin of a sharded member (resolved on demand: the shards of a schedule are
+    unbounded). Iteration yields the fixed origins and the shards already witnessed."""
+
+    def __init__(
+        self,
+        consortium: Consortium,
+        origins: Sequence[str] | None,
+        seen: Callable[[], Sequence[str]],
+    ) -> None:
+        self.consortium = consortium
+        self.origins = origins
+        self.seen = seen
+        self._cache: dict[str, NoteVerifier] = {}
+
+    def __getitem__(self, origin: str) -> NoteVerifier:
+        hit = self._cache.get(origin)
+        if hit is not None:
+            return hit
+        found = self.consortium.log_for_origin(origin)
+        if found is None:
+            raise KeyError(origin)
+        member, _shard, vkey = found
+        if self.origins is not None and member.log_origin not in self.origins:
+            raise KeyError(origin)
+        verifier = NoteVerifier.from_vkey(vkey.text)
+        if len(self._cache) < 4096:
+            self._cache[origin] = verifier
+        return verifier
+
+    def _fixed(self) -> list[str]:
+        return [
+            m.log_origin for m in self.consortium.members
+            if m.log_origin is not None and m.log is not None and m.shards is None
+            and (self.origins is None or m.log_origin in self.origins)
+        ]  # fmt: skip
+
+    def __iter__(self) -> Iterator[str]:
+        fixed = self._fixed()
+        extra = sorted(o for o in self.seen() if o not in fixed and o in self)
+        return iter(fixed + extra)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 @dataclass(frozen=True)
@@ -339,6 +418,11 @@ class WitnessStore:
             )
             return res.rowcount == 1
 
+    def origins(self) -> list[str]:
+        """Every origin this witness has cosigned."""
+        with self.engine.connect() as c:
+            return list(c.execute(sa.select(latest_table.c.origin)).scalars())
+
     def add_evidence(
         self,
         origin: str,
@@ -422,13 +506,7 @@ class Witness:
         self.store = store
         self.validator = validator
         self.clock = clock
-        self.logs: dict[str, NoteVerifier] = {}
-        for m in consortium.members:
-            if m.log is None or m.log_origin is None:
-                continue
-            if origins is not None and m.log_origin not in origins:
-                continue
-            self.logs[m.log_origin] = NoteVerifier.from_vkey(m.log.text)
+        self.logs = LogVerifiers(consortium, origins, store.origins)
         self.witnesses = [
             CosignatureVerifier.from_vkey(m.witness.text)
             for m in consortium.members
@@ -441,8 +519,9 @@ class Witness:
         req = AddCheckpointRequest.parse(body)
         with self._lock:
             origin = _origin_of(req.checkpoint)
-            latest = self.store.latest(origin)
             now = int(self.clock())
+            self._check_tracked(origin, now)
+            latest = self.store.latest(origin)
             try:
                 opened = check_add_checkpoint(req, self.logs, self.witnesses, latest)
             except ForkError as e:
@@ -458,6 +537,21 @@ class Witness:
                 else:
                     log.info("refused add-checkpoint for %s: %s", origin, e)
                 raise
+            if (
+                latest is not None
+                and opened.checkpoint.size > latest.size
+                and is_frozen_note(latest.note)
+            ):
+                # Both notes are signed by the log key: the frozen one and the growth.
+                self._evidence(
+                    origin, EvidenceKind.FROZEN_GROWTH, latest.size, latest.note,
+                    req.checkpoint, f"frozen at {latest.size}, grown to "
+                    f"{opened.checkpoint.size}", now,
+                )  # fmt: skip
+                raise FrozenShardError(
+                    f"{origin} froze at size {latest.size}; refusing size {opened.checkpoint.size}",
+                    latest.size,
+                )
             if self.consortium.require_revocation_commitment and (
                 find_extension(opened.checkpoint.extensions) is None
             ):
@@ -480,12 +574,24 @@ class Witness:
             cp = opened.checkpoint
             new = WitnessedCheckpoint(origin, cp.size, cp.root_hash, req.checkpoint)
             moved = latest is None or cp.size != latest.size
+            # A shard's final checkpoint (same tree, frozen line) becomes the latest, so
+            # any later growth of the shard is caught here.
+            moved = moved or (not is_frozen_note(latest.note) and is_frozen_note(req.checkpoint))
             if moved and not self.store.advance(latest, new, now):
                 # Another process moved the state between our check and our write.
                 current = self.store.latest(origin)
                 size = current.size if current else 0
                 raise OldSizeMismatchError("witness state moved concurrently", size)
             return cosign(cp, self.signer, now)
+
+    def _check_tracked(self, origin: str, now: int) -> None:
+        """A shard origin is known only while its member's plan tracks it (404 else)."""
+        found = self.consortium.log_for_origin(origin)
+        if found is None or found[1] is None or found[0].shards is None:
+            return
+        numbers = {s.number for s in found[0].shards.tracked(now, SHARD_WITNESS_MARGIN_S)}
+        if found[1].number not in numbers:
+            raise UnknownLogError(f"shard {origin[:80]!r} is not tracked at {now}")
 
     def _proves_fork(self, req: AddCheckpointRequest, latest: WitnessedCheckpoint) -> bool:
         try:

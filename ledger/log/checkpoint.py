@@ -276,6 +276,14 @@ def best_cosigned(
         return _known_only(new, log_verifier, {})
     if new.checkpoint.root_hash != old.checkpoint.root_hash:
         return None  # a fork is the witness's business (evidence), never served
+    if new.note.text != old.note.text:
+        # Same tree, other text: cosignatures of one text never carry over to the other.
+        # A note whose extension lines strictly extend the held one's (a temporal
+        # shard's final checkpoint adds the frozen line, ledger.log.shards) replaces
+        # it; any other variant changes nothing.
+        if set(old.checkpoint.extensions) < set(new.checkpoint.extensions):
+            return _known_only(new, log_verifier, {})
+        return None
     newest = dict(old.cosignatures)
     picked = {s.name: s for s in old.note.signatures if s.name in old.cosignatures}
     for sig in new.note.signatures:

@@ -6,6 +6,12 @@ the cosignature policy a checkpoint must satisfy before anyone trusts it. The po
 has C2SP tlog-policy semantics (witnesses, groups with an `all` / `any` / k threshold,
 one quorum), expressed in TOML; `render_tlog_policy` writes it in the C2SP text form.
 
+A member may shard its log in time (`[members.shards]`: period, epoch, grace, longest
+credential validity; ledger.log.shards): its log is then the sequence of logs
+`<log_origin>/<k>`, each signed by the one log key under the shard's origin as key name
+(the key hash is recomputed per name, C2SP signed-note), and the base origin itself is
+no log. `log_for_origin` resolves any origin to its member and shard.
+
 `parse_consortium` / `render_consortium` are the symmetric pair; `load_consortium`
 and `write_consortium` add the file I/O. Everything is validated on load and every
 error names the offending field. This module verifies no signature itself: it only
@@ -26,6 +32,7 @@ from typing import Any
 import tomli_w
 
 from ledger.log.errors import LedgerError
+from ledger.log.shards import Shard, ShardError, ShardPlan, ShardSchedule
 
 CONSORTIUM_VERSION = 1
 MAX_CONSORTIUM_FILE_BYTES = 1 << 20  # bytes; a trust root is small
@@ -98,6 +105,14 @@ class VKey:
             )
         return cls(name, expected, raw[0], raw[1:], text)
 
+    def renamed(self, name: str) -> VKey:
+        """The same public key under another key name (a shard's origin): the key hash
+        covers the name, so it is recomputed (C2SP signed-note)."""
+        raw = bytes([self.sig_type]) + self.public_key
+        key_hash = hashlib.sha256(name.encode() + b"\n" + raw).digest()[:4]
+        text = f"{name}+{key_hash.hex()}+{base64.b64encode(raw).decode()}"
+        return VKey(name, key_hash, self.sig_type, self.public_key, text)
+
 
 @dataclass(frozen=True)
 class Member:
@@ -111,10 +126,31 @@ class Member:
     log_origin: str | None = None
     root_public_key_der: bytes | None = None  # Ed25519 SPKI DER
     mirror_urls: tuple[str, ...] = ()
+    shards: ShardPlan | None = None  # temporal shards of its log (ledger.log.shards)
 
     @property
     def runs_log(self) -> bool:
         return self.log is not None
+
+    def shard_of_origin(self, origin: str) -> Shard | None:
+        """The shard of this member's log named by `origin`, None if it names none."""
+        if self.shards is None:
+            return None
+        try:
+            return self.shards.schedule.parse_origin(origin)
+        except ShardError:
+            return None
+
+    def log_vkey_for(self, origin: str) -> VKey | None:
+        """The verifier key of the log `origin` of this member (its own log, or one of
+        its shards: the log key under the shard's origin), None when it runs no such
+        log. A sharded member's base origin is no log."""
+        if self.log is None:
+            return None
+        if self.shards is None:
+            return self.log if origin == self.log_origin else None
+        shard = self.shard_of_origin(origin)
+        return None if shard is None else self.log.renamed(shard.origin)
 
     @property
     def root_public_key_raw(self) -> bytes:
@@ -223,7 +259,17 @@ class Consortium:
         return tuple(m.id for m in self.members if m.runs_log)
 
     def log_member_by_origin(self, origin: str) -> Member | None:
-        return next((m for m in self.members if m.log_origin == origin), None)
+        """The member running the log `origin` (its own log or one of its shards)."""
+        found = self.log_for_origin(origin)
+        return None if found is None else found[0]
+
+    def log_for_origin(self, origin: str) -> tuple[Member, Shard | None, VKey] | None:
+        """The member, shard (None when unsharded) and verifier key of log `origin`."""
+        for m in self.members:
+            vkey = m.log_vkey_for(origin)
+            if vkey is not None:
+                return m, m.shard_of_origin(origin), vkey
+        return None
 
     def witness_member_by_name(self, name: str) -> Member | None:
         return next((m for m in self.members if m.witness.name == name), None)
@@ -258,6 +304,7 @@ def _parse_member(raw: Any, i: int) -> Member:
         "root_public_key",
         "node_url",
         "mirror_urls",
+        "shards",
     }
     extra = sorted(set(raw) - known)
     if extra:
@@ -283,7 +330,7 @@ def _parse_member(raw: Any, i: int) -> Member:
     ):
         raise ConsortiumError(f"{where}.mirror_urls", "expected a list of http(s) URLs")
     if witness_only:
-        for key in ("log_origin", "log_vkey", "root_public_key"):
+        for key in ("log_origin", "log_vkey", "root_public_key", "shards"):
             if key in raw:
                 raise ConsortiumError(f"{where}.{key}", "a witness-only member runs no log")
         return Member(member_id, display, witness, node_url, mirror_urls=tuple(mirrors))
@@ -310,6 +357,7 @@ def _parse_member(raw: Any, i: int) -> Member:
             f"{where}.root_public_key",
             f"expected an Ed25519 key (32 raw bytes or DER SPKI), found {len(root)} bytes",
         )
+    shards = _parse_shards(raw.get("shards"), origin, f"{where}.shards")
     return Member(
         member_id,
         display,
@@ -319,7 +367,34 @@ def _parse_member(raw: Any, i: int) -> Member:
         log_origin=origin,
         root_public_key_der=root,
         mirror_urls=tuple(mirrors),
+        shards=shards,
     )
+
+
+SHARD_FIELDS = ("period_s", "epoch", "grace_s", "max_validity_s")
+
+
+def _parse_shards(raw: Any, origin: str, where: str) -> ShardPlan | None:
+    """`[members.shards]`: period_s and max_validity_s required, epoch and grace_s
+    optional; the base origin is the member's log_origin."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ConsortiumError(where, "expected a table")
+    extra = sorted(set(raw) - set(SHARD_FIELDS))
+    if extra:
+        raise ConsortiumError(f"{where}.{extra[0]}", "unknown field")
+    period = _req(raw, "period_s", int, where)
+    max_validity = _req(raw, "max_validity_s", int, where)
+    values = {"epoch": 0, "grace_s": 300}
+    for key in values:
+        if key in raw:
+            values[key] = _req(raw, key, int, where)
+    try:
+        schedule = ShardSchedule(origin, period, values["epoch"])
+        return ShardPlan(schedule, values["grace_s"], max_validity)
+    except ShardError as e:
+        raise ConsortiumError(where, str(e)) from e
 
 
 def _threshold(value: Any, n: int, where: str) -> int:
@@ -466,6 +541,13 @@ def _member_doc(m: Member) -> dict[str, Any]:
     d["node_url"] = m.node_url
     if m.mirror_urls:
         d["mirror_urls"] = list(m.mirror_urls)
+    if m.shards is not None:
+        d["shards"] = {
+            "period_s": m.shards.schedule.period_s,
+            "epoch": m.shards.schedule.epoch,
+            "grace_s": m.shards.grace_s,
+            "max_validity_s": m.shards.max_validity_s,
+        }
     return d
 
 

@@ -119,6 +119,35 @@ def is_key_entry(entry_bytes: bytes) -> bool:
     return len(entry_bytes) > 1 and entry_bytes[1] in _KEY_ENTRY_CODES
 
 
+def routing_fields(entry_bytes: bytes) -> tuple[int, int, int | None] | None:
+    """(type code, status index, expiry or None) of a canonical CREDENTIAL_ANCHORED,
+    CREDENTIAL_REVOKED or CREDENTIAL_REINSTATED entry, read at their fixed places in
+    the layout above without a full decode (a sharded node routes by them on the
+    submission path; its sequencer still decodes and checks every entry). None for
+    any other type or bytes too short to hold the fields."""
+    if len(entry_bytes) < 3 or entry_bytes[0] != ENTRY_VERSION:
+        return None
+    code = entry_bytes[1]
+    pos = 3 + entry_bytes[2]  # version, type, str8 region
+    try:
+        if code == TYPE_CODES[EntryType.CREDENTIAL_ANCHORED]:
+            pos += DIGEST_SIZE
+            (index,) = struct.unpack_from(">Q", entry_bytes, pos)
+            pos += 8
+            pos += 1 + entry_bytes[pos]  # str8 kid
+            (expires,) = struct.unpack_from(">Q", entry_bytes, pos)
+            return code, int(index), int(expires)
+        if code in (
+            TYPE_CODES[EntryType.CREDENTIAL_REVOKED],
+            TYPE_CODES[EntryType.CREDENTIAL_REINSTATED],
+        ):
+            (index,) = struct.unpack_from(">Q", entry_bytes, pos)
+            return code, int(index), None
+    except (struct.error, IndexError):
+        return None
+    return None
+
+
 def _check_region(region: str) -> None:
     if not isinstance(region, str) or not REGION_RE.fullmatch(region):
         raise EntryError(f"expected a region of 2-8 capital letters, found {region!r}")

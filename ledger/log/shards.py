@@ -10,24 +10,53 @@ entry can belong to it any more: every credential it anchors expires inside it),
 *droppable* once every credential it anchors has expired and the grace for late
 verification (clock skew) has passed: nothing a station verifies can need it.
 
-What this module does not do (yet): route submissions to the shard's sequencer, list
-shards in the consortium file, or make witnesses, mirrors and stations follow a
-rollover. See docs/ledger-protocol.md for the plan.
+`ShardPlan` adds what the consortium file says about a sharded member (the schedule,
+the verifiers' grace and the longest validity a credential may have) and answers which
+shards are *tracked* at a time: every shard not yet droppable, up to the furthest one
+a credential issued now can expire in. Nodes run those, witnesses cosign them, mirrors
+and stations follow them. `check_leaf` is the shard's own ledger rule (an anchor's
+expiry inside the shard's period; no leaf logged after the shard froze), run by the
+node before it sequences and by every validating mirror before it cosigns. The frozen
+marker is a checkpoint extension line (C2SP tlog-checkpoint: lines after the root hash)
+with a parse/render pair. Routing, storage and HTTP live in ledger.node.sharding.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+
+from ledger.log.entries import CredentialAnchored, TimestampedEntry, decode_entry
+from ledger.log.errors import LedgerError
 
 MIN_PERIOD_S = 3_600  # seconds: shorter shards would multiply checkpoints for no gain
 MAX_PERIOD_S = 366 * 86_400  # seconds: CT logs shard by year at most
 SHARD_SUFFIX_RE = re.compile(r"^[0-9]{1,12}$")
+DEFAULT_GRACE_S = 300  # seconds; the verifiers' clock-skew leeway (credential.verify)
+MAX_GRACE_S = 7 * 86_400  # seconds
+MAX_VALIDITY_LIMIT_S = 366 * 86_400  # seconds; longest credential validity a plan allows
+# Seconds after a shard's end within which a leaf may still carry a timestamp: the batch
+# sealed at the instant of the end is sequenced a moment later.
+FREEZE_LEEWAY_S = 60
+# The frozen marker: `healthbridge/frozen <shard number> <end, Unix seconds>`.
+FROZEN_EXTENSION_PREFIX = "healthbridge/frozen "
+FROZEN_LINE_RE = re.compile(r"^healthbridge/frozen (0|[1-9][0-9]{0,11}) (0|[1-9][0-9]{0,18})$")
+WRONG_SHARD_RULE = "wrong_shard"
+SHARD_FROZEN_RULE = "shard_frozen"
 
 
 class ShardError(ValueError):
     """A schedule or a shard name that is not valid."""
+
+
+class ShardRuleError(LedgerError):
+    """A leaf that does not belong in the shard it was logged in; `rule` names why."""
+
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(message)
+        self.rule = rule
 
 
 class ShardState(StrEnum):
@@ -106,3 +135,76 @@ class ShardSchedule:
         first = self.shard_for(max(now, self.epoch)).number
         last = self.shard_for(max(now, self.epoch) + max_validity_s).number
         return [self.shard(n) for n in range(first, last + 1)]
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    """A sharded member's plan (consortium `[members.shards]`): the schedule, the grace
+    after which a frozen shard is droppable and the longest credential validity."""
+
+    schedule: ShardSchedule
+    grace_s: int = DEFAULT_GRACE_S
+    max_validity_s: int = 30 * 86_400
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.grace_s <= MAX_GRACE_S:
+            raise ShardError(f"expected a grace of 0-{MAX_GRACE_S} s, found {self.grace_s}")
+        if not 0 < self.max_validity_s <= MAX_VALIDITY_LIMIT_S:
+            raise ShardError(
+                f"expected a max validity of 1-{MAX_VALIDITY_LIMIT_S} s, "
+                f"found {self.max_validity_s}"
+            )
+
+    def state(self, shard: Shard, now: int) -> ShardState:
+        return self.schedule.state(shard, now, self.grace_s)
+
+    def tracked(self, now: int, margin_s: int = 0) -> list[Shard]:
+        """Every shard not droppable at `now - margin_s`, up to the shard of the latest
+        expiry a credential issued at `now + margin_s` may have. A node serves the
+        plan widened by a clock margin, so a station whose clock runs a little ahead or
+        behind still finds every shard it follows."""
+        sch = self.schedule
+        # Droppable once now >= end + grace: the first kept shard ends after now - grace.
+        low = now - margin_s - self.grace_s
+        first = 0 if low < sch.epoch else sch.shard_for(low).number
+        high = max(now + margin_s + self.max_validity_s, sch.epoch)
+        last = sch.shard_for(high).number
+        return [sch.shard(n) for n in range(first, last + 1)]
+
+
+def render_frozen_line(shard: Shard) -> str:
+    """The checkpoint extension line that marks a shard's final checkpoint."""
+    return f"{FROZEN_EXTENSION_PREFIX}{shard.number} {shard.end}"
+
+
+def find_frozen(extensions: Iterable[str]) -> tuple[int, int] | None:
+    """(shard number, end) from a checkpoint's frozen line, None when it has none;
+    raise ShardError for a malformed or repeated one."""
+    found = [e for e in extensions if e.startswith(FROZEN_EXTENSION_PREFIX)]
+    if not found:
+        return None
+    if len(found) > 1:
+        raise ShardError(f"expected one frozen line, found {len(found)}")
+    m = FROZEN_LINE_RE.fullmatch(found[0])
+    if m is None:
+        raise ShardError(f"expected '{FROZEN_EXTENSION_PREFIX}<number> <end>', found {found[0]!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def check_leaf(shard: Shard, leaf: TimestampedEntry) -> None:
+    """The shard's rule for one leaf, raising ShardRuleError: an anchor's expiry lies in
+    the shard's period (so a station looks it up in the shard of its `exp`), and no leaf
+    is logged after the shard froze (beyond FREEZE_LEEWAY_S for the last batch).
+    Revocations are bound to their shard by the ordinary rules (NOT_ANCHORED)."""
+    if leaf.timestamp_ms >= (shard.end + FREEZE_LEEWAY_S) * 1000:
+        raise ShardRuleError(
+            SHARD_FROZEN_RULE,
+            f"leaf at {leaf.timestamp_ms} ms logged after {shard.origin} froze at {shard.end}",
+        )
+    entry = decode_entry(leaf.entry_bytes)
+    if isinstance(entry, CredentialAnchored) and not shard.start <= entry.expires_at < shard.end:
+        raise ShardRuleError(
+            WRONG_SHARD_RULE,
+            f"expected an expiry in [{shard.start}, {shard.end}) for {shard.origin}, "
+            f"found {entry.expires_at}",
+        )

@@ -52,6 +52,7 @@ from ledger.node.sequencer import (
     Clock,
     Sequencer,
     SequencerUnavailableError,
+    ShardFrozenError,
     SubmissionRefusedError,
 )
 from ledger.node.storage import StorageError, Store, open_store
@@ -183,6 +184,9 @@ def submit_entries() -> Any:
         receipts = n.sequencer.submit(entries)
     except SubmissionRefusedError as e:
         raise ApiError(422, "rule_violation", str(e), rule=e.rule, position=e.position) from e
+    except ShardFrozenError as e:
+        # A frozen temporal shard never grows (docs/ledger-protocol.md, temporal shards).
+        raise ApiError(409, "shard_frozen", str(e)) from e
     except SequencerUnavailableError as e:
         raise ApiError(503, "unavailable", str(e)) from e
     return jsonify(
@@ -366,6 +370,10 @@ def create_app(
     except (OSError, UnicodeDecodeError) as e:
         raise LedgerError(f"cannot read the log signing key {config.log_key_file}: {e}") from e
     signer = NoteSigner.from_skey(skey)
+    if config.shard is not None:
+        # One log key for every temporal shard, under the shard's origin as key name
+        # (C2SP tlog-checkpoint: the key name is the origin; ledger.log.consortium).
+        signer = NoteSigner(config.shard.origin, signer.private_key)
     store = open_store(config.database_url)
     # Every checkpoint commits the region's revocation snapshot (docs/ledger-protocol.md
     # §8); the witnesses re-derive it before cosigning.

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ledger.log.errors import LedgerError
+from ledger.log.shards import Shard
 
 # Sequencing: a batch is sealed after this long or this many entries, whichever first.
 MAX_BATCH_DELAY_S = 0.5  # seconds
@@ -92,6 +93,9 @@ class NodeConfig:
     witness_key_file: Path | None = None
     member_id: str | None = None  # default: `region`
     checkpoint_interval_s: float = CHECKPOINT_INTERVAL_S
+    # Set on the config of one temporal shard's log (ledger.node.sharding): its
+    # sequencer applies the shard's rule to every entry and freezes at its end.
+    shard: Shard | None = None
 
     def __post_init__(self) -> None:
         if not self.region or not self.region.isalnum():

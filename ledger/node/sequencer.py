@@ -32,6 +32,7 @@ from ledger.log.errors import LedgerError
 from ledger.log.merkle import CompactRange, empty_root, leaf_hash
 from ledger.log.note import NoteSigner, SignedNote, sign_note
 from ledger.log.rules import LogState, RuleViolationError, apply_entry
+from ledger.log.shards import ShardRuleError, check_leaf, find_frozen, render_frozen_line
 from ledger.node.config import SUBMIT_TIMEOUT_S, NodeConfig
 from ledger.node.state_snapshot import (
     StateSnapshotError,
@@ -66,6 +67,10 @@ class SubmissionRefusedError(SequencerError):
 
 class SequencerUnavailableError(SequencerError):
     """The sequencer is stopped, or the batch could not be committed; retry later."""
+
+
+class ShardFrozenError(SequencerError):
+    """The shard's period is over: its log is frozen and never grows again."""
 
 
 @dataclass(frozen=True)
@@ -205,6 +210,10 @@ class Sequencer:
         self._cosign_cond = threading.Condition()
         self._cosign_next: tuple[int, bytes] | None = None
         self._cosign_thread: threading.Thread | None = None
+        # Held while a batch is sequenced and while a shard is frozen, so the final
+        # checkpoint is signed over a tree no batch is still growing.
+        self._seq_lock = threading.Lock()
+        self.frozen = self._latest_is_frozen()
 
     def _load_state_snapshot(self, initial: LogState) -> tuple[LogState, list[bytes]]:
         """The newest stored rules-state snapshot within the tree, else `initial`."""
@@ -265,6 +274,8 @@ class Sequencer:
         if not sub.entries:
             return []
         with self._cond:
+            if self.frozen:
+                raise ShardFrozenError(self._frozen_message())
             if self._stopping:
                 raise SequencerUnavailableError("the sequencer is stopped")
             self._pending.append(sub)
@@ -307,7 +318,8 @@ class Sequencer:
                         break
                 batch = self._take_batch()
             try:
-                self._sequence(batch)
+                with self._seq_lock:
+                    self._sequence(batch)
             except Exception as e:  # the writer must survive anything: fail the batch only
                 log.exception("sequencing a batch failed")
                 err = SequencerUnavailableError(f"batch not committed: {type(e).__name__}")
@@ -337,6 +349,15 @@ class Sequencer:
         self._pending_count = 0
 
     def _sequence(self, batch: list[_Submission]) -> None:
+        shard = self.config.shard
+        if self.frozen or (shard is not None and self.clock() >= shard.end):
+            # A batch pooled before the shard's end but sealed after it: refused whole,
+            # never logged into a shard whose period is over.
+            err = ShardFrozenError(self._frozen_message())
+            for sub in batch:
+                sub.error = err
+                sub.done.set()
+            return
         old = self.tree
         all_hashes = list({h for sub in batch for h in sub.hashes})
         existing = self.store.find_indices(all_hashes)
@@ -362,7 +383,13 @@ class Sequencer:
                         continue
                     leaf = TimestampedEntry(timestamp_ms=ts, entry_bytes=raw)
                     try:
+                        if shard is not None:
+                            check_leaf(shard, leaf)
                         trial = apply_entry(trial, leaf)
+                    except ShardRuleError as e:
+                        raise SubmissionRefusedError(
+                            f"entry {pos} refused: {e}", e.rule, pos
+                        ) from e
                     except RuleViolationError as e:
                         raise SubmissionRefusedError(
                             f"entry {pos} refused: {e}", str(e.rule), pos
@@ -514,6 +541,57 @@ class Sequencer:
             )
             self.store.add_checkpoint_if_absent(self.tree.size, note, int(self.clock() * 1000))
 
+    # -- temporal shards ---------------------------------------------------------------
+
+    def _frozen_message(self) -> str:
+        shard = self.config.shard
+        end = "" if shard is None else f" at {shard.end}"
+        return f"log {self.config.origin} is frozen (its period ended{end}); it never grows"
+
+    def _latest_is_frozen(self) -> bool:
+        latest = self.store.latest_checkpoint()
+        if latest is None:
+            return False
+        try:
+            cp = Checkpoint.parse(SignedNote.parse(latest.note).text)
+            return find_frozen(cp.extensions) is not None
+        except (LedgerError, ValueError):
+            return False
+
+    def freeze(self) -> bool:
+        """Close the shard: refuse every later submission and replace the checkpoint of
+        the final size by one that carries the frozen line (same tree, so witnesses
+        cosign it as they would a re-signed checkpoint, C2SP tlog-witness). The node
+        keeps asking for fresh cosignatures of it until the shard is dropped. True when
+        this call froze it."""
+        shard = self.config.shard
+        if shard is None:
+            raise SequencerError(f"log {self.config.origin} is not a shard")
+        with self._cond:
+            if self.frozen:
+                return False
+            self.frozen = True
+            self._fail_pending(ShardFrozenError(self._frozen_message()))
+        with self._seq_lock:
+            latest = self.store.latest_checkpoint()
+            if latest is not None and self._latest_is_frozen():
+                return False
+            ext: list[str] = []
+            if self.extender is not None:
+                ext = self.extender.lines(self.log_state, self.tree.size, [])
+                self.extender.committed()
+            ext.append(render_frozen_line(shard))
+            text = checkpoint_text(self.config.origin, self.tree.size, self.tree.root_hash, ext)
+            note = sign_note(text, [self.signer])
+            now_ms = int(self.clock() * 1000)
+            if latest is None:
+                self.store.add_checkpoint_if_absent(self.tree.size, note, now_ms)
+            elif not self.store.replace_checkpoint_note(latest.size, latest.note, note, now_ms):
+                raise SequencerError(f"the checkpoint of {self.config.origin} moved while freezing")
+            log.info("froze %s at size %d", self.config.origin, self.tree.size)
+            self._queue_cosign(self.tree.size, note)
+            return True
+
     # -- cosignatures ----------------------------------------------------------------
 
     def _queue_cosign(self, size: int, note: bytes) -> None:
@@ -537,6 +615,6 @@ class Sequencer:
             try:
                 lines = list(hook(note))
                 if lines:
-                    self.store.set_cosignatures(size, lines)
+                    self.store.set_cosignatures(size, lines, note=note)
             except Exception:  # a witness outage must never stop the log
                 log.exception("collecting cosignatures for size %d failed", size)

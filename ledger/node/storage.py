@@ -165,10 +165,21 @@ def make_engine(url: str) -> Engine:
         # PostgreSQL sessions whatever the server default: a commit returns only once
         # its WAL record is flushed, so the checkpoint committed with the entries is
         # durable before anyone is answered.
+        pg_options = "-c synchronous_commit=on"
+        if url.startswith("postgresql"):
+            # A temporal shard's URL names its schema in libpq `options`
+            # (ledger.node.sharding); keep it beside the node's own session settings.
+            parsed = sa.engine.make_url(url)
+            extra = parsed.query.get("options")
+            if isinstance(extra, str) and extra:
+                url = parsed.difference_update_query(["options"]).render_as_string(
+                    hide_password=False
+                )
+                pg_options = f"{extra} {pg_options}"
         return common_db.make_engine(
             url,
             SqliteTuning(synchronous="FULL", busy_timeout_s=SQLITE_BUSY_TIMEOUT_S),
-            pg_options="-c synchronous_commit=on",
+            pg_options=pg_options,
         )
     except (SQLAlchemyError, ValueError, OSError) as e:
         raise StorageError(f"cannot open database {redact(url)}: {e}") from e
@@ -416,18 +427,36 @@ class Store:
         except SQLAlchemyError as e:
             raise StorageError(f"storing checkpoint {size} failed: {e}") from e
 
-    def set_cosignatures(self, size: int, lines: Sequence[str]) -> None:
-        """Attach cosignature lines (C2SP tlog-cosignature) to the checkpoint of `size`."""
+    def set_cosignatures(self, size: int, lines: Sequence[str], note: bytes | None = None) -> None:
+        """Attach cosignature lines (C2SP tlog-cosignature) to the checkpoint of `size`;
+        with `note`, only while that is still the stored note of the size (a frozen
+        shard's final note replaces it, and lines over the old text would not verify)."""
         text = "".join(line.rstrip("\n") + "\n" for line in lines)
+        cond = CheckpointRow.size == size
+        if note is not None:
+            cond = sa.and_(cond, CheckpointRow.note == note)
         try:
             with self.engine.begin() as c:
-                c.execute(
-                    sa.update(CheckpointRow)
-                    .where(CheckpointRow.size == size)
-                    .values(cosignatures=text)
-                )
+                c.execute(sa.update(CheckpointRow).where(cond).values(cosignatures=text))
         except SQLAlchemyError as e:
             raise StorageError(f"storing cosignatures for {size} failed: {e}") from e
+
+    def replace_checkpoint_note(
+        self, size: int, held: bytes, note: bytes, signed_at_ms: int
+    ) -> bool:
+        """Replace the note of the latest size by another note of the same tree (a
+        shard's final checkpoint, which adds the frozen line), dropping the cosignatures
+        of the old text; compare-and-swap on `held`. True when replaced."""
+        try:
+            with self.engine.begin() as c:
+                done = c.execute(
+                    sa.update(CheckpointRow)
+                    .where(CheckpointRow.size == size, CheckpointRow.note == held)
+                    .values(note=note, cosignatures="", signed_at_ms=signed_at_ms)
+                )
+                return bool(done.rowcount)
+        except SQLAlchemyError as e:
+            raise StorageError(f"replacing checkpoint {size} failed: {e}") from e
 
     def put_tiles_raw(
         self,

@@ -204,3 +204,70 @@ def test_quorum_time_is_the_newest_time_a_quorum_vouches_for() -> None:
         everyone.quorum_time({"GD": 100, "MO": 50})
     assert two.single_member_suffices("GD") is False
     assert build_consortium(members, threshold="any").policy.single_member_suffices("GD")
+
+
+# -- temporal shards ([members.shards], ledger.log.shards) -----------------------------
+
+DAY_S = 86_400
+
+
+def sharded(mid: str, port: int, **shards: object) -> dict[str, object]:
+    d = member(mid, port)
+    d["shards"] = {"period_s": DAY_S, "epoch": 1_800_000_000, "max_validity_s": 7 * DAY_S,
+                   **shards}  # fmt: skip
+    return d
+
+
+def test_shard_table_round_trips_and_names_each_shard_key(tmp_path: Path) -> None:
+    c = build_consortium([sharded("GD", 8001, grace_s=120), member("MO", 8002)])
+    assert parse_consortium(render_consortium(c)) == c
+    write_consortium(tmp_path / "c.toml", c)
+    assert load_consortium(tmp_path / "c.toml") == c
+    gd, mo = c.member("GD"), c.member("MO")
+    assert gd.shards is not None and gd.shards.grace_s == 120
+    assert gd.shards.schedule.base_origin == gd.log_origin and mo.shards is None
+    # Shard k's checkpoints are signed by the one log key under the name <origin>/k.
+    found = c.log_for_origin("gd.example/log/3")
+    assert found is not None
+    m, shard, vkey = found
+    assert m.id == "GD" and shard is not None and shard.number == 3
+    assert vkey.name == "gd.example/log/3" and vkey.public_key == gd.log.public_key  # type: ignore[union-attr]
+    raw = bytes([vkey.sig_type]) + vkey.public_key
+    assert vkey.key_hash == hashlib.sha256(vkey.name.encode() + b"\n" + raw).digest()[:4]
+    # The base origin of a sharded member is no log; an unsharded member's still is.
+    assert c.log_for_origin("gd.example/log") is None
+    assert c.log_for_origin("gd.example/log/03") is None
+    assert c.log_member_by_origin("mo.example/log") == mo
+    assert c.log_for_origin("mo.example/log/1") is None
+
+
+@pytest.mark.parametrize(
+    ("shards", "field"),
+    [
+        ({"period_s": 60}, "members[0].shards"),  # below MIN_PERIOD_S
+        ({"period_s": "daily"}, "members[0].shards.period_s"),
+        ({"epoch": -5}, "members[0].shards"),
+        ({"grace_s": 10**9}, "members[0].shards"),
+        ({"max_validity_s": 0}, "members[0].shards"),
+        ({"colour": 1}, "members[0].shards.colour"),
+    ],
+)
+def test_bad_shard_tables_are_refused_naming_the_field(
+    shards: dict[str, object], field: str
+) -> None:
+    with pytest.raises(ConsortiumError) as e:
+        build_consortium([sharded("GD", 8001, **shards), member("MO", 8002)])
+    assert e.value.field == field
+
+
+def test_shard_table_missing_validity_or_on_witness_only_member_is_refused() -> None:
+    d = sharded("GD", 8001)
+    del d["shards"]["max_validity_s"]  # type: ignore[attr-defined]
+    with pytest.raises(ConsortiumError) as e:
+        build_consortium([d, member("MO", 8002)])
+    assert e.value.field == "members[0].shards.max_validity_s"
+    w = member("OBS", 8003, witness_only=True)
+    w["shards"] = {"period_s": DAY_S, "max_validity_s": DAY_S}
+    with pytest.raises(ConsortiumError) as e:
+        build_consortium([member("GD", 8001), w])
+    assert e.value.field == "members[1].shards"

@@ -210,3 +210,30 @@ def test_decode_leaf_entry_returns_leaf_and_entry_and_refuses_what_decode_leaf_r
     for bad in [b"", data[:9], b"\x02" + data[1:], data + b"\x00", data[:-1], b"x" * 70_000]:
         with pytest.raises(EntryError):
             decode_leaf_entry(bad)
+
+
+def test_routing_fields_agree_with_the_full_decode() -> None:
+    """A sharded node routes by fields read in place (ledger.node.sharding); they must
+    be what the full decode says, and anything else must give None."""
+    from ledger.log.entries import (
+        CredentialAnchored,
+        CredentialReinstated,
+        CredentialRevoked,
+        RevocationReason,
+        encode_entry,
+        routing_fields,
+    )
+
+    a = CredentialAnchored("MACAU", b"\x05" * 32, 2**40 - 1, "k" * 64, 2**63 - 1)
+    assert routing_fields(encode_entry(a)) == (3, 2**40 - 1, 2**63 - 1)
+    r = CredentialRevoked("GD", 77, RevocationReason.UNSPECIFIED, 5)
+    assert routing_fields(encode_entry(r)) == (4, 77, None)
+    assert routing_fields(encode_entry(CredentialReinstated("GD", 78, 5))) == (5, 78, None)
+    for junk in (
+        b"",
+        b"\x01",
+        b"\x01\x03\x02GD",
+        encode_entry(a)[:-3],
+        b"\x02" + encode_entry(a)[1:],
+    ):
+        assert routing_fields(junk) is None

@@ -59,3 +59,73 @@ def test_bad_schedules_are_refused(origin: str, period: int, epoch: int) -> None
 def test_expiry_before_the_epoch_is_refused() -> None:
     with pytest.raises(ShardError):
         SCHEDULE.shard_for(EPOCH - 1)
+
+
+# -- the plan, the frozen marker and the shard's own rule ------------------------------
+
+from ledger.log.entries import (  # noqa: E402
+    CredentialAnchored,
+    CredentialRevoked,
+    RevocationReason,
+    TimestampedEntry,
+    encode_entry,
+)
+from ledger.log.shards import (  # noqa: E402
+    FREEZE_LEEWAY_S,
+    SHARD_FROZEN_RULE,
+    WRONG_SHARD_RULE,
+    ShardPlan,
+    ShardRuleError,
+    check_leaf,
+    find_frozen,
+    render_frozen_line,
+)
+
+PLAN = ShardPlan(SCHEDULE, grace_s=600, max_validity_s=2 * DAY)
+
+
+def test_tracked_shards_run_from_the_oldest_not_droppable_to_the_furthest_expiry() -> None:
+    now = EPOCH + 5 * DAY + 100  # shard 4 ended 100 s ago: frozen, not yet droppable
+    assert [s.number for s in PLAN.tracked(now)] == [4, 5, 6, 7]
+    later = EPOCH + 5 * DAY + 600  # grace over: shard 4 is droppable
+    assert PLAN.state(SCHEDULE.shard(4), later) is ShardState.DROPPABLE
+    assert [s.number for s in PLAN.tracked(later)] == [5, 6, 7]
+    assert [s.number for s in PLAN.tracked(later, margin_s=60)] == [4, 5, 6, 7]
+    assert [s.number for s in PLAN.tracked(EPOCH - 10 * DAY)] == [0]
+
+
+def test_frozen_line_round_trips_and_malformed_ones_are_refused() -> None:
+    shard = SCHEDULE.shard(7)
+    line = render_frozen_line(shard)
+    assert find_frozen(["healthbridge/revocations abc", line]) == (7, shard.end)
+    assert find_frozen(["healthbridge/revocations abc"]) is None
+    for bad in (["healthbridge/frozen 7"], ["healthbridge/frozen 07 1"], [line, line],
+                ["healthbridge/frozen x y"]):  # fmt: skip
+        with pytest.raises(ShardError):
+            find_frozen(bad)
+
+
+def _leaf(entry: object, at_s: int) -> TimestampedEntry:
+    return TimestampedEntry(at_s * 1000, encode_entry(entry))  # type: ignore[arg-type]
+
+
+def test_anchor_outside_its_shard_period_is_refused_as_wrong_shard() -> None:
+    shard = SCHEDULE.shard(2)
+    ok = CredentialAnchored("GD", b"\x01" * 32, 1, "kid", shard.start)
+    check_leaf(shard, _leaf(ok, shard.start - DAY))
+    late = CredentialAnchored("GD", b"\x01" * 32, 1, "kid", shard.end)
+    with pytest.raises(ShardRuleError) as e:
+        check_leaf(shard, _leaf(late, shard.start - DAY))
+    assert e.value.rule == WRONG_SHARD_RULE
+    # Revocations carry no expiry: the ordinary rules bind them (not_anchored).
+    check_leaf(shard, _leaf(CredentialRevoked("GD", 1, RevocationReason.UNSPECIFIED, 0),
+                            shard.start))  # fmt: skip
+
+
+def test_leaf_logged_after_the_shard_froze_is_refused() -> None:
+    shard = SCHEDULE.shard(2)
+    ok = CredentialAnchored("GD", b"\x01" * 32, 1, "kid", shard.start)
+    check_leaf(shard, _leaf(ok, shard.end + FREEZE_LEEWAY_S - 1))
+    with pytest.raises(ShardRuleError) as e:
+        check_leaf(shard, _leaf(ok, shard.end + FREEZE_LEEWAY_S))
+    assert e.value.rule == SHARD_FROZEN_RULE
