@@ -7,6 +7,7 @@ import base64
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from credential.issue import is_current_format, read_claims_unverified
 from issuer.context import IssuerContext, ManualClock
@@ -32,7 +33,9 @@ def test_stored_version_1_credential_is_replaced_at_the_next_fetch(ctx: IssuerCo
     issued = enrol_directly(ctx, "G10000001", new_device()).issued.credential
     assert is_current_format(issued.jws)
     with ctx.sessions.begin() as s:
-        row = s.get_one(CredentialRow, issued.id)
+        row = s.scalars(
+            select(CredentialRow).where(CredentialRow.status_index == issued.status_index)
+        ).one()
         row.jws = _as_version_1(row.jws)
     assert not is_current_format(_as_version_1(issued.jws))
     with ctx.sessions.begin() as s:
