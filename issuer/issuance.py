@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy import String, and_, bindparam, cast, func, insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from credential.claims import HealthClaims, SourceRef, StatusBasis, StatusColour
@@ -136,12 +137,41 @@ _HOLDER_OVERRIDE_ID = (
 # read sessions run in autocommit): the holder, its latest active credential, that
 # credential's outbox row, and the status inputs of its resident (one row per health
 # record, or one row of NULLs, each carrying the active override). Five statements
-# before: holder, credential, outbox row, records, override.
+# before: holder, credential, outbox row, records, override. Plain columns, only those
+# the fetch reads, run on a Core connection: loading them as ORM objects through a
+# session cost more CPU than the round trip.
+_HOLDER_COLUMNS = (
+    Holder.id.label("h_id"),
+    Holder.resident_id.label("h_resident_id"),
+    Holder.device_key.label("h_device_key"),
+    Holder.last_auth_ts.label("h_last_auth_ts"),
+    Holder.source_region.label("h_source_region"),
+    Holder.source_status_index.label("h_source_status_index"),
+    Holder.source_revoked_at.label("h_source_revoked_at"),
+    Holder.carried_colour.label("h_carried_colour"),
+    Holder.carried_basis.label("h_carried_basis"),
+    Holder.carried_basis_time.label("h_carried_basis_time"),
+    Holder.carried_until.label("h_carried_until"),
+)
+_CREDENTIAL_COLUMNS = (
+    CredentialRow.credential_id,
+    CredentialRow.status_index,
+    CredentialRow.holder_pk,
+    CredentialRow.kid,
+    CredentialRow.colour,
+    CredentialRow.basis,
+    CredentialRow.rule,
+    CredentialRow.issued_at,
+    CredentialRow.expires_at,
+    CredentialRow.digest,
+    CredentialRow.jws,
+    CredentialRow.state,
+)
 FETCH_STATE = (
     select(
-        Holder,
-        CredentialRow,
-        OutboxRow.id,
+        *_HOLDER_COLUMNS,
+        *_CREDENTIAL_COLUMNS,
+        OutboxRow.id.label("outbox_id"),
         HealthRecordRow.kind.label("kind"),
         HealthRecordRow.at.label("at"),
         HealthRecordRow.result.label("result"),
@@ -149,6 +179,7 @@ FETCH_STATE = (
         StatusOverrideRow.at.label("o_at"),
         StatusOverrideRow.until.label("o_until"),
     )
+    .select_from(Holder)
     .outerjoin(CredentialRow, CredentialRow.id == _LATEST_ACTIVE_ID)
     .outerjoin(
         OutboxRow,
@@ -161,6 +192,25 @@ FETCH_STATE = (
     .outerjoin(StatusOverrideRow, StatusOverrideRow.id == _HOLDER_OVERRIDE_ID)
     .where(Holder.holder_id == bindparam("holder_id"))
 )
+
+
+@dataclass(frozen=True)
+class HolderView:
+    """The columns of a `holders` row that a credential fetch reads (FETCH_STATE):
+    enough to authenticate the device and decide the status, read-only."""
+
+    id: int
+    holder_id: str
+    resident_id: int | None
+    device_key: bytes
+    last_auth_ts: int
+    source_region: str | None
+    source_status_index: int | None
+    source_revoked_at: int | None
+    carried_colour: str | None
+    carried_basis: str | None
+    carried_basis_time: int | None
+    carried_until: int | None
 
 
 @dataclass(frozen=True)
@@ -295,6 +345,11 @@ def latest_active_rows(session: Session, holder_pks: Sequence[int]) -> dict[int,
 def holder_status(session: Session, holder: Holder, now: int) -> StatusDecision:
     if holder.resident_id is not None:
         return resident_status(session, holder.resident_id, now)
+    return converted_status(holder, now)
+
+
+def converted_status(holder: Holder | HolderView, now: int) -> StatusDecision:
+    """A converted holder's status, from its own row (no SQL)."""
     # A converted holder: the other region's decision, valid until that credential ends
     # and only while that credential stands (issuer.lineage marks a revoked source).
     if holder.source_revoked_at is not None:
@@ -444,7 +499,7 @@ def latest_active_row(session: Session, holder: Holder) -> CredentialRow | None:
     return session.scalars(_LATEST_ACTIVE, {"holder": holder.id}).first()
 
 
-def fits_time(ctx: IssuerContext, row: CredentialRow, now: int) -> bool:
+def fits_time(ctx: IssuerContext, row: CredentialRow | IssuedCredential, now: int) -> bool:
     """Issued already, not within `refresh_before_s` of its expiry, and in the current
     credential format (a credential of an older format, which disclosed the status
     basis, is replaced at the holder's next fetch instead of being handed out again)."""
@@ -486,49 +541,56 @@ def reusable_credential(
 class FetchState:
     """What FETCH_STATE read in one statement."""
 
-    holder: Holder
-    latest: CredentialRow | None
+    holder: HolderView
+    latest: IssuedCredential | None
     outbox_id: int | None
     status_rows: tuple[Any, ...]  # `_decide` input of the holder's resident
 
-    def status(self, session: Session, now: int) -> StatusDecision:
+    def status(self, now: int) -> StatusDecision:
         if self.holder.resident_id is not None:
             return _decide(self.status_rows, now)
-        return holder_status(session, self.holder, now)  # converted: no SQL either
+        return converted_status(self.holder, now)  # no SQL
 
 
-def fetch_state(session: Session, holder_id: str) -> FetchState | None:
-    rows = session.execute(FETCH_STATE, {"holder_id": holder_id}).all()
+def fetch_state(conn: Connection, holder_id: str) -> FetchState | None:
+    """The holder `holder_id` and what its fetch needs, in one statement (None: no such
+    holder). `conn`: a read connection (IssuerContext.read_connection)."""
+    rows = conn.execute(FETCH_STATE, {"holder_id": holder_id}).all()
     if not rows:
         return None
     first = rows[0]
-    return FetchState(first[0], first[1], first[2], tuple(rows))
+    holder = HolderView(
+        first.h_id,
+        holder_id,
+        first.h_resident_id,
+        bytes(first.h_device_key),
+        first.h_last_auth_ts,
+        first.h_source_region,
+        first.h_source_status_index,
+        first.h_source_revoked_at,
+        first.h_carried_colour,
+        first.h_carried_basis,
+        first.h_carried_basis_time,
+        first.h_carried_until,
+    )
+    latest = None if first.status_index is None else IssuedCredential.of(first)
+    return FetchState(holder, latest, first.outbox_id, tuple(rows))
 
 
-def unchanged_credential(
-    ctx: IssuerContext,
-    session: Session,
-    holder: Holder,
-    now: int,
-    state: FetchState | None = None,
-) -> Issued | None:
-    """Like `reusable_credential`, deciding the status only when the current credential
-    is not already due by time (a cheap check first: read paths call this on every
-    fetch). A status the rules refuse (an expired conversion) gives None. With `state`
-    (read by `fetch_state`) nothing is read again: no statement at all."""
-    row = latest_active_row(session, holder) if state is None else state.latest
+def unchanged_credential(ctx: IssuerContext, state: FetchState, now: int) -> Issued | None:
+    """Like `reusable_credential`, from what `fetch_state` read (no statement at all),
+    deciding the status only when the current credential is not already due by time (a
+    cheap check first: read paths call this on every fetch). A status the rules refuse
+    (an expired conversion) gives None."""
+    row = state.latest
     if row is None or not fits_time(ctx, row, now):
         return None
     try:
-        decision = (
-            holder_status(session, holder, now) if state is None else state.status(session, now)
-        )
+        decision = state.status(now)
     except ConflictError:
         return None
     if row.colour == decision.colour.value and row.basis == decision.basis.value:
-        if state is not None:
-            return Issued(IssuedCredential.of(row), int(state.outbox_id or 0), False)
-        return reused(session, row)
+        return Issued(row, int(state.outbox_id or 0), False)
     return None
 
 
