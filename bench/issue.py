@@ -1,23 +1,37 @@
-"""Issuance throughput of one region's issuer, measured with its ceiling in the same run.
+"""Issuance throughput of one region's issuer, measured with its ceilings in the same run.
 
 Prints progress lines, then one JSON object on the last line:
   sign_ceiling_per_s      raw ES256 signatures per second (one core, cryptography)
   issued_anchored_per_s   service layer, one process: credentials signed, committed with
                           their outbox row, and anchored on a real ledger node (HTTP on
-                          loopback, in-process) until the log holds every anchor
-  http_issued_per_s       GET /v1/credential over HTTP to gunicorn (2 gthread workers x 8
-                          threads, 16 client connections, group commit), SQLite, every
+                          loopback, in-process) until the log holds every anchor (SQLite)
+  http_issued_per_s       GET /v1/credential over HTTP to gunicorn (gthread), SQLite, every
                           fetch forced to re-issue; anchoring off (measures the API path)
-  http_issued_per_s_postgres   the same on PostgreSQL (fsync and synchronous_commit on)
+  service_issued_per_s_postgres  the same re-issuing fetches handed straight to the
+                          service layer (GroupCommitter, `clients` threads of one process)
+                          on the same PostgreSQL: the ceiling of the HTTP figure below
+  http_issued_per_s_postgres   the HTTP figure on PostgreSQL (fsync and synchronous_commit on)
   http_refresh_per_s_postgres  PostgreSQL, credential unchanged (the read path)
-  http_to_service_ratio   http_issued_per_s_postgres / issued_anchored_per_s (same run)
+  http_to_service_ratio   http_issued_per_s_postgres / service_issued_per_s_postgres: what
+                          HTTP, Flask, the device signature check and the read round trip
+                          cost (http_to_anchored_service_ratio: against issued_anchored_per_s)
+  *_per_sign_ceiling      each HTTP figure over the signing ceiling of the same run
+  reissue_cpu_share_* / refresh_cpu_share_*   share of the machine's cores (all of them =
+                          1.0) used during each HTTP run by the clients (this process), the
+                          gunicorn processes, PostgreSQL, and the whole machine (every
+                          user: the rest is other work on a shared machine)
+  reissue_per_server_core_s / refresh_per_server_core_s   requests per CPU-second of the
+                          gunicorn processes (the figure to size hosts with)
   *_p99_ms                request latency p99 of each HTTP measurement
   cores_for_1500_avg / cores_for_10000_peak   cores needed for re-issuance at those rates,
                           from issued_anchored_per_s (one process keeps about one core busy)
-Clients sign their HB-Device header once and clients of one holder overlap, so headers
-of one holder arrive out of order (the service accepts that within its reorder window).
-Usage: .venv/bin/python bench/issue.py [--n 1000] [--workers 2 --threads 8 --clients 16]
-       [--skip-postgres]
+Clients: one asyncio loop in this process, `clients` keep-alive HTTP/1.1 connections; every
+request carries its own HB-Device header, signed before the clock starts; clients of one
+holder overlap, so headers of one holder arrive out of order (the service accepts that
+within its reorder window). Default shape: gunicorn 1 worker x 16 threads, 16 clients
+(chosen by measurement on 2 shared cores, docs/performance.md).
+Usage: .venv/bin/python bench/issue.py [--n 1000] [--workers 1 --threads 16 --clients 16]
+       [--holders 16] [--skip-postgres] [--skip-sqlite] [--profile SECONDS with HB_PY_SPY]
 """
 
 from __future__ import annotations
@@ -172,8 +186,8 @@ def http_rate(
     database_url: str = "",
     reissue: bool = True,
     clients: int = 16,
-    workers: int = 2,
-    threads: int = 8,
+    workers: int = 1,
+    threads: int = 16,
     holders_n: int = 16,
     profile_s: float = 0.0,
 ) -> dict[str, float]:
@@ -352,6 +366,12 @@ def start_profiler(pid: int, seconds: float, out: Path) -> subprocess.Popen[byte
     )  # fmt: skip
 
 
+def per_core(run: dict[str, float]) -> float:
+    """Requests per CPU-second of the gunicorn processes during `run`."""
+    busy = run["cpu_share_server"] * (os.cpu_count() or 1)
+    return round(run["rate"] / busy, 1) if busy > 0 else 0.0
+
+
 def add_bench_residents(ctx: IssuerContext, docs: list[str]) -> None:
     """Residents with a recent negative test beyond the demo seed, one per holder."""
     add_residents(ctx, [{"document_number": d, "name": f"Resident {d}"} for d in docs])
@@ -367,8 +387,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=1000, help="issuances per measurement")
     ap.add_argument("--group", type=int, default=64, help="issuances per transaction")
-    ap.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
-    ap.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker")
+    ap.add_argument("--workers", type=int, default=1, help="gunicorn worker processes")
+    ap.add_argument("--threads", type=int, default=16, help="threads per gunicorn worker")
     ap.add_argument("--clients", type=int, default=16, help="client connections")
     ap.add_argument("--holders", type=int, default=16, help="enrolled holders")
     ap.add_argument("--skip-postgres", action="store_true")
@@ -424,6 +444,8 @@ def main() -> None:
                     "http_issued_postgres_per_sign_ceiling": round(pg["rate"] / ceiling, 4),
                     "http_refresh_postgres_per_sign_ceiling": round(ref["rate"] / ceiling, 4),
                     **{f"reissue_{k}": v for k, v in pg.items() if k.startswith("cpu_")},
+                    "reissue_per_server_core_s": per_core(pg),
+                    "refresh_per_server_core_s": per_core(ref),
                     **{f"refresh_{k}": v for k, v in ref.items() if k.startswith("cpu_")},
                 }
     result |= {
