@@ -21,20 +21,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
-
 from issuer.context import IssuerContext
 from issuer.device_auth import check_order
 from issuer.errors import IssuerError, LedgerUnavailableError, UnauthorizedError
-from issuer.issuance import (
-    Issued,
-    holder_status,
-    issue_many,
-    latest_active_rows,
-    resident_statuses,
-    reusable_credential,
-)
-from issuer.models import Holder, Resident
+from issuer.issuance import Issued, group_state, issue_many, reusable_from
+from issuer.models import Holder
 from issuer.status_rules import StatusDecision
 
 log = logging.getLogger(__name__)
@@ -168,28 +159,18 @@ class GroupCommitter:
         with self.ctx.sessions.begin() as s:
             due: list[tuple[Fetch, Holder, StatusDecision]] = []
             checked: dict[tuple[int, int], IssuerError | tuple[StatusDecision, Issued | None]] = {}
-            # One statement loads every holder of the group and its resident into the
-            # session (identity map): the per-fetch lookups below and the masking in
-            # issue_many then send no SQL. Two round trips per fetch before.
-            # The list keeps them alive: the identity map only holds weak references.
-            pks = sorted({job.holder_pk for job in group})
-            loaded = s.execute(
-                select(Holder, Resident)
-                .outerjoin(Resident, Resident.id == Holder.resident_id)
-                .where(Holder.id.in_(pks))
-            ).all()
-            holders = {h.id: h for h, _ in loaded}
-            # The status inputs and the latest credential of every holder of the group:
-            # two statements for the group instead of two per fetch.
+            # One statement reads every holder of the group with its resident, latest
+            # credential (and its outbox row), status inputs and the active signing key
+            # (issuance.GROUP_STATE); `_loaded` keeps the loaded entities alive (the
+            # identity map holds only weak references).
             now_max = max(job.now for job in group)
-            latest = latest_active_rows(s, pks)
-            resident_ids = [h.resident_id for h in holders.values() if h.resident_id is not None]
-            statuses = resident_statuses(s, resident_ids, now_max) if resident_ids else {}
+            states, key_now_max, _loaded = group_state(s, [job.holder_pk for job in group], now_max)
             for job in group:
-                holder = holders.get(job.holder_pk)
-                if holder is None:
+                state = states.get(job.holder_pk)
+                if state is None:
                     job.error = UnauthorizedError("unknown holder")
                     continue
+                holder = state.holder
                 # Re-checked inside the write transaction against the high-water mark
                 # that an earlier fetch (of this group or another) may have moved. The
                 # mark only grows: an overtaken request must not pull it back.
@@ -205,15 +186,12 @@ class GroupCommitter:
                 key = (job.holder_pk, job.now)
                 if key not in checked:
                     try:
-                        if holder.resident_id is not None and job.now == now_max:
-                            decision = statuses[holder.resident_id]
-                        else:
-                            decision = holder_status(s, holder, job.now)
+                        decision = state.status(job.now)  # pure: no SQL
                     except IssuerError as e:
                         checked[key] = e
                     else:
-                        reuse = reusable_credential(
-                            self.ctx, s, holder, job.now, decision, latest.get(holder.id)
+                        reuse = reusable_from(
+                            self.ctx, state.latest, state.outbox_id, decision, job.now
                         )
                         checked[key] = (decision, reuse)
                 outcome = checked[key]
@@ -227,7 +205,9 @@ class GroupCommitter:
                     due.append((job, holder, decision))
             if due:
                 now = max(job.now for job, _, _ in due)
-                issued = issue_many(self.ctx, s, [(h, d) for _, h, d in due], now)
+                # The key read with the group was the one active at now_max.
+                key = key_now_max if now == now_max else None
+                issued = issue_many(self.ctx, s, [(h, d) for _, h, d in due], now, key)
                 ready.extend((job, i) for (job, _, _), i in zip(due, issued, strict=True))
         # Only now, after the commit, do the request threads see their credentials.
         for job, result in ready:

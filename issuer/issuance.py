@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import String, and_, bindparam, cast, func, insert, select, update
+from sqlalchemy import String, and_, bindparam, cast, func, insert, select, true, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -192,6 +192,105 @@ FETCH_STATE = (
     .outerjoin(StatusOverrideRow, StatusOverrideRow.id == _HOLDER_OVERRIDE_ID)
     .where(Holder.holder_id == bindparam("holder_id"))
 )
+
+
+# The active signing key at `now`, as a one-row subquery joined to GROUP_STATE.
+_ACTIVE_KEY_ROW = (
+    select(
+        SigningKeyRow.kid.label("key_kid"),
+        SigningKeyRow.alg.label("key_alg"),
+        SigningKeyRow.not_after.label("key_not_after"),
+    )
+    .where(
+        SigningKeyRow.state == "active",
+        SigningKeyRow.not_before <= bindparam("now"),
+        SigningKeyRow.not_after > bindparam("now"),
+    )
+    .order_by(SigningKeyRow.not_before.desc())
+    .limit(1)
+    .subquery("active_key")
+)
+# What a group commit reads, in ONE round trip: every holder of the group with its
+# resident (ORM entities: the holders' marks are updated, the residents' names masked),
+# its latest active credential and that credential's outbox row, its status inputs,
+# and the active signing key. Four statements before (holders, credentials, status
+# inputs, key), plus one per reused credential for its outbox row.
+GROUP_STATE = (
+    select(
+        Holder,
+        Resident,
+        *_CREDENTIAL_COLUMNS,
+        OutboxRow.id.label("outbox_id"),
+        HealthRecordRow.kind.label("kind"),
+        HealthRecordRow.at.label("at"),
+        HealthRecordRow.result.label("result"),
+        StatusOverrideRow.colour.label("o_colour"),
+        StatusOverrideRow.at.label("o_at"),
+        StatusOverrideRow.until.label("o_until"),
+        _ACTIVE_KEY_ROW.c.key_kid,
+        _ACTIVE_KEY_ROW.c.key_alg,
+        _ACTIVE_KEY_ROW.c.key_not_after,
+    )
+    .select_from(Holder)
+    .outerjoin(Resident, Resident.id == Holder.resident_id)
+    .outerjoin(CredentialRow, CredentialRow.id == _LATEST_ACTIVE_ID)
+    .outerjoin(
+        OutboxRow,
+        and_(
+            OutboxRow.kind == "credential_anchored",
+            OutboxRow.ref == cast(CredentialRow.status_index, String),
+        ),
+    )
+    .outerjoin(HealthRecordRow, HealthRecordRow.resident_id == Holder.resident_id)
+    .outerjoin(StatusOverrideRow, StatusOverrideRow.id == _HOLDER_OVERRIDE_ID)
+    .outerjoin(_ACTIVE_KEY_ROW, true())
+    .where(Holder.id.in_(bindparam("holders", expanding=True)))
+)
+
+
+@dataclass(frozen=True)
+class ActiveKey:
+    """The signing key a group uses (the columns issue_many reads)."""
+
+    kid: str
+    alg: str
+    not_after: int
+
+
+@dataclass(frozen=True)
+class HolderState:
+    """What GROUP_STATE read for one holder of a group."""
+
+    holder: Holder
+    latest: IssuedCredential | None
+    outbox_id: int | None
+    status_rows: tuple[Any, ...]  # `_decide` input of the holder's resident
+
+    def status(self, now: int) -> StatusDecision:
+        if self.holder.resident_id is not None:
+            return _decide(self.status_rows, now)
+        return converted_status(self.holder, now)  # no SQL
+
+
+def group_state(
+    session: Session, holder_pks: Sequence[int], now: int
+) -> tuple[dict[int, HolderState], ActiveKey | None, list[Any]]:
+    """GROUP_STATE for the holders `holder_pks` (a missing holder is left out), the
+    signing key active at `now`, and the rows read: keep them while the holders and
+    residents are in use (the session's identity map holds only weak references)."""
+    rows = session.execute(GROUP_STATE, {"holders": sorted(set(holder_pks)), "now": now}).all()
+    by_holder: dict[int, list[Any]] = {}
+    for r in rows:
+        by_holder.setdefault(r[0].id, []).append(r)
+    states = {}
+    for pk, mine in by_holder.items():
+        first = mine[0]
+        latest = None if first.status_index is None else IssuedCredential.of(first)
+        states[pk] = HolderState(first[0], latest, first.outbox_id, tuple(mine))
+    key = None
+    if rows and rows[0].key_kid is not None:
+        key = ActiveKey(rows[0].key_kid, rows[0].key_alg, rows[0].key_not_after)
+    return states, key, rows
 
 
 @dataclass(frozen=True)
@@ -393,6 +492,7 @@ def issue_many(
     session: Session,
     holders: Sequence[tuple[Holder, StatusDecision | None]],
     now: int,
+    key: SigningKeyRow | ActiveKey | None = None,
 ) -> list[Issued]:
     """Issue one credential per (holder, decision) in the caller's transaction: one key
     lookup, one counter update and one insert per table for the whole group, so a group
@@ -403,7 +503,8 @@ def issue_many(
     credential as the signature."""
     if not holders:
         return []
-    key = active_signing_key(session, now)
+    if key is None:  # else: the key active at `now`, read by the caller (group_state)
+        key = active_signing_key(session, now)
     private_key = ctx.keys.signing_key(key.kid)
     alg = SigningAlg(key.alg)
     indices = next_status_indices(session, len(holders))
@@ -513,6 +614,25 @@ def fits_time(ctx: IssuerContext, row: CredentialRow | IssuedCredential, now: in
 def reused(session: Session, row: CredentialRow) -> Issued:
     box = session.scalars(_ANCHOR_ROW, {"ref": str(row.status_index)}).first()
     return Issued(IssuedCredential.of(row), int(box or 0), False)
+
+
+def reusable_from(
+    ctx: IssuerContext,
+    latest: IssuedCredential | None,
+    outbox_id: int | None,
+    decision: StatusDecision,
+    now: int,
+) -> Issued | None:
+    """`latest` (with its outbox row id), if it still matches `decision` and is not near
+    its expiry, else None (a re-issue is due)."""
+    if (
+        latest is not None
+        and latest.colour == decision.colour.value
+        and latest.basis == decision.basis.value
+        and fits_time(ctx, latest, now)
+    ):
+        return Issued(latest, int(outbox_id or 0), False)
+    return None
 
 
 def reusable_credential(
