@@ -206,8 +206,8 @@ class GroupCommitter:
             if due:
                 now = max(job.now for job, _, _ in due)
                 # The key read with the group was the one active at now_max.
-                key = key_now_max if now == now_max else None
-                issued = issue_many(self.ctx, s, [(h, d) for _, h, d in due], now, key)
+                signing = key_now_max if now == now_max else None
+                issued = issue_many(self.ctx, s, [(h, d) for _, h, d in due], now, signing)
                 ready.extend((job, i) for (job, _, _), i in zip(due, issued, strict=True))
         # Only now, after the commit, do the request threads see their credentials.
         for job, result in ready:

@@ -109,12 +109,10 @@ _LATEST_ACTIVE = (
     .order_by(CredentialRow.id.desc())
     .limit(1)
 )
-_INSERT_CREDENTIALS = insert(CredentialRow.__table__)
+_INSERT_CREDENTIALS = insert(CredentialRow)
 # Outbox ids in the order of the rows given (SQLAlchemy "insertmanyvalues" with a
 # sentinel: one multi-row INSERT ... RETURNING, ids matched to their parameters).
-_INSERT_OUTBOX = insert(OutboxRow.__table__).returning(
-    OutboxRow.__table__.c.id, sort_by_parameter_order=True
-)
+_INSERT_OUTBOX = insert(OutboxRow).returning(OutboxRow.id, sort_by_parameter_order=True)
 _ANCHOR_ROW = select(OutboxRow.id).where(
     OutboxRow.kind == "credential_anchored", OutboxRow.ref == bindparam("ref")
 )
@@ -274,7 +272,7 @@ class HolderState:
 
 def group_state(
     session: Session, holder_pks: Sequence[int], now: int
-) -> tuple[dict[int, HolderState], ActiveKey | None, list[Any]]:
+) -> tuple[dict[int, HolderState], ActiveKey | None, Sequence[Any]]:
     """GROUP_STATE for the holders `holder_pks` (a missing holder is left out), the
     signing key active at `now`, and the rows read: keep them while the holders and
     residents are in use (the session's identity map holds only weak references)."""
