@@ -91,18 +91,6 @@ _STATUS_FROM = (
     .outerjoin(StatusOverrideRow, StatusOverrideRow.id == _LATEST_OVERRIDE_ID)
 )
 _STATUS_INPUTS = _STATUS_FROM.where(Resident.id == bindparam("resident"))
-_STATUS_INPUTS_MANY = _STATUS_FROM.where(Resident.id.in_(bindparam("residents", expanding=True)))
-# The latest active credential of several holders at once (a group commit).
-_LATEST_ACTIVE_MANY = select(CredentialRow).where(
-    CredentialRow.id.in_(
-        select(func.max(CredentialRow.id))
-        .where(
-            CredentialRow.holder_pk.in_(bindparam("holders", expanding=True)),
-            CredentialRow.state == "active",
-        )
-        .group_by(CredentialRow.holder_pk)
-    )
-)
 _LATEST_ACTIVE = (
     select(CredentialRow)
     .where(CredentialRow.holder_pk == bindparam("holder"), CredentialRow.state == "active")
@@ -416,27 +404,6 @@ def _decide(rows: Sequence[Any], now: int) -> StatusDecision:
 def resident_status(session: Session, resident_id: int, now: int) -> StatusDecision:
     rows = session.connection().execute(_STATUS_INPUTS, {"resident": resident_id}).all()
     return _decide(rows, now)
-
-
-def resident_statuses(
-    session: Session, resident_ids: Sequence[int], now: int
-) -> dict[int, StatusDecision]:
-    """`resident_status` of several residents in ONE statement (a group commit)."""
-    rows = (
-        session.connection()
-        .execute(_STATUS_INPUTS_MANY, {"residents": sorted(set(resident_ids))})
-        .all()
-    )
-    by_resident: dict[int, list[Any]] = {}
-    for r in rows:
-        by_resident.setdefault(r.resident_id, []).append(r)
-    return {rid: _decide(by_resident.get(rid, []), now) for rid in set(resident_ids)}
-
-
-def latest_active_rows(session: Session, holder_pks: Sequence[int]) -> dict[int, CredentialRow]:
-    """The latest active credential of each holder, in one statement."""
-    rows = session.scalars(_LATEST_ACTIVE_MANY, {"holders": sorted(set(holder_pks))}).all()
-    return {r.holder_pk: r for r in rows}
 
 
 def holder_status(session: Session, holder: Holder, now: int) -> StatusDecision:
