@@ -35,14 +35,9 @@ from issuer.errors import (
     IssuerError,
     UnauthorizedError,
 )
+from issuer.fetch_reads import HolderView, fetch_state, unchanged_credential
 from issuer.group_commit import GroupCommitter
-from issuer.issuance import (
-    HolderView,
-    Issued,
-    current_credential,
-    fetch_state,
-    unchanged_credential,
-)
+from issuer.issuance import Issued, current_credential
 from issuer.metrics import CHECKS_KEY, METRICS_KEY, issuer_registry, readiness_checks
 from issuer.models import Holder
 from issuer.residents import add_records, parse_record

@@ -84,7 +84,7 @@ class IssuerContext:
     @contextmanager
     def read_connection(self) -> Iterator[Connection]:
         """A Core connection for reads only, as `read_session` but without an ORM
-        session (the credential fetch reads plain columns: issuer.issuance.fetch_state)."""
+        session (the credential fetch reads plain columns: issuer.fetch_reads.fetch_state)."""
         engine = self.sessions.kw["bind"]
         with engine.connect() as conn:
             yield conn.execution_options(**read_options(self.config.database_url))

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from issuer.context import IssuerContext
 from issuer.device_auth import check_order
 from issuer.errors import IssuerError, LedgerUnavailableError, UnauthorizedError
-from issuer.issuance import Issued, group_state, issue_many, reusable_from
+from issuer.fetch_reads import group_state
+from issuer.issuance import Issued, issue_many, reusable_from
 from issuer.models import Holder
 from issuer.status_rules import StatusDecision
 
@@ -161,7 +162,7 @@ class GroupCommitter:
             checked: dict[tuple[int, int], IssuerError | tuple[StatusDecision, Issued | None]] = {}
             # One statement reads every holder of the group with its resident, latest
             # credential (and its outbox row), status inputs and the active signing key
-            # (issuance.GROUP_STATE); `_loaded` keeps the loaded entities alive (the
+            # (fetch_reads.GROUP_STATE); `_loaded` keeps the loaded entities alive (the
             # identity map holds only weak references).
             now_max = max(job.now for job in group)
             states, key_now_max, _loaded = group_state(s, [job.holder_pk for job in group], now_max)

@@ -102,7 +102,7 @@ def test_a_group_of_fetches_costs_a_fixed_number_of_statements(
 ) -> None:
     """Eight re-issuing fetches of eight holders in one group on PostgreSQL: the
     holders, their residents, status inputs, latest credentials and the signing key are
-    read in ONE statement for the group (issuance.GROUP_STATE), then the counter, one
+    read in ONE statement for the group (fetch_reads.GROUP_STATE), then the counter, one
     insert per table and the holders' marks: five statements whatever the size of the
     group (about five per fetch once, then nine per group)."""
     from sqlalchemy import event
