@@ -41,6 +41,7 @@ import asyncio
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -461,6 +462,7 @@ def main() -> None:
         "signing_share_of_issuance": round(svc / ceiling, 3),
     }
     print(json.dumps(result))
+    shutil.rmtree(tmp, ignore_errors=True)  # databases and keys of this run (kept on failure)
 
 
 if __name__ == "__main__":
