@@ -47,7 +47,7 @@ from healthbridge.demo_world import build_world, wait_settled  # noqa: E402
 from issuer import enrolment  # noqa: E402
 from issuer.app import sweep_conversions  # noqa: E402
 from issuer.delivery import read_delivered_code  # noqa: E402
-from issuer.issuance import issue_credential  # noqa: E402
+from issuer.issuance import IssuedCredential, issue_credential  # noqa: E402
 from issuer.models import CredentialRow, Holder  # noqa: E402
 from ledger.clients.sync import SyncedTrustState  # noqa: E402
 from ledger.log.consortium import Consortium  # noqa: E402
@@ -96,13 +96,12 @@ def enrol_gd(world: Any, doc: str) -> tuple[Any, int]:
         return device, holder.id
 
 
-def fresh_credential(world: Any, holder_pk: int) -> CredentialRow:
+def fresh_credential(world: Any, holder_pk: int) -> IssuedCredential:
     r = world.regions["GD"]
     ctx = r.issuer_app.extensions["issuer"]
     with ctx.sessions.begin() as s:
         issued = issue_credential(ctx, s, s.get_one(Holder, holder_pk), int(time.time()))
         row = issued.credential
-        s.expunge(row)
     r.issuer_app.extensions["issuer.worker"].wake()
     return row
 

@@ -34,6 +34,25 @@ ZIP_DEFLATE = "HBZ2"
 
 # pyjwt with every option set explicitly: no `typ`, sorted header members.
 _JWS = PyJWS()
+# The key id of each signing key seen, so that the kid check of `sign_credential` does
+# not serialise and hash the public key on every credential (it cost more than the
+# signature). Keyed by the key object's identity; the entry holds the key itself, so
+# that identity cannot be reused by another object while the entry exists. An issuer
+# holds a handful of keys; the table is cleared when it fills.
+_KID_OF: dict[int, tuple[PrivateKey, str]] = {}
+MAX_CACHED_KEYS = 64  # signing keys whose key id is remembered
+
+
+def signing_kid(private_key: PrivateKey) -> str:
+    """The key id (credential.keys.key_id) of a signing key, computed once per key."""
+    known = _KID_OF.get(id(private_key))
+    if known is not None and known[0] is private_key:
+        return known[1]
+    kid = key_id(_public_key_der(private_key))
+    if len(_KID_OF) >= MAX_CACHED_KEYS:
+        _KID_OF.clear()
+    _KID_OF[id(private_key)] = (private_key, kid)
+    return kid
 
 
 def canonical_header(alg: SigningAlg, kid: str) -> bytes:
@@ -53,7 +72,7 @@ def sign_credential(claims: HealthClaims, private_key: PrivateKey, alg: SigningA
     """
     if alg_of(private_key) is not alg:
         raise ClaimsError(f"expected a {alg} key, found a {alg_of(private_key)} key")
-    expected_kid = key_id(_public_key_der(private_key))
+    expected_kid = signing_kid(private_key)
     if claims.kid != expected_kid:
         raise ClaimsError(f"claims kid {claims.kid!r} does not name the key ({expected_kid})")
     token = _JWS.encode(

@@ -35,8 +35,9 @@ from issuer.errors import (
     IssuerError,
     UnauthorizedError,
 )
+from issuer.fetch_reads import HolderView, fetch_state, unchanged_credential
 from issuer.group_commit import GroupCommitter
-from issuer.issuance import Issued, current_credential, fetch_state, unchanged_credential
+from issuer.issuance import Issued, current_credential
 from issuer.metrics import CHECKS_KEY, METRICS_KEY, issuer_registry, readiness_checks
 from issuer.models import Holder
 from issuer.residents import add_records, parse_record
@@ -112,28 +113,28 @@ def fetch_credential() -> tuple[Response, int]:
     # holder's high-water timestamp nowhere (a retry, or a request overtaken by a newer
     # one) and the current credential still fits, nothing would change: the committed
     # credential is answered without a write transaction.
-    with c.read_session() as s:
-        state = fetch_state(s, auth.holder_id)
-        if state is None:
-            raise UnauthorizedError("unknown holder")
-        holder = state.holder
-        verify_device_auth(
-            auth,
-            holder.device_key,
-            request.method,
-            request.path,
-            now,
-            c.config.device_auth_skew_s,
-            holder.last_auth_ts,
-            c.config.device_auth_reorder_s,
-        )
-        # A converted holder: its source re-checked in the synced view (a read).
-        fallen = holder.source_region is not None and source_fallen(c, holder)
-        if auth.timestamp <= holder.last_auth_ts and not fallen:
-            same = unchanged_credential(c, s, holder, now, state)
-            if same is not None:
-                return jsonify(credential_body(same)), 200
-        holder_pk = holder.id
+    with c.read_connection() as conn:
+        state = fetch_state(conn, auth.holder_id)
+    if state is None:
+        raise UnauthorizedError("unknown holder")
+    holder = state.holder
+    verify_device_auth(
+        auth,
+        holder.device_key,
+        request.method,
+        request.path,
+        now,
+        c.config.device_auth_skew_s,
+        holder.last_auth_ts,
+        c.config.device_auth_reorder_s,
+    )
+    # A converted holder: its source re-checked in the synced view (a read).
+    fallen = holder.source_region is not None and source_fallen(c, holder)
+    if auth.timestamp <= holder.last_auth_ts and not fallen:
+        same = unchanged_credential(c, state, now)
+        if same is not None:
+            return jsonify(credential_body(same)), 200
+    holder_pk = holder.id
     if fallen:
         revoke_fallen(c, holder_pk, now)
     committer: GroupCommitter | None = current_app.extensions.get("issuer.committer")
@@ -142,12 +143,12 @@ def fetch_credential() -> tuple[Response, int]:
         issued = committer.fetch(holder_pk, auth.timestamp, now)
     else:
         with c.sessions.begin() as s:
-            holder = s.get_one(Holder, holder_pk)
+            row = s.get_one(Holder, holder_pk)
             # Re-checked inside the write transaction against the high-water mark a
             # concurrent request may have moved meanwhile.
-            check_order(auth.timestamp, holder.last_auth_ts, c.config.device_auth_reorder_s)
-            holder.last_auth_ts = max(holder.last_auth_ts, auth.timestamp)
-            issued = current_credential(c, s, holder, now)
+            check_order(auth.timestamp, row.last_auth_ts, c.config.device_auth_reorder_s)
+            row.last_auth_ts = max(row.last_auth_ts, auth.timestamp)
+            issued = current_credential(c, s, row, now)
     if issued.fresh:
         wake_worker()
     return jsonify(credential_body(issued)), 200
@@ -161,7 +162,7 @@ def trust_source(c: IssuerContext) -> conversion.TrustSource | None:
     return source
 
 
-def source_fallen(c: IssuerContext, holder: Holder) -> bool:
+def source_fallen(c: IssuerContext, holder: HolderView) -> bool:
     """Whether a converted holder's source is revoked (issuer.lineage), read from this
     issuer's synced view of the source region's log. Without a consortium there is no
     view: a conversion already found revoked is still refused by

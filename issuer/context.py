@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
 from issuer.config import IssuerConfig
@@ -79,6 +80,14 @@ class IssuerContext:
         with self.sessions() as s:
             s.connection(execution_options=read_options(self.config.database_url))
             yield s
+
+    @contextmanager
+    def read_connection(self) -> Iterator[Connection]:
+        """A Core connection for reads only, as `read_session` but without an ORM
+        session (the credential fetch reads plain columns: issuer.fetch_reads.fetch_state)."""
+        engine = self.sessions.kw["bind"]
+        with engine.connect() as conn:
+            yield conn.execution_options(**read_options(self.config.database_url))
 
     @property
     def region(self) -> str:

@@ -40,7 +40,7 @@ def read_options(url: str) -> dict[str, Any]:
     """Execution options of a read-only session. On PostgreSQL it runs in autocommit:
     every statement reads its own committed snapshot and no BEGIN / ROLLBACK round
     trips are sent; the read path is written so that each decision rests on one
-    statement (issuer.issuance.FETCH_STATE: one round trip for an unchanged credential)."""
+    statement (issuer.fetch_reads.FETCH_STATE: one round trip for an unchanged credential)."""
     if url.startswith("sqlite"):
         return {READ_ONLY: True}
     return {READ_ONLY: True, "isolation_level": "AUTOCOMMIT"}

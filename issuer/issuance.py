@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-from sqlalchemy import String, and_, bindparam, cast, func, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from credential.claims import HealthClaims, SourceRef, StatusBasis, StatusColour
@@ -91,76 +91,62 @@ _STATUS_FROM = (
     .outerjoin(StatusOverrideRow, StatusOverrideRow.id == _LATEST_OVERRIDE_ID)
 )
 _STATUS_INPUTS = _STATUS_FROM.where(Resident.id == bindparam("resident"))
-_STATUS_INPUTS_MANY = _STATUS_FROM.where(Resident.id.in_(bindparam("residents", expanding=True)))
-# The latest active credential of several holders at once (a group commit).
-_LATEST_ACTIVE_MANY = select(CredentialRow).where(
-    CredentialRow.id.in_(
-        select(func.max(CredentialRow.id))
-        .where(
-            CredentialRow.holder_pk.in_(bindparam("holders", expanding=True)),
-            CredentialRow.state == "active",
-        )
-        .group_by(CredentialRow.holder_pk)
-    )
-)
 _LATEST_ACTIVE = (
     select(CredentialRow)
     .where(CredentialRow.holder_pk == bindparam("holder"), CredentialRow.state == "active")
     .order_by(CredentialRow.id.desc())
     .limit(1)
 )
+_INSERT_CREDENTIALS = insert(CredentialRow)
+# Outbox ids in the order of the rows given (SQLAlchemy "insertmanyvalues" with a
+# sentinel: one multi-row INSERT ... RETURNING, ids matched to their parameters).
+_INSERT_OUTBOX = insert(OutboxRow).returning(OutboxRow.id, sort_by_parameter_order=True)
 _ANCHOR_ROW = select(OutboxRow.id).where(
     OutboxRow.kind == "credential_anchored", OutboxRow.ref == bindparam("ref")
-)
-_LATEST_ACTIVE_ID = (
-    select(func.max(CredentialRow.id))
-    .where(CredentialRow.holder_pk == Holder.id, CredentialRow.state == "active")
-    .correlate(Holder)
-    .scalar_subquery()
-)
-_HOLDER_OVERRIDE_ID = (
-    select(func.max(StatusOverrideRow.id))
-    .where(
-        StatusOverrideRow.resident_id == Holder.resident_id,
-        StatusOverrideRow.active.is_(True),
-    )
-    .correlate(Holder)
-    .scalar_subquery()
-)
-# The read path in ONE round trip (and one snapshot, which matters on PostgreSQL where
-# read sessions run in autocommit): the holder, its latest active credential, that
-# credential's outbox row, and the status inputs of its resident (one row per health
-# record, or one row of NULLs, each carrying the active override). Five statements
-# before: holder, credential, outbox row, records, override.
-FETCH_STATE = (
-    select(
-        Holder,
-        CredentialRow,
-        OutboxRow.id,
-        HealthRecordRow.kind.label("kind"),
-        HealthRecordRow.at.label("at"),
-        HealthRecordRow.result.label("result"),
-        StatusOverrideRow.colour.label("o_colour"),
-        StatusOverrideRow.at.label("o_at"),
-        StatusOverrideRow.until.label("o_until"),
-    )
-    .outerjoin(CredentialRow, CredentialRow.id == _LATEST_ACTIVE_ID)
-    .outerjoin(
-        OutboxRow,
-        and_(
-            OutboxRow.kind == "credential_anchored",
-            OutboxRow.ref == cast(CredentialRow.status_index, String),
-        ),
-    )
-    .outerjoin(HealthRecordRow, HealthRecordRow.resident_id == Holder.resident_id)
-    .outerjoin(StatusOverrideRow, StatusOverrideRow.id == _HOLDER_OVERRIDE_ID)
-    .where(Holder.holder_id == bindparam("holder_id"))
 )
 
 
 @dataclass(frozen=True)
+class IssuedCredential:
+    """A credential handed to a wallet: the columns of its `credentials` row that
+    callers read. A plain value, not an ORM object: building and flushing two ORM
+    objects per credential cost more than signing it (issue_many)."""
+
+    credential_id: str
+    status_index: int
+    holder_pk: int
+    kid: str
+    colour: str
+    basis: str
+    rule: str
+    issued_at: int
+    expires_at: int
+    digest: bytes
+    jws: str
+    state: str = "active"
+
+    @classmethod
+    def of(cls, row: Any) -> IssuedCredential:
+        """From a `credentials` row (an ORM object or a Core row with those columns)."""
+        return cls(
+            row.credential_id,
+            row.status_index,
+            row.holder_pk,
+            row.kid,
+            row.colour,
+            row.basis,
+            row.rule,
+            row.issued_at,
+            row.expires_at,
+            row.digest,
+            row.jws,
+            row.state,
+        )
+
+
+@dataclass(frozen=True)
 class Issued:
-    credential: CredentialRow
+    credential: IssuedCredential
     outbox_id: int
     fresh: bool  # False when the holder's current credential was returned unchanged
 
@@ -210,7 +196,7 @@ def active_signing_key(session: Session, now: int) -> SigningKeyRow:
     return row
 
 
-def _decide(rows: Sequence[Any], now: int) -> StatusDecision:
+def decide_from_rows(rows: Sequence[Any], now: int) -> StatusDecision:
     """The status of one resident from its `_STATUS_FROM` rows."""
     records = [
         HealthRecord(RecordKind(r.kind), r.at, LabResult(r.result) if r.result else None)
@@ -228,33 +214,49 @@ def _decide(rows: Sequence[Any], now: int) -> StatusDecision:
 
 def resident_status(session: Session, resident_id: int, now: int) -> StatusDecision:
     rows = session.connection().execute(_STATUS_INPUTS, {"resident": resident_id}).all()
-    return _decide(rows, now)
-
-
-def resident_statuses(
-    session: Session, resident_ids: Sequence[int], now: int
-) -> dict[int, StatusDecision]:
-    """`resident_status` of several residents in ONE statement (a group commit)."""
-    rows = (
-        session.connection()
-        .execute(_STATUS_INPUTS_MANY, {"residents": sorted(set(resident_ids))})
-        .all()
-    )
-    by_resident: dict[int, list[Any]] = {}
-    for r in rows:
-        by_resident.setdefault(r.resident_id, []).append(r)
-    return {rid: _decide(by_resident.get(rid, []), now) for rid in set(resident_ids)}
-
-
-def latest_active_rows(session: Session, holder_pks: Sequence[int]) -> dict[int, CredentialRow]:
-    """The latest active credential of each holder, in one statement."""
-    rows = session.scalars(_LATEST_ACTIVE_MANY, {"holders": sorted(set(holder_pks))}).all()
-    return {r.holder_pk: r for r in rows}
+    return decide_from_rows(rows, now)
 
 
 def holder_status(session: Session, holder: Holder, now: int) -> StatusDecision:
     if holder.resident_id is not None:
         return resident_status(session, holder.resident_id, now)
+    return converted_status(holder, now)
+
+
+class ConvertedHolder(Protocol):
+    """The columns of a converted holder that its status comes from (a `Holder` row or
+    an issuer.fetch_reads.HolderView)."""
+
+    @property
+    def source_region(self) -> str | None: ...
+    @property
+    def source_status_index(self) -> int | None: ...
+    @property
+    def source_revoked_at(self) -> int | None: ...
+    @property
+    def carried_colour(self) -> str | None: ...
+    @property
+    def carried_basis(self) -> str | None: ...
+    @property
+    def carried_basis_time(self) -> int | None: ...
+    @property
+    def carried_until(self) -> int | None: ...
+
+
+class SigningKeyChoice(Protocol):
+    """The columns of the signing key issue_many reads (a `SigningKeyRow` or an
+    issuer.fetch_reads.ActiveKey read with its group)."""
+
+    @property
+    def kid(self) -> str: ...
+    @property
+    def alg(self) -> str: ...
+    @property
+    def not_after(self) -> int: ...
+
+
+def converted_status(holder: ConvertedHolder, now: int) -> StatusDecision:
+    """A converted holder's status, from its own row (no SQL)."""
     # A converted holder: the other region's decision, valid until that credential ends
     # and only while that credential stands (issuer.lineage marks a revoked source).
     if holder.source_revoked_at is not None:
@@ -298,19 +300,25 @@ def issue_many(
     session: Session,
     holders: Sequence[tuple[Holder, StatusDecision | None]],
     now: int,
+    key: SigningKeyChoice | None = None,
 ) -> list[Issued]:
     """Issue one credential per (holder, decision) in the caller's transaction: one key
-    lookup, one counter update and one flush for the whole group, so a group commit
-    pays the durable write (fsync) once. Every credential row and its outbox row are in
-    the same transaction: the caller hands credentials out only after it commits."""
+    lookup, one counter update and one insert per table for the whole group, so a group
+    commit pays the durable write (fsync) once. Every credential row and its outbox row
+    are in the same transaction: the caller hands credentials out only after it commits.
+    The rows go in as Core inserts (credentials as one executemany, outbox rows as one
+    multi-row INSERT ... RETURNING id): the ORM unit of work cost about as much per
+    credential as the signature."""
     if not holders:
         return []
-    key = active_signing_key(session, now)
+    if key is None:  # else: the key active at `now`, read by the caller (group_state)
+        key = active_signing_key(session, now)
     private_key = ctx.keys.signing_key(key.kid)
     alg = SigningAlg(key.alg)
     indices = next_status_indices(session, len(holders))
     plan = shard_plan(ctx)  # read once per batch
-    pairs: list[tuple[CredentialRow, OutboxRow]] = []
+    issued: list[IssuedCredential] = []
+    boxes: list[dict[str, Any]] = []
     decided: dict[int, StatusDecision] = {}  # one status decision per holder per group
     for (holder, given), index in zip(holders, indices, strict=True):
         decision = given or decided.get(holder.id) or holder_status(session, holder, now)
@@ -338,34 +346,54 @@ def issue_many(
         )
         jws = sign_credential(claims, private_key, alg)
         digest = credential_digest(jws)
-        row = CredentialRow(
-            credential_id=digest[:16].hex(),
-            status_index=index,
-            holder_pk=holder.id,
-            kid=key.kid,
-            colour=decision.colour.value,
-            basis=decision.basis.value,
-            rule=decision.rule.value,
-            issued_at=now,
-            expires_at=expires,
-            digest=digest,
-            jws=jws,
-            state="active",
+        issued.append(
+            IssuedCredential(
+                credential_id=digest[:16].hex(),
+                status_index=index,
+                holder_pk=holder.id,
+                kid=key.kid,
+                colour=decision.colour.value,
+                basis=decision.basis.value,
+                rule=decision.rule.value,
+                issued_at=now,
+                expires_at=expires,
+                digest=digest,
+                jws=jws,
+            )
         )
         entry = log_entries.credential_anchored(ctx.region, digest, index, key.kid, expires)
-        box = OutboxRow(
-            kind="credential_anchored",
-            ref=str(index),
-            entry=entry,
-            created_at=now,
-            attempts=0,
-            next_attempt_at=0.0,
-            shard=shard_of_expiry(ctx, expires, plan),  # the log shard of its expiry
+        boxes.append(
+            {
+                "kind": "credential_anchored",
+                "ref": str(index),
+                "entry": entry,
+                "created_at": now,
+                "attempts": 0,
+                "next_attempt_at": 0.0,
+                "shard": shard_of_expiry(ctx, expires, plan),  # the log shard of its expiry
+            }
         )
-        pairs.append((row, box))
-    session.add_all([x for pair in pairs for x in pair])
-    session.flush()
-    return [Issued(row, box.id, True) for row, box in pairs]
+    conn = session.connection()
+    conn.execute(_INSERT_CREDENTIALS, [_credential_values(c) for c in issued])
+    box_ids = conn.execute(_INSERT_OUTBOX, boxes).scalars().all()
+    return [Issued(c, int(i), True) for c, i in zip(issued, box_ids, strict=True)]
+
+
+def _credential_values(c: IssuedCredential) -> dict[str, Any]:
+    return {
+        "credential_id": c.credential_id,
+        "status_index": c.status_index,
+        "holder_pk": c.holder_pk,
+        "kid": c.kid,
+        "colour": c.colour,
+        "basis": c.basis,
+        "rule": c.rule,
+        "issued_at": c.issued_at,
+        "expires_at": c.expires_at,
+        "digest": c.digest,
+        "jws": c.jws,
+        "state": c.state,
+    }
 
 
 def current_credential(ctx: IssuerContext, session: Session, holder: Holder, now: int) -> Issued:
@@ -382,7 +410,7 @@ def latest_active_row(session: Session, holder: Holder) -> CredentialRow | None:
     return session.scalars(_LATEST_ACTIVE, {"holder": holder.id}).first()
 
 
-def fits_time(ctx: IssuerContext, row: CredentialRow, now: int) -> bool:
+def fits_time(ctx: IssuerContext, row: CredentialRow | IssuedCredential, now: int) -> bool:
     """Issued already, not within `refresh_before_s` of its expiry, and in the current
     credential format (a credential of an older format, which disclosed the status
     basis, is replaced at the holder's next fetch instead of being handed out again)."""
@@ -395,7 +423,26 @@ def fits_time(ctx: IssuerContext, row: CredentialRow, now: int) -> bool:
 
 def reused(session: Session, row: CredentialRow) -> Issued:
     box = session.scalars(_ANCHOR_ROW, {"ref": str(row.status_index)}).first()
-    return Issued(row, int(box or 0), False)
+    return Issued(IssuedCredential.of(row), int(box or 0), False)
+
+
+def reusable_from(
+    ctx: IssuerContext,
+    latest: IssuedCredential | None,
+    outbox_id: int | None,
+    decision: StatusDecision,
+    now: int,
+) -> Issued | None:
+    """`latest` (with its outbox row id), if it still matches `decision` and is not near
+    its expiry, else None (a re-issue is due)."""
+    if (
+        latest is not None
+        and latest.colour == decision.colour.value
+        and latest.basis == decision.basis.value
+        and fits_time(ctx, latest, now)
+    ):
+        return Issued(latest, int(outbox_id or 0), False)
+    return None
 
 
 def reusable_credential(
@@ -416,56 +463,6 @@ def reusable_credential(
         and row.basis == decision.basis.value
         and fits_time(ctx, row, now)
     ):
-        return reused(session, row)
-    return None
-
-
-@dataclass(frozen=True)
-class FetchState:
-    """What FETCH_STATE read in one statement."""
-
-    holder: Holder
-    latest: CredentialRow | None
-    outbox_id: int | None
-    status_rows: tuple[Any, ...]  # `_decide` input of the holder's resident
-
-    def status(self, session: Session, now: int) -> StatusDecision:
-        if self.holder.resident_id is not None:
-            return _decide(self.status_rows, now)
-        return holder_status(session, self.holder, now)  # converted: no SQL either
-
-
-def fetch_state(session: Session, holder_id: str) -> FetchState | None:
-    rows = session.execute(FETCH_STATE, {"holder_id": holder_id}).all()
-    if not rows:
-        return None
-    first = rows[0]
-    return FetchState(first[0], first[1], first[2], tuple(rows))
-
-
-def unchanged_credential(
-    ctx: IssuerContext,
-    session: Session,
-    holder: Holder,
-    now: int,
-    state: FetchState | None = None,
-) -> Issued | None:
-    """Like `reusable_credential`, deciding the status only when the current credential
-    is not already due by time (a cheap check first: read paths call this on every
-    fetch). A status the rules refuse (an expired conversion) gives None. With `state`
-    (read by `fetch_state`) nothing is read again: no statement at all."""
-    row = latest_active_row(session, holder) if state is None else state.latest
-    if row is None or not fits_time(ctx, row, now):
-        return None
-    try:
-        decision = (
-            holder_status(session, holder, now) if state is None else state.status(session, now)
-        )
-    except ConflictError:
-        return None
-    if row.colour == decision.colour.value and row.basis == decision.basis.value:
-        if state is not None:
-            return Issued(row, int(state.outbox_id or 0), False)
         return reused(session, row)
     return None
 

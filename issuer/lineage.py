@@ -23,13 +23,13 @@ from sqlalchemy.orm import Session
 
 from credential.trust import TrustState
 from issuer.context import IssuerContext
-from issuer.issuance import revoke_credential_row
+from issuer.issuance import ConvertedHolder, revoke_credential_row
 from issuer.models import CredentialRow, Holder, OutboxRow
 
 REVOKE_REASON_SOURCE_REVOKED = "source_revoked"
 
 
-def source_revoked(holder: Holder, trust: TrustState) -> bool:
+def source_revoked(holder: ConvertedHolder, trust: TrustState) -> bool:
     """Whether the converted holder's source is revoked in the synced view."""
     if holder.source_region is None or holder.source_status_index is None:
         return False

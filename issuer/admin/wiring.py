@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, request
-from flask.sessions import SecureCookieSessionInterface
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from flask.wrappers import Request
 from flask_babel import Babel
 
 from common.secret_file import write_secret
@@ -36,10 +37,19 @@ BULK_UPLOAD_ENDPOINTS = frozenset({"console.bulk_upload", "admin_api.bulk_create
 
 
 class ConsoleSessionInterface(SecureCookieSessionInterface):
-    """Marks the cookie Secure whenever the request itself came over https."""
+    """Marks the cookie Secure whenever the request itself came over https, and opens
+    a session only under the cookie's path (/console): no browser sends the cookie
+    anywhere else, and building the cookie serialiser on every API request (a wallet's
+    credential fetch) cost more than the route's own JSON rendering."""
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        path = app.config["SESSION_COOKIE_PATH"] or "/"
+        if not request.path.startswith(path):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
 
 
 def session_key(ctx: IssuerContext) -> bytes:

@@ -21,6 +21,7 @@ from credential.issue import (
     credential_digest,
     read_claims_unverified,
     sign_credential,
+    signing_kid,
     split_jws,
 )
 from credential.keys import (
@@ -144,6 +145,19 @@ def test_signing_under_a_kid_of_another_key_is_refused(world: World) -> None:
         sign_credential(world.claims(kid=world.mo_kid), world.gd_key, SigningAlg.ES256)
     with pytest.raises(ClaimsError):
         sign_credential(world.claims(), world.gd_key, SigningAlg.EDDSA)
+
+
+def test_remembered_key_id_still_refuses_a_kid_of_another_key(world: World) -> None:
+    """The key id of a signing key is computed once and remembered (signing_kid); the
+    check still binds the kid to the very key object that signs."""
+    other = generate_private_key(SigningAlg.ES256)
+    world.credential()  # gd_key's kid is now remembered
+    assert signing_kid(world.gd_key) == world.gd_kid
+    assert signing_kid(other) == key_id(public_key_der(other))
+    with pytest.raises(ClaimsError):
+        sign_credential(world.claims(), other, SigningAlg.ES256)  # gd's kid, other key
+    with pytest.raises(ClaimsError):
+        sign_credential(world.claims(kid=signing_kid(other)), world.gd_key, SigningAlg.ES256)
 
 
 def test_decompression_bomb_is_refused_before_inflating_it_all() -> None:

@@ -214,3 +214,25 @@ def test_unchanged_fetch_on_postgres_is_one_round_trip(
         assert sql.lstrip().upper().startswith("SELECT") and autocommit  # no BEGIN sent
     finally:
         ctx.dispose()
+
+
+def test_unchanged_fetch_loads_no_orm_objects(tmp_path: Path) -> None:
+    """The read path reads plain columns on a Core connection: no ORM session executes
+    a statement for an unchanged credential (loading the holder and credential as ORM
+    objects cost more CPU than the round trip itself)."""
+    from sqlalchemy.orm import Session
+
+    ctx, dev, holder_id, _clock = _setup(tmp_path)
+    client = create_app(ctx.config, context=ctx, start_workers=False).test_client()
+    hdr = {"Authorization": device_header(dev, holder_id, "GET", PATH, ctx.now())}
+    first = client.get(PATH, headers=hdr)
+    assert first.status_code == 200
+    orm: list[object] = []
+    listener = lambda state: orm.append(state.statement)  # noqa: E731
+    event.listen(Session, "do_orm_execute", listener)
+    try:
+        again = client.get(PATH, headers=hdr)
+    finally:
+        event.remove(Session, "do_orm_execute", listener)
+    assert again.get_json() == first.get_json()
+    assert orm == []
