@@ -265,6 +265,40 @@ def _relation_bytes(store: object) -> dict[str, int]:
         return {str(r[0]): int(r[1]) for r in c.exec_driver_sql(sql) if int(r[1]) > 16384}
 
 
+def _server_pid(store: object) -> int:
+    """The postmaster's pid: the parent of this connection's backend."""
+    with store.engine.connect() as c:  # type: ignore[attr-defined]
+        backend = int(c.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+    stat = Path(f"/proc/{backend}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def _server_cpu_s(postmaster: int) -> float:
+    """CPU seconds of the whole PostgreSQL server: the postmaster, its reaped children
+    (cutime, cstime) and its live children (proc(5): fields 14-17, in clock ticks)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(stat.parent.name), int(fields[1])
+        if pid == postmaster:
+            total += sum(int(x) for x in fields[11:15])
+        elif ppid == postmaster:
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+def _wal_lsn(store: object) -> int:
+    """The current WAL write position in bytes (differences are WAL volume)."""
+    with store.engine.connect() as c:  # type: ignore[attr-defined]
+        return int(
+            c.exec_driver_sql("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')").scalar_one()
+        )
+
+
 def postgres_at_scale(url: str, folder: Path, n: int, append: int) -> dict[str, object]:
     """Pre-fill one log to `n` entries, prove the node accepts it, then measure on top."""
     keys = make_keys(folder)
@@ -329,7 +363,18 @@ def postgres_at_scale(url: str, folder: Path, n: int, append: int) -> dict[str, 
             before = _pg_database_bytes(node.store)
             say(f"  sequencing {append:,} anchors on top ...")
             fresh = [anchor(keys, i) for i in range(n, n + append)]
+            server = _server_pid(node.store)
+            cpu0, pg0, wal0 = time.process_time(), _server_cpu_s(server), _wal_lsn(node.store)
             out["postgres_entries_per_s_at_20m"] = round(submit_all(node.sequencer, fresh))
+            cpu1, pg1, wal1 = time.process_time(), _server_cpu_s(server), _wal_lsn(node.store)
+            # CPU time, not wall time: what a core-count estimate needs, and far less
+            # sensitive than the rate to other jobs sharing the machine.
+            out["postgres_sequencer_cpu_us_per_entry_at_20m"] = round(
+                (cpu1 - cpu0) / append * 1e6, 1
+            )
+            out["postgres_server_cpu_us_per_entry_at_20m"] = round((pg1 - pg0) / append * 1e6, 1)
+            out["postgres_wal_bytes_per_anchor_at_20m"] = round((wal1 - wal0) / append, 1)
+            out["load_avg_1m"] = round(os.getloadavg()[0], 2)
             after = _pg_database_bytes(node.store)
             grown = open_checkpoint(client.checkpoint(), keys.signer.verifier()).checkpoint
             assert grown.size == n + append, grown.size
@@ -357,11 +402,32 @@ def postgres_at_scale(url: str, folder: Path, n: int, append: int) -> dict[str, 
     return out
 
 
+def sqlite_figures(work: Path, entries: int, result: dict[str, object]) -> None:
+    say("sequencing on SQLite ...")
+    (work / "s").mkdir()
+    s = sequencing_run(f"sqlite:///{work / 's' / 'ledger.db'}", work / "s", entries)
+    result["sqlite_entries_per_s"] = round(s["rate"])
+    result["submit_to_checkpoint_p50_s"] = round(s["p50"], 3)
+    result["submit_to_checkpoint_p99_s"] = round(s["p99"], 3)
+    result["bytes_per_anchor"] = round(s["bytes_per_anchor"], 1)
+    say("raw insert ceiling ...")
+    leaf_len = len(anchor(make_keys(work / "k"), 1)) + 10
+    result["sqlite_raw_insert_per_s"] = round(raw_insert_ceiling(work, entries, leaf_len))
+    say("proofs at 10M leaves ...")
+    p = proof_at_10m(work)
+    result["inclusion_proof_ms_at_10m"] = round(p["median_ms"], 3)
+    result["inclusion_proof_p99_ms_at_10m"] = round(p["p99_ms"], 3)
+    result["ten_m_tile_build_s"] = round(p["build_s"], 1)
+    for f in work.glob("ten_m.db*"):
+        f.unlink()
+
+
 def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access line per proof
     ap = argparse.ArgumentParser()
     ap.add_argument("--entries", type=int, default=40_000)
     ap.add_argument("--skip-postgres", action="store_true")
+    ap.add_argument("--skip-sqlite", action="store_true", help="PostgreSQL figures only")
     ap.add_argument(
         "--pg-scale-entries",
         type=int,
@@ -377,23 +443,8 @@ def main() -> None:
     }
     work = Path(tempfile.mkdtemp(prefix="hb-bench-ledger-"))
     try:
-        say("sequencing on SQLite ...")
-        (work / "s").mkdir()
-        s = sequencing_run(f"sqlite:///{work / 's' / 'ledger.db'}", work / "s", args.entries)
-        result["sqlite_entries_per_s"] = round(s["rate"])
-        result["submit_to_checkpoint_p50_s"] = round(s["p50"], 3)
-        result["submit_to_checkpoint_p99_s"] = round(s["p99"], 3)
-        result["bytes_per_anchor"] = round(s["bytes_per_anchor"], 1)
-        say("raw insert ceiling ...")
-        leaf_len = len(anchor(make_keys(work / "k"), 1)) + 10
-        result["sqlite_raw_insert_per_s"] = round(raw_insert_ceiling(work, args.entries, leaf_len))
-        say("proofs at 10M leaves ...")
-        p = proof_at_10m(work)
-        result["inclusion_proof_ms_at_10m"] = round(p["median_ms"], 3)
-        result["inclusion_proof_p99_ms_at_10m"] = round(p["p99_ms"], 3)
-        result["ten_m_tile_build_s"] = round(p["build_s"], 1)
-        for f in work.glob("ten_m.db*"):
-            f.unlink()
+        if not args.skip_sqlite:
+            sqlite_figures(work, args.entries, result)
         result["postgres_entries_per_s"] = None
         if args.skip_postgres:
             result["postgres_skipped"] = "--skip-postgres"
