@@ -47,7 +47,7 @@ demo-once: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/verify.py
-	$(BIN)/python bench/ledger_node.py
+	$(BIN)/python bench/ledger.py --pg-scale-entries 1000000 --pg-scale-append 50000
 	$(BIN)/python bench/sync.py
 	$(BIN)/python bench/issue.py
 	$(BIN)/python bench/scan.py

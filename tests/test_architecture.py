@@ -99,11 +99,21 @@ def test_ledger_layers_import_only_earlier_layers() -> None:
     assert wrong == []
 
 
-def test_bench_imports_nothing_from_tests_and_shadows_no_package() -> None:
+# A script run as `python bench/x.py` has bench/ as sys.path[0]: a bench module named
+# like a package (bench/ledger.py, the ledger benchmark) would be imported in its place
+# unless the project root comes first. Every script puts the root first, and one named
+# like a package also drops bench/ from the path before importing anything of ours.
+ROOT_FIRST = "sys.path.insert(0, "
+DROPS_BENCH = 'sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _BENCH]'
+
+
+def test_bench_imports_nothing_from_tests_and_never_shadows_a_package() -> None:
     bench = PROJECT_ROOT / "bench"
     packages = {p.name for p in PROJECT_ROOT.iterdir() if (p / "__init__.py").exists()}
-    shadowing = sorted(p.stem for p in bench.glob("*.py") if p.stem in packages)
-    assert shadowing == []
+    scripts = [p for p in sorted(bench.glob("*.py")) if "__main__" in p.read_text()]
+    assert [p.name for p in scripts if ROOT_FIRST not in p.read_text()] == []
+    shadowing = [p for p in sorted(bench.glob("*.py")) if p.stem in packages]
+    assert [p.name for p in shadowing if DROPS_BENCH not in p.read_text()] == []
     graph = module_graph(PROJECT_ROOT, extra_roots=("bench",))
     from_tests = {
         m: sorted(t for t in graph.internal[m] if t.startswith("tests"))
