@@ -65,7 +65,7 @@ from credential.errors import (
     UnknownRegionError,
     VerificationError,
 )
-from credential.issue import ZIP_DEFLATE, credential_digest, parse_header
+from credential.issue import ZIP_DEFLATE, parse_header
 from credential.keys import (
     P256_SPKI_PREFIX,
     PublicKey,
@@ -281,7 +281,7 @@ def _run(
     p = parse_presentation(data)
     alg, kid = p.canonical if p.canonical is not None else _verbatim_header(p.header)
     jws = p.credential_jws
-    s.digest = digest = credential_digest(jws)
+    s.digest = digest = p.digest
     claims = decode_payload(p.payload, kid)
     region = claims.region
 
