@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import lru_cache
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -120,19 +120,21 @@ class Presentation:
     # (alg, kid) when the frame used a canonical header form: the verifier then skips
     # parsing the header it rebuilt itself. Not part of equality.
     canonical: tuple[SigningAlg, str] | None = field(default=None, compare=False)
+    # Derived from the fields above when built (every verification needs both; a
+    # cached_property would take a lock on each first use under Python 3.11).
+    signing_input: bytes = field(init=False, repr=False, compare=False)
+    credential_jws_ascii: bytes = field(init=False, repr=False, compare=False)
 
-    @cached_property
-    def signing_input(self) -> bytes:
-        """The JWS signing input (RFC 7515 §5.1 step 5)."""
+    def __post_init__(self) -> None:
         # A canonical header is the same bytes object for every code of one issuer key
         # (see `_canonical`), so its base64url is looked up rather than recomputed.
         header = _b64url_header(self.header) if self.canonical else b64url_bytes(self.header)
-        return header + b"." + b64url_bytes(self.payload)
-
-    @cached_property
-    def credential_jws_ascii(self) -> bytes:
-        """The compact JWS (RFC 7515 §7.1), exactly as issued, as ASCII bytes."""
-        return self.signing_input + b"." + b64url_bytes(self.signature)
+        # The JWS signing input (RFC 7515 §5.1 step 5) and the compact JWS (§7.1),
+        # exactly as issued, in ASCII bytes.
+        signing_input = header + b"." + b64url_bytes(self.payload)
+        object.__setattr__(self, "signing_input", signing_input)
+        jws = signing_input + b"." + b64url_bytes(self.signature)
+        object.__setattr__(self, "credential_jws_ascii", jws)
 
     @property
     def credential_jws(self) -> str:
