@@ -9,6 +9,8 @@ characters, a dangling single character and values above the byte range are erro
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
 _INVALID = 0xFF
 # bytes.translate table: ASCII character -> base45 digit value, 0xFF for any other byte.
@@ -16,6 +18,8 @@ _DIGITS = bytes(ALPHABET.index(chr(b)) if chr(b) in ALPHABET else _INVALID for b
 _PAIR_MAX = 0xFFFF  # RFC 9285 §4: a 3-character group encodes at most 65535
 _SINGLE_MAX = 0xFF  # RFC 9285 §4: a trailing 2-character group encodes at most 255
 _LANE_LOW_BYTE = b"\x00\x00\xff"  # one group's lane: keep its least significant byte
+# Lane masks kept by group count: one issuer's codes differ in length by a few groups.
+_MASK_CACHE_SIZE = 16
 
 
 class Base45Error(ValueError):
@@ -36,6 +40,12 @@ def b45encode(data: bytes) -> str:
         c1, c0 = divmod(data[-1], 45)
         out.append(a[c0] + a[c1])
     return "".join(out)
+
+
+@lru_cache(maxsize=_MASK_CACHE_SIZE)
+def _low_bytes_mask(groups: int) -> int:
+    """The integer whose `groups` 24-bit lanes each hold 0x0000FF."""
+    return int.from_bytes(_LANE_LOW_BYTE * groups, "big")
 
 
 def b45decode(text: str) -> bytes:
@@ -63,7 +73,7 @@ def b45decode(text: str) -> bytes:
     groups = n // 3
     full = 3 * groups
     packed = int.from_bytes(digits[:full], "big")
-    low = int.from_bytes(_LANE_LOW_BYTE * groups, "big")
+    low = _low_bytes_mask(groups)
     values = ((packed >> 16) & low) + 45 * ((packed >> 8) & low) + 2025 * (packed & low)
     lanes = values.to_bytes(full, "big")
     overflow = lanes[0::3]

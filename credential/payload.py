@@ -48,6 +48,10 @@ _COLOUR_BY_CODE = {v: k for k, v in COLOUR_CODES.items()}
 _TOP_KEYS = frozenset({"iss", "sti", "iat", "nbf", "exp", "hs", "nm", "dh", "cnf"})
 _OPTIONAL_KEYS = frozenset({"src"})  # a converted credential's source {r, i}
 _ALLOWED_KEYS = _TOP_KEYS | _OPTIONAL_KEYS
+_SRC_KEYS = frozenset({"i", "r"})
+_HS_KEYS = frozenset({"c"})  # format v2: the colour alone
+_CNF_KEYS = frozenset({"jwk"})
+_JWK_KEYS = frozenset({"crv", "kty", "x", "y"})
 _MAX_JSON_INT = 2**53 - 1  # I-JSON (RFC 7493 §2.2): integers exactly representable
 
 
@@ -167,24 +171,25 @@ def claims_from_json(data: bytes, kid: str) -> HealthClaims:
             obj = json.loads(data.decode("utf-8"), object_pairs_hook=_reject_duplicates)
         except (UnicodeDecodeError, ValueError, RecursionError) as e:
             raise MalformedError(f"expected UTF-8 JSON claims: {e}") from e
-    if not isinstance(obj, dict) or not _TOP_KEYS <= set(obj) <= _ALLOWED_KEYS:
+    # Member sets compared as dict key views: the same test as on sets, none built.
+    if not isinstance(obj, dict) or not _TOP_KEYS <= obj.keys() <= _ALLOWED_KEYS:
         found = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
         raise MalformedError(f"expected claims {sorted(_TOP_KEYS)} [+ src], found {found}")
     source: SourceRef | None = None
     if "src" in obj:
         src = obj["src"]
-        if not isinstance(src, dict) or set(src) != {"i", "r"}:
+        if not isinstance(src, dict) or src.keys() != _SRC_KEYS:
             raise MalformedError("claim 'src': expected {i, r}")
     hs = obj["hs"]
-    if not isinstance(hs, dict) or set(hs) != {"c"}:
+    if not isinstance(hs, dict) or hs.keys() != _HS_KEYS:
         # Format v2: a basis (`b`) or basis time (`t`) is refused, not ignored.
         raise MalformedError("claim 'hs': expected exactly {c}")
     colour = _COLOUR_BY_CODE.get(hs["c"]) if isinstance(hs["c"], str) else None
     if colour is None:
         raise MalformedError(f"unknown status colour code {hs['c']!r}")
     cnf = obj["cnf"]
-    jwk = cnf.get("jwk") if isinstance(cnf, dict) and set(cnf) == {"jwk"} else None
-    if not isinstance(jwk, dict) or set(jwk) != {"crv", "kty", "x", "y"}:
+    jwk = cnf.get("jwk") if isinstance(cnf, dict) and cnf.keys() == _CNF_KEYS else None
+    if not isinstance(jwk, dict) or jwk.keys() != _JWK_KEYS:
         raise MalformedError("claim 'cnf': expected {jwk: {crv, kty, x, y}}")
     if jwk["kty"] != "EC" or jwk["crv"] != "P-256":
         raise MalformedError(f"device key: expected EC P-256, found {jwk['kty']}/{jwk['crv']}")
