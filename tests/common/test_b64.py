@@ -3,11 +3,13 @@ every non-canonical spelling refused."""
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from common.b64 import b64url, b64url_decode
+from common.b64 import b64url, b64url_bytes, b64url_decode
 
 
 @given(st.binary(max_size=200))
@@ -43,3 +45,10 @@ def test_non_canonical_spellings_are_refused(text: str) -> None:
 def test_overlong_field_is_refused_before_decoding() -> None:
     with pytest.raises(ValueError, match="at most 8"):
         b64url_decode("A" * 12, max_chars=8)
+
+
+@given(st.binary(max_size=200))
+def test_bytes_encoder_is_rfc4648_urlsafe_without_padding(data: bytes) -> None:
+    expected = base64.urlsafe_b64encode(data).rstrip(b"=")
+    assert b64url_bytes(data) == expected
+    assert b64url(data) == expected.decode("ascii")
