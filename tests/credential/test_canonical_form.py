@@ -180,7 +180,7 @@ def test_low_s_vectors(case: dict[str, object]) -> None:
 # Scalars where DER INTEGER encoding changes shape: zero, leading zero bytes, the top
 # bit set (a 0x00 goes in front), and the ends of the range.
 _EDGE_SCALARS = [0, 1, 0x7F, 0x80, 0xFF, 2**248 - 1, 2**255 - 1, 2**255, P256_HALF_ORDER]
-_SCALARS = st.sampled_from(_EDGE_SCALARS + [P256_ORDER - 1, 2**256 - 1]) | st.integers(
+_SCALARS = st.sampled_from([*_EDGE_SCALARS, P256_ORDER - 1, 2**256 - 1]) | st.integers(
     0, 2**256 - 1
 )
 
