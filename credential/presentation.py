@@ -208,6 +208,8 @@ def render_presentation(p: Presentation) -> str:
 class _Reader:
     """Bounds-checked cursor over the frame bytes."""
 
+    __slots__ = ("data", "pos")
+
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.pos = 0

@@ -183,6 +183,8 @@ def _device_key(der: bytes) -> ec.EllipticCurvePublicKey:
 class _Scratch:
     """What the checklist learned so far, for a verdict built after a failure."""
 
+    __slots__ = ("digest", "region", "claims", "sync_age_s", "revocation_unknown", "anchor_pending")
+
     def __init__(self) -> None:
         self.digest: bytes | None = None
         self.region: str | None = None
@@ -195,7 +197,7 @@ class _Scratch:
 def _check_signature(p: Presentation, alg: str, key: RegisteredKey) -> None:
     # Step 4 (RFC 8725 §3.1): the algorithm comes from the registration, and the token's
     # header must name that same algorithm; `none`, HS256 and any other value fail here.
-    if alg != key.alg.value:
+    if alg != key.alg:  # a StrEnum member equals its value
         raise AlgorithmMismatchError(f"key registered for {key.alg}, token header says {alg!r}")
     try:
         pub = _issuer_key(key.public_key_der)
