@@ -201,9 +201,9 @@ def _device_key(der: bytes) -> ec.EllipticCurvePublicKey:
     if not der.startswith(P256_SPKI_PREFIX):
         raise KeyFormatError("device key is not an uncompressed P-256 point")
     # Loaded from the DER SPKI, which OpenSSL decodes straight into its provider's key
-    # (the point is checked to be on the curve). `from_encoded_point` built a legacy
-    # key that OpenSSL converted on its first use: parse plus first verification cost
-    # about 11 us more, and almost every presentation brings a device key not seen yet.
+    # (the point is checked to be on the curve). With OpenSSL 3 `from_encoded_point`
+    # built a legacy key converted on its first use, about 11 us more per scan; with
+    # the OpenSSL 4 in cryptography 50 both cost the same (docs/performance.md).
     try:
         key = load_der_public_key(der)
     except (ValueError, TypeError) as e:
