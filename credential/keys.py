@@ -192,15 +192,6 @@ def low_s_raw(raw: bytes) -> bytes:
     return raw[:P256_COORD_BYTES] + (P256_ORDER - s).to_bytes(P256_COORD_BYTES, "big")
 
 
-def _der_integer(big_endian: bytes) -> bytes:
-    """A non-negative integer as a DER INTEGER (X.690 §8.3): the fewest bytes of two's
-    complement, so leading zero bytes go and a 0x00 goes in front of a set top bit."""
-    body = big_endian.lstrip(b"\x00") or b"\x00"
-    if body[0] & 0x80:
-        body = b"\x00" + body
-    return bytes((_DER_INTEGER, len(body))) + body
-
-
 def es256_der_signature(raw: bytes) -> bytes:
     """Convert raw r||s to the DER form `cryptography` verifies: SEQUENCE { INTEGER r,
     INTEGER s } (RFC 3279 §2.2.3). Written out in bytes, with short-form lengths (at
@@ -208,5 +199,17 @@ def es256_der_signature(raw: bytes) -> bytes:
     `encode_dss_signature` (the tests compare them)."""
     if len(raw) != ES256_SIGNATURE_BYTES:
         raise ValueError(f"expected {ES256_SIGNATURE_BYTES}-byte r||s, found {len(raw)}")
-    body = _der_integer(raw[:P256_COORD_BYTES]) + _der_integer(raw[P256_COORD_BYTES:])
-    return bytes((_DER_SEQUENCE, len(body))) + body
+    # X.690 §8.3: each INTEGER in the fewest bytes of two's complement, so leading zero
+    # bytes go and a 0x00 goes in front of a set top bit.
+    r = raw[:P256_COORD_BYTES].lstrip(b"\x00") or b"\x00"
+    s = raw[P256_COORD_BYTES:].lstrip(b"\x00") or b"\x00"
+    if r[0] & 0x80:
+        r = b"\x00" + r
+    if s[0] & 0x80:
+        s = b"\x00" + s
+    return (
+        bytes((_DER_SEQUENCE, len(r) + len(s) + 4, _DER_INTEGER, len(r)))
+        + r
+        + bytes((_DER_INTEGER, len(s)))
+        + s
+    )
