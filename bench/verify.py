@@ -3,7 +3,12 @@
 Builds distinct presentations (one device key each, so the device-key cache never
 hits), verifies them with `credential.verify.verify_presentation`, and in the same run
 measures the ceiling: the two raw ES256 verifications each presentation needs (issuer
-signature + holder proof) with preloaded keys and DER signatures, via `cryptography`.
+signature + holder proof) with preloaded keys and DER signatures, via `cryptography`,
+over the very bytes verification checks (same P-256 keys, same messages). The ceiling's
+device keys are loaded from their DER afresh before each timed chunk, untimed: like
+every presentation's device key in verification, each is used for the first time (a
+first use costs ~5 us more than later ones; `ceiling_warm_keys_per_s` reports the
+same loop run again over the then-used keys).
 Also measures the QR version of our presentation (segno, ECC M) and, for comparison,
 of the EU DCC and SMART Health Cards samples in the shared vectors.
 
@@ -25,6 +30,7 @@ from pathlib import Path
 import segno
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_der_public_key
 from segno import consts as qr_consts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,6 +67,7 @@ def build(count: int) -> tuple[InMemoryTrustState, list[str], list[tuple]]:
     trust = InMemoryTrustState()
     trust.add_key(RegisteredKey("GD", kid, SigningAlg.ES256, der, not_before=NOW - 365 * DAY))
     trust.sync_times["GD"] = NOW - 60
+    issuer_key = load_der_public_key(der)  # as verification loads it, once per key
     texts: list[str] = []
     raw: list[tuple] = []
     for i in range(count):
@@ -84,10 +91,10 @@ def build(count: int) -> tuple[InMemoryTrustState, list[str], list[tuple]]:
         window = resolve_window(p.window_tag, NOW)
         raw.append(
             (
-                issuer.public_key(),  # type: ignore[union-attr]
+                issuer_key,
                 es256_der_signature(p.signature),
                 p.signing_input,
-                device.public_key(),  # type: ignore[union-attr]
+                public_key_der(device),
                 es256_der_signature(p.proof),
                 proof_signing_input(credential_digest(jws), window, None),
             )
@@ -102,17 +109,23 @@ def verify_all(trust: InMemoryTrustState, texts: list[str]) -> None:
             raise SystemExit(f"benchmark presentation not admitted: {v.reasons}")
 
 
-def ceiling_all(raw: list[tuple]) -> None:
+def device_keys(raw: list[tuple]) -> list[ec.EllipticCurvePublicKey]:
+    """Device key objects never used yet, loaded from DER as verification loads them."""
+    return [load_der_public_key(r[3]) for r in raw]  # type: ignore[misc]
+
+
+def ceiling_all(raw: list[tuple], devices: list[ec.EllipticCurvePublicKey]) -> None:
     alg = ec.ECDSA(hashes.SHA256())
-    for ipub, isig, imsg, dpub, dsig, dmsg in raw:
+    for (ipub, isig, imsg, _, dsig, dmsg), dpub in zip(raw, devices, strict=True):
         ipub.verify(isig, imsg, alg)
         dpub.verify(dsig, dmsg, alg)
 
 
 def measure(
     trust: InMemoryTrustState, texts: list[str], raw: list[tuple], rounds: int, chunk: int
-) -> tuple[float, float]:
-    """Rates (per second) of verification and of the ceiling.
+) -> tuple[float, float, float]:
+    """Rates (per second) of verification, of the ceiling, and of the ceiling over
+    device keys used once already.
 
     The machine is shared, so load comes and goes: both workloads run in alternating
     small chunks, each chunk's best time over the rounds is kept, and the rates are
@@ -124,17 +137,23 @@ def measure(
     n_chunks = (len(texts) + chunk - 1) // chunk
     best_v = [float("inf")] * n_chunks
     best_c = [float("inf")] * n_chunks
+    best_w = [float("inf")] * n_chunks
     for _ in range(rounds):
         for i in range(n_chunks):
             sl = slice(i * chunk, (i + 1) * chunk)
             t0 = time.thread_time()
             verify_all(trust, texts[sl])
             t1 = time.thread_time()
-            ceiling_all(raw[sl])
+            devices = device_keys(raw[sl])  # untimed, just before their first use
             t2 = time.thread_time()
+            ceiling_all(raw[sl], devices)
+            t3 = time.thread_time()
+            ceiling_all(raw[sl], devices)
+            t4 = time.thread_time()
             best_v[i] = min(best_v[i], t1 - t0)
-            best_c[i] = min(best_c[i], t2 - t1)
-    return len(texts) / sum(best_v), len(raw) / sum(best_c)
+            best_c[i] = min(best_c[i], t3 - t2)
+            best_w[i] = min(best_w[i], t4 - t3)
+    return len(texts) / sum(best_v), len(raw) / sum(best_c), len(raw) / sum(best_w)
 
 
 def qr_version(content: object, error: str) -> int:
@@ -207,7 +226,7 @@ def main() -> None:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
     trust, texts, raw = build(args.count)
     verify_all(trust, texts[:100])  # warm caches (issuer key) before timing
-    pps, ceiling = measure(trust, texts, raw, args.rounds, args.chunk)
+    pps, ceiling, ceiling_warm = measure(trust, texts, raw, args.rounds, args.chunk)
     qr = segno.make(texts[0], error="m", boost_error=False)
     result: dict[str, object] = {
         "presentations": args.count,
@@ -216,6 +235,8 @@ def main() -> None:
         "presentations_per_s": round(pps, 1),
         "ceiling_per_s": round(ceiling, 1),
         "ratio": round(pps / ceiling, 3),
+        "ceiling_warm_keys_per_s": round(ceiling_warm, 1),
+        "ratio_to_warm_keys": round(pps / ceiling_warm, 3),
         "clock": "thread_time",
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "qr_text_chars": len(texts[0]),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 from credential.errors import ClaimsError
 
@@ -17,6 +18,20 @@ KID_RE = re.compile(r"^[A-Za-z0-9_-]{4,64}$")
 MAX_STATUS_INDEX = 2**40 - 1  # index space per region; far above any population
 MAX_MASKED_NAME_CHARS = 32  # characters
 MAX_DOCUMENT_HINT_CHARS = 16  # characters
+# Region codes and key ids checked against the patterns above are remembered: a station
+# meets a handful of each, and every scan builds claims (the regex engine stays out of
+# the scan's path, and with it out of the caches the signature checks need).
+VALIDATED_NAMES_CACHE_SIZE = 256
+
+
+@lru_cache(maxsize=VALIDATED_NAMES_CACHE_SIZE)
+def _is_region(name: str) -> bool:
+    return REGION_RE.fullmatch(name) is not None
+
+
+@lru_cache(maxsize=VALIDATED_NAMES_CACHE_SIZE)
+def _is_kid(name: str) -> bool:
+    return KID_RE.fullmatch(name) is not None
 
 
 class StatusColour(StrEnum):
@@ -53,7 +68,7 @@ class SourceRef:
     status_index: int
 
     def __post_init__(self) -> None:
-        if not REGION_RE.fullmatch(self.region):
+        if not _is_region(self.region):
             raise ClaimsError(f"source region must be 2-8 capital letters, found {self.region!r}")
         if not 0 <= self.status_index <= MAX_STATUS_INDEX:
             raise ClaimsError(f"source status_index out of range: {self.status_index}")
@@ -81,9 +96,9 @@ class HealthClaims:
     source: SourceRef | None = None
 
     def __post_init__(self) -> None:
-        if not REGION_RE.fullmatch(self.region):
+        if not _is_region(self.region):
             raise ClaimsError(f"region must be 2-8 capital letters, found {self.region!r}")
-        if not KID_RE.fullmatch(self.kid):
+        if not _is_kid(self.kid):
             raise ClaimsError(f"kid must be 4-64 base64url characters, found {self.kid!r}")
         if not 0 <= self.status_index <= MAX_STATUS_INDEX:
             raise ClaimsError(f"status_index out of range: {self.status_index}")

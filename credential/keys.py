@@ -17,10 +17,7 @@ from pathlib import Path
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.hazmat.primitives.asymmetric.utils import (
-    decode_dss_signature,
-    encode_dss_signature,
-)
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from common.b64 import b64url
 from common.secret_file import SECRET_FILE_MODE, write_secret
@@ -34,6 +31,9 @@ PRIVATE_KEY_FILE_MODE = SECRET_FILE_MODE  # common.secret_file: owner read/write
 # Order n of the P-256 group (SEC 2 v2 §2.4.2 / FIPS 186-4 D.1.2.3).
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 P256_HALF_ORDER = P256_ORDER // 2
+_P256_HALF_ORDER_BE = P256_HALF_ORDER.to_bytes(P256_COORD_BYTES, "big")
+_DER_SEQUENCE = 0x30  # X.690 §8.9 tag, constructed
+_DER_INTEGER = 0x02  # X.690 §8.3 tag
 
 # DER prefix of a SubjectPublicKeyInfo for an uncompressed P-256 point (RFC 5480 §2):
 # SEQUENCE { SEQUENCE { id-ecPublicKey, secp256r1 }, BIT STRING { 0x04 || x || y } }.
@@ -178,10 +178,8 @@ def es256_raw_signature(der_signature: bytes) -> bytes:
 
 def is_low_s(raw: bytes) -> bool:
     """Whether a raw r||s ES256 signature is in the canonical low-s form (s <= n/2)."""
-    return (
-        len(raw) == ES256_SIGNATURE_BYTES
-        and int.from_bytes(raw[P256_COORD_BYTES:], "big") <= P256_HALF_ORDER
-    )
+    # Equal-length big-endian byte strings compare as the numbers they spell.
+    return len(raw) == ES256_SIGNATURE_BYTES and raw[P256_COORD_BYTES:] <= _P256_HALF_ORDER_BE
 
 
 def low_s_raw(raw: bytes) -> bytes:
@@ -195,10 +193,23 @@ def low_s_raw(raw: bytes) -> bytes:
 
 
 def es256_der_signature(raw: bytes) -> bytes:
-    """Convert raw r||s to the DER form `cryptography` verifies."""
+    """Convert raw r||s to the DER form `cryptography` verifies: SEQUENCE { INTEGER r,
+    INTEGER s } (RFC 3279 §2.2.3). Written out in bytes, with short-form lengths (at
+    most 70 content bytes), because it runs twice per scan; the same bytes as
+    `encode_dss_signature` (the tests compare them)."""
     if len(raw) != ES256_SIGNATURE_BYTES:
         raise ValueError(f"expected {ES256_SIGNATURE_BYTES}-byte r||s, found {len(raw)}")
-    return encode_dss_signature(
-        int.from_bytes(raw[:P256_COORD_BYTES], "big"),
-        int.from_bytes(raw[P256_COORD_BYTES:], "big"),
+    # X.690 §8.3: each INTEGER in the fewest bytes of two's complement, so leading zero
+    # bytes go and a 0x00 goes in front of a set top bit.
+    r = raw[:P256_COORD_BYTES].lstrip(b"\x00") or b"\x00"
+    s = raw[P256_COORD_BYTES:].lstrip(b"\x00") or b"\x00"
+    if r[0] & 0x80:
+        r = b"\x00" + r
+    if s[0] & 0x80:
+        s = b"\x00" + s
+    return (
+        bytes((_DER_SEQUENCE, len(r) + len(s) + 4, _DER_INTEGER, len(r)))
+        + r
+        + bytes((_DER_INTEGER, len(s)))
+        + s
     )

@@ -18,6 +18,8 @@ import json
 import zlib
 from typing import Any
 
+import orjson
+
 from common.b64 import b64url, b64url_decode
 from credential.claims import HealthClaims, SourceRef, StatusColour
 from credential.errors import ClaimsError, KeyFormatError, MalformedError, TooLargeError
@@ -45,6 +47,11 @@ COLOUR_CODES: dict[StatusColour, str] = {
 _COLOUR_BY_CODE = {v: k for k, v in COLOUR_CODES.items()}
 _TOP_KEYS = frozenset({"iss", "sti", "iat", "nbf", "exp", "hs", "nm", "dh", "cnf"})
 _OPTIONAL_KEYS = frozenset({"src"})  # a converted credential's source {r, i}
+_ALLOWED_KEYS = _TOP_KEYS | _OPTIONAL_KEYS
+_SRC_KEYS = frozenset({"i", "r"})
+_HS_KEYS = frozenset({"c"})  # format v2: the colour alone
+_CNF_KEYS = frozenset({"jwk"})
+_JWK_KEYS = frozenset({"crv", "kty", "x", "y"})
 _MAX_JSON_INT = 2**53 - 1  # I-JSON (RFC 7493 §2.2): integers exactly representable
 
 
@@ -131,30 +138,58 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def claims_from_json(data: bytes, kid: str) -> HealthClaims:
-    """Parse claims JSON strictly: exact member set, exact types, valid device key."""
+def _canonical_object(data: bytes) -> dict[str, Any] | None:
+    """The JSON object `data` holds when `data` is exactly its canonical serialisation
+    (as `claims_to_json` writes it), else None.
+
+    Every credential is issued in canonical form, so this is what a scan meets. orjson
+    parses it, and the object is accepted only when orjson writes it back (compact,
+    sorted keys, UTF-8) byte for byte as the input: the input is then orjson's own
+    output for that object, a standard JSON text with unique member names (a repeated
+    member would be missing from the rewrite) that any conforming parser, `json`
+    included, reads as the same object (RFC 8259 §4). About five times faster than
+    `json` with a duplicate-refusing hook, which reads everything else.
+    """
     try:
-        obj = json.loads(data.decode("utf-8"), object_pairs_hook=_reject_duplicates)
-    except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise MalformedError(f"expected UTF-8 JSON claims: {e}") from e
-    if not isinstance(obj, dict) or not _TOP_KEYS <= set(obj) <= _TOP_KEYS | _OPTIONAL_KEYS:
+        obj = orjson.loads(data)
+        if type(obj) is dict and orjson.dumps(obj, option=orjson.OPT_SORT_KEYS) == data:
+            return obj
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+        pass
+    return None
+
+
+def claims_from_json(data: bytes, kid: str) -> HealthClaims:
+    """Parse claims JSON strictly: exact member set, exact types, valid device key.
+
+    Canonical JSON takes a fast path; anything else (other member order, whitespace,
+    escapes written another way, duplicate members) is read by `json` with every
+    member seen, and judged by the same checks below."""
+    obj = _canonical_object(data)
+    if obj is None:
+        try:
+            obj = json.loads(data.decode("utf-8"), object_pairs_hook=_reject_duplicates)
+        except (UnicodeDecodeError, ValueError, RecursionError) as e:
+            raise MalformedError(f"expected UTF-8 JSON claims: {e}") from e
+    # Member sets compared as dict key views: the same test as on sets, none built.
+    if not isinstance(obj, dict) or not _TOP_KEYS <= obj.keys() <= _ALLOWED_KEYS:
         found = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
         raise MalformedError(f"expected claims {sorted(_TOP_KEYS)} [+ src], found {found}")
     source: SourceRef | None = None
     if "src" in obj:
         src = obj["src"]
-        if not isinstance(src, dict) or set(src) != {"i", "r"}:
+        if not isinstance(src, dict) or src.keys() != _SRC_KEYS:
             raise MalformedError("claim 'src': expected {i, r}")
     hs = obj["hs"]
-    if not isinstance(hs, dict) or set(hs) != {"c"}:
+    if not isinstance(hs, dict) or hs.keys() != _HS_KEYS:
         # Format v2: a basis (`b`) or basis time (`t`) is refused, not ignored.
         raise MalformedError("claim 'hs': expected exactly {c}")
     colour = _COLOUR_BY_CODE.get(hs["c"]) if isinstance(hs["c"], str) else None
     if colour is None:
         raise MalformedError(f"unknown status colour code {hs['c']!r}")
     cnf = obj["cnf"]
-    jwk = cnf.get("jwk") if isinstance(cnf, dict) and set(cnf) == {"jwk"} else None
-    if not isinstance(jwk, dict) or set(jwk) != {"crv", "kty", "x", "y"}:
+    jwk = cnf.get("jwk") if isinstance(cnf, dict) and cnf.keys() == _CNF_KEYS else None
+    if not isinstance(jwk, dict) or jwk.keys() != _JWK_KEYS:
         raise MalformedError("claim 'cnf': expected {jwk: {crv, kty, x, y}}")
     if jwk["kty"] != "EC" or jwk["crv"] != "P-256":
         raise MalformedError(f"device key: expected EC P-256, found {jwk['kty']}/{jwk['crv']}")

@@ -16,12 +16,12 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import lru_cache
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from common.b64 import b64url
+from common.b64 import b64url_bytes
 from credential.base45 import Base45Error, b45decode, b45encode
 from credential.errors import (
     EuDccCodeError,
@@ -69,6 +69,8 @@ FORM_VERBATIM = 0x00
 FORM_CANONICAL: dict[SigningAlg, int] = {SigningAlg.ES256: 0x01, SigningAlg.EDDSA: 0x02}
 _ALG_BY_FORM = {v: k for k, v in FORM_CANONICAL.items()}
 CANONICAL_SIGNATURE_BYTES = 64  # ES256 r||s and Ed25519 signatures are both 64 bytes
+# Canonical headers kept with their base64url, by (form, kid): one per issuer key in use.
+CANONICAL_HEADER_CACHE_SIZE = 256
 
 
 def window_of(now: float) -> int:
@@ -118,20 +120,48 @@ class Presentation:
     # (alg, kid) when the frame used a canonical header form: the verifier then skips
     # parsing the header it rebuilt itself. Not part of equality.
     canonical: tuple[SigningAlg, str] | None = field(default=None, compare=False)
+    # Derived from the fields above when built (every verification needs both; a
+    # cached_property would take a lock on each first use under Python 3.11).
+    signing_input: bytes = field(init=False, repr=False, compare=False)
+    credential_jws_ascii: bytes = field(init=False, repr=False, compare=False)
 
-    @cached_property
-    def signing_input(self) -> bytes:
-        """The JWS signing input (RFC 7515 §5.1 step 5)."""
-        return b64url(self.header).encode("ascii") + b"." + b64url(self.payload).encode("ascii")
+    def __post_init__(self) -> None:
+        # A canonical header is the same bytes object for every code of one issuer key
+        # (see `_canonical`), so its base64url is looked up rather than recomputed.
+        header = _b64url_header(self.header) if self.canonical else b64url_bytes(self.header)
+        # The JWS signing input (RFC 7515 §5.1 step 5) and the compact JWS (§7.1),
+        # exactly as issued, in ASCII bytes.
+        signing_input = header + b"." + b64url_bytes(self.payload)
+        object.__setattr__(self, "signing_input", signing_input)
+        jws = signing_input + b"." + b64url_bytes(self.signature)
+        object.__setattr__(self, "credential_jws_ascii", jws)
 
     @property
     def credential_jws(self) -> str:
         """The compact JWS, exactly as issued."""
-        return self.signing_input.decode("ascii") + "." + b64url(self.signature)
+        return self.credential_jws_ascii.decode("ascii")
 
     @property
     def digest(self) -> bytes:
-        return credential_digest(self.credential_jws)
+        """`credential_digest` of the JWS: the SHA-256 anchored on the ledger."""
+        return hashlib.sha256(self.credential_jws_ascii).digest()
+
+
+@lru_cache(maxsize=CANONICAL_HEADER_CACHE_SIZE)
+def _b64url_header(header: bytes) -> bytes:
+    return b64url_bytes(header)
+
+
+@lru_cache(maxsize=CANONICAL_HEADER_CACHE_SIZE)
+def _canonical(form: int, kid: bytes) -> tuple[tuple[SigningAlg, str], bytes]:
+    """((alg, kid), header bytes) of a canonical header form; MalformedError for a kid
+    that is not ASCII or not of KID_RE's form (never cached: lru_cache keeps results
+    only). Every scan of one issuer key's codes gets the same header object."""
+    try:
+        canonical = (_ALG_BY_FORM[form], kid.decode("ascii"))
+    except UnicodeDecodeError as e:
+        raise MalformedError("kid is not ASCII") from e
+    return canonical, canonical_header(*canonical)
 
 
 def _canonical_form(header: bytes) -> tuple[int, bytes] | None:
@@ -177,6 +207,8 @@ def render_presentation(p: Presentation) -> str:
 
 class _Reader:
     """Bounds-checked cursor over the frame bytes."""
+
+    __slots__ = ("data", "pos")
 
     def __init__(self, data: bytes) -> None:
         self.data = data
@@ -233,12 +265,7 @@ def parse_presentation(data: str | bytes) -> Presentation:
         kid_len = r.byte("kid length")
         if not 0 < kid_len <= MAX_KID_BYTES:
             raise MalformedError(f"kid length must be 1-{MAX_KID_BYTES}, found {kid_len}")
-        try:
-            kid = r.take(kid_len, "kid").decode("ascii")
-        except UnicodeDecodeError as e:
-            raise MalformedError("kid is not ASCII") from e
-        canonical = (_ALG_BY_FORM[form], kid)
-        header = canonical_header(*canonical)
+        canonical, header = _canonical(form, r.take(kid_len, "kid"))
         signature = r.take(CANONICAL_SIGNATURE_BYTES, "signature")
     elif form == FORM_VERBATIM:
         canonical = None

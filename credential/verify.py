@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol
@@ -65,10 +66,9 @@ from credential.errors import (
     UnknownRegionError,
     VerificationError,
 )
-from credential.issue import ZIP_DEFLATE, credential_digest, parse_header
+from credential.issue import ZIP_DEFLATE, parse_header
 from credential.keys import (
     P256_SPKI_PREFIX,
-    PublicKey,
     SigningAlg,
     es256_der_signature,
     is_low_s,
@@ -158,9 +158,42 @@ class VerifiedPresentation:
     sync_age_s: int | None
 
 
+# Checks a raw JWS signature over a signing input; raises BadSignatureError.
+_SignatureCheck = Callable[[bytes, bytes], None]
+
+
 @lru_cache(maxsize=KEY_CACHE_SIZE)
-def _issuer_key(der: bytes) -> PublicKey:
-    return load_public_key_der(der)
+def _issuer_check(der: bytes, alg: SigningAlg) -> _SignatureCheck:
+    """The signature check of a registered key, built once per (key, algorithm): the key
+    is loaded and its type matched to the registered algorithm here, not on every scan
+    (the same issuer key signs a region's credentials for months). KeyFormatError when
+    the key does not load or is not of the algorithm's type; never cached."""
+    pub = load_public_key_der(der)
+    if alg is SigningAlg.ES256 and isinstance(pub, ec.EllipticCurvePublicKey):
+        es256 = pub
+
+        def check_es256(signature: bytes, signing_input: bytes) -> None:
+            # Low-s only: (r, n - s) would verify too and give the same credential a
+            # second digest, unmatchable against the ledger and a fresh replay key.
+            if not is_low_s(signature):
+                raise BadSignatureError("issuer signature is not in low-s form")
+            try:
+                es256.verify(es256_der_signature(signature), signing_input, _ECDSA_SHA256)
+            except (InvalidSignature, ValueError) as e:
+                raise BadSignatureError("issuer signature does not verify") from e
+
+        return check_es256
+    if alg is SigningAlg.EDDSA and isinstance(pub, ed25519.Ed25519PublicKey):
+        eddsa = pub
+
+        def check_eddsa(signature: bytes, signing_input: bytes) -> None:
+            try:
+                eddsa.verify(signature, signing_input)
+            except (InvalidSignature, ValueError) as e:
+                raise BadSignatureError("issuer signature does not verify") from e
+
+        return check_eddsa
+    raise KeyFormatError(f"registered key type does not match {alg}")
 
 
 @lru_cache(maxsize=DEVICE_KEY_CACHE_SIZE)
@@ -168,9 +201,9 @@ def _device_key(der: bytes) -> ec.EllipticCurvePublicKey:
     if not der.startswith(P256_SPKI_PREFIX):
         raise KeyFormatError("device key is not an uncompressed P-256 point")
     # Loaded from the DER SPKI, which OpenSSL decodes straight into its provider's key
-    # (the point is checked to be on the curve). `from_encoded_point` built a legacy
-    # key that OpenSSL converted on its first use: parse plus first verification cost
-    # about 11 us more, and almost every presentation brings a device key not seen yet.
+    # (the point is checked to be on the curve). With OpenSSL 3 `from_encoded_point`
+    # built a legacy key converted on its first use, about 11 us more per scan; with
+    # the OpenSSL 4 in cryptography 50 both cost the same (docs/performance.md).
     try:
         key = load_der_public_key(der)
     except (ValueError, TypeError) as e:
@@ -182,6 +215,8 @@ def _device_key(der: bytes) -> ec.EllipticCurvePublicKey:
 
 class _Scratch:
     """What the checklist learned so far, for a verdict built after a failure."""
+
+    __slots__ = ("anchor_pending", "claims", "digest", "region", "revocation_unknown", "sync_age_s")
 
     def __init__(self) -> None:
         self.digest: bytes | None = None
@@ -195,25 +230,13 @@ class _Scratch:
 def _check_signature(p: Presentation, alg: str, key: RegisteredKey) -> None:
     # Step 4 (RFC 8725 §3.1): the algorithm comes from the registration, and the token's
     # header must name that same algorithm; `none`, HS256 and any other value fail here.
-    if alg != key.alg.value:
+    if alg != key.alg:  # a StrEnum member equals its value
         raise AlgorithmMismatchError(f"key registered for {key.alg}, token header says {alg!r}")
     try:
-        pub = _issuer_key(key.public_key_der)
+        check = _issuer_check(key.public_key_der, key.alg)
     except KeyFormatError as e:
-        raise BadSignatureError(f"registered key cannot be loaded: {e}") from e
-    try:
-        if key.alg is SigningAlg.ES256 and isinstance(pub, ec.EllipticCurvePublicKey):
-            # Low-s only: (r, n - s) would verify too and give the same credential a
-            # second digest, unmatchable against the ledger and a fresh replay key.
-            if not is_low_s(p.signature):
-                raise BadSignatureError("issuer signature is not in low-s form")
-            pub.verify(es256_der_signature(p.signature), p.signing_input, _ECDSA_SHA256)
-        elif key.alg is SigningAlg.EDDSA and isinstance(pub, ed25519.Ed25519PublicKey):
-            pub.verify(p.signature, p.signing_input)
-        else:
-            raise BadSignatureError(f"registered key type does not match {key.alg}")
-    except (InvalidSignature, ValueError) as e:
-        raise BadSignatureError("issuer signature does not verify") from e
+        raise BadSignatureError(f"registered key cannot be used: {e}") from e
+    check(p.signature, p.signing_input)
 
 
 def _proof_verifies(
@@ -281,7 +304,7 @@ def _run(
     p = parse_presentation(data)
     alg, kid = p.canonical if p.canonical is not None else _verbatim_header(p.header)
     jws = p.credential_jws
-    s.digest = digest = credential_digest(jws)
+    s.digest = digest = p.digest
     claims = decode_payload(p.payload, kid)
     region = claims.region
 

@@ -3,11 +3,14 @@ every non-canonical spelling refused."""
 
 from __future__ import annotations
 
+import base64
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from common.b64 import b64url, b64url_decode
+from common.b64 import b64url, b64url_bytes, b64url_decode
 
 
 @given(st.binary(max_size=200))
@@ -43,3 +46,29 @@ def test_non_canonical_spellings_are_refused(text: str) -> None:
 def test_overlong_field_is_refused_before_decoding() -> None:
     with pytest.raises(ValueError, match="at most 8"):
         b64url_decode("A" * 12, max_chars=8)
+
+
+@given(st.binary(max_size=200))
+def test_bytes_encoder_is_rfc4648_urlsafe_without_padding(data: bytes) -> None:
+    expected = base64.urlsafe_b64encode(data).rstrip(b"=")
+    assert b64url_bytes(data) == expected
+    assert b64url(data) == expected.decode("ascii")
+
+
+def _reference_decode(text: str) -> bytes | None:
+    """RFC 4648 §5 without padding, read the plain way: alphabet by pattern, canonical
+    by re-encoding; None for anything refused."""
+    if len(text) % 4 == 1 or not re.fullmatch(r"[A-Za-z0-9_-]*", text, flags=re.ASCII):
+        return None
+    out = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    return out if base64.urlsafe_b64encode(out).rstrip(b"=").decode() == text else None
+
+
+@given(st.text(alphabet="AQgw+/=_-Zz09 \n\x00é", max_size=12))
+def test_decoder_refuses_exactly_what_the_plain_reading_refuses(text: str) -> None:
+    expected = _reference_decode(text)
+    if expected is None:
+        with pytest.raises(ValueError):
+            b64url_decode(text)
+    else:
+        assert b64url_decode(text) == expected

@@ -44,3 +44,40 @@ def test_any_bytes_round_trip(data: bytes) -> None:
 def test_malformed_base45_is_refused(bad: str) -> None:
     with pytest.raises(Base45Error):
         b45decode(bad)
+
+
+def _reference_b45decode(text: str) -> bytes:
+    """RFC 9285 §4 group by group, as the specification words it."""
+    if any(c not in ALPHABET for c in text) or len(text) % 3 == 1:
+        raise Base45Error(text)
+    out = bytearray()
+    for i in range(0, len(text), 3):
+        group = [ALPHABET.index(c) for c in text[i : i + 3]]
+        value = sum(d * 45**k for k, d in enumerate(group))
+        if value > (0xFFFF if len(group) == 3 else 0xFF):
+            raise Base45Error(text)
+        out += value.to_bytes(len(group) - 1, "big")
+    return bytes(out)
+
+
+@given(st.text(alphabet=ALPHABET, max_size=60))
+def test_decoder_agrees_with_the_group_by_group_reading(text: str) -> None:
+    try:
+        expected: bytes | None = _reference_b45decode(text)
+    except Base45Error:
+        expected = None
+    if expected is None:
+        with pytest.raises(Base45Error):
+            b45decode(text)
+    else:
+        assert b45decode(text) == expected
+
+
+def test_largest_groups_do_not_carry_into_their_neighbours() -> None:
+    # "FGW" is 65535, ":::" is 91124 (the largest three characters can spell): both
+    # next to small groups, at either end and in the middle of a long text.
+    assert b45decode("FGW000FGW") == b"\xff\xff\x00\x00\xff\xff"
+    assert b45decode("000" * 200 + "FGW") == bytes(400) + b"\xff\xff"
+    for text in ("000:::000", ":::000", "000" * 200 + "GGW", "FGW" * 50 + ":::"):
+        with pytest.raises(Base45Error, match="exceeds 65535"):
+            b45decode(text)

@@ -14,6 +14,9 @@ import json
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from hypothesis import given
+from hypothesis import strategies as st
 
 from credential.errors import BadSignatureError, MalformedError
 from credential.issue import credential_digest, split_jws
@@ -21,6 +24,7 @@ from credential.keys import (
     P256_HALF_ORDER,
     P256_ORDER,
     b64url,
+    es256_der_signature,
     es256_raw_signature,
     is_low_s,
     low_s_raw,
@@ -171,3 +175,24 @@ def test_low_s_vectors(case: dict[str, object]) -> None:
     v = verify_presentation(str(case["qr"]), trust, doc["now"])
     assert v.decision.value == case["decision"]
     assert [r.value for r in v.reasons] == case["reasons"]
+
+
+# Scalars where DER INTEGER encoding changes shape: zero, leading zero bytes, the top
+# bit set (a 0x00 goes in front), and the ends of the range.
+_EDGE_SCALARS = [0, 1, 0x7F, 0x80, 0xFF, 2**248 - 1, 2**255 - 1, 2**255, P256_HALF_ORDER]
+_SCALARS = st.sampled_from([*_EDGE_SCALARS, P256_ORDER - 1, 2**256 - 1]) | st.integers(
+    0, 2**256 - 1
+)
+
+
+@given(_SCALARS, _SCALARS)
+def test_der_signature_is_the_encoding_cryptography_makes(r: int, s: int) -> None:
+    raw = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    assert es256_der_signature(raw) == encode_dss_signature(r, s)
+
+
+@given(st.sampled_from([P256_HALF_ORDER - 1, P256_HALF_ORDER, P256_HALF_ORDER + 1]) | _SCALARS)
+def test_low_s_test_compares_s_with_half_the_group_order(s: int) -> None:
+    raw = bytes(31) + b"\x01" + s.to_bytes(32, "big")
+    assert is_low_s(raw) is (s <= P256_HALF_ORDER)
+    assert not is_low_s(raw[:-1]) and not is_low_s(raw + b"\x00")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import segno
 from hypothesis import given, settings
@@ -192,3 +194,30 @@ def test_verbatim_header_is_kept_byte_for_byte(world: World) -> None:
         proof=bytes(64),
     )
     assert parse_presentation(render_presentation(p)) == p
+
+
+def test_presentation_rebuilt_with_other_parts_carries_their_jws(world: World) -> None:
+    # The signing input and the JWS bytes are derived when a presentation is built:
+    # a copy with another payload or signature must not keep the original's.
+    p = parse_presentation(make_presentation(world.credential(), world.device, world.now))
+    other = parse_presentation(
+        make_presentation(world.credential(status_index=7), world.device, world.now)
+    )
+    twin = dataclasses.replace(p, payload=other.payload, signature=other.signature)
+    assert twin.credential_jws == other.credential_jws
+    assert twin.signing_input == other.signing_input
+    assert twin.digest == credential_digest(other.credential_jws)
+
+
+def test_kid_outside_the_kid_form_is_malformed_on_every_scan(world: World) -> None:
+    # Canonical headers are cached per (form, kid); a refused kid is never cached, so a
+    # second scan of the same bad code is refused the same way.
+    frame = bytearray(_frame(world))
+    kid_len = frame[1]
+    frame[2 : 2 + kid_len] = b"!" * kid_len
+    for _ in range(2):
+        with pytest.raises(MalformedError, match="kid"):
+            parse_presentation(QR_PREFIX + b45encode(bytes(frame)))
+    frame[2] = 0xE9  # not ASCII
+    with pytest.raises(MalformedError, match="ASCII"):
+        parse_presentation(QR_PREFIX + b45encode(bytes(frame)))

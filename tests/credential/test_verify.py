@@ -7,6 +7,7 @@ checklist step it targets.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -310,6 +311,33 @@ def _mark_gd_key(world: World, **changes: int) -> None:
     gd = world.trust.key("GD", world.gd_kid)
     assert gd is not None
     world.trust.add_key(RegisteredKey(**{**gd.__dict__, **changes}))
+
+
+def test_registered_key_of_another_type_than_its_algorithm_is_a_bad_signature(
+    world: World,
+) -> None:
+    # An Ed25519 key registered for ES256: refused on every scan (a failed key is never
+    # cached as usable).
+    gd = world.trust.key("GD", world.gd_kid)
+    assert gd is not None
+    swapped = dataclasses.replace(gd, public_key_der=public_key_der(world.mo_key))
+    world.trust.add_key(swapped)
+    text = make_presentation(world.credential(), world.device, world.now)
+    for _ in range(2):
+        denied_for(world, text, Reason.BAD_SIGNATURE)
+
+
+def test_key_replaced_under_the_same_kid_is_checked_with_the_new_key(world: World) -> None:
+    # The issuer's key checks are cached by the registered key's bytes, not by its kid.
+    text = make_presentation(world.credential(), world.device, world.now)
+    assert verdict_of(world, text) == (Decision.ADMIT, ())
+    gd = world.trust.key("GD", world.gd_kid)
+    assert gd is not None
+    other = public_key_der(generate_private_key(SigningAlg.ES256))
+    world.trust.add_key(dataclasses.replace(gd, public_key_der=other))
+    denied_for(world, text, Reason.BAD_SIGNATURE)
+    world.trust.add_key(gd)
+    assert verdict_of(world, text) == (Decision.ADMIT, ())
 
 
 def test_compromised_key_admits_only_what_was_anchored_before_the_compromise(

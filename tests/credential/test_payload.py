@@ -1,0 +1,145 @@
+"""The claims JSON reader: canonical claims take orjson's fast path, everything else
+`json` with the duplicate check, and the fast path never reads bytes differently from
+the strict reader (or accepts what it refuses)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from credential.claims import HealthClaims, SourceRef, StatusColour
+from credential.errors import MalformedError
+from credential.payload import (
+    _canonical_object,
+    _reject_duplicates,
+    claims_from_json,
+    claims_to_json,
+    decode_payload,
+    encode_payload,
+)
+from tests.credential.conftest import World
+
+KID = "kid-0123456789ab"
+
+
+def _strict(data: bytes) -> object:
+    """What the strict reader makes of `data`: the object, or the exception type."""
+    try:
+        return json.loads(data.decode("utf-8"), object_pairs_hook=_reject_duplicates)
+    except (UnicodeDecodeError, ValueError, RecursionError, MalformedError) as e:
+        return type(e)
+
+
+def _typed(value: object) -> object:
+    """`value` with every scalar tagged by its type: 1 and 1.0 and True compare equal
+    in Python, but a claim read as a float where `json` reads an int is a difference."""
+    if isinstance(value, dict):
+        return {k: _typed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_typed(v) for v in value]
+    return (type(value).__name__, value)
+
+
+def _assert_fast_path_agrees(data: bytes) -> None:
+    fast = _canonical_object(data)
+    if fast is not None:
+        strict = _strict(data)
+        assert isinstance(strict, dict), f"fast path accepted what json refuses: {data!r}"
+        assert _typed(fast) == _typed(strict)
+
+
+def test_issued_claims_take_the_fast_path(world: World) -> None:
+    data = claims_to_json(world.claims())
+    assert _canonical_object(data) == json.loads(data)
+
+
+def test_duplicate_member_in_otherwise_canonical_claims_is_refused(world: World) -> None:
+    # orjson keeps the last of two members of one name; the rewrite is then shorter
+    # than the input and the strict reader sees, and refuses, the repetition.
+    data = claims_to_json(world.claims())
+    for member in (b'"nbf":', b'"sti":', b'"x":', b'"c":'):
+        start = data.index(member)
+        end = min(i for i in (data.find(b",", start), data.find(b"}", start)) if i > 0)
+        twice = data[:start] + data[start:end] + b"," + data[start:end] + data[end:]
+        assert _canonical_object(twice) is None
+        with pytest.raises(MalformedError, match="duplicate JSON member"):
+            claims_from_json(twice, KID)
+
+
+@pytest.mark.parametrize(
+    "rewrite",
+    [
+        lambda obj: json.dumps(obj, ensure_ascii=False, indent=1).encode(),  # whitespace
+        lambda obj: json.dumps(obj, ensure_ascii=True, separators=(",", ":")).encode(),
+        lambda obj: json.dumps(dict(reversed(list(obj.items())))).encode(),  # member order
+    ],
+    ids=["whitespace", "escaped-non-ascii", "unsorted"],
+)
+def test_non_canonical_claims_are_read_as_before(world: World, rewrite: Any) -> None:
+    claims = world.claims()
+    data = rewrite(json.loads(claims_to_json(claims)))
+    assert _canonical_object(data) is None
+    assert claims_from_json(data, world.gd_kid) == claims
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\xef\xbb\xbf{}",  # byte order mark
+        b'{"nm":"\xff"}',  # not UTF-8
+        b'{"a":1} x',  # trailing garbage
+        b'{"a":NaN}',  # json reads NaN, orjson does not: the strict path decides
+        b'{"a":123456789012345678901234567890}',  # orjson reads a float
+        b'{"a":"\\ud800"}',  # lone surrogate escape
+        b'{"a":-0}',
+        b'{"a":1.0}',
+        b"[]",
+        b"",
+    ],
+)
+def test_fast_path_defers_to_the_strict_reader_on_edge_cases(data: bytes) -> None:
+    _assert_fast_path_agrees(data)
+    with pytest.raises(MalformedError):
+        claims_from_json(data, KID)
+
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner),
+    max_leaves=12,
+)
+
+
+@given(_JSON_VALUES, st.booleans())
+def test_fast_path_reads_any_json_value_as_json_does(value: object, ascii_only: bool) -> None:
+    canonical = json.dumps(value, ensure_ascii=ascii_only, separators=(",", ":"), sort_keys=True)
+    _assert_fast_path_agrees(canonical.encode("utf-8", "surrogatepass"))
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=300)
+@given(st.data())
+@example(data=None)
+def test_mutated_claims_read_the_same_on_both_paths(world: World, data: Any) -> None:
+    canonical = claims_to_json(world.claims())
+    if data is None:
+        mutated = canonical
+    else:
+        pos = data.draw(st.integers(0, len(canonical)))
+        cut = data.draw(st.integers(0, 3))
+        insert = data.draw(st.binary(max_size=3) | st.sampled_from([b'"', b",", b"}", b":1"]))
+        mutated = canonical[:pos] + insert + canonical[pos + cut :]
+    _assert_fast_path_agrees(mutated)
+
+
+def test_payload_round_trip_of_a_converted_credential(world: World) -> None:
+    claims = world.claims(source=SourceRef("MO", 7), colour=StatusColour.YELLOW)
+    assert decode_payload(encode_payload(claims), world.gd_kid) == claims
+    assert isinstance(claims, HealthClaims)
