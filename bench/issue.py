@@ -458,13 +458,16 @@ def cpu_snapshot(server_pid: int, pg_pid: int | None) -> dict[str, float]:
 
 
 def start_profiler(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes] | None:
-    """Sample the gunicorn workers with py-spy (HB_PY_SPY names its binary), if given."""
+    """Sample the gunicorn workers with py-spy (HB_PY_SPY names its binary), if given;
+    HB_PY_SPY_ARGS adds options (`--gil`: only the thread holding the interpreter lock,
+    which on 2 cores and 16 threads tells CPU from waiting for the lock)."""
     spy = os.environ.get("HB_PY_SPY")
     if not spy:
         return None
+    extra = os.environ.get("HB_PY_SPY_ARGS", "").split()
     return subprocess.Popen(
         [spy, "record", "--pid", str(pid), "--subprocesses", "--duration", str(int(seconds)),
-         "--format", "raw", "--output", str(out), "--rate", "200", "--nonblocking"],
+         "--format", "raw", "--output", str(out), "--rate", "200", "--nonblocking", *extra],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
