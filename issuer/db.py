@@ -90,13 +90,13 @@ class DriverRead:
     disconnect handling does (no pre-ping: issuer.db.make_engine).
     """
 
-    def __init__(self, engine: Engine, statement: Select[Any]) -> None:
+    def __init__(self, engine: Engine, statement: Select[*tuple[Any, ...]]) -> None:
         self.engine = engine
         compiled = statement.compile(dialect=engine.dialect)
         self._compiled = compiled
         self._sql = compiled.string
         self._autocommit = engine.dialect.name == "postgresql"
-        self._row = namedtuple("DriverRow", list(statement.selected_columns.keys()))  # type: ignore[misc]
+        self._row: Any = namedtuple("DriverRow", list(statement.selected_columns.keys()))  # type: ignore[misc]
 
     def _args(self, params: dict[str, Any]) -> Any:
         values = self._compiled.construct_params(params)
