@@ -225,7 +225,7 @@ def test_unchanged_fetch_skips_sqlalchemy_execution(
 ) -> None:
     """The fetch's one read runs on a pooled driver connection (issuer.db.DriverRead):
     SQLAlchemy's execution layer (Connection, cache key, execution context, result
-    metadata of 30 columns) cost about a fifth of an unchanged fetch's CPU. No statement
+    metadata of 30 columns) cost about a third of an unchanged fetch's CPU. No statement
     passes through it, and the answer is the same."""
     url = request.getfixturevalue("fresh_postgres_url") if backend == "postgres" else ""
     ctx = make_context(tmp_path, "MO", database_url=url)
