@@ -76,7 +76,7 @@ class DriverRead:
     spent more CPU in SQLAlchemy's per-execution bookkeeping (a Connection object, the
     isolation level set and reset on every checkout, the statement's cache key, an
     execution context, result metadata built from 30 column descriptions) than in the
-    driver's round trip: 0.3-0.5 of the 0.95-1.55 ms a refresh cost in-process
+    driver's round trip: 0.3-0.5 ms of the 0.95-1.55 ms a refresh cost in-process
     (docs/performance.md). Rows are named tuples of the statement's column keys, with
     no result processing: only for columns whose driver values are what callers read
     (integers, text, bytes). The statement's own bound literals are sent as compiled.
