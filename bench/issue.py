@@ -25,13 +25,25 @@ Prints progress lines, then one JSON object on the last line:
   *_p99_ms                request latency p99 of each HTTP measurement
   cores_for_1500_avg / cores_for_10000_peak   cores needed for re-issuance at those rates,
                           from issued_anchored_per_s (one process keeps about one core busy)
+  http_ceiling_wsgi_per_s / http_ceiling_flask_per_s / http_ceiling_flask_verify_per_s
+                          the web tier's own ceiling (bench/http_ceiling.py), same run, same
+                          gunicorn shape and clients: a bare WSGI callable answering a real
+                          credential body, a Flask route built like the issuer's rendering
+                          it, and that route verifying the request's HB-Device signature
+                          (what any fetch must do at least); *_per_server_core_s likewise
+  http_refresh_to_ceiling_ratio / http_issued_to_ceiling_ratio   the PostgreSQL HTTP
+                          figures over the verifying route's ceiling (*_per_core_ratio: the
+                          same per gunicorn CPU-second, steadier on a shared machine)
 Clients: one asyncio loop in this process, `clients` keep-alive HTTP/1.1 connections; every
 request carries its own HB-Device header, signed before the clock starts; clients of one
 holder overlap, so headers of one holder arrive out of order (the service accepts that
 within its reorder window). Default shape: gunicorn 1 worker x 16 threads, 16 clients
 (chosen by measurement on 2 shared cores, docs/performance.md).
+gunicorn runs as `healthbridge issuer serve` runs it (issuer/gunicorn_conf.py: request
+metrics in prometheus_client's multiprocess files), the ceiling apps likewise.
 Usage: .venv/bin/python bench/issue.py [--n 1000] [--workers 1 --threads 16 --clients 16]
-       [--holders 16] [--skip-postgres] [--skip-sqlite] [--profile SECONDS with HB_PY_SPY]
+       [--holders 16] [--skip-postgres] [--skip-sqlite] [--skip-ceiling]
+       [--profile SECONDS with HB_PY_SPY]
 """
 
 from __future__ import annotations
@@ -41,6 +53,7 @@ import asyncio
 import json
 import math
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -56,9 +69,13 @@ import tomli_w
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from bench import http_ceiling
 from bench.pgcluster import throwaway_postgres
+from common.b64 import b64url
 from common.serving import free_port
+from credential.keys import public_key_der
 from issuer import anchor
+from issuer.app import credential_body
 from issuer.config import render_config
 from issuer.context import IssuerContext
 from issuer.group_commit import GroupCommitter
@@ -77,6 +94,9 @@ from issuer.testing import (
 AVERAGE_RATE = 1_500  # re-issuances per second, regional average
 PEAK_RATE = 10_000  # re-issuances per second, regional peak
 CEILING_SECONDS = 2.0
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # set by issuer/gunicorn_conf.py otherwise
+# The file, not the module: importing it would set MULTIPROC_ENV in this process too.
+GUNICORN_CONF = Path(__file__).resolve().parents[1] / "issuer" / "gunicorn_conf.py"
 
 
 def sign_ceiling() -> float:
@@ -145,14 +165,19 @@ def service_fetch_rate(tmp: Path, n: int, database_url: str, clients: int, holde
     return per_client * clients / elapsed
 
 
-def start_gunicorn(conf: Path, workers: int, threads: int) -> tuple[subprocess.Popen[bytes], str]:
+def start_gunicorn(
+    app: str, env: dict[str, str], workers: int, threads: int
+) -> tuple[subprocess.Popen[bytes], str]:
+    """gunicorn serving `app` as `healthbridge issuer serve` does (its config file, the
+    gthread worker), on a free loopback port; returns once it answers."""
     port = free_port()
-    env = {**os.environ, "HB_ISSUER_CONFIG": str(conf)}
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "gunicorn",
+            "--config",
+            str(GUNICORN_CONF),
             "--workers",
             str(workers),
             "--worker-class",
@@ -163,16 +188,16 @@ def start_gunicorn(conf: Path, workers: int, threads: int) -> tuple[subprocess.P
             f"127.0.0.1:{port}",
             "--log-level",
             "warning",
-            "issuer.wsgi:app",
+            app,
         ],
-        env=env,
+        env={**os.environ, **env},
         cwd=Path(__file__).resolve().parents[1],
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
         try:
-            requests.get(f"{url}/v1/status", timeout=5)
+            requests.get(f"{url}/v1/status", timeout=5)  # any answer will do
             return proc, url
         except requests.RequestException:
             if time.monotonic() > deadline or proc.poll() is not None:
@@ -209,44 +234,122 @@ def http_rate(
     conf = tmp / name / "issuer.toml"
     conf.write_text(tomli_w.dumps(render_config(ctx.config)), encoding="utf-8")
     ctx.dispose()
-    proc, url = start_gunicorn(conf, workers, threads)
-    host, port = url.removeprefix("http://").split(":")
+    env = {"HB_ISSUER_CONFIG": str(conf), MULTIPROC_ENV: str(metrics_dir(tmp / name))}
+    proc, url = start_gunicorn("issuer.wsgi:app", env, workers, threads)
     try:
-        per_client = n // clients
-        # One header per request, each signed on its own (ECDSA signatures are
-        # randomised, so no two are equal); all within the skew window.
-        now = int(time.time())
-        plans = []
-        for i in range(clients):
-            dev, holder_id = holders[i % len(holders)]
-            plans.append(
-                [
-                    device_header(dev, holder_id, "GET", "/v1/credential", now).encode()
-                    for _ in range(per_client)
-                ]
-            )
+        plans = signed_plans(holders, clients, n // clients)
         spy = start_profiler(proc.pid, profile_s, tmp / f"{name}.txt") if profile_s else None
-        pg_root = postmaster_pid(database_url)
-        cpu0 = cpu_snapshot(proc.pid, pg_root)
-        start = time.perf_counter()
-        latencies, errors = asyncio.run(run_clients(host, int(port), plans))
-        elapsed = time.perf_counter() - start
-        cpu1 = cpu_snapshot(proc.pid, pg_root)
-        if spy is not None:
-            spy.wait(60)
-        if errors:
-            raise RuntimeError(f"{len(errors)} failed requests, e.g. {errors[:3]}")
-        latencies.sort()
-        cores = os.cpu_count() or 1
-        share = {k: (cpu1[k] - cpu0[k]) / (elapsed * cores) for k in cpu0}
-        return {
-            "rate": per_client * clients / elapsed,
-            "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
-            **{f"cpu_share_{k}": round(v, 3) for k, v in share.items()},
-        }
+        return drive(proc.pid, url, plans, postmaster_pid(database_url), spy)
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def signed_plans(
+    holders: list[tuple[ec.EllipticCurvePrivateKey, str]], clients: int, per_client: int
+) -> list[list[bytes]]:
+    """One header per request, each signed on its own (ECDSA signatures are randomised,
+    so no two are equal), all within the skew window; client i speaks for holder i."""
+    now = int(time.time())
+    plans = []
+    for i in range(clients):
+        dev, holder_id = holders[i % len(holders)]
+        plans.append(
+            [
+                device_header(dev, holder_id, "GET", "/v1/credential", now).encode()
+                for _ in range(per_client)
+            ]
+        )
+    return plans
+
+
+def drive(
+    server_pid: int,
+    url: str,
+    plans: list[list[bytes]],
+    pg_root: int | None = None,
+    spy: subprocess.Popen[bytes] | None = None,
+) -> dict[str, float]:
+    """Send every plan's requests (run_clients) and measure the rate, the latency p99
+    and the CPU shares of the clients, the server, PostgreSQL and the machine."""
+    host, port = url.removeprefix("http://").split(":")
+    cpu0 = cpu_snapshot(server_pid, pg_root)
+    start = time.perf_counter()
+    latencies, errors = asyncio.run(run_clients(host, int(port), plans))
+    elapsed = time.perf_counter() - start
+    cpu1 = cpu_snapshot(server_pid, pg_root)
+    if spy is not None:
+        spy.wait(60)
+    if errors:
+        raise RuntimeError(f"{len(errors)} failed requests, e.g. {errors[:3]}")
+    latencies.sort()
+    cores = os.cpu_count() or 1
+    share = {k: (cpu1[k] - cpu0[k]) / (elapsed * cores) for k in cpu0}
+    return {
+        "rate": len(latencies) / elapsed,
+        "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
+        **{f"cpu_share_{k}": round(v, 3) for k, v in share.items()},
+    }
+
+
+def metrics_dir(where: Path) -> Path:
+    """prometheus_client's multiprocess files of one gunicorn run (issuer.gunicorn_conf
+    would otherwise make a temporary folder of its own that nobody removes)."""
+    path = where / "prometheus"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# The web tier's own ceiling (bench/http_ceiling.py), in the order measured.
+CEILING_APPS = {
+    "wsgi": "bench.http_ceiling:wsgi_app",
+    "flask": "bench.http_ceiling:flask_app",
+    "flask_verify": "bench.http_ceiling:flask_verify_app",
+}
+
+
+def web_ceilings(
+    tmp: Path,
+    n: int,
+    clients: int = 16,
+    workers: int = 1,
+    threads: int = 16,
+    holders_n: int = 16,
+    profile_s: float = 0.0,
+) -> dict[str, dict[str, float]]:
+    """The same gunicorn shape and clients as http_rate, serving the ceiling apps
+    instead of the issuer: the body is a real credential response of this run's issuer
+    code, and each request carries its own signed HB-Device header (the verifying app
+    checks it; the others ignore it, as the client cost must be the same)."""
+    where = tmp / "ceiling"
+    ctx = make_context(where, "MO")
+    add_bench_residents(ctx, ["M3000001"])
+    body = credential_body(enrol_directly(ctx, "M3000001", new_device()).issued)
+    ctx.dispose()
+    # Flask's rendering (compact, keys sorted, a final newline), so the bare WSGI app
+    # sends the same bytes as the Flask routes.
+    rendered = json.dumps(body, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    (where / "body.json").write_text(rendered + "\n", encoding="utf-8")
+    holders = [(new_device(), secrets.token_urlsafe(12)) for _ in range(holders_n)]
+    keys = {holder_id: b64url(public_key_der(dev)) for dev, holder_id in holders}
+    (where / "keys.json").write_text(json.dumps(keys), encoding="utf-8")
+    env = {
+        http_ceiling.BODY_ENV: str(where / "body.json"),
+        http_ceiling.KEYS_ENV: str(where / "keys.json"),
+    }
+    out = {}
+    for name, app in CEILING_APPS.items():
+        run_env = {**env, MULTIPROC_ENV: str(metrics_dir(where / name))}
+        proc, url = start_gunicorn(app, run_env, workers, threads)
+        try:
+            plans = signed_plans(holders, clients, n // clients)
+            out_file = tmp / f"ceiling-{name}.txt"
+            spy = start_profiler(proc.pid, profile_s, out_file) if profile_s else None
+            out[name] = drive(proc.pid, url, plans, None, spy)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    return out
 
 
 async def run_clients(
@@ -355,13 +458,16 @@ def cpu_snapshot(server_pid: int, pg_pid: int | None) -> dict[str, float]:
 
 
 def start_profiler(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes] | None:
-    """Sample the gunicorn workers with py-spy (HB_PY_SPY names its binary), if given."""
+    """Sample the gunicorn workers with py-spy (HB_PY_SPY names its binary), if given;
+    HB_PY_SPY_ARGS adds options (`--gil`: only the thread holding the interpreter lock,
+    which on 2 cores and 16 threads tells CPU from waiting for the lock)."""
     spy = os.environ.get("HB_PY_SPY")
     if not spy:
         return None
+    extra = os.environ.get("HB_PY_SPY_ARGS", "").split()
     return subprocess.Popen(
         [spy, "record", "--pid", str(pid), "--subprocesses", "--duration", str(int(seconds)),
-         "--format", "raw", "--output", str(out), "--rate", "200", "--nonblocking"],
+         "--format", "raw", "--output", str(out), "--rate", "200", "--nonblocking", *extra],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -371,6 +477,10 @@ def per_core(run: dict[str, float]) -> float:
     """Requests per CPU-second of the gunicorn processes during `run`."""
     busy = run["cpu_share_server"] * (os.cpu_count() or 1)
     return round(run["rate"] / busy, 1) if busy > 0 else 0.0
+
+
+def share(part: float, whole: float) -> float:
+    return round(part / whole, 3) if whole > 0 else 0.0
 
 
 def add_bench_residents(ctx: IssuerContext, docs: list[str]) -> None:
@@ -394,6 +504,7 @@ def main() -> None:
     ap.add_argument("--holders", type=int, default=16, help="enrolled holders")
     ap.add_argument("--skip-postgres", action="store_true")
     ap.add_argument("--skip-sqlite", action="store_true", help="no SQLite HTTP figure")
+    ap.add_argument("--skip-ceiling", action="store_true", help="no web-tier ceiling")
     ap.add_argument(
         "--profile", type=float, default=0.0, help="seconds of py-spy sampling (HB_PY_SPY)"
     )
@@ -412,6 +523,7 @@ def main() -> None:
     svc = service_rate(tmp, args.n, args.group)
     print(f"service layer, anchored: {svc:.0f}/s", file=sys.stderr)
     result: dict[str, object] = {"issued_anchored_per_s": round(svc, 1)}
+    on_pg: dict[str, dict[str, float]] = {}  # the PostgreSQL HTTP runs, by kind
     if not args.skip_sqlite:
         http = http_rate(tmp, args.n, **shape)
         print(f"http sqlite re-issuing: {http['rate']:.0f}/s", file=sys.stderr)
@@ -430,6 +542,7 @@ def main() -> None:
                 print(f"http postgres re-issuing: {pg['rate']:.0f}/s", file=sys.stderr)
                 ref = http_rate(tmp, 2 * args.n, database_url=url, reissue=False, **shape)
                 print(f"http postgres unchanged: {ref['rate']:.0f}/s", file=sys.stderr)
+                on_pg = {"reissue": pg, "refresh": ref}
                 result |= {
                     "service_issued_per_s_postgres": round(base, 1),
                     "http_issued_per_s_postgres": round(pg["rate"], 1),
@@ -449,6 +562,29 @@ def main() -> None:
                     "refresh_per_server_core_s": per_core(ref),
                     **{f"refresh_{k}": v for k, v in ref.items() if k.startswith("cpu_")},
                 }
+    if not args.skip_ceiling:
+        web = web_ceilings(tmp, 2 * args.n, **shape)
+        for name, run in web.items():
+            print(f"http ceiling {name}: {run['rate']:.0f}/s", file=sys.stderr)
+            result |= {
+                f"http_ceiling_{name}_per_s": round(run["rate"], 1),
+                f"http_ceiling_{name}_p99_ms": round(run["p99_ms"], 1),
+                f"http_ceiling_{name}_per_server_core_s": per_core(run),
+                f"http_ceiling_{name}_cpu_share_server": run["cpu_share_server"],
+            }
+        verify = web["flask_verify"]
+        if on_pg:
+            # What the issuer's fetches reach of the least any fetch must do (HTTP,
+            # Flask, one ES256 verification) in the same gunicorn shape and run; the
+            # per-CPU-second ratios do not depend on how much of the machine each
+            # measurement got.
+            pg, ref = on_pg["reissue"], on_pg["refresh"]
+            result |= {
+                "http_refresh_to_ceiling_ratio": round(ref["rate"] / verify["rate"], 3),
+                "http_issued_to_ceiling_ratio": round(pg["rate"] / verify["rate"], 3),
+                "refresh_to_ceiling_per_core_ratio": share(per_core(ref), per_core(verify)),
+                "reissue_to_ceiling_per_core_ratio": share(per_core(pg), per_core(verify)),
+            }
     result |= {
         "sign_ceiling_per_s": round(ceiling, 1),
         "n": args.n,

@@ -35,7 +35,7 @@ from issuer.errors import (
     IssuerError,
     UnauthorizedError,
 )
-from issuer.fetch_reads import HolderView, fetch_state, unchanged_credential
+from issuer.fetch_reads import HolderView, read_fetch_state, unchanged_credential
 from issuer.group_commit import GroupCommitter
 from issuer.issuance import Issued, current_credential
 from issuer.metrics import CHECKS_KEY, METRICS_KEY, issuer_registry, readiness_checks
@@ -113,8 +113,7 @@ def fetch_credential() -> tuple[Response, int]:
     # holder's high-water timestamp nowhere (a retry, or a request overtaken by a newer
     # one) and the current credential still fits, nothing would change: the committed
     # credential is answered without a write transaction.
-    with c.read_connection() as conn:
-        state = fetch_state(conn, auth.holder_id)
+    state = read_fetch_state(c, auth.holder_id)
     if state is None:
         raise UnauthorizedError("unknown holder")
     holder = state.holder

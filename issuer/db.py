@@ -4,10 +4,12 @@ Alembic migrations run at start-up. No domain logic.
 
 from __future__ import annotations
 
+from collections import namedtuple
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from common import db as common_db
@@ -64,3 +66,73 @@ def open_db(url: str, run_migrations: bool = True) -> sessionmaker[Session]:
     if run_migrations:
         migrate(engine)
     return sessionmaker(engine, expire_on_commit=False)
+
+
+class DriverRead:
+    """One Core SELECT, compiled once for an engine's dialect and run straight on a
+    pooled DBAPI connection, without SQLAlchemy's execution layer.
+
+    Why: the credential fetch's one read (issuer.fetch_reads.FETCH_STATE, 30 columns)
+    spent more CPU in SQLAlchemy's per-execution bookkeeping (a Connection object, the
+    isolation level set and reset on every checkout, the statement's cache key, an
+    execution context, result metadata built from 30 column descriptions) than in the
+    driver's round trip: 0.3-0.5 ms of the 0.95-1.55 ms a refresh cost in-process
+    (docs/performance.md). Rows are named tuples of the statement's column keys, with
+    no result processing: only for columns whose driver values are what callers read
+    (integers, text, bytes). The statement's own bound literals are sent as compiled.
+
+    Isolation as `read_options`: on PostgreSQL the one statement runs in autocommit
+    (its own snapshot, no BEGIN / ROLLBACK round trips); on SQLite the connection is in
+    the driver's autocommit mode (the issuer's engine starts transactions itself), so a
+    lone SELECT reads one WAL snapshot and takes no write lock. A driver error is raised
+    as SQLAlchemy's DBAPIError, which callers already handle; a connection the dialect
+    finds lost is discarded together with the rest of the pool, as SQLAlchemy's own
+    disconnect handling does (no pre-ping: issuer.db.make_engine).
+    """
+
+    def __init__(self, engine: Engine, statement: Select[*tuple[Any, ...]]) -> None:
+        self.engine = engine
+        compiled = statement.compile(dialect=engine.dialect)
+        self._compiled = compiled
+        self._sql = compiled.string
+        self._autocommit = engine.dialect.name == "postgresql"
+        self._row: Any = namedtuple("DriverRow", list(statement.selected_columns.keys()))  # type: ignore[misc]
+
+    def _args(self, params: dict[str, Any]) -> Any:
+        values = self._compiled.construct_params(params)
+        if self._compiled.positional:  # SQLite's qmark style
+            return tuple(values[k] for k in self._compiled.positiontup or ())
+        return values
+
+    def rows(self, params: dict[str, Any]) -> list[Any]:
+        args = self._args(params)
+        conn = self.engine.raw_connection()
+        try:
+            try:
+                if self._autocommit:
+                    conn.driver_connection.autocommit = True  # type: ignore[union-attr]
+                cursor = conn.cursor()
+                try:
+                    cursor.execute(self._sql, args)
+                    got = cursor.fetchall()
+                finally:
+                    cursor.close()
+                if self._autocommit:
+                    conn.driver_connection.autocommit = False  # type: ignore[union-attr]
+            except self.engine.dialect.loaded_dbapi.Error as e:
+                dialect = self.engine.dialect
+                lost = dialect.is_disconnect(e, conn.dbapi_connection, None)
+                conn.invalidate(e)
+                if lost:
+                    self.engine.dispose(close=False)  # the others died with the server too
+                raise DBAPIError.instance(
+                    self._sql,
+                    args,
+                    e,
+                    dialect.loaded_dbapi.Error,
+                    dialect=dialect,
+                    connection_invalidated=lost,
+                ) from e
+        finally:
+            conn.close()
+        return [self._row._make(r) for r in got]

@@ -12,12 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import String, and_, bindparam, cast, func, select, true
+from sqlalchemy import Engine, String, and_, bindparam, cast, func, select, true
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from issuer.context import IssuerContext
+from issuer.db import DriverRead
 from issuer.errors import ConflictError
 from issuer.issuance import (
     Issued,
@@ -249,7 +251,26 @@ class FetchState:
 def fetch_state(conn: Connection, holder_id: str) -> FetchState | None:
     """The holder `holder_id` and what its fetch needs, in one statement (None: no such
     holder). `conn`: a read connection (IssuerContext.read_connection)."""
-    rows = conn.execute(FETCH_STATE, {"holder_id": holder_id}).all()
+    return _state_of(conn.execute(FETCH_STATE, {"holder_id": holder_id}).all(), holder_id)
+
+
+# FETCH_STATE compiled once per engine (issuer.db.DriverRead); an engine
+# no longer referenced drops out.
+_DRIVER_READS: WeakKeyDictionary[Engine, DriverRead] = WeakKeyDictionary()
+
+
+def read_fetch_state(ctx: IssuerContext, holder_id: str) -> FetchState | None:
+    """`fetch_state` run on a pooled driver connection of `ctx`, without SQLAlchemy's
+    execution layer (issuer.db.DriverRead: the same statement, the same isolation,
+    about a third less CPU per credential fetch: docs/performance.md)."""
+    engine = ctx.sessions.kw["bind"]
+    query = _DRIVER_READS.get(engine)
+    if query is None:
+        query = _DRIVER_READS.setdefault(engine, DriverRead(engine, FETCH_STATE))
+    return _state_of(query.rows({"holder_id": holder_id}), holder_id)
+
+
+def _state_of(rows: Sequence[Any], holder_id: str) -> FetchState | None:
     if not rows:
         return None
     first = rows[0]

@@ -12,7 +12,11 @@ import os
 import tempfile
 from typing import Any
 
-os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="hb-issuer-metrics-"))
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+if not os.environ.get(MULTIPROC_ENV):
+    # Made only when none is given (`setdefault` would make one on every start and
+    # leave it behind, empty, when the caller chose its own).
+    os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="hb-issuer-metrics-")
 
 
 def when_ready(server: Any) -> None:

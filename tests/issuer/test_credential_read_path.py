@@ -185,11 +185,14 @@ def test_overlapping_fetches_arriving_out_of_order_are_both_answered(
 
 @pytest.mark.postgres
 def test_unchanged_fetch_on_postgres_is_one_round_trip(
-    tmp_path: Path, fresh_postgres_url: str
+    tmp_path: Path, fresh_postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Asking again for an unchanged credential sends ONE statement to PostgreSQL: no
     pool ping, no BEGIN / ROLLBACK (autocommit read), holder, credential, outbox row and
-    status inputs in one query. It was about ten round trips."""
+    status inputs in one query. It was about ten round trips. Counted at the driver
+    (psycopg's cursor), since the read no longer goes through SQLAlchemy's execution."""
+    import psycopg
+
     clock = ManualClock(time.time())
     ctx = make_context(tmp_path, "MO", database_url=fresh_postgres_url, clock=clock)
     try:
@@ -200,19 +203,85 @@ def test_unchanged_fetch_on_postgres_is_one_round_trip(
         first = client.get(PATH, headers=hdr)
         assert first.status_code == 200
         sent: list[tuple[str, bool]] = []  # statement, and whether psycopg autocommits
-        event.listen(
-            ctx.sessions.kw["bind"],
-            "before_cursor_execute",
-            lambda conn, _cur, sql, *_a: sent.append(
-                (sql, conn.connection.dbapi_connection.autocommit)
-            ),
-        )
+        execute = psycopg.Cursor.execute
+
+        def recording(cur: Any, query: Any, *a: Any, **kw: Any) -> Any:
+            sent.append((str(query), cur.connection.autocommit))
+            return execute(cur, query, *a, **kw)
+
+        monkeypatch.setattr(psycopg.Cursor, "execute", recording)
         again = client.get(PATH, headers=hdr)
         assert again.get_json() == first.get_json()
         assert len(sent) == 1, sent
         sql, autocommit = sent[0]
         assert sql.lstrip().upper().startswith("SELECT") and autocommit  # no BEGIN sent
     finally:
+        ctx.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_unchanged_fetch_skips_sqlalchemy_execution(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """The fetch's one read runs on a pooled driver connection (issuer.db.DriverRead):
+    SQLAlchemy's execution layer (Connection, cache key, execution context, result
+    metadata of 30 columns) cost about a third of an unchanged fetch's CPU. No statement
+    passes through it, and the answer is the same."""
+    url = request.getfixturevalue("fresh_postgres_url") if backend == "postgres" else ""
+    ctx = make_context(tmp_path, "MO", database_url=url)
+    try:
+        dev = new_device()
+        holder_id = enrol_directly(ctx, "M1000001", dev).holder_id
+        client = create_app(ctx.config, context=ctx, start_workers=False).test_client()
+        hdr = {"Authorization": device_header(dev, holder_id, "GET", PATH, ctx.now())}
+        first = client.get(PATH, headers=hdr)
+        assert first.status_code == 200
+        through: list[str] = []
+        event.listen(
+            ctx.sessions.kw["bind"],
+            "before_cursor_execute",
+            lambda _c, _cur, sql, *_a: through.append(sql),
+        )
+        again = client.get(PATH, headers=hdr)
+        assert again.status_code == 200 and again.get_json() == first.get_json()
+        assert through == []
+    finally:
+        ctx.dispose()
+
+
+@pytest.mark.postgres
+def test_fetch_recovers_after_the_database_drops_its_connections(
+    tmp_path: Path, fresh_postgres_url: str
+) -> None:
+    """PostgreSQL restarted (every connection of the pool killed): the fetch that finds
+    its pooled connection dead is answered with a typed 503, the pool is discarded as
+    SQLAlchemy's own disconnect handling does, and the next fetches are answered."""
+    import sqlalchemy as sa
+
+    ctx = make_context(tmp_path, "MO", database_url=fresh_postgres_url)
+    admin = sa.create_engine(fresh_postgres_url, isolation_level="AUTOCOMMIT")
+    try:
+        dev = new_device()
+        holder_id = enrol_directly(ctx, "M1000001", dev).holder_id
+        client = create_app(ctx.config, context=ctx, start_workers=False).test_client()
+        hdr = {"Authorization": device_header(dev, holder_id, "GET", PATH, ctx.now())}
+        first = client.get(PATH, headers=hdr)
+        assert first.status_code == 200
+        with admin.connect() as c:
+            c.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        dropped = client.get(PATH, headers=hdr)
+        assert dropped.status_code == 503
+        assert dropped.get_json()["error"] == "unavailable"
+        for _ in range(3):
+            again = client.get(PATH, headers=hdr)
+            assert again.status_code == 200 and again.get_json() == first.get_json()
+    finally:
+        admin.dispose()
         ctx.dispose()
 
 
