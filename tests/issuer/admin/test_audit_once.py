@@ -17,7 +17,7 @@ from issuer.admin.accounts import AdminPrincipal, Role
 from issuer.admin.ops import AdminOps, Who
 from issuer.app import create_app
 from issuer.audit import Channel
-from issuer.context import IssuerContext
+from issuer.context import IssuerContext, ManualClock
 from issuer.errors import PermissionDeniedError
 from issuer.models import AdminAuditRecord, CredentialRow, OutboxRow, SigningKeyRow
 from issuer.testing import enrol_directly, make_context, new_device
@@ -33,7 +33,9 @@ def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def gd(tmp_path: Path) -> Iterator[tuple[IssuerContext, AdminOps, Who]]:
-    ctx = make_context(tmp_path, "GD")
+    # A fixed clock: each row's time is compared with ctx.now() after the action, and a
+    # running clock could tick into the next second in between.
+    ctx = make_context(tmp_path, "GD", clock=ManualClock())
     app = create_app(ctx.config, context=ctx, start_workers=False)
     accounts_db.create_account(ctx.sessions, "wong", "GD", ROLES, "a long pass phrase", 0)
     who = Who(AdminPrincipal("wong", "GD", ROLES), ADDRESS, Channel.API)
