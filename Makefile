@@ -54,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/privacy.py
 	$(BIN)/python bench/login_burst.py
 	$(BIN)/python bench/tile_cache.py
+	$(BIN)/python bench/shards.py
 	$(BIN)/python bench/lineage.py
 	$(BIN)/python bench/metrics.py
 
