@@ -178,21 +178,6 @@ class ActiveKey:
     not_after: int
 
 
-@dataclass(frozen=True)
-class HolderState:
-    """What GROUP_STATE read for one holder of a group."""
-
-    holder: Holder
-    latest: IssuedCredential | None
-    outbox_id: int | None
-    status_rows: tuple[Any, ...]  # `decide_from_rows` input of the holder's resident
-
-    def status(self, now: int) -> StatusDecision:
-        if self.holder.resident_id is not None:
-            return decide_from_rows(self.status_rows, now)
-        return converted_status(self.holder, now)  # no SQL
-
-
 def group_state(
     session: Session, holder_pks: Sequence[int], now: int
 ) -> tuple[dict[int, HolderState], ActiveKey | None, Sequence[Any]]:
@@ -234,10 +219,11 @@ class HolderView:
 
 
 @dataclass(frozen=True)
-class FetchState:
-    """What FETCH_STATE read in one statement."""
+class HolderState:
+    """What one statement read for one holder: GROUP_STATE (a group commit, the ORM
+    `Holder` it will update) or FETCH_STATE (a fetch, the read-only `HolderView`)."""
 
-    holder: HolderView
+    holder: Holder | HolderView
     latest: IssuedCredential | None
     outbox_id: int | None
     status_rows: tuple[Any, ...]  # `decide_from_rows` input of the holder's resident
@@ -246,6 +232,9 @@ class FetchState:
         if self.holder.resident_id is not None:
             return decide_from_rows(self.status_rows, now)
         return converted_status(self.holder, now)  # no SQL
+
+
+FetchState = HolderState  # a fetch's state; its holder is a HolderView
 
 
 def fetch_state(conn: Connection, holder_id: str) -> FetchState | None:
