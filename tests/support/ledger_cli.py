@@ -6,11 +6,15 @@ No tests here; the serve-joint and OpenAPI tests use these.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from ledger.cli import cli
+from ledger.log.consortium import load_consortium
+from ledger.log.consortium import write_consortium as write_consortium_file
+from ledger.log.shards import ShardPlan
 
 
 def init_node_folder(folder: Path, region: str) -> None:
@@ -41,3 +45,11 @@ def write_consortium(tmp: Path, ports: dict[str, int]) -> Path:
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 0, r.output
     return out
+
+
+def shard_member(consortium: Path, region: str, plan: ShardPlan) -> None:
+    """Give `region`'s member the shard table `plan` in the consortium file (the node
+    of that member is then built sharded, ledger.node.sharding)."""
+    c = load_consortium(consortium)
+    members = tuple(dataclasses.replace(m, shards=plan) if m.id == region else m for m in c.members)
+    write_consortium_file(consortium, dataclasses.replace(c, members=members))

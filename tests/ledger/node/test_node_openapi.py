@@ -6,7 +6,6 @@ documented status codes, media types, schemas and cache headers."""
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,9 +14,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import requests
-import yaml
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
-from flask import Flask
 
 from credential.keys import SigningAlg, generate_private_key, key_id, public_key_der
 from ledger.clients.client import LedgerClient
@@ -38,10 +35,15 @@ from ledger.serving import RunningNode, open_node
 from ledger.testing import anchor, key_added, make_config, make_keys
 from tests.support.joint_world import Server
 from tests.support.ledger_cli import init_node_folder, origin_of, write_consortium
+from tests.support.ledger_openapi import (
+    SPEC,
+    check_answer,
+    documented,
+    json_schema,
+    served_routes,
+)
 
-SPEC = yaml.safe_load((Path(__file__).resolve().parents[3] / "ledger/openapi.yaml").read_text())
 WAIT_S = 20.0  # seconds; generous for a loaded machine
-IGNORED_METHODS = frozenset({"HEAD", "OPTIONS"})  # added by Flask/werkzeug to every rule
 
 
 @pytest.fixture()
@@ -76,10 +78,10 @@ def test_documented_routes_answer_as_documented(app) -> None:
     a, keys = app
     seq = a.extensions[EXTENSION_KEY].sequencer
     seq.submit([key_added(keys), anchor(keys, 1), anchor(keys, 2)])
-    documented = {(p, m) for p, ops in SPEC["paths"].items() for m in ops}
+    unsharded = documented(sharded=False)
     # Without a consortium the node serves a subset: no witness, alarms or mirror.
-    assert _served(a) <= documented
-    assert {(p, m) for p, m, *_ in CASES} <= _served(a)
+    assert served_routes(a) <= unsharded
+    assert {(p, m) for p, m, *_ in CASES} <= served_routes(a)
     deadline = time.monotonic() + WAIT_S
     with serve(a) as base:
         while requests.get(f"{base}/v1/status", timeout=5).json()["checkpoint_size"] != 3:
@@ -87,7 +89,7 @@ def test_documented_routes_answer_as_documented(app) -> None:
             time.sleep(0.02)
         for path, method, url, expected in CASES:
             r = requests.request(method, base + url, data=b"{}", timeout=10)
-            _check(path, method, r, expected)
+            check_answer(path, method, r, expected)
 
 
 def test_every_spec_path_is_served_by_a_real_client(app, tmp_path: Path) -> None:
@@ -98,67 +100,11 @@ def test_every_spec_path_is_served_by_a_real_client(app, tmp_path: Path) -> None
         c = LedgerClient(base, keys.writer)
         receipts = c.submit([key_added(keys)])
         status = c.status()
-        jsonschema.validate(
-            status,
-            SPEC["paths"]["/v1/status"]["get"]["responses"]["200"]["content"]["application/json"][
-                "schema"
-            ],
-        )
+        jsonschema.validate(status, json_schema(SPEC["components"]["schemas"]["LogStatus"]))
         assert receipts[0].index == 0
 
 
 # -- joint operation: the node as `healthbridge ledger serve --consortium` builds it ----
-
-
-def _openapi_path(rule: str) -> str:
-    """A werkzeug rule as an OpenAPI path: `<path:subpath>` becomes `{subpath}`."""
-    return re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule)
-
-
-def _served(app: Flask) -> set[tuple[str, str]]:
-    return {
-        (_openapi_path(r.rule), m.lower())
-        for r in app.url_map.iter_rules()
-        for m in (r.methods or set()) - IGNORED_METHODS
-    }
-
-
-def _jsonschema(node: object) -> object:
-    """An OpenAPI 3.0 schema as JSON Schema: `$ref`s inlined, `nullable` as a null type."""
-    if isinstance(node, list):
-        return [_jsonschema(x) for x in node]
-    if not isinstance(node, dict):
-        return node
-    if "$ref" in node:
-        target: object = SPEC
-        for part in node["$ref"].removeprefix("#/").split("/"):
-            assert isinstance(target, dict)
-            target = target[part]
-        return _jsonschema(target)
-    out = {k: _jsonschema(v) for k, v in node.items() if k != "nullable"}
-    if node.get("nullable"):
-        return {"anyOf": [out, {"type": "null"}]}
-    return out
-
-
-def _check(path: str, method: str, r: requests.Response, expected: int) -> None:
-    """`r` has the expected status, and that status, its media type, body schema and
-    documented headers are what ledger/openapi.yaml says."""
-    what = f"{method.upper()} {r.url}"
-    assert r.status_code == expected, f"{what}: {r.status_code} {r.text[:300]}"
-    doc = _jsonschema(SPEC["paths"][path][method]["responses"].get(str(r.status_code)))
-    assert isinstance(doc, dict), f"{what}: status {r.status_code} undocumented"
-    media = r.headers.get("Content-Type", "").split(";")[0].strip()
-    assert media in doc["content"], f"{what}: {media} undocumented for {r.status_code}"
-    schema = doc["content"][media].get("schema", {})
-    if media == "application/json":
-        jsonschema.validate(r.json(), schema)
-    elif media.startswith("text/"):
-        jsonschema.validate(r.content.decode("utf-8"), schema)
-    for name, header in doc.get("headers", {}).items():
-        allowed = header["schema"].get("enum")
-        if allowed is not None:
-            assert r.headers.get(name) in allowed, f"{what}: {name}: {r.headers.get(name)}"
 
 
 @dataclass
@@ -226,9 +172,9 @@ def test_joint_node_serves_exactly_the_documented_routes_as_documented(
     joint_pair: JointPair,
 ) -> None:
     pair = joint_pair
-    documented = {(p, m) for p, ops in SPEC["paths"].items() for m in ops}
+    unsharded = documented(sharded=False)
     for region in ("GD", "MO"):
-        assert _served(pair.nodes[region].app) == documented, region
+        assert served_routes(pair.nodes[region].app) == unsharded, region
 
     # GD takes a key, two credentials, then a revocation; MO cosigns each checkpoint
     # after its validating mirror re-derived the entries and the revocation snapshot.
@@ -312,7 +258,7 @@ def test_joint_node_serves_exactly_the_documented_routes_as_documented(
     for region, path, method, url, body, expected in cases:
         url = url or path
         r = requests.request(method, pair.url(region) + url, data=body, timeout=10)
-        _check(path, method, r, expected)
+        check_answer(path, method, r, expected)
         answers.setdefault(f"{region} {url}", r)
 
     # What the statuses mean, beyond the schema:
@@ -336,4 +282,4 @@ def test_joint_node_serves_exactly_the_documented_routes_as_documented(
 
     exercised = {(path, method) for _, path, method, *_ in cases}
     exercised |= {(path, method) for path, method, *_ in CASES}
-    assert exercised == documented
+    assert exercised == unsharded
