@@ -5,14 +5,17 @@ node with
 - a scrape-time collector reading the node's own state: tree and checkpoint size,
   checkpoint age, each consortium witness's cosignature on the latest checkpoint
   (present or not, and its age: C2SP tlog-cosignature timestamps), whether the quorum
-  policy is met; and in joint operation the witness side: the latest size cosigned per
-  other origin and how long ago it moved, the mirrored size, and the stored fork /
-  misbehaviour evidence by origin and kind;
+  policy is met; and in joint operation (`WitnessSideCollector`) the witness side: the
+  latest size cosigned per other origin and how long ago it moved, the mirrored size,
+  and the stored fork / misbehaviour evidence by origin and kind;
 - counters the HTTP layer bumps: writer refusals, witness refusals by code;
 - the request latency histogram (common.observability.instrument).
+A sharded node (`LedgerMetrics.for_sharded`) serves one registry that merges its own
+counters, histogram and witness side with every tracked shard's registry, each shard's
+samples labelled `shard="<k>"` (`ShardedCollector`), under the same metric names.
 `readiness_checks` says whether the database answers, the signing key is loaded and the
-sequencer thread runs. Every label is an origin, a witness key name, a member id or a
-code: nothing from a request, nothing about a person.
+sequencer thread runs. Every label is an origin, a witness key name, a member id, a
+code or a tracked shard's number: nothing from a request, nothing about a person.
 
 To add a gauge, add one `yield` to `NodeStateCollector.collect` (or another collector
 registered on `registry`); the alert rules (deploy/prometheus/) and the dashboard
@@ -25,7 +28,7 @@ from __future__ import annotations
 import logging
 import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -45,6 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 METRICS_KEY = "healthbridge_ledger_metrics"  # app.extensions key
+SHARD_LABEL = "shard"  # a sharded node's per-shard series: shard="<k>"
 COSIGNATURE_TIMESTAMP_BYTES = 8  # tlog-cosignature: big-endian uint64 seconds first
 
 
@@ -119,7 +123,6 @@ class NodeStateCollector(Collector):
         )
         if self.joint is not None:
             yield from self._cosigners(cp.cosignatures, cp.signed_at_ms / 1000.0, now)
-            yield from self._witness_side(now)
 
     def _cosigners(self, lines: tuple[str, ...], signed_at: float, now: float) -> Iterator[Metric]:
         assert self.joint is not None
@@ -154,11 +157,20 @@ class NodeStateCollector(Collector):
             1 if consortium.policy.satisfied_by(cosigners) else 0,
         )
 
-    def _witness_side(self, now: float) -> Iterator[Metric]:
+
+@dataclass(eq=False)
+class WitnessSideCollector(Collector):
+    """Joint operation: this node's witness and mirror, read at scrape time (once per
+    node, however many logs or shards the node itself runs)."""
+
+    joint: JointServices
+    clock: Callable[[], float] = time.time
+
+    def collect(self) -> Iterator[Metric]:
         from ledger.joint.mirror import MirrorStore
         from ledger.joint.witness import evidence_table, latest_table
 
-        assert self.joint is not None
+        now = self.clock()
         witness = self.joint.witness
         engine: sa.Engine = witness.store.engine
         size = GaugeMetricFamily(
@@ -224,37 +236,114 @@ def _gauge(name: str, doc: str, origin: str, value: float) -> GaugeMetricFamily:
     return g
 
 
+def _counters(registry: CollectorRegistry) -> tuple[Counter, Counter]:
+    writer = Counter(
+        "healthbridge_ledger_writer_refusals",
+        "Submissions refused because the writer credentials did not verify.",
+        registry=registry,
+    )
+    witness = Counter(
+        "healthbridge_witness_refusals",
+        "add-checkpoint requests this node's witness refused, by error code.",
+        ["code"],
+        registry=registry,
+    )
+    return writer, witness
+
+
+ShardMetricsSource = Callable[[], Sequence[tuple[int, "LedgerMetrics"]]]
+
+
+@dataclass(eq=False)
+class ShardedCollector(Collector):
+    """A sharded node's scrape: the node's own metrics (`base`: the top level's request
+    histogram and refusal counters, the witness side) and every tracked shard's, each
+    sample of a shard labelled `shard="<k>"`, merged into one family per metric name
+    (the exposition format allows one HELP/TYPE per name). The metric names are those
+    of an unsharded node, so the shipped alert rules and dashboard read both. Only
+    tracked shards appear (a closed shard's series end with it): the label's values
+    are bounded by the shard plan, and carry nothing from a request."""
+
+    base: CollectorRegistry
+    shards: ShardMetricsSource
+    joint: JointServices | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        merged: dict[str, Metric] = {}
+
+        def add(fam: Metric, extra: dict[str, str]) -> None:
+            out = merged.get(fam.name)
+            if out is None:
+                out = merged[fam.name] = Metric(fam.name, fam.documentation, fam.type, fam.unit)
+            out.samples.extend(s._replace(labels={**s.labels, **extra}) for s in fam.samples)
+
+        for fam in self.base.collect():
+            add(fam, {})
+        for number, m in self.shards():
+            if self.joint is not None:
+                m.attach_joint(self.joint, witness_side=False)
+            for fam in m.registry.collect():
+                add(fam, {SHARD_LABEL: str(number)})
+        yield from merged.values()
+
+
 @dataclass
 class LedgerMetrics:
-    """One node's registry and the counters its HTTP layer bumps."""
+    """One node's registry (what its metrics listener serves) and the counters its HTTP
+    layer bumps. A sharded node's (`for_sharded`) has no state of its own: `registry`
+    merges `base` with every tracked shard's metrics."""
 
     registry: CollectorRegistry
-    state: NodeStateCollector
+    state: NodeStateCollector | None
     writer_refusals: Counter
     witness_refusals: Counter
     checks: list[ReadinessCheck] = field(default_factory=list)
+    base: CollectorRegistry | None = None  # where the request histogram goes (`instrument`)
+    sharded: ShardedCollector | None = None
+    _witness_side: WitnessSideCollector | None = None
 
     @classmethod
     def for_node(cls, node: LedgerNode, joint: JointServices | None = None) -> LedgerMetrics:
         registry = CollectorRegistry()
-        state = NodeStateCollector(node, joint)
+        state = NodeStateCollector(node)
         registry.register(state)
-        writer = Counter(
-            "healthbridge_ledger_writer_refusals",
-            "Submissions refused because the writer credentials did not verify.",
-            registry=registry,
-        )
-        witness = Counter(
-            "healthbridge_witness_refusals",
-            "add-checkpoint requests this node's witness refused, by error code.",
-            ["code"],
-            registry=registry,
-        )
-        return cls(registry, state, writer, witness, readiness_checks(node))
+        writer, witness = _counters(registry)
+        m = cls(registry, state, writer, witness, readiness_checks(node), base=registry)
+        if joint is not None:
+            m.attach_joint(joint)
+        return m
 
-    def attach_joint(self, joint: JointServices) -> None:
-        """Joint operation: also report cosigners, the witness side and the mirror."""
-        self.state.joint = joint
+    @classmethod
+    def for_sharded(cls, shards: ShardMetricsSource) -> LedgerMetrics:
+        base = CollectorRegistry()
+        writer, witness = _counters(base)
+        sharded = ShardedCollector(base, shards)
+        registry = CollectorRegistry()
+        registry.register(sharded)
+        return cls(registry, None, writer, witness, [], base=base, sharded=sharded)
+
+    def attach_joint(self, joint: JointServices, *, witness_side: bool = True) -> None:
+        """Joint operation: also report cosigners and, unless `witness_side` is False
+        (a shard of a sharded node: its node reports them once), the witness side and
+        the mirror."""
+        if self.state is not None:
+            self.state.joint = joint
+        if self.sharded is not None:
+            self.sharded.joint = joint
+        if witness_side and self._witness_side is None:
+            self._witness_side = WitnessSideCollector(joint)
+            (self.base or self.registry).register(self._witness_side)
+
+    def readiness(self) -> list[ReadinessCheck]:
+        """The checks of the metrics listener's `/readyz`: a sharded node's are every
+        tracked shard's, named `shard_<k>_<check>`."""
+        if self.sharded is None:
+            return self.checks
+        return [
+            ReadinessCheck(f"shard_{number}_{c.name}", c.probe)
+            for number, m in self.sharded.shards()
+            for c in m.checks
+        ]
 
 
 def readiness_checks(node: LedgerNode) -> list[ReadinessCheck]:

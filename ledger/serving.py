@@ -45,19 +45,9 @@ class RunningNode:
 
     @property
     def metrics(self) -> LedgerMetrics:
-        """The node's metrics; a sharded node reports those of the shard open now."""
-        sharded = self.sharded
-        if sharded is not None:
-            sharded.ensure()
-            live = [sl for sl in sharded.live() if not sl.node.sequencer.frozen]
-            if not live:
-                raise ConfigError("no open shard to report metrics for")
-            app = live[0].app
-            m: LedgerMetrics = app.extensions[METRICS_KEY]
-            if self.joint is not None:
-                m.attach_joint(self.joint)
-            return m
-        m = self.app.extensions[METRICS_KEY]
+        """The node's metrics; a sharded node's report every tracked shard, each
+        labelled shard="<k>" (ledger.metrics.ShardedCollector)."""
+        m: LedgerMetrics = self.app.extensions[METRICS_KEY]
         return m
 
     def close(self) -> None:
@@ -111,6 +101,7 @@ def open_node(
             start=start,
         )  # fmt: skip
         joint.attach(app)
+        app.extensions[METRICS_KEY].attach_joint(joint)
         return RunningNode(app, config, joint)
     config = dataclasses.replace(config, cosign_hook=joint.collector)
     app = create_app(config, extra_blueprints=joint.blueprints(), start=start)
@@ -122,4 +113,4 @@ def open_node(
 def start_ops(running: RunningNode, host: str, port: int) -> OpsServer:
     """The node's separate metrics/probe listener (`/metrics`, `/healthz`, `/readyz`)."""
     metrics = running.metrics
-    return start_ops_server(metrics.registry, lambda: metrics.checks, host, port)
+    return start_ops_server(metrics.registry, metrics.readiness, host, port)

@@ -45,11 +45,12 @@ from urllib.parse import quote
 import sqlalchemy as sa
 from flask import Blueprint, Flask, current_app, jsonify, request
 
-from common.observability import health_blueprint
+from common.observability import SecurityEvent, health_blueprint, instrument, security_event
 from ledger.log.entries import AuditDigest, decode_entry, is_key_entry, routing_fields
 from ledger.log.errors import LedgerError
 from ledger.log.shards import Shard, ShardPlan, ShardState
 from ledger.log.writer_auth import WriterAuth, WriterAuthError
+from ledger.metrics import METRICS_KEY, LedgerMetrics
 from ledger.node.app import (
     EXTENSION_KEY,
     ApiError,
@@ -417,6 +418,11 @@ def submit_entries() -> Any:
             )
         auth.verify(s.config.origin, body)
     except WriterAuthError as e:
+        # Counted and logged once as a security event, as an unsharded node does.
+        metrics: LedgerMetrics | None = current_app.extensions.get(METRICS_KEY)
+        if metrics is not None:
+            metrics.writer_refusals.inc()
+        security_event(log, SecurityEvent.WRITER_REFUSED, origin=s.config.origin, why=str(e))
         raise ApiError(401, "unauthorized", str(e)) from e
     receipts = s.submit(_parse_entries(body))
     return jsonify(receipts=receipts, size=None)
@@ -487,6 +493,14 @@ def create_sharded_app(
     app.json.sort_keys = False  # type: ignore[attr-defined]
     node = ShardedNode(config, plan, clock=clock, hooks=hooks, margin_s=margin_s)
     app.extensions[SHARDED_KEY] = node
+    # One scrape for the whole node: its own request histogram and counters, and every
+    # tracked shard's metrics labelled shard="<k>" (ledger.metrics.ShardedCollector).
+    metrics = LedgerMetrics.for_sharded(
+        lambda: [(sl.shard.number, sl.app.extensions[METRICS_KEY]) for sl in node.live()]
+    )
+    app.extensions[METRICS_KEY] = metrics
+    assert metrics.base is not None
+    instrument(app, metrics.base)
     app.register_blueprint(health_blueprint(lambda: ()))
     app.register_blueprint(top)
     for bp in extra_blueprints:
