@@ -25,7 +25,8 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
@@ -55,6 +56,34 @@ class LogFormat(StrEnum):
 def current_request_id() -> str | None:
     """The id of the HTTP request being served by this thread, if any."""
     return _request_id.get()
+
+
+def is_plain_request_id(text: str) -> bool:
+    """Whether `text` may be kept as a request id: 8-64 characters of A-Z a-z 0-9 . _ -
+    (it is written into logs, so nothing that could end a line, forge a field or carry
+    a terminal escape gets through)."""
+    return REQUEST_ID_RE.fullmatch(text) is not None
+
+
+@contextmanager
+def request_id_scope(rid: str) -> Iterator[str]:
+    """Run a piece of background work (an anchoring batch, say) under the correlation id
+    `rid`: its log lines carry it and the calls it makes to other services send it
+    (`outgoing_headers`), as a request's would."""
+    if not is_plain_request_id(rid):
+        raise ValueError(f"expected 8-64 characters of [A-Za-z0-9._-], found {rid!r}")
+    token = _request_id.set(rid)
+    try:
+        yield rid
+    finally:
+        _request_id.reset(token)
+
+
+def outgoing_headers() -> dict[str, str]:
+    """The headers a call to another service carries: the current request (or
+    background work) id as `X-Request-ID`, so one id is seen at both ends."""
+    rid = _request_id.get()
+    return {REQUEST_ID_HEADER: rid} if rid is not None else {}
 
 
 class RequestIdFilter(logging.Filter):
@@ -203,8 +232,10 @@ def instrument(app: Flask, registry: CollectorRegistry) -> None:
 
     @app.before_request
     def _start() -> None:
+        # A caller's id is kept only when plain (is_plain_request_id): anything else,
+        # a hostile value included, is replaced and never reaches a log line.
         given = request.headers.get(REQUEST_ID_HEADER, "")
-        rid = given if REQUEST_ID_RE.fullmatch(given) else uuid.uuid4().hex
+        rid = given if is_plain_request_id(given) else uuid.uuid4().hex
         g.healthbridge_request = (time.perf_counter(), _request_id.set(rid), rid)
 
     @app.after_request
@@ -220,7 +251,12 @@ def instrument(app: Flask, registry: CollectorRegistry) -> None:
         resp.headers[REQUEST_ID_HEADER] = rid
         # One access line per request, by route template (never the path or query,
         # which may carry anything), at DEBUG: a busy node serves thousands a second.
-        access_log.debug("%s %s %d %.1f ms", method, rule, resp.status_code, took * 1000.0)
+        # It names the request id (the caller's when plain) to follow one call across
+        # services.
+        access_log.debug(
+            "%s %s %d %.1f ms", method, rule, resp.status_code, took * 1000.0,
+            extra={"request_id": rid},
+        )  # fmt: skip
         return resp
 
     @app.teardown_request

@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
+from common.observability import request_id_scope
 from issuer.context import IssuerContext
 from issuer.errors import ConfigError
 from issuer.models import OutboxRow
@@ -327,9 +328,28 @@ def _send(
 
     # One shard per submission: the leading run of rows bound for the first row's shard
     # (rows keep outbox order; the rest waits for the next round).
-    if rows:
-        first = rows[0].shard
-        rows = list(itertools.takewhile(lambda r: r.shard == first, rows))
+    if not rows:
+        return 0
+    first = rows[0].shard
+    rows = list(itertools.takewhile(lambda r: r.shard == first, rows))
+    # The batch's own correlation id: its log lines here and the node's access log
+    # name the same id (sent as X-Request-ID by the ledger client).
+    with request_id_scope(outbox_correlation_id(rows)):
+        return _send_in_order(ctx, ledger, rows, now, write)
+
+
+def outbox_correlation_id(rows: Sequence[Any]) -> str:
+    """`outbox-<first id>-<last id>` of a batch of outbox rows (ids, nothing personal)."""
+    return f"outbox-{rows[0].id}-{rows[-1].id}"
+
+
+def _send_in_order(
+    ctx: IssuerContext,
+    ledger: LedgerPort,
+    rows: list[Any],
+    now: float,
+    write: Callable[[Callable[[Session], None]], None],
+) -> int:
     while rows:
         try:
             indices = _submit(ledger, rows)
@@ -344,6 +364,7 @@ def _send(
             write(lambda t, e=e: _record_failure(ctx, t, rows, e, now))
             return 0
         write(lambda t, got=indices: _record_indices(t, rows, got))
+        log.debug("anchored outbox rows %d..%d", rows[0].id, rows[-1].id)
         return len(rows)
     return 0
 

@@ -21,6 +21,7 @@ import requests
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from common.observability import outgoing_headers
 from issuer.context import IssuerContext
 from issuer.ledger_state import LedgerAlarm, RegionLedger
 from issuer.models import OutboxRow
@@ -174,7 +175,7 @@ def fetch_alarms(ledger_url: str | None, timeout_s: float = ALARMS_TIMEOUT_S) ->
         return Alarms((), 0, "no ledger_url configured")
     url = ledger_url.rstrip("/") + "/v1/alarms"
     try:
-        r = requests.get(url, timeout=timeout_s)
+        r = requests.get(url, timeout=timeout_s, headers=outgoing_headers())
     except requests.RequestException as e:
         return Alarms((), 0, f"cannot reach {url}: {type(e).__name__}")
     if r.status_code == 404:

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import requests
 
+from common.observability import outgoing_headers
 from ledger.log import tiles
 from ledger.log.errors import LedgerError
 from ledger.log.merkle import HASH_SIZE
@@ -94,7 +95,10 @@ def bounded_request(
     """Send one request and read at most `limit` body bytes (after content decoding).
 
     Raises LogUnreachableError when there is no answer, LogTooLargeError when the
-    declared or actual body is longer than `limit`. Any status is returned."""
+    declared or actual body is longer than `limit`. Any status is returned. The
+    current request (or background work) id goes along as X-Request-ID
+    (common.observability.outgoing_headers), so the node logs the caller's id."""
+    kw["headers"] = {**outgoing_headers(), **(kw.get("headers") or {})}
     try:
         with session.request(method, url, timeout=timeout, stream=True, **kw) as r:
             declared = r.headers.get("Content-Length", "")
