@@ -70,8 +70,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from bench import http_ceiling
-from bench.pgcluster import throwaway_postgres
 from common.b64 import b64url
+from common.pgcluster import DURABLE, pg_bin, throwaway_postgres
 from common.serving import free_port
 from credential.keys import public_key_der
 from issuer import anchor
@@ -531,37 +531,37 @@ def main() -> None:
             "http_issued_per_s": round(http["rate"], 1),
             "http_issued_p99_ms": round(http["p99_ms"], 1),
         }
-    if not args.skip_postgres:
-        with throwaway_postgres() as url:
-            if url is None:
-                result["postgres_skipped"] = "PostgreSQL server binaries not installed"
-            else:
-                base = service_fetch_rate(tmp, args.n, url, args.clients, args.holders)
-                print(f"service layer postgres re-issuing: {base:.0f}/s", file=sys.stderr)
-                pg = http_rate(tmp, args.n, database_url=url, **shape)
-                print(f"http postgres re-issuing: {pg['rate']:.0f}/s", file=sys.stderr)
-                ref = http_rate(tmp, 2 * args.n, database_url=url, reissue=False, **shape)
-                print(f"http postgres unchanged: {ref['rate']:.0f}/s", file=sys.stderr)
-                on_pg = {"reissue": pg, "refresh": ref}
-                result |= {
-                    "service_issued_per_s_postgres": round(base, 1),
-                    "http_issued_per_s_postgres": round(pg["rate"], 1),
-                    "http_issued_p99_ms_postgres": round(pg["p99_ms"], 1),
-                    "http_refresh_per_s_postgres": round(ref["rate"], 1),
-                    "http_refresh_p99_ms_postgres": round(ref["p99_ms"], 1),
-                    # The HTTP path against the same fetches handed straight to the
-                    # service layer (group commit, same PostgreSQL, same run): what HTTP,
-                    # Flask, the device signature check and the read round trip cost.
-                    "http_to_service_ratio": round(pg["rate"] / base, 3),
-                    # The earlier definition: against the anchored SQLite service layer.
-                    "http_to_anchored_service_ratio": round(pg["rate"] / svc, 3),
-                    "http_issued_postgres_per_sign_ceiling": round(pg["rate"] / ceiling, 4),
-                    "http_refresh_postgres_per_sign_ceiling": round(ref["rate"] / ceiling, 4),
-                    **{f"reissue_{k}": v for k, v in pg.items() if k.startswith("cpu_")},
-                    "reissue_per_server_core_s": per_core(pg),
-                    "refresh_per_server_core_s": per_core(ref),
-                    **{f"refresh_{k}": v for k, v in ref.items() if k.startswith("cpu_")},
-                }
+    if not args.skip_postgres and pg_bin() is None:
+        result["postgres_skipped"] = "PostgreSQL server binaries not installed"
+    elif not args.skip_postgres:
+        # fsync and synchronous_commit on: the figures include the durable commit.
+        with throwaway_postgres("bench", durability=DURABLE, folder_prefix="hb-bench-pg-") as url:
+            base = service_fetch_rate(tmp, args.n, url, args.clients, args.holders)
+            print(f"service layer postgres re-issuing: {base:.0f}/s", file=sys.stderr)
+            pg = http_rate(tmp, args.n, database_url=url, **shape)
+            print(f"http postgres re-issuing: {pg['rate']:.0f}/s", file=sys.stderr)
+            ref = http_rate(tmp, 2 * args.n, database_url=url, reissue=False, **shape)
+            print(f"http postgres unchanged: {ref['rate']:.0f}/s", file=sys.stderr)
+            on_pg = {"reissue": pg, "refresh": ref}
+            result |= {
+                "service_issued_per_s_postgres": round(base, 1),
+                "http_issued_per_s_postgres": round(pg["rate"], 1),
+                "http_issued_p99_ms_postgres": round(pg["p99_ms"], 1),
+                "http_refresh_per_s_postgres": round(ref["rate"], 1),
+                "http_refresh_p99_ms_postgres": round(ref["p99_ms"], 1),
+                # The HTTP path against the same fetches handed straight to the
+                # service layer (group commit, same PostgreSQL, same run): what HTTP,
+                # Flask, the device signature check and the read round trip cost.
+                "http_to_service_ratio": round(pg["rate"] / base, 3),
+                # The earlier definition: against the anchored SQLite service layer.
+                "http_to_anchored_service_ratio": round(pg["rate"] / svc, 3),
+                "http_issued_postgres_per_sign_ceiling": round(pg["rate"] / ceiling, 4),
+                "http_refresh_postgres_per_sign_ceiling": round(ref["rate"] / ceiling, 4),
+                **{f"reissue_{k}": v for k, v in pg.items() if k.startswith("cpu_")},
+                "reissue_per_server_core_s": per_core(pg),
+                "refresh_per_server_core_s": per_core(ref),
+                **{f"refresh_{k}": v for k, v in ref.items() if k.startswith("cpu_")},
+            }
     if not args.skip_ceiling:
         web = web_ceilings(tmp, 2 * args.n, **shape)
         for name, run in web.items():

@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 import sqlalchemy as sa  # noqa: E402
 
 from bench.ledger_prefill import anchor_entries, prefill  # noqa: E402
-from bench.pgcluster import throwaway_postgres  # noqa: E402
+from common.pgcluster import DURABLE, pg_bin, throwaway_postgres  # noqa: E402
 from ledger.clients.client import LedgerClient  # noqa: E402
 from ledger.log import tiles  # noqa: E402
 from ledger.log.checkpoint import open_checkpoint  # noqa: E402
@@ -52,6 +52,7 @@ from ledger.node.sequencer import Sequencer, SubmissionRefusedError  # noqa: E40
 from ledger.node.storage import TreeState, open_store  # noqa: E402
 from ledger.testing import REGION, anchor, key_added, make_config, make_keys, serve  # noqa: E402
 
+PG_PREFIX = "hb-bench-pg-"  # the throwaway PostgreSQL cluster's temporary folder
 SUBMITTERS = 8  # threads
 SUBMIT_CHUNK = 500  # entries per submission in the throughput run
 LATENCY_SECONDS = 6.0  # seconds of single-entry submissions
@@ -448,29 +449,30 @@ def main() -> None:
         result["postgres_entries_per_s"] = None
         if args.skip_postgres:
             result["postgres_skipped"] = "--skip-postgres"
+        elif pg_bin() is None:
+            result["postgres_skipped"] = "PostgreSQL server binaries not installed"
         else:
-            with throwaway_postgres() as url:
-                if url is None:
-                    result["postgres_skipped"] = "PostgreSQL server binaries not installed"
-                else:
-                    say("sequencing on PostgreSQL ...")
-                    (work / "p").mkdir()
-                    r = sequencing_run(url, work / "p", args.entries)
-                    result["postgres_entries_per_s"] = round(r["rate"])
-                    result["postgres_submit_to_checkpoint_p99_s"] = round(r["p99"], 3)
-                    result["postgres_bytes_per_anchor"] = round(r["bytes_per_anchor"], 1)
-                    result["postgres_bytes_per_anchor_small"] = round(r["bytes_per_anchor"], 1)
+            # fsync and synchronous_commit on: the figures include the durable commit.
+            with throwaway_postgres("bench", durability=DURABLE, folder_prefix=PG_PREFIX) as url:
+                say("sequencing on PostgreSQL ...")
+                (work / "p").mkdir()
+                r = sequencing_run(url, work / "p", args.entries)
+                result["postgres_entries_per_s"] = round(r["rate"])
+                result["postgres_submit_to_checkpoint_p99_s"] = round(r["p99"], 3)
+                result["postgres_bytes_per_anchor"] = round(r["bytes_per_anchor"], 1)
+                result["postgres_bytes_per_anchor_small"] = round(r["bytes_per_anchor"], 1)
             if args.pg_scale_entries > 0:
                 # A cluster of its own: the small run's rows must not count.
-                with throwaway_postgres() as url:
-                    if url is not None:
-                        say(f"PostgreSQL at {args.pg_scale_entries:,} entries ...")
-                        (work / "scale").mkdir()
-                        result.update(
-                            postgres_at_scale(
-                                url, work / "scale", args.pg_scale_entries, args.pg_scale_append
-                            )
+                with throwaway_postgres(
+                    "bench", durability=DURABLE, folder_prefix=PG_PREFIX
+                ) as url:
+                    say(f"PostgreSQL at {args.pg_scale_entries:,} entries ...")
+                    (work / "scale").mkdir()
+                    result.update(
+                        postgres_at_scale(
+                            url, work / "scale", args.pg_scale_entries, args.pg_scale_append
                         )
+                    )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(result))
