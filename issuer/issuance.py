@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from credential.claims import HealthClaims, SourceRef, StatusBasis, StatusColour
 from credential.issue import credential_digest, is_current_format, sign_credential
 from credential.keys import SigningAlg
-from issuer import log_entries
+from issuer import activity, log_entries
 from issuer.context import IssuerContext
 from issuer.errors import ConflictError, ConversionSourceRevokedError, SigningKeyError
 from issuer.masking import document_hint, mask_name
@@ -186,6 +186,7 @@ def add_outbox(
     )  # fmt: skip
     session.add(row)
     session.flush()
+    activity.note(session, kind, now)  # the overview's hourly counts (issuer.activity)
     return row
 
 
@@ -376,6 +377,7 @@ def issue_many(
     conn = session.connection()
     conn.execute(_INSERT_CREDENTIALS, [_credential_values(c) for c in issued])
     box_ids = conn.execute(_INSERT_OUTBOX, boxes).scalars().all()
+    activity.note(session, "credential_anchored", now, len(boxes))
     return [Issued(c, int(i), True) for c, i in zip(issued, box_ids, strict=True)]
 
 
