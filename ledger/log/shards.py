@@ -36,6 +36,11 @@ MAX_PERIOD_S = 366 * 86_400  # seconds: CT logs shard by year at most
 SHARD_SUFFIX_RE = re.compile(r"^[0-9]{1,12}$")
 DEFAULT_GRACE_S = 300  # seconds; the verifiers' clock-skew leeway (credential.verify)
 MAX_GRACE_S = 7 * 86_400  # seconds
+# A station drops a shard's state (its revocations) once the grace after its end has
+# passed, while it still admits a credential until `exp` plus the verifiers' clock-skew
+# leeway (credential.verify.CLOCK_SKEW_LEEWAY_S, 60 s): a shorter grace would forget a
+# revocation while the revoked credential still passes. Never below that leeway.
+MIN_GRACE_S = 60  # seconds
 MAX_VALIDITY_LIMIT_S = 366 * 86_400  # seconds; longest credential validity a plan allows
 MAX_EPOCH = 7_258_118_400  # Unix seconds (2200-01-01): shard ends stay far inside int64
 # Shards a plan may track at once (the node, every witness and every station follow each
@@ -155,8 +160,10 @@ class ShardPlan:
     max_validity_s: int = 30 * 86_400
 
     def __post_init__(self) -> None:
-        if not 0 <= self.grace_s <= MAX_GRACE_S:
-            raise ShardError(f"expected a grace of 0-{MAX_GRACE_S} s, found {self.grace_s}")
+        if not MIN_GRACE_S <= self.grace_s <= MAX_GRACE_S:
+            raise ShardError(
+                f"expected a grace of {MIN_GRACE_S}-{MAX_GRACE_S} s, found {self.grace_s}"
+            )
         if not 0 < self.max_validity_s <= MAX_VALIDITY_LIMIT_S:
             raise ShardError(
                 f"expected a max validity of 1-{MAX_VALIDITY_LIMIT_S} s, "
