@@ -101,9 +101,10 @@ def test_node_dropping_a_live_shard_early_does_not_make_stations_forget_its_revo
     assert anchor.drain(w.issuer, w.port) == 2  # the anchor and its revocation
     wait_for(lambda: w.cosigned(0, keys + 2), "shard 0 cosigned with the revocation")
     wait_for(lambda: _mirror_serves(w, 0, keys + 2), "MO's mirror serving shard 0")
-    client, trust = _station(w, "station")
-    assert client.sync("GD").region("GD").status is RegionStatus.UPDATED
-    assert trust.is_revoked("GD", issued.status_index)
+    stations = [_station(w, "full"), _station(w, "compact", compact=True)]
+    for client, trust in stations:
+        assert client.sync("GD").region("GD").status is RegionStatus.UPDATED
+        assert trust.is_revoked("GD", issued.status_index)
 
     # GD's operator moves its node's clock past shard 0's grace: the node closes shard
     # 0, leaves it out of /v1/shards and stops serving it. Nothing else changed.
@@ -112,16 +113,17 @@ def test_node_dropping_a_live_shard_early_does_not_make_stations_forget_its_revo
     assert 0 not in [s["number"] for s in listed]
     assert requests.get(f"{w.gd_url}/0/checkpoint", timeout=5).status_code == 404
 
-    # The station's own clock says shard 0 is live: it keeps it, syncs it from MO's
-    # mirror, and still denies the revoked credential.
-    report = client.sync("GD").region("GD")
-    assert report.dropped == ()
-    shard0 = next(s for s in report.shards if s.region == "GD/0")
-    assert shard0.status is not RegionStatus.FAILED and "/mirror/" in (shard0.source or "")
-    assert trust.is_revoked("GD", issued.status_index)
-    qr = make_presentation(issued.jws, device, exp - 20)
-    with pytest.raises(RevokedError):
-        check_presentation(qr, trust, exp - 20)
+    # The stations' own clock says shard 0 is live: they keep it, sync it from MO's
+    # mirror, and still deny the revoked credential.
+    for client, trust in stations:
+        report = client.sync("GD").region("GD")
+        assert report.dropped == ()
+        shard0 = next(s for s in report.shards if s.region == "GD/0")
+        assert shard0.status is not RegionStatus.FAILED and "/mirror/" in (shard0.source or "")
+        assert trust.is_revoked("GD", issued.status_index)
+        qr = make_presentation(issued.jws, device, exp - 20)
+        with pytest.raises(RevokedError):
+            check_presentation(qr, trust, exp - 20)
     # MO's mirror decides from the same file and its own clock: nothing to drop.
     assert w.mo_joint.mirror.drop_droppable(int(time.time())) == []
 
@@ -129,13 +131,14 @@ def test_node_dropping_a_live_shard_early_does_not_make_stations_forget_its_revo
     # and its state (the revocation) is kept: stale, never silently gone.
     w.servers[1].stop()
     try:
-        report = client.sync("GD").region("GD")
+        reports = [client.sync("GD").region("GD") for client, _ in stations]
     finally:
         w.servers[1].start()
-    assert report.status is RegionStatus.FAILED and report.dropped == ()
-    assert any(e.startswith("GD/0: ") for e in report.errors), report.errors
-    assert trust.is_revoked("GD", issued.status_index)
-    assert trust.tree_size("GD/0") == keys + 2
+    for report, (_, trust) in zip(reports, stations, strict=True):
+        assert report.status is RegionStatus.FAILED and report.dropped == ()
+        assert any(e.startswith("GD/0: ") for e in report.errors), report.errors
+        assert trust.is_revoked("GD", issued.status_index)
+        assert trust.tree_size("GD/0") == keys + 2
 
 
 # -- 2. frozen lines the schedule does not imply -----------------------------------------
@@ -230,11 +233,12 @@ def test_quiet_night_rollover_keeps_every_shard_cosigned_and_fresh(world: World)
         s["number"]: s for s in requests.get(f"{w.gd_url}/v1/shards", timeout=5).json()["shards"]
     }
     assert listed[0]["state"] == "frozen" and listed[2]["size"] == 0
-    client, _trust = w.station("night", compact=False)  # the node's (moved) clock
-    report = client.sync("GD").region("GD")
-    assert report.status is not RegionStatus.FAILED, report.errors
-    assert [s.region for s in report.shards] == ["GD/0", "GD/1", "GD/2"]
-    assert report.synced_at is not None and report.synced_at >= w.t0
+    for compact in (False, True):  # the node's (moved) clock
+        client, _trust = w.station(f"night-{compact}", compact=compact)
+        report = client.sync("GD").region("GD")
+        assert report.status is not RegionStatus.FAILED, report.errors
+        assert [s.region for s in report.shards] == ["GD/0", "GD/1", "GD/2"]
+        assert report.synced_at is not None and report.synced_at >= w.t0
     # Freshness goes on without entries: MO re-cosigns the frozen and the open shards.
     first = w.cosigned_at(2)
     wait_for(lambda: w.cosigned_at(2) > first, "the empty open shard re-cosigned")
