@@ -198,6 +198,7 @@ def test_witness_refuses_a_frozen_shard_taken_back(world: World) -> None:
     thawed = tuple(e for e in frozen.extensions if not e.startswith(FROZEN_EXTENSION_PREFIX))
     r = _add(w.mo_url, keys, _note(w, 0, keys, frozen.root_hash, thawed))
     assert r.status_code == 409 and r.json()["error"] == "shard_frozen", r.text
+    assert r.json()["latest_size"] == keys
     # The frozen note itself is still re-cosigned (freshness of a frozen shard).
     r = _add(w.mo_url, keys, _note(w, 0, keys, frozen.root_hash, frozen.extensions))
     assert r.status_code == 200, r.text
