@@ -29,9 +29,16 @@ from credential.verify import RevokedError, check_presentation
 from issuer import anchor
 from issuer.admin.services import AdminService
 from issuer.testing import enrol_directly, new_device
+from ledger.clients.client import LedgerResponseError
 from ledger.clients.sync import RegionStatus, SyncClient, SyncedTrustState, mirror_prefix
 from ledger.joint.witness import AddCheckpointRequest
 from ledger.log.checkpoint import Checkpoint, open_checkpoint, signed_checkpoint
+from ledger.log.entries import (
+    CredentialAnchored,
+    CredentialRevoked,
+    RevocationReason,
+    encode_entry,
+)
 from ledger.log.errors import LedgerError
 from ledger.log.note import NoteSigner
 from ledger.log.shards import FROZEN_EXTENSION_PREFIX, find_frozen
@@ -327,3 +334,32 @@ def test_malformed_requests_on_shard_routes_get_typed_4xx(world: World) -> None:
     # Both nodes still serve and still cosign after all of it.
     assert requests.get(f"{w.gd_url}/0/checkpoint", timeout=5).status_code == 200
     assert requests.get(f"{w.mo_url}/checkpoint", timeout=5).status_code == 200
+
+
+def test_authenticated_garbage_entries_on_shard_routes_get_typed_4xx(world: World) -> None:
+    """Past writer authentication: bytes that are no entry, an anchor expiring at the
+    end of time or before the epoch, a revocation of an index no shard anchored."""
+    w = world
+    anchor.drain(w.issuer, w.port)
+    kid = "k" * 8
+    far = CredentialAnchored("GD", b"\x01" * 32, 1, kid, 2**63 - 1)
+    early = CredentialAnchored("GD", b"\x02" * 32, 2, kid, 0)
+    ghost = CredentialRevoked("GD", 987_654, RevocationReason.UNSPECIFIED, 0)
+    # The far anchor's expiry field set to 2^64 - 1, which no decoder accepts.
+    beyond = encode_entry(far)[:-8] + b"\xff" * 8
+    garbage = [b"", b"\x00", b"\xff" * 64, b"\x01\x03\xff", encode_entry(far)[:-3], beyond]
+    batches = [[g] for g in garbage] + [[encode_entry(e)] for e in (far, early, ghost)]
+    for batch in batches:
+        with pytest.raises(LedgerResponseError) as e:
+            w.port.client.submit(batch)
+        assert 400 <= e.value.status < 500, (batch, e.value.status, e.value)
+        for k in (0, 1):
+            try:
+                w.port.submit_to_shard(k, batch)
+            except anchor.EntryRefusedError:
+                pass  # 422 naming the rule
+            except LedgerResponseError as err:
+                assert 400 <= err.status < 500, (k, batch, err.status, err)
+            else:
+                raise AssertionError(f"shard {k} took {batch!r}")
+    assert w.shard_checkpoint(0).size == w.shard_checkpoint(1).size  # nothing logged
