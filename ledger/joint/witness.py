@@ -585,7 +585,11 @@ class Witness:
             moved = latest is None or cp.size != latest.size
             # A shard's final checkpoint (same tree, frozen line) becomes the latest, so
             # any later growth of the shard is caught here.
-            moved = moved or (not is_frozen_note(latest.note) and is_frozen_note(req.checkpoint))
+            moved = moved or (
+                latest is not None
+                and not is_frozen_note(latest.note)
+                and is_frozen_note(req.checkpoint)
+            )
             if moved and not self.store.advance(latest, new, now):
                 # Another process moved the state between our check and our write.
                 current = self.store.latest(origin)
