@@ -320,6 +320,18 @@ def test_malformed_requests_on_shard_routes_get_typed_4xx(world: World) -> None:
             r = _typed(requests.get(base + path, timeout=10))
             if r.status_code >= 400 and r.content:
                 assert r.headers["Content-Type"].startswith(("application/json", "text/")), path
+    # Shard numbers that are not canonical, or name no shard the node runs: 404.
+    for path in (
+        "/-1/checkpoint",
+        "/00001/checkpoint",
+        "/01/checkpoint",
+        "/1e3/checkpoint",
+        "/1000000000000/checkpoint",
+        "/999999999999/checkpoint",
+        "/7/checkpoint",
+    ):
+        r = requests.get(w.gd_url + path, timeout=10)
+        assert r.status_code == 404 and r.headers["Content-Type"] == "application/json", path
     posts = ["/v1/entries", "/0/v1/entries", "/1/v1/entries", "/-1/v1/entries",
              "/00/v1/entries", "/1000000000000/v1/entries", "/add-checkpoint",
              "/v1/shards", "/0/add-checkpoint"]  # fmt: skip
