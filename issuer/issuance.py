@@ -34,7 +34,7 @@ from issuer.models import (
     SigningKeyRow,
     StatusOverrideRow,
 )
-from issuer.sharding import shard_of_expiry, shard_plan
+from issuer.sharding import check_expiry_fits, shard_of_expiry, shard_plan
 from issuer.status_rules import (
     HealthRecord,
     LabResult,
@@ -327,6 +327,7 @@ def issue_many(
         expires = min(now + ctx.config.credential_validity_s, key.not_after)
         if decision.valid_until is not None:
             expires = min(expires, decision.valid_until)
+        check_expiry_fits(plan, now, expires)  # before signing: never mis-filed
         if holder.resident_id is not None:
             resident = session.get_one(Resident, holder.resident_id)
             masked, hint = mask_name(resident.name), document_hint(resident.document_number)

@@ -18,11 +18,13 @@ ledger.log.tiles do), retry, or cache.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import requests
+import urllib3
 
 from ledger.log import tiles
 from ledger.log.errors import LedgerError
@@ -36,6 +38,13 @@ MAX_BUNDLE_BYTES = tiles.TILE_WIDTH * (2 + 0xFFFF)  # bytes; 256 entries of at m
 MAX_SNAPSHOT_BYTES = 64 << 20  # bytes; ledger.log.revocation.MAX_BITMAP_BYTES
 MAX_JSON_BYTES = 1 << 20  # bytes; a status, a proof, receipts for one request
 MAX_ERROR_TEXT_CHARS = 200  # characters of an error body quoted in a message
+# The socket timeout bounds each read, not the answer: a source that drips a byte every
+# few seconds would hold a station's sync (every tracked shard, every region after it)
+# for hours while staying under every size limit. So an answer is abandoned once it
+# has taken longer than the per-request timeout and still averages less than this
+# rate, or once it has taken MAX_ANSWER_S at all; the next source is then tried.
+MIN_TRANSFER_BYTES_PER_S = 16 * 1024  # bytes per second, averaged over the answer
+MAX_ANSWER_S = 300.0  # seconds for one whole answer (a 64 MiB snapshot at >= 220 KiB/s)
 
 
 class LogReadError(LedgerError):
@@ -93,8 +102,11 @@ def bounded_request(
 ) -> HttpAnswer:
     """Send one request and read at most `limit` body bytes (after content decoding).
 
-    Raises LogUnreachableError when there is no answer, LogTooLargeError when the
-    declared or actual body is longer than `limit`. Any status is returned."""
+    Raises LogUnreachableError when there is no answer, or when it trickles in slower
+    than MIN_TRANSFER_BYTES_PER_S (after `timeout`) or takes over MAX_ANSWER_S;
+    LogTooLargeError when the declared or actual body is longer than `limit`. Any status
+    is returned."""
+    started = time.monotonic()
     try:
         with session.request(method, url, timeout=timeout, stream=True, **kw) as r:
             declared = r.headers.get("Content-Length", "")
@@ -102,14 +114,38 @@ def bounded_request(
                 raise LogTooLargeError(f"{method} {url}: body over {limit} bytes")
             chunks: list[bytes] = []
             size = 0
-            for chunk in r.iter_content(READ_CHUNK_BYTES):
+            body_started = time.monotonic()
+            while True:
+                # One socket read at most (each bounded by `timeout`), so the pace is
+                # checked between reads however slowly the bytes come.
+                chunk = r.raw.read1(READ_CHUNK_BYTES, decode_content=True)
+                if not chunk:
+                    break
                 size += len(chunk)
                 if size > limit:
                     raise LogTooLargeError(f"{method} {url}: body over {limit} bytes")
                 chunks.append(chunk)
+                now = time.monotonic()
+                _check_pace(method, url, size, now - body_started, now - started, timeout)
             return HttpAnswer(r.status_code, r.headers, b"".join(chunks))
     except requests.RequestException as e:
         raise LogUnreachableError(f"{method} {url}: {type(e).__name__}: {e}") from e
+    except (urllib3.exceptions.HTTPError, OSError) as e:  # raised by the raw reads
+        raise LogUnreachableError(f"{method} {url}: {type(e).__name__}: {e}") from e
+
+
+def _check_pace(
+    method: str, url: str, size: int, body_s: float, total_s: float, timeout: float
+) -> None:
+    """Raise LogUnreachableError for a body that, after its first `timeout` seconds,
+    averages under MIN_TRANSFER_BYTES_PER_S, or an answer older than MAX_ANSWER_S."""
+    if total_s > MAX_ANSWER_S or (
+        body_s > timeout and size < MIN_TRANSFER_BYTES_PER_S * (body_s - timeout)
+    ):
+        raise LogUnreachableError(
+            f"{method} {url}: {size} bytes in {body_s:.1f} s, slower than "
+            f"{MIN_TRANSFER_BYTES_PER_S} bytes/s (or over {MAX_ANSWER_S:.0f} s in all)"
+        )
 
 
 class LogReader(Protocol):

@@ -3,6 +3,8 @@ node or mirror cannot make an auditor, witness or station buffer an endless body
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -22,6 +24,7 @@ from ledger.clients.reader import (
 )
 
 CHUNK = b"x" * 4096
+DRIP_S = 0.05  # seconds between the bytes of a dripped answer
 
 
 def _hostile_node() -> Flask:
@@ -37,6 +40,13 @@ def _hostile_node() -> Flask:
     app.add_url_rule(
         "/tile/entries/000", "bundle", lambda: Response(b"y" * (MAX_CHECKPOINT_BYTES * 64))
     )
+
+    def drip() -> Iterator[bytes]:
+        for _ in range(MAX_CHECKPOINT_BYTES // 2):  # under the limit, a byte at a time
+            time.sleep(DRIP_S)
+            yield b"x"
+
+    app.add_url_rule("/drip/checkpoint", "drip", lambda: Response(drip(), mimetype="text/plain"))
     app.config["STREAMED"] = streamed
     return app
 
@@ -81,3 +91,25 @@ def test_unreachable_source_is_typed() -> None:
     session = requests.Session()
     with pytest.raises(LogUnreachableError):
         HttpLogReader("http://127.0.0.1:9", session, timeout=2).checkpoint()
+
+
+def test_log_reader_gives_up_on_a_dripped_checkpoint(hostile: ServedApp) -> None:
+    """A byte every 50 ms stays under every size limit and never trips the per-read
+    timeout: 32 KiB of it would hold a station's sync for half an hour. The reader
+    abandons it once it is past the timeout and slower than MIN_TRANSFER_BYTES_PER_S."""
+    outcome: list[BaseException | bytes] = []
+
+    def read() -> None:
+        try:
+            outcome.append(HttpLogReader(f"{hostile.url}/drip", timeout=1).checkpoint())
+        except BaseException as e:  # handed to the test thread
+            outcome.append(e)
+
+    started = time.monotonic()
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    t.join(15)
+    assert not t.is_alive(), "the reader was still reading a dripped answer after 15 s"
+    assert isinstance(outcome[0], LogUnreachableError), outcome
+    assert "slower than" in str(outcome[0])
+    assert time.monotonic() - started < 5
