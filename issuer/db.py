@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from common import db as common_db
 from common.db import READ_ONLY, SqliteTuning
+from issuer import activity
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 30  # seconds a writer waits for the lock before failing
@@ -65,7 +66,9 @@ def open_db(url: str, run_migrations: bool = True) -> sessionmaker[Session]:
     engine = make_engine(url)
     if run_migrations:
         migrate(engine)
-    return sessionmaker(engine, expire_on_commit=False)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    activity.track(sessions)  # hourly counts written with the rows they count
+    return sessions
 
 
 class DriverRead:

@@ -111,6 +111,15 @@ class PresentationRefusedError(IssuerError):
         self.reason = reason
 
 
+class ShardUnavailableError(IssuerError):
+    """A credential would expire in no shard the region's log can take now (before the
+    plan's epoch, or beyond its max_validity_s): refused before signing, never filed in
+    a shard it does not belong to (ledger.log.shards)."""
+
+    code = "shard_unavailable"
+    http_status = 503
+
+
 class SigningKeyError(IssuerError):
     """No usable signing key, or a key operation that the key's state forbids."""
 

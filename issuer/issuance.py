@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from credential.claims import HealthClaims, SourceRef, StatusBasis, StatusColour
 from credential.issue import credential_digest, is_current_format, sign_credential
 from credential.keys import SigningAlg
-from issuer import log_entries
+from issuer import activity, log_entries
 from issuer.context import IssuerContext
 from issuer.errors import ConflictError, ConversionSourceRevokedError, SigningKeyError
 from issuer.masking import document_hint, mask_name
@@ -34,7 +34,7 @@ from issuer.models import (
     SigningKeyRow,
     StatusOverrideRow,
 )
-from issuer.sharding import shard_of_expiry, shard_plan
+from issuer.sharding import check_expiry_fits, shard_of_expiry, shard_plan
 from issuer.status_rules import (
     HealthRecord,
     LabResult,
@@ -186,6 +186,7 @@ def add_outbox(
     )  # fmt: skip
     session.add(row)
     session.flush()
+    activity.note(session, kind, now)  # the overview's hourly counts (issuer.activity)
     return row
 
 
@@ -326,6 +327,7 @@ def issue_many(
         expires = min(now + ctx.config.credential_validity_s, key.not_after)
         if decision.valid_until is not None:
             expires = min(expires, decision.valid_until)
+        check_expiry_fits(plan, now, expires)  # before signing: never mis-filed
         if holder.resident_id is not None:
             resident = session.get_one(Resident, holder.resident_id)
             masked, hint = mask_name(resident.name), document_hint(resident.document_number)
@@ -376,6 +378,7 @@ def issue_many(
     conn = session.connection()
     conn.execute(_INSERT_CREDENTIALS, [_credential_values(c) for c in issued])
     box_ids = conn.execute(_INSERT_OUTBOX, boxes).scalars().all()
+    activity.note(session, "credential_anchored", now, len(boxes))
     return [Issued(c, int(i), True) for c, i in zip(issued, box_ids, strict=True)]
 
 

@@ -151,6 +151,19 @@ class OutboxRow(Base):
     shard: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
+class ActivityHourRow(Base):
+    """Outbox rows of one kind written in one UTC hour, counted as they commit
+    (issuer.activity): the console's hourly overview reads these, never the outbox.
+    Several rows (`slot`) per hour and kind, summed by readers, so that concurrent
+    commits rarely wait on one row lock."""
+
+    __tablename__ = "activity_hourly"
+    hour: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # Unix time of its start
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+
+
 class SigningKeyRow(Base):
     __tablename__ = "signing_keys"
     kid: Mapped[str] = mapped_column(String(64), primary_key=True)

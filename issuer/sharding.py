@@ -19,6 +19,7 @@ import logging
 from pathlib import Path
 
 from issuer.context import IssuerContext
+from issuer.errors import ShardUnavailableError
 from ledger.log.consortium import ConsortiumError, load_consortium
 from ledger.log.shards import ShardError, ShardPlan
 
@@ -46,6 +47,30 @@ def shard_plan(ctx: IssuerContext) -> ShardPlan | None:
     except OSError:
         return None
     return _plan(str(path), mtime, ctx.region)
+
+
+def check_expiry_fits(plan: ShardPlan | None, now: int, expires_at: int) -> None:
+    """Raise ShardUnavailableError unless a credential signed at `now` expiring at
+    `expires_at` belongs in a shard the plan tracks at `now`: not before the epoch, not
+    beyond `max_validity_s` (the node runs, and witnesses cosign, no shard further out),
+    and not in a shard already frozen. An issuer whose credential_validity_s exceeds the plan's
+    max_validity_s would otherwise sign credentials whose anchors every node refuses."""
+    if plan is None:
+        return
+    sch = plan.schedule
+    if expires_at < sch.epoch:
+        raise ShardUnavailableError(
+            f"expected an expiry at or after the shard epoch {sch.epoch}, found {expires_at}"
+        )
+    if sch.shard_for(expires_at).end <= now:
+        raise ShardUnavailableError(
+            f"expected an expiry in a shard not yet frozen at {now}, found {expires_at}"
+        )
+    if expires_at - now > plan.max_validity_s:
+        raise ShardUnavailableError(
+            f"expected an expiry within the consortium's max_validity_s "
+            f"({plan.max_validity_s} s) of {now}, found {expires_at}"
+        )
 
 
 def shard_of_expiry(

@@ -1,8 +1,8 @@
 """What the console's overview page shows, gathered in one place.
 
-What it does: `hourly_activity` counts credentials issued and revoked in each UTC hour
-of the last day (aggregated in SQL over the last day's outbox rows only: a region
-issues millions a day); `freshness`
+What it does: `hourly_activity` gives credentials issued and revoked in each UTC hour
+of the last day (the running counts of issuer.activity: a region issues millions a
+day, and the page never reads them); `freshness`
 turns each region's checkpoint view (issuer.ledger_state) into the age of its newest
 cosignature and of each witness's, against the policy a station applies;
 `fetch_alarms` reads the fork and misbehaviour evidence the region's own ledger node
@@ -18,13 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import requests
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from common.observability import outgoing_headers
+from issuer import activity
 from issuer.context import IssuerContext
 from issuer.ledger_state import LedgerAlarm, RegionLedger
-from issuer.models import OutboxRow
 
 ISSUED_KIND = "credential_anchored"  # outbox kinds (issuer.issuance)
 REVOKED_KIND = "credential_revoked"
@@ -48,58 +46,20 @@ class HourlyActivity:
         return tuple(self.start + i * HOUR_S for i in range(len(self.issued)))
 
 
-def first_outbox_id_from(session: Session, t: int) -> int | None:
-    """The smallest outbox row id created at or after `t`, by binary search on the
-    primary key (rows are written with the time of their transaction, so ids grow
-    with time): about log2(rows) indexed lookups, never a scan. None: no such row."""
-    lo, hi = session.execute(select(func.min(OutboxRow.id), func.max(OutboxRow.id))).one()
-    if lo is None:
-        return None
-    newest = session.scalar(select(OutboxRow.created_at).where(OutboxRow.id == hi))
-    if newest is None or newest < t:
-        return None
-    lo, hi = int(lo), int(hi)
-    while lo < hi:
-        row = session.execute(
-            select(OutboxRow.id, OutboxRow.created_at)
-            .where(OutboxRow.id >= (lo + hi) // 2)
-            .order_by(OutboxRow.id)
-            .limit(1)
-        ).one()
-        if row.created_at >= t:
-            hi = int(row.id)
-        else:
-            lo = int(row.id) + 1
-    return lo
-
-
 def hourly_activity(ctx: IssuerContext, now: int, hours: int = DAY_HOURS) -> HourlyActivity:
     """Issued and revoked per hour for the `hours` hours ending with the current one.
 
-    Counted from the outbox, where every issued credential (`credential_anchored`) and
-    every revocation (`credential_revoked`) has its row, written in the same
-    transaction with the same time: only the window's rows are read (a primary-key
-    range found by `first_outbox_id_from`), whatever the size of the tables."""
+    Read from the running counts that every issuance (`credential_anchored`) and
+    revocation (`credential_revoked`) adds to in its own transaction
+    (issuer.activity): at most hours x 2 x activity.SLOTS small rows, whatever the
+    day's volume."""
     start = (now // HOUR_S - (hours - 1)) * HOUR_S
-    end = start + hours * HOUR_S
     issued, revoked = [0] * hours, [0] * hours
     with ctx.read_session() as s:
-        first = first_outbox_id_from(s, start)
-        if first is not None:
-            bucket = (OutboxRow.created_at - start) // HOUR_S
-            rows = s.execute(
-                select(bucket, OutboxRow.kind, func.count())
-                .where(
-                    OutboxRow.id >= first,
-                    OutboxRow.created_at >= start,
-                    OutboxRow.created_at < end,
-                    OutboxRow.kind.in_((ISSUED_KIND, REVOKED_KIND)),
-                )
-                .group_by(bucket, OutboxRow.kind)
-            ).all()
-            for b, kind, n in rows:
-                if b is not None and 0 <= int(b) < hours:
-                    (issued if kind == ISSUED_KIND else revoked)[int(b)] = int(n)
+        for hour, kind, n in activity.counts_since(s, start):
+            b = (hour - start) // HOUR_S
+            if 0 <= b < hours:
+                (issued if kind == ISSUED_KIND else revoked)[b] += n
     return HourlyActivity(start, tuple(issued), tuple(revoked))
 
 

@@ -48,6 +48,7 @@ from ledger.joint.witness import (
     SIZE_MEDIA_TYPE,
     AddCheckpointRequest,
     ForkError,
+    FrozenShardError,
     OldSizeMismatchError,
     RuleRefusedError,
     Witness,
@@ -114,7 +115,7 @@ def joint_blueprint(witness: Witness, validating: ValidatingMirror) -> Blueprint
             _refused("old_size_mismatch")
             # tlog-witness: 409 with the latest cosigned size as text/x.tlog.size.
             return Response(f"{e.latest_size}\n", status=409, mimetype=SIZE_MEDIA_TYPE)
-        except ForkError as e:
+        except (ForkError, FrozenShardError) as e:
             _refused(e.code)
             return _json_error(409, e.code, str(e), latest_size=e.latest_size)
         except RuleRefusedError as e:

@@ -53,7 +53,7 @@ from ledger.log.errors import ConsistencyProofError, LedgerError
 from ledger.log.merkle import HASH_SIZE, proves_inconsistency, verify_consistency
 from ledger.log.note import NoteSigner, NoteVerifier, SignedNote
 from ledger.log.revocation import find_extension
-from ledger.log.shards import ShardError, find_frozen
+from ledger.log.shards import ShardError, find_frozen, render_frozen_line
 from ledger.node.migrations import upgrade_head
 
 log = logging.getLogger(__name__)
@@ -148,6 +148,14 @@ class FrozenShardError(WitnessError):
     def __init__(self, message: str, latest_size: int) -> None:
         super().__init__(message)
         self.latest_size = latest_size
+
+
+class FrozenLineError(WitnessError):
+    """A checkpoint whose frozen line (ledger.log.shards) is malformed, names another
+    shard or end than the consortium's schedule gives its origin, sits on a log that is
+    no shard, or comes before the shard's period is over at this witness's clock."""
+
+    status, code = 422, "bad_frozen_line"
 
 
 class EvidenceKind(StrEnum):
@@ -552,6 +560,7 @@ class Witness:
                     f"{origin} froze at size {latest.size}; refusing size {opened.checkpoint.size}",
                     latest.size,
                 )
+            self._check_frozen_line(origin, opened, latest, now)
             if self.consortium.require_revocation_commitment and (
                 find_extension(opened.checkpoint.extensions) is None
             ):
@@ -576,7 +585,11 @@ class Witness:
             moved = latest is None or cp.size != latest.size
             # A shard's final checkpoint (same tree, frozen line) becomes the latest, so
             # any later growth of the shard is caught here.
-            moved = moved or (not is_frozen_note(latest.note) and is_frozen_note(req.checkpoint))
+            moved = moved or (
+                latest is not None
+                and not is_frozen_note(latest.note)
+                and is_frozen_note(req.checkpoint)
+            )
             if moved and not self.store.advance(latest, new, now):
                 # Another process moved the state between our check and our write.
                 current = self.store.latest(origin)
@@ -592,6 +605,45 @@ class Witness:
         numbers = {s.number for s in found[0].shards.tracked(now, SHARD_WITNESS_MARGIN_S)}
         if found[1].number not in numbers:
             raise UnknownLogError(f"shard {origin[:80]!r} is not tracked at {now}")
+
+    def _check_frozen_line(
+        self,
+        origin: str,
+        opened: OpenedCheckpoint,
+        latest: WitnessedCheckpoint | None,
+        now: int,
+    ) -> None:
+        """A frozen line is cosigned only as the schedule implies it, and never taken
+        back. The node's word is not enough: the shard number and end come from the
+        consortium file, the time from this witness's clock (docs/ledger-protocol.md,
+        temporal shards). A frozen shard's checkpoint without the line (the node
+        "unfreezing" it) is refused like its growth, without evidence: a retried
+        request from before the freeze looks the same."""
+        try:
+            frozen = find_frozen(opened.checkpoint.extensions)
+        except ShardError as e:
+            raise FrozenLineError(f"{origin}: {e}") from e
+        if frozen is None:
+            if latest is not None and is_frozen_note(latest.note):
+                raise FrozenShardError(
+                    f"{origin} froze at size {latest.size}; refusing a checkpoint "
+                    "without its frozen line",
+                    latest.size,
+                )
+            return
+        found = self.consortium.log_for_origin(origin)
+        shard = None if found is None else found[1]
+        if shard is None:
+            raise FrozenLineError(f"{origin} is no temporal shard; it cannot be frozen")
+        if frozen != (shard.number, shard.end):
+            raise FrozenLineError(
+                f"expected the frozen line '{render_frozen_line(shard)}' for {origin}, "
+                f"found shard {frozen[0]} ending at {frozen[1]}"
+            )
+        if now + SHARD_WITNESS_MARGIN_S < shard.end:
+            raise FrozenLineError(
+                f"{origin} covers expiries until {shard.end}; frozen early at {now}"
+            )
 
     def _proves_fork(self, req: AddCheckpointRequest, latest: WitnessedCheckpoint) -> bool:
         try:

@@ -36,7 +36,20 @@ MAX_PERIOD_S = 366 * 86_400  # seconds: CT logs shard by year at most
 SHARD_SUFFIX_RE = re.compile(r"^[0-9]{1,12}$")
 DEFAULT_GRACE_S = 300  # seconds; the verifiers' clock-skew leeway (credential.verify)
 MAX_GRACE_S = 7 * 86_400  # seconds
+# A station drops a shard's state (its revocations) once the grace after its end has
+# passed, while it still admits a credential until `exp` plus the verifiers' clock-skew
+# leeway (credential.verify.CLOCK_SKEW_LEEWAY_S, 60 s): a shorter grace would forget a
+# revocation while the revoked credential still passes. Never below that leeway.
+MIN_GRACE_S = 60  # seconds
 MAX_VALIDITY_LIMIT_S = 366 * 86_400  # seconds; longest credential validity a plan allows
+MAX_EPOCH = 7_258_118_400  # Unix seconds (2200-01-01): shard ends stay far inside int64
+# Shards a plan may track at once (the node, every witness and every station follow each
+# as a log of its own): a plan whose grace and longest validity span more periods than
+# this is refused when the consortium file is read, not discovered as a station that
+# syncs thousands of logs. TRACKING_MARGIN_S covers the widest clock margin any party
+# adds (ledger.joint.witness.SHARD_WITNESS_MARGIN_S on either side).
+MAX_TRACKED_SHARDS = 512  # shards
+TRACKING_MARGIN_S = 600  # seconds
 # Seconds after a shard's end within which a leaf may still carry a timestamp: the batch
 # sealed at the instant of the end is sequenced a moment later.
 FREEZE_LEEWAY_S = 60
@@ -93,8 +106,8 @@ class ShardSchedule:
             raise ShardError(
                 f"expected a period of {MIN_PERIOD_S}-{MAX_PERIOD_S} s, found {self.period_s}"
             )
-        if self.epoch < 0:
-            raise ShardError(f"expected a non-negative epoch, found {self.epoch}")
+        if not 0 <= self.epoch <= MAX_EPOCH:
+            raise ShardError(f"expected an epoch of 0-{MAX_EPOCH} (Unix s), found {self.epoch}")
 
     def shard(self, number: int) -> Shard:
         if number < 0:
@@ -147,13 +160,27 @@ class ShardPlan:
     max_validity_s: int = 30 * 86_400
 
     def __post_init__(self) -> None:
-        if not 0 <= self.grace_s <= MAX_GRACE_S:
-            raise ShardError(f"expected a grace of 0-{MAX_GRACE_S} s, found {self.grace_s}")
+        if not MIN_GRACE_S <= self.grace_s <= MAX_GRACE_S:
+            raise ShardError(
+                f"expected a grace of {MIN_GRACE_S}-{MAX_GRACE_S} s, found {self.grace_s}"
+            )
         if not 0 < self.max_validity_s <= MAX_VALIDITY_LIMIT_S:
             raise ShardError(
                 f"expected a max validity of 1-{MAX_VALIDITY_LIMIT_S} s, "
                 f"found {self.max_validity_s}"
             )
+        worst = self.max_tracked(TRACKING_MARGIN_S)
+        if worst > MAX_TRACKED_SHARDS:
+            raise ShardError(
+                f"expected grace_s + max_validity_s to span at most {MAX_TRACKED_SHARDS} "
+                f"shards of {self.schedule.period_s} s, found {worst}"
+            )
+
+    def max_tracked(self, margin_s: int = 0) -> int:
+        """The most shards `tracked(now, margin_s)` can name at any `now`: those meeting
+        an interval of grace + max validity + twice the margin."""
+        span = self.grace_s + self.max_validity_s + 2 * margin_s
+        return span // self.schedule.period_s + 2
 
     def state(self, shard: Shard, now: int) -> ShardState:
         return self.schedule.state(shard, now, self.grace_s)

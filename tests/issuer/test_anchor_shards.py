@@ -10,15 +10,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+import requests
+from sqlalchemy import func, select
 
 from issuer import anchor
 from issuer.admin.accounts import Role
 from issuer.admin.services import Actor, AdminService
+from issuer.app import create_app
 from issuer.context import IssuerContext, ManualClock
-from issuer.models import OutboxRow
-from issuer.testing import enrol_directly, make_context, new_device
-from ledger.log.consortium import write_consortium
+from issuer.errors import ShardUnavailableError
+from issuer.models import CredentialRow, OutboxRow
+from issuer.testing import device_key_text, enrol_directly, make_context, new_device, serve
+from ledger.log.consortium import build_consortium, write_consortium
 from ledger.log.entries import EntryType, decode_entry
 from tests.support.ledger_joint import member_keys
 
@@ -139,3 +142,57 @@ def test_unsharded_region_rows_carry_no_shard(tmp_path: Path) -> None:
             assert set(s.scalars(select(OutboxRow.shard))) == {None}
     finally:
         ctx.dispose()
+
+
+def test_credential_outliving_the_plans_max_validity_is_refused_before_signing(
+    tmp_path: Path,
+) -> None:
+    """The issuer's credential_validity_s exceeds the consortium's max_validity_s: the
+    node runs no shard that far out, so the anchor could never be filed where it
+    belongs. Refused, typed, before anything is signed or queued."""
+    ctx, _clock = sharded_context(tmp_path, f"sqlite:///{tmp_path / 'issuer.db'}")
+    ctx.config = ctx.config.replace(credential_validity_s=2 * HOUR)
+    with ctx.sessions() as s:
+        before = s.scalar(select(func.count()).select_from(OutboxRow))
+    with pytest.raises(ShardUnavailableError, match="max_validity_s"):
+        enrol_directly(ctx, "G10000001", new_device())
+    with ctx.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(OutboxRow)) == before
+        assert s.scalar(select(func.count()).select_from(CredentialRow)) == 0
+    ctx.dispose()
+
+
+def test_credential_expiring_before_the_shard_epoch_is_refused_before_signing(
+    tmp_path: Path,
+) -> None:
+    ctx, _clock = sharded_context(tmp_path, f"sqlite:///{tmp_path / 'issuer.db'}")
+    # The schedule starts two hours on: a credential issued now expires before shard 0.
+    gd = member_keys("GD", 18001).table()
+    gd["shards"] = {"period_s": HOUR, "epoch": EPOCH + 2 * HOUR, "max_validity_s": HOUR}
+    path = tmp_path / "later.toml"
+    write_consortium(path, build_consortium([gd, member_keys("MO", 18002).table()]))
+    ctx.config = ctx.config.replace(consortium_path=path)
+    with pytest.raises(ShardUnavailableError, match="epoch"):
+        enrol_directly(ctx, "G10000001", new_device())
+    with ctx.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(CredentialRow)) == 0
+    ctx.dispose()
+
+
+def test_enrolment_over_http_answers_shard_unavailable_not_a_500(tmp_path: Path) -> None:
+    ctx, _clock = sharded_context(tmp_path, f"sqlite:///{tmp_path / 'issuer.db'}")
+    ctx.config = ctx.config.replace(credential_validity_s=2 * HOUR)
+    app = create_app(ctx.config, context=ctx, start_workers=False)
+    with serve(app) as issuer:
+        r = requests.post(f"{issuer.url}/v1/enrolment/code",
+                          json={"document_number": "G10000001"}, timeout=10)  # fmt: skip
+        assert r.status_code == 202, r.text
+        r = requests.post(
+            f"{issuer.url}/v1/enrolment",
+            json={"document_number": "G10000001",
+                  "code": ctx.delivery.sent["G10000001"],  # type: ignore[union-attr]
+                  "device_key": device_key_text(new_device())},
+            timeout=10,
+        )  # fmt: skip
+    assert r.status_code == 503 and r.json()["error"] == "shard_unavailable", r.text
+    ctx.dispose()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,15 +17,16 @@ from flask import Flask
 
 from common.serving import free_port
 from issuer import anchor
-from issuer.context import IssuerContext
+from issuer.context import Clock, IssuerContext
 from issuer.testing import make_context
 from ledger.joint.api import JointServices
-from ledger.log.consortium import write_consortium
+from ledger.log.consortium import build_consortium, write_consortium
 from ledger.log.entries import root_public_key_bytes
 from ledger.node.app import EXTENSION_KEY, create_app
 from ledger.node.config import NodeConfig
+from ledger.node.sharding import SHARDED_KEY, create_sharded_app
 from tests.support.joint_world import Server
-from tests.support.ledger_joint import MemberKeys, consortium_of, member_keys, write_key
+from tests.support.ledger_joint import MemberKeys, member_keys, write_key
 
 WAIT_S = 20.0  # seconds; generous for a loaded machine
 T = TypeVar("T")
@@ -65,13 +66,29 @@ def wait_for(pred: Callable[[], T | None], what: str, timeout: float = WAIT_S) -
 
 
 @contextmanager
-def joint_world(tmp: Path, ids: tuple[str, ...] = ("GD", "MO")) -> Iterator[JointWorld]:
-    ctxs = {rid: make_context(tmp, rid) for rid in ids}
+def joint_world(
+    tmp: Path,
+    ids: tuple[str, ...] = ("GD", "MO"),
+    *,
+    shards: Mapping[str, dict[str, int]] | None = None,
+    clocks: Mapping[str, Clock] | None = None,
+) -> Iterator[JointWorld]:
+    """`shards`: a `[members.shards]` table per region whose log is sharded (its node is
+    then a ledger.node.sharding node); `clocks`: an issuer clock per region."""
+    shards = shards or {}
+    clocks = clocks or {}
+    ctxs = {rid: make_context(tmp, rid, clock=clocks.get(rid)) for rid in ids}
     keys = {
         rid: dataclasses.replace(member_keys(rid, free_port()), root_key=c.keys.root_key())
         for rid, c in ctxs.items()
     }
-    consortium = consortium_of(*keys.values(), threshold="all")
+    tables = []
+    for rid, k in keys.items():
+        table = k.table()
+        if rid in shards:
+            table["shards"] = dict(shards[rid])
+        tables.append(table)
+    consortium = build_consortium(tables, threshold="all")
     consortium_path = tmp / "consortium.toml"
     write_consortium(consortium_path, consortium)
     regions: dict[str, JointRegion] = {}
@@ -95,7 +112,13 @@ def joint_world(tmp: Path, ids: tuple[str, ...] = ("GD", "MO")) -> Iterator[Join
                 max_batch_delay_s=0.02,
                 cosign_hook=joint.collector,
             )
-            app = create_app(config, extra_blueprints=joint.blueprints())
+            plan = consortium.member(rid).shards
+            if plan is None:
+                app = create_app(config, extra_blueprints=joint.blueprints())
+            else:
+                app = create_sharded_app(
+                    config, plan, extra_blueprints=joint.blueprints(), hooks=joint.shard_hooks()
+                )
             joint.attach(app, retry_interval_s=0.3)
             server = Server(app, k.port)
             url = f"http://127.0.0.1:{k.port}"
@@ -111,7 +134,10 @@ def joint_world(tmp: Path, ids: tuple[str, ...] = ("GD", "MO")) -> Iterator[Join
         for r in regions.values():
             r.joint.stop()
             r.server.stop()
-            r.node.extensions[EXTENSION_KEY].sequencer.stop()
-            r.node.extensions[EXTENSION_KEY].store.dispose()
+            if SHARDED_KEY in r.node.extensions:
+                r.node.extensions[SHARDED_KEY].stop()
+            else:
+                r.node.extensions[EXTENSION_KEY].sequencer.stop()
+                r.node.extensions[EXTENSION_KEY].store.dispose()
         for c in ctxs.values():
             c.dispose()

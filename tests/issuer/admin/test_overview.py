@@ -36,7 +36,7 @@ def test_hourly_activity_buckets_by_utc_hour(tmp_path: Path) -> None:
 
 
 def test_first_outbox_row_of_a_window_is_found_by_binary_search(tmp_path: Path) -> None:
-    from issuer.admin.overview import first_outbox_id_from
+    from issuer.activity import first_outbox_id_from
     from issuer.issuance import add_outbox
 
     t0 = 1_700_000_000

@@ -3,6 +3,9 @@ node or mirror cannot make an auditor, witness or station buffer an endless body
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -22,6 +25,7 @@ from ledger.clients.reader import (
 )
 
 CHUNK = b"x" * 4096
+DRIP_S = 0.05  # seconds between the bytes of a dripped answer
 
 
 def _hostile_node() -> Flask:
@@ -37,6 +41,13 @@ def _hostile_node() -> Flask:
     app.add_url_rule(
         "/tile/entries/000", "bundle", lambda: Response(b"y" * (MAX_CHECKPOINT_BYTES * 64))
     )
+
+    def drip() -> Iterator[bytes]:
+        for _ in range(MAX_CHECKPOINT_BYTES // 2):  # under the limit, a byte at a time
+            time.sleep(DRIP_S)
+            yield b"x"
+
+    app.add_url_rule("/drip/checkpoint", "drip", lambda: Response(drip(), mimetype="text/plain"))
     app.config["STREAMED"] = streamed
     return app
 
@@ -81,3 +92,89 @@ def test_unreachable_source_is_typed() -> None:
     session = requests.Session()
     with pytest.raises(LogUnreachableError):
         HttpLogReader("http://127.0.0.1:9", session, timeout=2).checkpoint()
+
+
+def test_log_reader_gives_up_on_a_dripped_checkpoint(hostile: ServedApp) -> None:
+    """A byte every 50 ms stays under every size limit and never trips the per-read
+    timeout: 32 KiB of it would hold a station's sync for half an hour. The reader
+    abandons it once it is past the timeout and slower than MIN_TRANSFER_BYTES_PER_S."""
+    outcome: list[BaseException | bytes] = []
+
+    def read() -> None:
+        try:
+            outcome.append(HttpLogReader(f"{hostile.url}/drip", timeout=1).checkpoint())
+        except BaseException as e:  # handed to the test thread
+            outcome.append(e)
+
+    started = time.monotonic()
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    t.join(15)
+    assert not t.is_alive(), "the reader was still reading a dripped answer after 15 s"
+    assert isinstance(outcome[0], LogUnreachableError), outcome
+    assert "slower than" in str(outcome[0])
+    assert time.monotonic() - started < 5
+
+
+@pytest.fixture()
+def header_dripper() -> Iterator[str]:
+    """A raw TCP source that reads a request, then sends its status line and headers
+    one byte every DRIP_S seconds, forever (no body ever starts)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            threading.Thread(target=drip_headers, args=(conn,), daemon=True).start()
+
+    def drip_headers(conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.recv(65536)
+                head = b"HTTP/1.1 200 OK\r\n" + b"X-Padding: " + b"a" * 60_000
+                for byte in head:
+                    if stop.is_set():
+                        return
+                    conn.sendall(bytes([byte]))
+                    time.sleep(DRIP_S)
+            except OSError:
+                return  # the reader hung up: what it should do
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    listener.close()
+
+
+def test_log_reader_gives_up_on_dripped_headers(header_dripper: str) -> None:
+    """The status line and headers are read before any body pacing applies: a byte
+    every 50 ms of them never trips the per-read timeout and would hold the sync of
+    every region after this source for an hour. They must arrive within the timeout."""
+    outcome: list[BaseException | bytes] = []
+    session = requests.Session()  # requests' plain adapter, as callers pass in
+
+    def read() -> None:
+        try:
+            outcome.append(HttpLogReader(header_dripper, session, timeout=1).checkpoint())
+        except BaseException as e:  # handed to the test thread
+            outcome.append(e)
+
+    started = time.monotonic()
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    t.join(15)
+    assert not t.is_alive(), "the reader was still reading dripped headers after 15 s"
+    assert isinstance(outcome[0], LogUnreachableError), outcome
+    assert "answer headers in time" in str(outcome[0])
+    assert time.monotonic() - started < 5
+    # The session still reads an honest source afterwards (the adapter is requests' own
+    # plus the deadline).
+    with serve_in_thread(_hostile_node()) as honest:
+        assert len(HttpLogReader(honest.url, session, timeout=5).entry_bundle(0)) > 0

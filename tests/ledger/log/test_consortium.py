@@ -250,6 +250,21 @@ def test_shard_table_round_trips_and_names_each_shard_key(tmp_path: Path) -> Non
         ({"grace_s": 10**9}, "members[0].shards"),
         ({"max_validity_s": 0}, "members[0].shards"),
         ({"colour": 1}, "members[0].shards.colour"),
+        ({"period_s": 0}, "members[0].shards"),
+        ({"period_s": -DAY_S}, "members[0].shards"),
+        ({"period_s": True}, "members[0].shards.period_s"),
+        ({"grace_s": -1}, "members[0].shards"),
+        # Shorter than the verifiers' clock-skew leeway: a station would forget a
+        # shard's revocations while still admitting its last credentials.
+        ({"grace_s": 0}, "members[0].shards"),
+        ({"grace_s": 59}, "members[0].shards"),
+        ({"grace_s": 8 * DAY_S}, "members[0].shards"),
+        ({"epoch": 1.5}, "members[0].shards.epoch"),  # not a whole second
+        ({"epoch": 10**30}, "members[0].shards"),  # past 2200: shard ends overflow int64
+        ({"max_validity_s": -1}, "members[0].shards"),
+        ({"max_validity_s": 367 * DAY_S}, "members[0].shards"),
+        # Hourly shards for year-long credentials: ~8,800 logs for every station to follow.
+        ({"period_s": 3_600, "max_validity_s": 366 * DAY_S}, "members[0].shards"),
     ],
 )
 def test_bad_shard_tables_are_refused_naming_the_field(

@@ -72,7 +72,10 @@ from ledger.log.entries import (  # noqa: E402
 )
 from ledger.log.shards import (  # noqa: E402
     FREEZE_LEEWAY_S,
+    MAX_TRACKED_SHARDS,
+    MIN_GRACE_S,
     SHARD_FROZEN_RULE,
+    TRACKING_MARGIN_S,
     WRONG_SHARD_RULE,
     ShardPlan,
     ShardRuleError,
@@ -129,3 +132,29 @@ def test_leaf_logged_after_the_shard_froze_is_refused() -> None:
     with pytest.raises(ShardRuleError) as e:
         check_leaf(shard, _leaf(ok, shard.end + FREEZE_LEEWAY_S))
     assert e.value.rule == SHARD_FROZEN_RULE
+
+
+def test_plan_spanning_more_shards_than_anyone_follows_is_refused() -> None:
+    """A station follows every tracked shard as a log of its own: the plan bounds how
+    many there can be (MAX_TRACKED_SHARDS), whatever the clock and margin."""
+    hour = ShardSchedule("gd.hb.test/log", 3_600, EPOCH)
+    with pytest.raises(ShardError, match="at most"):
+        ShardPlan(hour, grace_s=7 * DAY, max_validity_s=30 * DAY)
+    widest = ShardPlan(hour, grace_s=300, max_validity_s=20 * DAY)
+    assert widest.max_tracked(TRACKING_MARGIN_S) <= MAX_TRACKED_SHARDS
+    for now in range(EPOCH, EPOCH + 2 * 3_600, 599):
+        assert len(widest.tracked(now, TRACKING_MARGIN_S)) <= widest.max_tracked(TRACKING_MARGIN_S)
+
+
+def test_grace_shorter_than_the_verifiers_leeway_is_refused() -> None:
+    """A credential expiring just before its shard's end still passes a station for the
+    clock-skew leeway after `exp`; its shard's revocations must outlive that."""
+    from credential.verify import CLOCK_SKEW_LEEWAY_S
+
+    assert MIN_GRACE_S >= CLOCK_SKEW_LEEWAY_S
+    with pytest.raises(ShardError, match="grace"):
+        ShardPlan(SCHEDULE, grace_s=0, max_validity_s=DAY)
+    plan = ShardPlan(SCHEDULE, grace_s=MIN_GRACE_S, max_validity_s=DAY)
+    shard = SCHEDULE.shard(0)
+    last_admitted = shard.end - 1 + CLOCK_SKEW_LEEWAY_S - 1  # now - leeway < exp
+    assert plan.state(shard, last_admitted) is not ShardState.DROPPABLE

@@ -1,0 +1,162 @@
+"""Credentials issued and revoked per UTC hour, kept as running counts.
+
+Why: the console's overview shows a day of activity by hour. Counting it from the
+outbox reads every row of the day, and a region the size of Guangdong writes some
+130 million of them a day: the page would take minutes (docs/performance.md). So each
+transaction that writes an anchor (`credential_anchored`) or revocation
+(`credential_revoked`) outbox row also adds to a small table of counts per (hour,
+kind), in the same transaction: the counts are exactly what committed, a rolled-back
+transaction counts nothing, and the overview reads at most 24 × 2 × `SLOTS` rows
+whatever the day's volume.
+
+How: writers note what they add in the session (`note`); just before the session
+commits, one upsert per (hour, kind) adds the transaction's totals. Each commit adds
+to one of `SLOTS` rows of its (hour, kind), chosen at random, so that concurrent
+writers (issuer replicas, anchoring workers, a bulk revocation) rarely wait on the same
+row lock; readers sum the slots. Rows are upserted in key order, so two transactions
+never take the same two row locks in opposite orders.
+
+What it does not: count anything else, or prune: the table grows by at most
+24 × 2 × `SLOTS` rows a day (`prune` drops hours older than a cut-off).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session, sessionmaker
+
+from issuer.models import ActivityHourRow, OutboxRow
+
+ISSUED_KIND = "credential_anchored"  # outbox kinds (issuer.issuance)
+REVOKED_KIND = "credential_revoked"
+COUNTED_KINDS = (ISSUED_KIND, REVOKED_KIND)
+HOUR_S = 3600  # seconds
+SLOTS = 16  # rows per (hour, kind) that concurrent commits spread over
+_PENDING = "hb_activity"  # session.info key: this transaction's counts, not yet written
+
+
+def hour_of(t: int) -> int:
+    """The start (Unix time) of the UTC hour holding `t`."""
+    return t - t % HOUR_S
+
+
+def note(session: Session, kind: str, at: int, n: int = 1) -> None:
+    """Count `n` outbox rows of `kind` written at `at` in the session's transaction;
+    written when it commits. Kinds other than COUNTED_KINDS are ignored."""
+    if kind in COUNTED_KINDS and n > 0:
+        pending: Counter[tuple[int, str]] = session.info.setdefault(_PENDING, Counter())
+        pending[(hour_of(at), kind)] += n
+
+
+def _upsert(conn: Connection, values: list[dict[str, Any]]) -> None:
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        stmt: Any = postgresql.insert(ActivityHourRow)
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(ActivityHourRow)
+    else:  # pragma: no cover - the issuer runs on SQLite or PostgreSQL only
+        raise ValueError(f"unsupported database {dialect!r}")
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["hour", "kind", "slot"],
+        set_={"n": ActivityHourRow.n + stmt.excluded.n},
+    )
+    for v in values:  # one statement per row, in key order (see the module's note)
+        conn.execute(stmt, v)
+
+
+def _flush(session: Session) -> None:
+    pending: Counter[tuple[int, str]] | None = session.info.pop(_PENDING, None)
+    if not pending:
+        return
+    slot = random.randrange(SLOTS)
+    values = [
+        {"hour": hour, "kind": kind, "slot": slot, "n": n}
+        for (hour, kind), n in sorted(pending.items())
+    ]
+    _upsert(session.connection(), values)
+
+
+def _discard(session: Session, *_: Any) -> None:
+    session.info.pop(_PENDING, None)
+
+
+def track(sessions: sessionmaker[Session]) -> None:
+    """Write noted counts in the transaction that noted them (before its commit) and
+    forget them when it rolls back."""
+    from sqlalchemy import event
+
+    event.listen(sessions, "before_commit", _flush)
+    event.listen(sessions, "after_rollback", _discard)
+
+
+def counts_since(session: Session, start: int) -> list[tuple[int, str, int]]:
+    """(hour, kind, count) for every hour from `start` on, slots summed."""
+    rows = session.execute(
+        select(ActivityHourRow.hour, ActivityHourRow.kind, func.sum(ActivityHourRow.n))
+        .where(ActivityHourRow.hour >= start)
+        .group_by(ActivityHourRow.hour, ActivityHourRow.kind)
+    ).all()
+    return [(int(h), str(k), int(n)) for h, k, n in rows]
+
+
+def first_outbox_id_from(session: Session, t: int) -> int | None:
+    """The smallest outbox row id created at or after `t`, by binary search on the
+    primary key (rows are written with the time of their transaction, so ids grow
+    with time): about log2(rows) indexed lookups, never a scan. None: no such row."""
+    lo, hi = session.execute(select(func.min(OutboxRow.id), func.max(OutboxRow.id))).one()
+    if lo is None:
+        return None
+    newest = session.scalar(select(OutboxRow.created_at).where(OutboxRow.id == hi))
+    if newest is None or newest < t:
+        return None
+    lo, hi = int(lo), int(hi)
+    while lo < hi:
+        row = session.execute(
+            select(OutboxRow.id, OutboxRow.created_at)
+            .where(OutboxRow.id >= (lo + hi) // 2)
+            .order_by(OutboxRow.id)
+            .limit(1)
+        ).one()
+        if row.created_at >= t:
+            hi = int(row.id)
+        else:
+            lo = int(row.id) + 1
+    return lo
+
+
+def recount(session: Session, since: int) -> None:
+    """Count the hours from `since` on again from the outbox (only rows from the first
+    one created in that hour on: `first_outbox_id_from`), replacing what the table
+    holds for them. For databases filled without the issuer's own writers (a restore,
+    a benchmark's bulk load); the running counts never need it."""
+    since = hour_of(since)
+    session.execute(delete(ActivityHourRow).where(ActivityHourRow.hour >= since))
+    first_outbox_id = first_outbox_id_from(session, since)
+    if first_outbox_id is None:
+        return
+    hour = OutboxRow.created_at - OutboxRow.created_at % HOUR_S
+    rows: Iterable[Any] = session.execute(
+        select(hour, OutboxRow.kind, func.count())
+        .where(
+            OutboxRow.id >= first_outbox_id,
+            OutboxRow.created_at >= since,
+            OutboxRow.kind.in_(COUNTED_KINDS),
+        )
+        .group_by(hour, OutboxRow.kind)
+    ).all()
+    values = [{"hour": int(h), "kind": k, "slot": 0, "n": int(n)} for h, k, n in rows]
+    if values:
+        session.execute(insert(ActivityHourRow), values)
+
+
+def prune(session: Session, before: int) -> int:
+    """Drop the counts of hours that started before `before`; returns rows dropped."""
+    result = session.execute(delete(ActivityHourRow).where(ActivityHourRow.hour < before))
+    return int(getattr(result, "rowcount", 0) or 0)
