@@ -15,6 +15,9 @@ revocation snapshots, each built by `ledger.node.app.create_app`) and
   GET  /v1/shards     every tracked shard: number, origin, period, state, size
   GET  /v1/status     the region, its base origin and the shard list
   /healthz, /readyz, and the joint blueprints (witness, mirror) unprefixed.
+ledger/openapi.yaml documents these (operations tagged `sharded-node`;
+tests/ledger/node/test_sharded_openapi.py). The node's metrics are one registry over
+every tracked shard, each shard's series labelled shard="<k>" (ledger.metrics).
 
 Life of a shard, driven by the injected clock on every request and on a timer: it is
 opened (database created, migrated, and seeded with the region's key entries copied
