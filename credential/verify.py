@@ -299,11 +299,11 @@ def _run(
     replay: ReplayGuard | None,
     challenge: bytes | None,
     s: _Scratch,
-) -> VerifiedPresentation:
+) -> tuple[HealthClaims, bytes, Presentation, RegisteredKey]:
+    """Steps 1-7; what passed them: (claims, digest, presentation, issuer key)."""
     # 1. Parse and bounds.
     p = parse_presentation(data)
     alg, kid = p.canonical if p.canonical is not None else _verbatim_header(p.header)
-    jws = p.credential_jws
     s.digest = digest = p.digest
     claims = decode_payload(p.payload, kid)
     region = claims.region
@@ -405,7 +405,7 @@ def _run(
         s.anchor_pending = True
         if policy.on_revocation_unknown is Decision.DENY:
             raise NotYetAnchoredError(f"iat {claims.issued_at} is newer than the {region} view")
-    return VerifiedPresentation(claims, jws, digest, key, s.sync_age_s)
+    return claims, digest, p, key
 
 
 def _check_fresh(
@@ -434,7 +434,9 @@ def check_presentation(
     caller who wants policy-driven leniency uses `verify_presentation`.
     """
     strict = StationPolicy(policy.colours, policy.max_sync_age_s, Decision.DENY)
-    return _run(data, trust, now, strict, replay, challenge, _Scratch())
+    s = _Scratch()
+    claims, digest, p, key = _run(data, trust, now, strict, replay, challenge, s)
+    return VerifiedPresentation(claims, p.credential_jws, digest, key, s.sync_age_s)
 
 
 def _display(c: HealthClaims) -> DisplayFields:
@@ -452,13 +454,12 @@ def verify_presentation(
     """Run the whole checklist and return a verdict; never raises on bad input."""
     s = _Scratch()
     try:
-        vp = _run(data, trust, now, policy, replay, challenge, s)
+        c, digest, _, _ = _run(data, trust, now, policy, replay, challenge, s)
     except VerificationError as e:
         return _failed(s, e.reason)
     except (CredentialError, ValueError, TypeError, RecursionError):
         return _failed(s, Reason.MALFORMED)
     # 8. Policy on the colour (and on an unknown revocation state, when not fatal).
-    c = vp.claims
     decision = policy.colours[c.colour]
     reasons: list[Reason] = []
     if c.colour is StatusColour.YELLOW:
@@ -479,8 +480,8 @@ def verify_presentation(
         colour=c.colour,
         display=_display(c),
         region=c.region,
-        digest_prefix=vp.digest[:DIGEST_PREFIX_BYTES].hex(),
-        sync_age_s=vp.sync_age_s,
+        digest_prefix=digest[:DIGEST_PREFIX_BYTES].hex(),
+        sync_age_s=s.sync_age_s,
     )
 
 
