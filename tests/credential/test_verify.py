@@ -32,7 +32,7 @@ from credential.keys import (
     key_id,
     public_key_der,
 )
-from credential.payload import deflate, encode_payload
+from credential.payload import claims_to_json, deflate, encode_payload
 from credential.presentation import (
     QR_PREFIX,
     WINDOW_SECONDS,
@@ -486,3 +486,14 @@ def test_device_key_off_the_curve_is_refused_as_invalid_holder_proof() -> None:
         _device_key(off_curve)
     with pytest.raises(KeyFormatError):
         _device_key(b"\x30\x10" + b"\x00" * 16)
+
+
+def test_device_key_coordinate_given_as_a_huge_number_is_malformed(world: World) -> None:
+    # A signed-looking code whose cnf key has a JSON number for `x`: once bytes(2**62)
+    # and a MemoryError out of verify_presentation (a number of a few billion would
+    # have allocated that many bytes on every scan).
+    claims = json.loads(claims_to_json(world.claims()))
+    claims["cnf"]["jwk"]["x"] = 2**62
+    payload = deflate(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
+    parts = split_jws(world.credential())
+    denied_for(world, forge(world, parts.header, payload, parts.signature), Reason.MALFORMED)
