@@ -80,7 +80,11 @@ def window_of(now: float) -> int:
 
 def resolve_window(tag: int, now: float) -> int:
     """The window number with low byte `tag` nearest to `now`'s window (within ±128)."""
-    current = window_of(now)
+    return window_near(tag, window_of(now))
+
+
+def window_near(tag: int, current: int) -> int:
+    """The window number with low byte `tag` nearest to window `current` (within ±128)."""
     delta = (tag - current) % WINDOW_TAG_MODULUS
     if delta >= WINDOW_TAG_MODULUS // 2:
         delta -= WINDOW_TAG_MODULUS

@@ -81,7 +81,7 @@ from credential.presentation import (
     Presentation,
     parse_presentation,
     proof_signing_input,
-    resolve_window,
+    window_near,
     window_of,
 )
 from credential.reasons import Reason
@@ -353,8 +353,8 @@ def _run(
             f"station challenge {'set' if challenge is not None else 'unset'}, "
             f"proof {'binds' if p.challenge_bound else 'does not bind'} one"
         )
-    window = resolve_window(p.window_tag, now)
     current = window_of(now)
+    window = window_near(p.window_tag, current)
     newest = current + (1 if (current + 1) * WINDOW_SECONDS - now <= PROOF_FUTURE_SKEW_S else 0)
     if not current - MAX_PROOF_AGE_WINDOWS <= window <= newest:
         raise ProofStaleError(f"proof window {window}, current window {current}")
