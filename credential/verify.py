@@ -37,6 +37,7 @@ from typing import Protocol
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from credential.claims import HealthClaims, StatusColour
@@ -111,7 +112,11 @@ DIGEST_PREFIX_BYTES = 8  # bytes of the credential digest shown in verdicts and 
 # screenshot older than one period then reads as stale, not as another phone.
 MAX_STALE_PERIODS_PROBED = 96  # periods; 8.5 days, past the longest credential validity
 HEADER_MEMBERS = frozenset({"alg", "kid", "zip"})  # exactly these; no `crit` extensions
-_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+# ES256 is ECDSA over the SHA-256 of the message (RFC 7518 §3.4). Verification hashes
+# the messages itself and hands OpenSSL the hash: the JWS signing input is the prefix of
+# the JWS whose digest is needed anyway, so one pass of SHA-256 serves both, and the
+# holder proof's hash is its replay key. The same verification as over the message.
+_ECDSA_PREHASHED_SHA256 = ec.ECDSA(Prehashed(hashes.SHA256()))
 _SEVERITY = {Decision.ADMIT: 0, Decision.MANUAL_CHECK: 1, Decision.DENY: 2}
 
 
@@ -158,8 +163,9 @@ class VerifiedPresentation:
     sync_age_s: int | None
 
 
-# Checks a raw JWS signature over a signing input; raises BadSignatureError.
-_SignatureCheck = Callable[[bytes, bytes], None]
+# Checks a raw JWS signature over a signing input, given with its SHA-256; raises
+# BadSignatureError.
+_SignatureCheck = Callable[[bytes, bytes, bytes], None]
 
 
 @lru_cache(maxsize=KEY_CACHE_SIZE)
@@ -172,13 +178,13 @@ def _issuer_check(der: bytes, alg: SigningAlg) -> _SignatureCheck:
     if alg is SigningAlg.ES256 and isinstance(pub, ec.EllipticCurvePublicKey):
         es256 = pub
 
-        def check_es256(signature: bytes, signing_input: bytes) -> None:
+        def check_es256(signature: bytes, signing_input: bytes, sha256: bytes) -> None:
             # Low-s only: (r, n - s) would verify too and give the same credential a
             # second digest, unmatchable against the ledger and a fresh replay key.
             if not is_low_s(signature):
                 raise BadSignatureError("issuer signature is not in low-s form")
             try:
-                es256.verify(es256_der_signature(signature), signing_input, _ECDSA_SHA256)
+                es256.verify(es256_der_signature(signature), sha256, _ECDSA_PREHASHED_SHA256)
             except (InvalidSignature, ValueError) as e:
                 raise BadSignatureError("issuer signature does not verify") from e
 
@@ -186,7 +192,8 @@ def _issuer_check(der: bytes, alg: SigningAlg) -> _SignatureCheck:
     if alg is SigningAlg.EDDSA and isinstance(pub, ed25519.Ed25519PublicKey):
         eddsa = pub
 
-        def check_eddsa(signature: bytes, signing_input: bytes) -> None:
+        def check_eddsa(signature: bytes, signing_input: bytes, sha256: bytes) -> None:
+            # Ed25519 hashes the message with the key (RFC 8032 §5.1.7): the whole input.
             try:
                 eddsa.verify(signature, signing_input)
             except (InvalidSignature, ValueError) as e:
@@ -227,7 +234,7 @@ class _Scratch:
         self.anchor_pending = False  # newer than a view that lacks its anchor
 
 
-def _check_signature(p: Presentation, alg: str, key: RegisteredKey) -> None:
+def _check_signature(p: Presentation, signing_hash: bytes, alg: str, key: RegisteredKey) -> None:
     # Step 4 (RFC 8725 §3.1): the algorithm comes from the registration, and the token's
     # header must name that same algorithm; `none`, HS256 and any other value fail here.
     if alg != key.alg:  # a StrEnum member equals its value
@@ -236,22 +243,18 @@ def _check_signature(p: Presentation, alg: str, key: RegisteredKey) -> None:
         check = _issuer_check(key.public_key_der, key.alg)
     except KeyFormatError as e:
         raise BadSignatureError(f"registered key cannot be used: {e}") from e
-    check(p.signature, p.signing_input)
+    check(p.signature, p.signing_input, signing_hash)
 
 
-def _proof_verifies(
-    device: ec.EllipticCurvePublicKey,
-    proof: bytes,
-    digest: bytes,
-    window: int,
-    challenge: bytes | None,
-) -> bool:
+def _proof_hash(digest: bytes, window: int, challenge: bytes | None) -> bytes:
+    """SHA-256 of what the device key signs for that window: the message hash of the
+    proof's ES256 signature, and the proof's replay key."""
+    return hashlib.sha256(proof_signing_input(digest, window, challenge)).digest()
+
+
+def _proof_verifies(device: ec.EllipticCurvePublicKey, proof: bytes, proof_hash: bytes) -> bool:
     try:
-        device.verify(
-            es256_der_signature(proof),
-            proof_signing_input(digest, window, challenge),
-            _ECDSA_SHA256,
-        )
+        device.verify(es256_der_signature(proof), proof_hash, _ECDSA_PREHASHED_SHA256)
     except (InvalidSignature, ValueError):
         return False
     return True
@@ -275,7 +278,7 @@ def _proof_of_an_older_period(
         older = window - k * WINDOW_TAG_MODULUS
         if older < first:
             return False
-        if _proof_verifies(device, proof, digest, older, challenge):
+        if _proof_verifies(device, proof, _proof_hash(digest, older, challenge)):
             return True
     return False
 
@@ -304,7 +307,13 @@ def _run(
     # 1. Parse and bounds.
     p = parse_presentation(data)
     alg, kid = p.canonical if p.canonical is not None else _verbatim_header(p.header)
-    s.digest = digest = p.digest
+    # The compact JWS begins with the signing input (RFC 7515 §7.1): one SHA-256 pass
+    # gives the signing input's hash (ES256's message hash, step 4) on the way to the
+    # credential digest (`Presentation.digest`, the ledger's key).
+    sha = hashlib.sha256(p.signing_input)
+    signing_hash = sha.digest()
+    sha.update(p.credential_jws_ascii[len(p.signing_input) :])
+    s.digest = digest = sha.digest()
     claims = decode_payload(p.payload, kid)
     region = claims.region
 
@@ -332,7 +341,7 @@ def _run(
             )
 
     # 4. Signature, algorithm pinned by the registration; key active when it signed.
-    _check_signature(p, alg, key)
+    _check_signature(p, signing_hash, alg, key)
     s.claims = claims
     if claims.issued_at < key.not_before or (
         key.not_after is not None and claims.issued_at > key.not_after
@@ -364,16 +373,17 @@ def _run(
         raise HolderProofInvalidError("the cnf device key cannot be loaded") from e
     if not is_low_s(p.proof):
         raise HolderProofInvalidError("holder proof is not in low-s form")
-    if not _proof_verifies(device, p.proof, digest, window, challenge):
+    proof_hash = _proof_hash(digest, window, challenge)
+    if not _proof_verifies(device, p.proof, proof_hash):
         if _proof_of_an_older_period(device, p.proof, digest, window, challenge, claims):
             raise ProofStaleError("proof made for a window one or more tag periods ago")
         raise HolderProofInvalidError("holder proof does not verify with the cnf key")
     if replay is not None:
         # Keyed on what was proven, not on the signature bytes: ECDSA signatures are
-        # malleable ((r, s) and (r, n - s) both verify).
-        proof_id = hashlib.sha256(proof_signing_input(digest, window, challenge)).digest()
+        # malleable ((r, s) and (r, n - s) both verify). The key is the SHA-256 of the
+        # proof's signed bytes, as before.
         replay.check_and_record(
-            proof_id, (window + MAX_PROOF_AGE_WINDOWS + 1) * WINDOW_SECONDS, now
+            proof_hash, (window + MAX_PROOF_AGE_WINDOWS + 1) * WINDOW_SECONDS, now
         )
 
     # 7. Revocation as of the synced checkpoint, and how old that view is.

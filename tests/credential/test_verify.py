@@ -285,6 +285,41 @@ def test_malleated_proof_signature_is_refused_as_high_s(world: World) -> None:
     denied_for(world, twin, Reason.HOLDER_PROOF_INVALID)
 
 
+def test_replay_key_is_the_sha256_of_the_proven_bytes(world: World) -> None:
+    # The proof's hash is both what its ES256 signature is verified over and the replay
+    # key: it must stay SHA-256(context || digest || window [|| H(challenge)]), so the
+    # entries a running station remembers keep matching.
+    seen: list[bytes] = []
+
+    class Recording:
+        def check_and_record(self, proof_id: bytes, expires_at: float, now: float) -> None:
+            seen.append(proof_id)
+
+    jws = world.credential()
+    for challenge in (None, b"nonce-7"):
+        text = make_presentation(jws, world.device, world.now, challenge=challenge)
+        guard = Recording()
+        v = verify_presentation(text, world.trust, world.now, replay=guard, challenge=challenge)
+        assert v.decision is Decision.ADMIT
+        signed = proof_signing_input(credential_digest(jws), window_of(world.now), challenge)
+        assert seen[-1] == hashlib.sha256(signed).digest()
+
+
+def test_one_hash_pass_gives_the_credential_digest_for_both_header_forms(world: World) -> None:
+    # The ES256 message hash and the credential digest come from one SHA-256 pass over
+    # the JWS; the digest must be the JWS's own, canonical or verbatim header alike.
+    jws = world.credential()
+    parts = split_jws(jws)
+    verbatim = forge(world, parts.header + b" ", parts.payload, parts.signature)
+    for text in (make_presentation(jws, world.device, world.now), verbatim):
+        p = parse_presentation(text)
+        v = verify_presentation(text, world.trust, world.now)  # the verbatim one is denied
+        assert v.digest_prefix == credential_digest(p.credential_jws)[:8].hex()
+    text = make_presentation(jws, world.device, world.now)
+    genuine = check_presentation(text, world.trust, world.now)
+    assert genuine.digest == credential_digest(jws) and genuine.credential_jws == jws
+
+
 def test_replay_guard_forgets_proofs_once_they_expire() -> None:
     guard = InMemoryReplayGuard(max_entries=10)
     guard.check_and_record(b"a", expires_at=100, now=0)
