@@ -532,3 +532,22 @@ def test_device_key_coordinate_given_as_a_huge_number_is_malformed(world: World)
     payload = deflate(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
     parts = split_jws(world.credential())
     denied_for(world, forge(world, parts.header, payload, parts.signature), Reason.MALFORMED)
+
+
+def test_device_keys_load_as_p256_and_other_curves_are_refused() -> None:
+    # The loaded key's class is compared with the one learned from P-256's generator;
+    # the curve itself is fixed by the SPKI prefix. Both must keep holding.
+    from credential.errors import KeyFormatError
+    from credential.verify import _P256_PUBLIC_KEY_CLASS, _device_key
+
+    device = generate_private_key()
+    key = _device_key(public_key_der(device))
+    assert type(key) is _P256_PUBLIC_KEY_CLASS and key.curve.name == "secp256r1"
+    assert issubclass(_P256_PUBLIC_KEY_CLASS, ec.EllipticCurvePublicKey)
+    for curve in (ec.SECP384R1(), ec.SECP256K1()):
+        other = ec.generate_private_key(curve).public_key()
+        der = other.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        with pytest.raises(KeyFormatError):
+            _device_key(der)
