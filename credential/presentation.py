@@ -248,7 +248,8 @@ def _text_of(data: str | bytes) -> str:
 
 def parse_presentation(data: str | bytes) -> Presentation:
     """Parse QR text (1. parse and bounds). Raises a VerificationError subclass."""
-    text = _text_of(data)
+    # Text within bounds, what a scanner hands over, skips the checks of other types.
+    text = data if type(data) is str and len(data) <= MAX_QR_BYTES else _text_of(data)
     if not text.startswith(QR_PREFIX):
         head, sep, _ = text[: MAX_PREFIX_CHARS + 1].partition(":")
         if sep and head.startswith(PREFIX_MAGIC) and head[len(PREFIX_MAGIC) :].isdigit():

@@ -75,7 +75,7 @@ from credential.keys import (
     is_low_s,
     load_public_key_der,
 )
-from credential.payload import decode_payload
+from credential.payload import claims_from_json, inflate
 from credential.presentation import (
     WINDOW_SECONDS,
     WINDOW_TAG_MODULUS,
@@ -118,6 +118,12 @@ HEADER_MEMBERS = frozenset({"alg", "kid", "zip"})  # exactly these; no `crit` ex
 # holder proof's hash is its replay key. The same verification as over the message.
 _ECDSA_PREHASHED_SHA256 = ec.ECDSA(Prehashed(hashes.SHA256()))
 _SEVERITY = {Decision.ADMIT: 0, Decision.MANUAL_CHECK: 1, Decision.DENY: 2}
+# The reasons a verified colour adds to the verdict, in the order staff read them.
+_COLOUR_REASONS: dict[StatusColour, tuple[Reason, ...]] = {
+    StatusColour.GREEN: (),
+    StatusColour.YELLOW: (Reason.STATUS_YELLOW,),
+    StatusColour.RED: (Reason.STATUS_RED,),
+}
 
 
 class ReplayGuard(Protocol):
@@ -334,7 +340,7 @@ def _run(
     signing_hash = sha.digest()
     sha.update(p.credential_jws_ascii[len(p.signing_input) :])
     s.digest = digest = sha.digest()
-    claims = decode_payload(p.payload, kid)
+    claims = claims_from_json(inflate(p.payload), kid)
     region = claims.region
 
     # 2. Issuer region known.
@@ -490,28 +496,24 @@ def verify_presentation(
     except (CredentialError, ValueError, TypeError, RecursionError):
         return _failed(s, Reason.MALFORMED)
     # 8. Policy on the colour (and on an unknown revocation state, when not fatal).
-    decision = policy.colours[c.colour]
-    reasons: list[Reason] = []
-    if c.colour is StatusColour.YELLOW:
-        reasons.append(Reason.STATUS_YELLOW)
-    elif c.colour is StatusColour.RED:
-        reasons.append(Reason.STATUS_RED)
-    if s.revocation_unknown:
-        reasons.append(Reason.REVOCATION_UNKNOWN)
-    if s.anchor_pending:
-        reasons.append(Reason.NOT_YET_ANCHORED)
-    if (s.revocation_unknown or s.anchor_pending) and _SEVERITY[
-        policy.on_revocation_unknown
-    ] > _SEVERITY[decision]:
-        decision = policy.on_revocation_unknown
+    colour = c.colour
+    decision = policy.colours[colour]
+    reasons: tuple[Reason, ...] = _COLOUR_REASONS[colour]
+    if s.revocation_unknown or s.anchor_pending:
+        if s.revocation_unknown:
+            reasons += (Reason.REVOCATION_UNKNOWN,)
+        if s.anchor_pending:
+            reasons += (Reason.NOT_YET_ANCHORED,)
+        if _SEVERITY[policy.on_revocation_unknown] > _SEVERITY[decision]:
+            decision = policy.on_revocation_unknown
     return Verdict(
-        decision=decision,
-        reasons=tuple(reasons),
-        colour=c.colour,
-        display=_display(c),
-        region=c.region,
-        digest_prefix=digest[:DIGEST_PREFIX_BYTES].hex(),
-        sync_age_s=s.sync_age_s,
+        decision,
+        reasons,
+        colour,
+        DisplayFields(c.region, c.masked_name, c.document_hint, colour, c.expires_at),
+        c.region,
+        digest[:DIGEST_PREFIX_BYTES].hex(),
+        s.sync_age_s,
     )
 
 

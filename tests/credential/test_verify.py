@@ -551,3 +551,32 @@ def test_device_keys_load_as_p256_and_other_curves_are_refused() -> None:
         )
         with pytest.raises(KeyFormatError):
             _device_key(der)
+
+
+@pytest.mark.parametrize(
+    ("colour", "lenient", "expected"),
+    [
+        (StatusColour.GREEN, Decision.MANUAL_CHECK, Decision.MANUAL_CHECK),
+        (StatusColour.YELLOW, Decision.ADMIT, Decision.MANUAL_CHECK),
+        (StatusColour.RED, Decision.MANUAL_CHECK, Decision.DENY),
+    ],
+)
+def test_colour_reason_comes_first_and_a_stale_view_never_softens_the_decision(
+    world: World, colour: StatusColour, lenient: Decision, expected: Decision
+) -> None:
+    # The verdict's reasons are the colour's (if any), then the stale view's and the
+    # missing anchor's; a lenient policy for a stale view raises a decision, never lowers it.
+    world.trust.sync_times["GD"] = world.now - 7200
+    world.trust.full_anchor_regions.add("GD")  # the view knows every anchor: none here
+    policy = StationPolicy(max_sync_age_s=3600, on_revocation_unknown=lenient)
+    # Issued after the view's checkpoint: its anchor may not be in the view yet.
+    fresh = world.credential(colour=colour, issued_at=world.now - 60, not_before=world.now - 60)
+    text = make_presentation(fresh, world.device, world.now)
+    colour_reason = {
+        StatusColour.GREEN: (),
+        StatusColour.YELLOW: (Reason.STATUS_YELLOW,),
+        StatusColour.RED: (Reason.STATUS_RED,),
+    }[colour]
+    v = verify_presentation(text, world.trust, world.now, policy=policy)
+    assert v.reasons == (*colour_reason, Reason.REVOCATION_UNKNOWN, Reason.NOT_YET_ANCHORED)
+    assert v.decision is expected and v.display is not None and v.colour is colour
