@@ -36,10 +36,17 @@ def b64url_decode(text: str | bytes, max_chars: int | None = None) -> bytes:
     `max_chars` bounds the input before any work is done (a header field, a path
     segment); None means no bound beyond the caller's own.
     """
-    try:
-        raw = text.encode("ascii", "strict") if isinstance(text, str) else bytes(text)
-    except UnicodeEncodeError as e:
-        raise ValueError("expected unpadded base64url, found non-ASCII text") from e
+    # Text or bytes only: `bytes(n)` of an integer (a JSON number where a string was
+    # expected) would allocate n zero bytes.
+    if isinstance(text, str):
+        try:
+            raw = text.encode("ascii", "strict")
+        except UnicodeEncodeError as e:
+            raise ValueError("expected unpadded base64url, found non-ASCII text") from e
+    elif isinstance(text, bytes | bytearray | memoryview):
+        raw = bytes(text)
+    else:
+        raise ValueError(f"expected base64url text, found {type(text).__name__}")
     if max_chars is not None and len(raw) > max_chars:
         raise ValueError(f"expected at most {max_chars} base64url characters, found {len(raw)}")
     # Deleting every alphabet character leaves nothing only when there is nothing else.

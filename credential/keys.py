@@ -35,6 +35,18 @@ _P256_HALF_ORDER_BE = P256_HALF_ORDER.to_bytes(P256_COORD_BYTES, "big")
 _DER_SEQUENCE = 0x30  # X.690 §8.9 tag, constructed
 _DER_INTEGER = 0x02  # X.690 §8.3 tag
 
+
+def _der_framing(r_pad: bool, s_pad: bool) -> tuple[bytes, bytes]:
+    """The bytes before r and between r and s of a DER ES256 signature whose 32-byte r
+    and s start with a non-zero byte, a 0x00 added in front of a set top bit."""
+    r_len, s_len = P256_COORD_BYTES + r_pad, P256_COORD_BYTES + s_pad
+    head = bytes((_DER_SEQUENCE, r_len + s_len + 4, _DER_INTEGER, r_len)) + b"\x00" * r_pad
+    return head, bytes((_DER_INTEGER, s_len)) + b"\x00" * s_pad
+
+
+# Indexed by (r's top bit) | (s's top bit) << 1.
+_DER_FRAMING = tuple(_der_framing(bool(i & 1), bool(i & 2)) for i in range(4))
+
 # DER prefix of a SubjectPublicKeyInfo for an uncompressed P-256 point (RFC 5480 §2):
 # SEQUENCE { SEQUENCE { id-ecPublicKey, secp256r1 }, BIT STRING { 0x04 || x || y } }.
 P256_SPKI_PREFIX = bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d030107034200")
@@ -200,7 +212,13 @@ def es256_der_signature(raw: bytes) -> bytes:
     if len(raw) != ES256_SIGNATURE_BYTES:
         raise ValueError(f"expected {ES256_SIGNATURE_BYTES}-byte r||s, found {len(raw)}")
     # X.690 §8.3: each INTEGER in the fewest bytes of two's complement, so leading zero
-    # bytes go and a 0x00 goes in front of a set top bit.
+    # bytes go and a 0x00 goes in front of a set top bit. When neither number starts
+    # with a zero byte (all but ~1 in 128 signatures) only the top bits choose the
+    # framing, which is looked up.
+    r0, s0 = raw[0], raw[P256_COORD_BYTES]
+    if r0 and s0:
+        head, middle = _DER_FRAMING[(r0 >> 7) | (s0 >> 7) << 1]
+        return head + raw[:P256_COORD_BYTES] + middle + raw[P256_COORD_BYTES:]
     r = raw[:P256_COORD_BYTES].lstrip(b"\x00") or b"\x00"
     s = raw[P256_COORD_BYTES:].lstrip(b"\x00") or b"\x00"
     if r[0] & 0x80:

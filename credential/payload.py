@@ -14,6 +14,7 @@ on parse. Does not sign or verify anything.
 
 from __future__ import annotations
 
+import binascii
 import json
 import zlib
 from typing import Any
@@ -53,6 +54,11 @@ _HS_KEYS = frozenset({"c"})  # format v2: the colour alone
 _CNF_KEYS = frozenset({"jwk"})
 _JWK_KEYS = frozenset({"crv", "kty", "x", "y"})
 _MAX_JSON_INT = 2**53 - 1  # I-JSON (RFC 7493 §2.2): integers exactly representable
+_COORD_B64_CHARS = 43  # unpadded base64url characters of a 32-byte coordinate
+_B64URL_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_TO_STANDARD_B64 = bytes.maketrans(b"-_", b"+/")  # RFC 4648 §5 -> §4 alphabet
+# Alphabet characters whose 6-bit value ends in two zero bits (value % 4 == 0).
+_LOW_BITS_CLEAR = frozenset(_B64URL_ALPHABET[::4])
 
 
 def claims_to_json(claims: HealthClaims) -> bytes:
@@ -127,6 +133,26 @@ def _str(obj: dict[str, Any], name: str) -> str:
     return v
 
 
+def _coordinate(text: Any) -> bytes:
+    """A P-256 coordinate (RFC 7518 §6.2.1.2) read as `b64url_decode` reads it, with
+    the common case, 43 alphabet characters, checked without decoding twice."""
+    if type(text) is str and len(text) == _COORD_B64_CHARS:
+        raw = text.encode("ascii", "ignore")
+        # 43 characters carry 258 bits: the last one's two low bits are past the 32nd
+        # byte and must be zero for the spelling to be canonical (RFC 4648 §3.5).
+        if (
+            len(raw) == _COORD_B64_CHARS
+            and not raw.translate(None, _B64URL_ALPHABET)
+            and raw[-1] in _LOW_BITS_CLEAR
+        ):
+            return binascii.a2b_base64(raw.translate(_TO_STANDARD_B64) + b"=")
+    if not isinstance(text, str):
+        raise ValueError(f"expected a base64url coordinate, found {type(text).__name__}")
+    # Any other text: the general decoder refuses it with its reason (or decodes a
+    # value of another length, which `p256_der_from_point` refuses).
+    return b64url_decode(text)
+
+
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     # dict() and len() run in C: a member-by-member loop cost a few microseconds per
     # object on every scan. A duplicate shows as a dict shorter than the pair list.
@@ -193,23 +219,32 @@ def claims_from_json(data: bytes, kid: str) -> HealthClaims:
         raise MalformedError("claim 'cnf': expected {jwk: {crv, kty, x, y}}")
     if jwk["kty"] != "EC" or jwk["crv"] != "P-256":
         raise MalformedError(f"device key: expected EC P-256, found {jwk['kty']}/{jwk['crv']}")
+    iss, nm, dh = obj["iss"], obj["nm"], obj["dh"]
+    sti, iat, nbf, exp = obj["sti"], obj["iat"], obj["nbf"], obj["exp"]
+    # The type checks of `_str` and `_int`, in one expression for every scan; the
+    # helpers run only to name the claim that failed.
+    if not (
+        type(iss) is str
+        and type(nm) is str
+        and type(dh) is str
+        and type(sti) is int
+        and type(iat) is int
+        and type(nbf) is int
+        and type(exp) is int
+        and 0 <= sti <= _MAX_JSON_INT
+        and 0 <= iat <= _MAX_JSON_INT
+        and 0 <= nbf <= _MAX_JSON_INT
+        and 0 <= exp <= _MAX_JSON_INT
+    ):
+        for name in ("iss", "nm", "dh"):
+            _str(obj, name)
+        for name in ("sti", "iat", "nbf", "exp"):
+            _int(obj, name)
     try:
         if "src" in obj:
             source = SourceRef(_str(obj["src"], "r"), _int(obj["src"], "i"))
-        holder_key = p256_der_from_point(b64url_decode(jwk["x"]), b64url_decode(jwk["y"]))
-        return HealthClaims(
-            region=_str(obj, "iss"),
-            kid=kid,
-            status_index=_int(obj, "sti"),
-            issued_at=_int(obj, "iat"),
-            not_before=_int(obj, "nbf"),
-            expires_at=_int(obj, "exp"),
-            colour=colour,
-            masked_name=_str(obj, "nm"),
-            document_hint=_str(obj, "dh"),
-            holder_key=holder_key,
-            source=source,
-        )
+        holder_key = p256_der_from_point(_coordinate(jwk["x"]), _coordinate(jwk["y"]))
+        return HealthClaims(iss, kid, sti, iat, nbf, exp, colour, nm, dh, holder_key, source)
     except (ValueError, TypeError, ClaimsError, KeyFormatError) as e:
         raise MalformedError(f"invalid claims: {e}") from e
 

@@ -80,7 +80,11 @@ def window_of(now: float) -> int:
 
 def resolve_window(tag: int, now: float) -> int:
     """The window number with low byte `tag` nearest to `now`'s window (within ±128)."""
-    current = window_of(now)
+    return window_near(tag, window_of(now))
+
+
+def window_near(tag: int, current: int) -> int:
+    """The window number with low byte `tag` nearest to window `current` (within ±128)."""
     delta = (tag - current) % WINDOW_TAG_MODULUS
     if delta >= WINDOW_TAG_MODULUS // 2:
         delta -= WINDOW_TAG_MODULUS
@@ -107,7 +111,7 @@ def proof_signing_input(digest: bytes, window: int, challenge: bytes | None) -> 
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Presentation:
     """A parsed presentation: the credential's JWS parts and the holder proof."""
 
@@ -125,16 +129,38 @@ class Presentation:
     signing_input: bytes = field(init=False, repr=False, compare=False)
     credential_jws_ascii: bytes = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
+    # Written out rather than generated: see the note above `credential.claims.HealthClaims`.
+    def __init__(
+        self,
+        header: bytes,
+        payload: bytes,
+        signature: bytes,
+        window_tag: int,
+        challenge_bound: bool,
+        proof: bytes,
+        canonical: tuple[SigningAlg, str] | None = None,
+    ) -> None:
         # A canonical header is the same bytes object for every code of one issuer key
         # (see `_canonical`), so its base64url is looked up rather than recomputed.
-        header = _b64url_header(self.header) if self.canonical else b64url_bytes(self.header)
+        b64_header = _b64url_header(header) if canonical else b64url_bytes(header)
         # The JWS signing input (RFC 7515 §5.1 step 5) and the compact JWS (§7.1),
         # exactly as issued, in ASCII bytes.
-        signing_input = header + b"." + b64url_bytes(self.payload)
-        object.__setattr__(self, "signing_input", signing_input)
-        jws = signing_input + b"." + b64url_bytes(self.signature)
-        object.__setattr__(self, "credential_jws_ascii", jws)
+        signing_input = b64_header + b"." + b64url_bytes(payload)
+        object.__setattr__(
+            self,
+            "__dict__",
+            {
+                "header": header,
+                "payload": payload,
+                "signature": signature,
+                "window_tag": window_tag,
+                "challenge_bound": challenge_bound,
+                "proof": proof,
+                "canonical": canonical,
+                "signing_input": signing_input,
+                "credential_jws_ascii": signing_input + b"." + b64url_bytes(signature),
+            },
+        )
 
     @property
     def credential_jws(self) -> str:
@@ -205,26 +231,6 @@ def render_presentation(p: Presentation) -> str:
     return QR_PREFIX + b45encode(bytes(frame))
 
 
-class _Reader:
-    """Bounds-checked cursor over the frame bytes."""
-
-    __slots__ = ("data", "pos")
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def take(self, n: int, what: str) -> bytes:
-        if self.pos + n > len(self.data):
-            raise MalformedError(f"frame truncated in {what}: need {n} bytes")
-        out = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return out
-
-    def byte(self, what: str) -> int:
-        return self.take(1, what)[0]
-
-
 def _text_of(data: str | bytes) -> str:
     # Type first: anything but text or bytes (None, a number) is a malformed code, not
     # a TypeError out of len().
@@ -242,7 +248,8 @@ def _text_of(data: str | bytes) -> str:
 
 def parse_presentation(data: str | bytes) -> Presentation:
     """Parse QR text (1. parse and bounds). Raises a VerificationError subclass."""
-    text = _text_of(data)
+    # Text within bounds, what a scanner hands over, skips the checks of other types.
+    text = data if type(data) is str and len(data) <= MAX_QR_BYTES else _text_of(data)
     if not text.startswith(QR_PREFIX):
         head, sep, _ = text[: MAX_PREFIX_CHARS + 1].partition(":")
         if sep and head.startswith(PREFIX_MAGIC) and head[len(PREFIX_MAGIC) :].isdigit():
@@ -259,39 +266,63 @@ def parse_presentation(data: str | bytes) -> Presentation:
         frame = b45decode(text[len(QR_PREFIX) :])
     except Base45Error as e:
         raise MalformedError(f"expected base45 after the prefix: {e}") from e
-    r = _Reader(frame)
-    form = r.byte("header form")
+    # Offsets are computed and checked against the frame's length directly: a cursor
+    # object cost a method call per field on every scan. Layout: docs/credential-format.md
+    # §3.1.
+    end = len(frame)
+    if not end:
+        raise MalformedError("frame truncated in header form: need 1 byte")
+    form = frame[0]
     if form in _ALG_BY_FORM:
-        kid_len = r.byte("kid length")
+        if end < 2:
+            raise MalformedError("frame truncated in kid length: need 1 byte")
+        kid_len = frame[1]
         if not 0 < kid_len <= MAX_KID_BYTES:
             raise MalformedError(f"kid length must be 1-{MAX_KID_BYTES}, found {kid_len}")
-        canonical, header = _canonical(form, r.take(kid_len, "kid"))
-        signature = r.take(CANONICAL_SIGNATURE_BYTES, "signature")
+        pos = 2 + kid_len
+        sig_end = pos + CANONICAL_SIGNATURE_BYTES
+        if sig_end > end:
+            raise MalformedError(f"frame truncated in kid or signature: need {sig_end} bytes")
+        canonical: tuple[SigningAlg, str] | None
+        canonical, header = _canonical(form, frame[2:pos])
+        signature = frame[pos:sig_end]
+        pos = sig_end
     elif form == FORM_VERBATIM:
         canonical = None
-        header_len = int.from_bytes(r.take(2, "header length"), "big")
+        if end < 3:
+            raise MalformedError("frame truncated in header length: need 2 bytes")
+        header_len = int.from_bytes(frame[1:3], "big")
         if header_len > MAX_HEADER_BYTES:
             raise MalformedError(f"header of {header_len} bytes exceeds {MAX_HEADER_BYTES}")
-        header = r.take(header_len, "header")
-        signature = r.take(r.byte("signature length"), "signature")
+        pos = 3 + header_len
+        if pos + 1 > end:
+            raise MalformedError(f"frame truncated in header: need {pos + 1} bytes")
+        header = frame[3:pos]
+        sig_end = pos + 1 + frame[pos]
+        if sig_end > end:
+            raise MalformedError(f"frame truncated in signature: need {sig_end} bytes")
+        signature = frame[pos + 1 : sig_end]
+        pos = sig_end
     else:
         raise MalformedError(f"unknown header form 0x{form:02x}")
-    flags = r.byte("flags")
+    if pos + 2 > end:
+        raise MalformedError("frame truncated in flags and window: need 2 bytes")
+    flags = frame[pos]
     if flags & ~FLAG_CHALLENGE:
         raise MalformedError(f"unknown flag bits 0x{flags:02x}")
-    window_tag = r.byte("window")
-    proof = r.take(ES256_SIGNATURE_BYTES, "proof")
-    payload = frame[r.pos :]
-    if not payload:
+    proof_end = pos + 2 + ES256_SIGNATURE_BYTES
+    if proof_end > end:
+        raise MalformedError(f"frame truncated in proof: need {proof_end} bytes")
+    if proof_end == end:
         raise MalformedError("frame truncated: no payload")
     return Presentation(
-        header=header,
-        payload=payload,
-        signature=signature,
-        window_tag=window_tag,
-        challenge_bound=bool(flags & FLAG_CHALLENGE),
-        proof=proof,
-        canonical=canonical,
+        header,
+        frame[proof_end:],
+        signature,
+        frame[pos + 1],
+        bool(flags & FLAG_CHALLENGE),
+        frame[pos + 2 : proof_end],
+        canonical,
     )
 
 

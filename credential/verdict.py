@@ -84,7 +84,7 @@ def describe(reason: Reason) -> str:
     return _DESCRIPTIONS[reason]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class DisplayFields:
     """What staff see to match the person; set only after the signature verified."""
 
@@ -94,8 +94,29 @@ class DisplayFields:
     colour: StatusColour
     expires_at: int
 
+    # Written out rather than generated: see the note above `credential.claims.HealthClaims`.
+    def __init__(
+        self,
+        region: str,
+        masked_name: str,
+        document_hint: str,
+        colour: StatusColour,
+        expires_at: int,
+    ) -> None:
+        object.__setattr__(
+            self,
+            "__dict__",
+            {
+                "region": region,
+                "masked_name": masked_name,
+                "document_hint": document_hint,
+                "colour": colour,
+                "expires_at": expires_at,
+            },
+        )
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, init=False)
 class Verdict:
     decision: Decision
     reasons: tuple[Reason, ...]
@@ -107,6 +128,31 @@ class Verdict:
     # keys it with the station's secret first).
     digest_prefix: str | None
     sync_age_s: int | None
+
+    # Written out rather than generated: see the note above `credential.claims.HealthClaims`.
+    def __init__(
+        self,
+        decision: Decision,
+        reasons: tuple[Reason, ...],
+        colour: StatusColour | None,
+        display: DisplayFields | None,
+        region: str | None,
+        digest_prefix: str | None,
+        sync_age_s: int | None,
+    ) -> None:
+        object.__setattr__(
+            self,
+            "__dict__",
+            {
+                "decision": decision,
+                "reasons": reasons,
+                "colour": colour,
+                "display": display,
+                "region": region,
+                "digest_prefix": digest_prefix,
+                "sync_age_s": sync_age_s,
+            },
+        )
 
     @property
     def admitted(self) -> bool:

@@ -32,11 +32,12 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Protocol
+from typing import Protocol, cast
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from credential.claims import HealthClaims, StatusColour
@@ -74,14 +75,14 @@ from credential.keys import (
     is_low_s,
     load_public_key_der,
 )
-from credential.payload import decode_payload
+from credential.payload import claims_from_json, inflate
 from credential.presentation import (
     WINDOW_SECONDS,
     WINDOW_TAG_MODULUS,
     Presentation,
     parse_presentation,
     proof_signing_input,
-    resolve_window,
+    window_near,
     window_of,
 )
 from credential.reasons import Reason
@@ -111,8 +112,18 @@ DIGEST_PREFIX_BYTES = 8  # bytes of the credential digest shown in verdicts and 
 # screenshot older than one period then reads as stale, not as another phone.
 MAX_STALE_PERIODS_PROBED = 96  # periods; 8.5 days, past the longest credential validity
 HEADER_MEMBERS = frozenset({"alg", "kid", "zip"})  # exactly these; no `crit` extensions
-_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+# ES256 is ECDSA over the SHA-256 of the message (RFC 7518 §3.4). Verification hashes
+# the messages itself and hands OpenSSL the hash: the JWS signing input is the prefix of
+# the JWS whose digest is needed anyway, so one pass of SHA-256 serves both, and the
+# holder proof's hash is its replay key. The same verification as over the message.
+_ECDSA_PREHASHED_SHA256 = ec.ECDSA(Prehashed(hashes.SHA256()))
 _SEVERITY = {Decision.ADMIT: 0, Decision.MANUAL_CHECK: 1, Decision.DENY: 2}
+# The reasons a verified colour adds to the verdict, in the order staff read them.
+_COLOUR_REASONS: dict[StatusColour, tuple[Reason, ...]] = {
+    StatusColour.GREEN: (),
+    StatusColour.YELLOW: (Reason.STATUS_YELLOW,),
+    StatusColour.RED: (Reason.STATUS_RED,),
+}
 
 
 class ReplayGuard(Protocol):
@@ -158,8 +169,9 @@ class VerifiedPresentation:
     sync_age_s: int | None
 
 
-# Checks a raw JWS signature over a signing input; raises BadSignatureError.
-_SignatureCheck = Callable[[bytes, bytes], None]
+# Checks a raw JWS signature over a signing input, given with its SHA-256; raises
+# BadSignatureError.
+_SignatureCheck = Callable[[bytes, bytes, bytes], None]
 
 
 @lru_cache(maxsize=KEY_CACHE_SIZE)
@@ -172,13 +184,13 @@ def _issuer_check(der: bytes, alg: SigningAlg) -> _SignatureCheck:
     if alg is SigningAlg.ES256 and isinstance(pub, ec.EllipticCurvePublicKey):
         es256 = pub
 
-        def check_es256(signature: bytes, signing_input: bytes) -> None:
+        def check_es256(signature: bytes, signing_input: bytes, sha256: bytes) -> None:
             # Low-s only: (r, n - s) would verify too and give the same credential a
             # second digest, unmatchable against the ledger and a fresh replay key.
             if not is_low_s(signature):
                 raise BadSignatureError("issuer signature is not in low-s form")
             try:
-                es256.verify(es256_der_signature(signature), signing_input, _ECDSA_SHA256)
+                es256.verify(es256_der_signature(signature), sha256, _ECDSA_PREHASHED_SHA256)
             except (InvalidSignature, ValueError) as e:
                 raise BadSignatureError("issuer signature does not verify") from e
 
@@ -186,7 +198,8 @@ def _issuer_check(der: bytes, alg: SigningAlg) -> _SignatureCheck:
     if alg is SigningAlg.EDDSA and isinstance(pub, ed25519.Ed25519PublicKey):
         eddsa = pub
 
-        def check_eddsa(signature: bytes, signing_input: bytes) -> None:
+        def check_eddsa(signature: bytes, signing_input: bytes, sha256: bytes) -> None:
+            # Ed25519 hashes the message with the key (RFC 8032 §5.1.7): the whole input.
             try:
                 eddsa.verify(signature, signing_input)
             except (InvalidSignature, ValueError) as e:
@@ -194,6 +207,22 @@ def _issuer_check(der: bytes, alg: SigningAlg) -> _SignatureCheck:
 
         return check_eddsa
     raise KeyFormatError(f"registered key type does not match {alg}")
+
+
+def _p256_public_key_class() -> type:
+    """The class `load_der_public_key` gives a P-256 key: that of the curve's generator
+    point G (SEC 2 v2 §2.4.2) loaded as a public key."""
+    g = bytes.fromhex(
+        "046B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296"
+        "4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5"
+    )
+    key = load_der_public_key(P256_SPKI_PREFIX + g)
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+        raise KeyFormatError("the P-256 generator does not load as a P-256 key")
+    return type(key)
+
+
+_P256_PUBLIC_KEY_CLASS = _p256_public_key_class()
 
 
 @lru_cache(maxsize=DEVICE_KEY_CACHE_SIZE)
@@ -208,9 +237,13 @@ def _device_key(der: bytes) -> ec.EllipticCurvePublicKey:
         key = load_der_public_key(der)
     except (ValueError, TypeError) as e:
         raise KeyFormatError(f"device key does not load: {e}") from e
-    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+    # The prefix names id-ecPublicKey on secp256r1 (RFC 5480 §2.1.1), so what loads is
+    # a P-256 key; its class is checked once more against the one a P-256 key loads
+    # as. (An ABC isinstance and building the key's curve object, the same check, cost
+    # ~2 us a scan.)
+    if type(key) is not _P256_PUBLIC_KEY_CLASS:
         raise KeyFormatError("device key is not a P-256 public key")
-    return key
+    return cast(ec.EllipticCurvePublicKey, key)  # the class check above, for mypy
 
 
 class _Scratch:
@@ -227,7 +260,7 @@ class _Scratch:
         self.anchor_pending = False  # newer than a view that lacks its anchor
 
 
-def _check_signature(p: Presentation, alg: str, key: RegisteredKey) -> None:
+def _check_signature(p: Presentation, signing_hash: bytes, alg: str, key: RegisteredKey) -> None:
     # Step 4 (RFC 8725 §3.1): the algorithm comes from the registration, and the token's
     # header must name that same algorithm; `none`, HS256 and any other value fail here.
     if alg != key.alg:  # a StrEnum member equals its value
@@ -236,22 +269,18 @@ def _check_signature(p: Presentation, alg: str, key: RegisteredKey) -> None:
         check = _issuer_check(key.public_key_der, key.alg)
     except KeyFormatError as e:
         raise BadSignatureError(f"registered key cannot be used: {e}") from e
-    check(p.signature, p.signing_input)
+    check(p.signature, p.signing_input, signing_hash)
 
 
-def _proof_verifies(
-    device: ec.EllipticCurvePublicKey,
-    proof: bytes,
-    digest: bytes,
-    window: int,
-    challenge: bytes | None,
-) -> bool:
+def _proof_hash(digest: bytes, window: int, challenge: bytes | None) -> bytes:
+    """SHA-256 of what the device key signs for that window: the message hash of the
+    proof's ES256 signature, and the proof's replay key."""
+    return hashlib.sha256(proof_signing_input(digest, window, challenge)).digest()
+
+
+def _proof_verifies(device: ec.EllipticCurvePublicKey, proof: bytes, proof_hash: bytes) -> bool:
     try:
-        device.verify(
-            es256_der_signature(proof),
-            proof_signing_input(digest, window, challenge),
-            _ECDSA_SHA256,
-        )
+        device.verify(es256_der_signature(proof), proof_hash, _ECDSA_PREHASHED_SHA256)
     except (InvalidSignature, ValueError):
         return False
     return True
@@ -275,7 +304,7 @@ def _proof_of_an_older_period(
         older = window - k * WINDOW_TAG_MODULUS
         if older < first:
             return False
-        if _proof_verifies(device, proof, digest, older, challenge):
+        if _proof_verifies(device, proof, _proof_hash(digest, older, challenge)):
             return True
     return False
 
@@ -299,13 +328,19 @@ def _run(
     replay: ReplayGuard | None,
     challenge: bytes | None,
     s: _Scratch,
-) -> VerifiedPresentation:
+) -> tuple[HealthClaims, bytes, Presentation, RegisteredKey]:
+    """Steps 1-7; what passed them: (claims, digest, presentation, issuer key)."""
     # 1. Parse and bounds.
     p = parse_presentation(data)
     alg, kid = p.canonical if p.canonical is not None else _verbatim_header(p.header)
-    jws = p.credential_jws
-    s.digest = digest = p.digest
-    claims = decode_payload(p.payload, kid)
+    # The compact JWS begins with the signing input (RFC 7515 §7.1): one SHA-256 pass
+    # gives the signing input's hash (ES256's message hash, step 4) on the way to the
+    # credential digest (`Presentation.digest`, the ledger's key).
+    sha = hashlib.sha256(p.signing_input)
+    signing_hash = sha.digest()
+    sha.update(p.credential_jws_ascii[len(p.signing_input) :])
+    s.digest = digest = sha.digest()
+    claims = claims_from_json(inflate(p.payload), kid)
     region = claims.region
 
     # 2. Issuer region known.
@@ -332,7 +367,7 @@ def _run(
             )
 
     # 4. Signature, algorithm pinned by the registration; key active when it signed.
-    _check_signature(p, alg, key)
+    _check_signature(p, signing_hash, alg, key)
     s.claims = claims
     if claims.issued_at < key.not_before or (
         key.not_after is not None and claims.issued_at > key.not_after
@@ -353,8 +388,8 @@ def _run(
             f"station challenge {'set' if challenge is not None else 'unset'}, "
             f"proof {'binds' if p.challenge_bound else 'does not bind'} one"
         )
-    window = resolve_window(p.window_tag, now)
     current = window_of(now)
+    window = window_near(p.window_tag, current)
     newest = current + (1 if (current + 1) * WINDOW_SECONDS - now <= PROOF_FUTURE_SKEW_S else 0)
     if not current - MAX_PROOF_AGE_WINDOWS <= window <= newest:
         raise ProofStaleError(f"proof window {window}, current window {current}")
@@ -364,16 +399,17 @@ def _run(
         raise HolderProofInvalidError("the cnf device key cannot be loaded") from e
     if not is_low_s(p.proof):
         raise HolderProofInvalidError("holder proof is not in low-s form")
-    if not _proof_verifies(device, p.proof, digest, window, challenge):
+    proof_hash = _proof_hash(digest, window, challenge)
+    if not _proof_verifies(device, p.proof, proof_hash):
         if _proof_of_an_older_period(device, p.proof, digest, window, challenge, claims):
             raise ProofStaleError("proof made for a window one or more tag periods ago")
         raise HolderProofInvalidError("holder proof does not verify with the cnf key")
     if replay is not None:
         # Keyed on what was proven, not on the signature bytes: ECDSA signatures are
-        # malleable ((r, s) and (r, n - s) both verify).
-        proof_id = hashlib.sha256(proof_signing_input(digest, window, challenge)).digest()
+        # malleable ((r, s) and (r, n - s) both verify). The key is the SHA-256 of the
+        # proof's signed bytes, as before.
         replay.check_and_record(
-            proof_id, (window + MAX_PROOF_AGE_WINDOWS + 1) * WINDOW_SECONDS, now
+            proof_hash, (window + MAX_PROOF_AGE_WINDOWS + 1) * WINDOW_SECONDS, now
         )
 
     # 7. Revocation as of the synced checkpoint, and how old that view is.
@@ -405,7 +441,7 @@ def _run(
         s.anchor_pending = True
         if policy.on_revocation_unknown is Decision.DENY:
             raise NotYetAnchoredError(f"iat {claims.issued_at} is newer than the {region} view")
-    return VerifiedPresentation(claims, jws, digest, key, s.sync_age_s)
+    return claims, digest, p, key
 
 
 def _check_fresh(
@@ -434,7 +470,9 @@ def check_presentation(
     caller who wants policy-driven leniency uses `verify_presentation`.
     """
     strict = StationPolicy(policy.colours, policy.max_sync_age_s, Decision.DENY)
-    return _run(data, trust, now, strict, replay, challenge, _Scratch())
+    s = _Scratch()
+    claims, digest, p, key = _run(data, trust, now, strict, replay, challenge, s)
+    return VerifiedPresentation(claims, p.credential_jws, digest, key, s.sync_age_s)
 
 
 def _display(c: HealthClaims) -> DisplayFields:
@@ -452,35 +490,30 @@ def verify_presentation(
     """Run the whole checklist and return a verdict; never raises on bad input."""
     s = _Scratch()
     try:
-        vp = _run(data, trust, now, policy, replay, challenge, s)
+        c, digest, _, _ = _run(data, trust, now, policy, replay, challenge, s)
     except VerificationError as e:
         return _failed(s, e.reason)
     except (CredentialError, ValueError, TypeError, RecursionError):
         return _failed(s, Reason.MALFORMED)
     # 8. Policy on the colour (and on an unknown revocation state, when not fatal).
-    c = vp.claims
-    decision = policy.colours[c.colour]
-    reasons: list[Reason] = []
-    if c.colour is StatusColour.YELLOW:
-        reasons.append(Reason.STATUS_YELLOW)
-    elif c.colour is StatusColour.RED:
-        reasons.append(Reason.STATUS_RED)
-    if s.revocation_unknown:
-        reasons.append(Reason.REVOCATION_UNKNOWN)
-    if s.anchor_pending:
-        reasons.append(Reason.NOT_YET_ANCHORED)
-    if (s.revocation_unknown or s.anchor_pending) and _SEVERITY[
-        policy.on_revocation_unknown
-    ] > _SEVERITY[decision]:
-        decision = policy.on_revocation_unknown
+    colour = c.colour
+    decision = policy.colours[colour]
+    reasons: tuple[Reason, ...] = _COLOUR_REASONS[colour]
+    if s.revocation_unknown or s.anchor_pending:
+        if s.revocation_unknown:
+            reasons += (Reason.REVOCATION_UNKNOWN,)
+        if s.anchor_pending:
+            reasons += (Reason.NOT_YET_ANCHORED,)
+        if _SEVERITY[policy.on_revocation_unknown] > _SEVERITY[decision]:
+            decision = policy.on_revocation_unknown
     return Verdict(
-        decision=decision,
-        reasons=tuple(reasons),
-        colour=c.colour,
-        display=_display(c),
-        region=c.region,
-        digest_prefix=vp.digest[:DIGEST_PREFIX_BYTES].hex(),
-        sync_age_s=vp.sync_age_s,
+        decision,
+        reasons,
+        colour,
+        DisplayFields(c.region, c.masked_name, c.document_hint, colour, c.expires_at),
+        c.region,
+        digest[:DIGEST_PREFIX_BYTES].hex(),
+        s.sync_age_s,
     )
 
 

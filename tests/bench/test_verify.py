@@ -8,6 +8,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from cryptography.exceptions import InvalidSignature
 
 from credential.issue import credential_digest
 from credential.payload import decode_payload
@@ -54,11 +55,28 @@ def test_ceiling_device_keys_are_new_objects_for_every_chunk(
     first, second = bench.device_keys(raw), bench.device_keys(raw)
     assert all(a is not b and a == b for a, b in zip(first, second, strict=True))
     bench.ceiling_all(raw, first)  # raises InvalidSignature on any mismatch
+    bench.one_shot_all(raw, second)
 
 
-def test_measure_reports_verification_and_both_ceilings(
+def test_ceiling_verifies_the_hash_of_the_very_messages(
+    bench: ModuleType, built: tuple[InMemoryTrustState, list[str], list[tuple]]
+) -> None:
+    # The ceiling verifies SHA-256 hashes (Prehashed) as verification now does: a
+    # message changed by one byte must fail there, as it fails the one-shot form.
+    _, _, raw = built
+    issuer, isig, imsg, dder, dsig, dmsg = raw[0]
+    for bad in (
+        (issuer, isig, imsg + b"x", dder, dsig, dmsg),
+        (issuer, isig, imsg, dder, dsig, dmsg[:-1] + bytes([dmsg[-1] ^ 1])),
+    ):
+        for run in (bench.ceiling_all, bench.one_shot_all):
+            with pytest.raises(InvalidSignature):
+                run([bad], bench.device_keys([bad]))
+
+
+def test_measure_reports_verification_and_the_three_ceilings(
     bench: ModuleType, built: tuple[InMemoryTrustState, list[str], list[tuple]]
 ) -> None:
     trust, texts, raw = built
     rates = bench.measure(trust, texts, raw, 1, 2)
-    assert len(rates) == 3 and all(rate > 0 for rate in rates)
+    assert len(rates) == 4 and all(rate > 0 for rate in rates)

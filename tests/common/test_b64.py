@@ -72,3 +72,15 @@ def test_decoder_refuses_exactly_what_the_plain_reading_refuses(text: str) -> No
             b64url_decode(text)
     else:
         assert b64url_decode(text) == expected
+
+
+@pytest.mark.parametrize("value", [2**62, 2**40, 3, None, 1.5, ["QQ"]])
+def test_a_number_or_other_object_is_refused_without_allocating(value: object) -> None:
+    # bytes(n) of an integer allocates n zero bytes: a decoder handed a JSON number
+    # must refuse it, not build it.
+    with pytest.raises(ValueError, match="expected base64url text"):
+        b64url_decode(value)  # type: ignore[arg-type]
+
+
+def test_bytes_like_inputs_still_decode() -> None:
+    assert b64url_decode(bytearray(b"QUI")) == b64url_decode(memoryview(b"QUI")) == b"AB"

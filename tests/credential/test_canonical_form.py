@@ -196,3 +196,14 @@ def test_low_s_test_compares_s_with_half_the_group_order(s: int) -> None:
     raw = bytes(31) + b"\x01" + s.to_bytes(32, "big")
     assert is_low_s(raw) is (s <= P256_HALF_ORDER)
     assert not is_low_s(raw[:-1]) and not is_low_s(raw + b"\x00")
+
+
+@pytest.mark.parametrize("r_top", [0x00, 0x01, 0x7F, 0x80, 0xFF])
+@pytest.mark.parametrize("s_top", [0x00, 0x01, 0x7F, 0x80, 0xFF])
+def test_der_framing_looked_up_by_top_bits_matches_cryptography(r_top: int, s_top: int) -> None:
+    # Signatures whose r and s start with a non-zero byte take a looked-up framing; the
+    # others are built byte by byte. Both must be the encoding cryptography makes.
+    r = int.from_bytes(bytes([r_top]) + bytes(range(1, 32)), "big")
+    s = int.from_bytes(bytes([s_top]) + bytes(range(31, 0, -1)), "big")
+    raw = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    assert es256_der_signature(raw) == encode_dss_signature(r, s)

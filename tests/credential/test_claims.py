@@ -32,3 +32,17 @@ def test_kid_outside_the_base64url_form_is_refused_every_time(world: World, kid:
         with pytest.raises(ClaimsError, match="kid"):
             dataclasses.replace(good, kid=kid)
         assert dataclasses.replace(good, kid="abcd").kid == "abcd"
+
+
+def test_claims_stay_frozen_equal_and_hashable_as_dataclasses(world: World) -> None:
+    # HealthClaims writes its own __init__ (one store for every field, on every scan):
+    # it must keep what the generated one gave.
+    claims = world.claims()
+    twin = world.claims()
+    assert claims == twin and hash(claims) == hash(twin) and claims is not twin
+    assert dataclasses.replace(claims, status_index=7) != claims
+    assert [f.name for f in dataclasses.fields(claims)][-1] == "source"
+    assert claims.source is None  # the default
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        claims.region = "MO"  # type: ignore[misc]
+    assert dataclasses.asdict(claims)["masked_name"] == claims.masked_name

@@ -11,10 +11,12 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from common.b64 import b64url, b64url_decode
 from credential.claims import HealthClaims, SourceRef, StatusColour
 from credential.errors import MalformedError
 from credential.payload import (
     _canonical_object,
+    _coordinate,
     _reject_duplicates,
     claims_from_json,
     claims_to_json,
@@ -143,3 +145,65 @@ def test_payload_round_trip_of_a_converted_credential(world: World) -> None:
     claims = world.claims(source=SourceRef("MO", 7), colour=StatusColour.YELLOW)
     assert decode_payload(encode_payload(claims), world.gd_kid) == claims
     assert isinstance(claims, HealthClaims)
+
+
+def _decoded(read: Any, text: Any) -> object:
+    try:
+        return read(text)
+    except (ValueError, TypeError) as e:
+        return type(e)
+
+
+_B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+@settings(max_examples=500)
+@given(
+    st.binary(min_size=31, max_size=33).map(b64url)
+    | st.text(alphabet=_B64URL + "=+/. é\n", min_size=41, max_size=45)
+)
+def test_coordinate_reader_agrees_with_the_strict_decoder(text: str) -> None:
+    # The device key coordinates are read by a shortcut for 43-character strings; it
+    # must accept exactly what `b64url_decode` accepts, with the same bytes.
+    assert _decoded(_coordinate, text) == _decoded(b64url_decode, text)
+
+
+@pytest.mark.parametrize("last", sorted(set(_B64URL) - set(_B64URL[::4])))
+def test_coordinate_with_bits_set_past_its_last_byte_is_refused(last: str) -> None:
+    spelling = b64url(bytes(range(32)))[:-1] + last  # 43 characters, low bits set
+    with pytest.raises(ValueError, match="canonical"):
+        _coordinate(spelling)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("iss", 7),
+        ("nm", None),
+        ("dh", ["x"]),
+        ("sti", "1"),
+        ("iat", -1),
+        ("nbf", 2**53),
+        ("exp", 1.5),
+        ("exp", True),
+    ],
+)
+def test_claim_of_the_wrong_type_is_refused_by_name(world: World, name: str, value: object) -> None:
+    obj = json.loads(claims_to_json(world.claims()))
+    obj[name] = value
+    data = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+    with pytest.raises(MalformedError, match=f"claim {name!r}"):
+        claims_from_json(data, KID)
+
+
+@pytest.mark.parametrize("value", [2**62, 2**70, 5, None, 1.5, ["x"], {"x": 1}])
+def test_device_key_coordinate_that_is_not_a_string_is_malformed(
+    world: World, value: object
+) -> None:
+    # A JSON number for `x` once reached bytes(n): 2**62 raised MemoryError out of
+    # verification, and a few billion would have allocated as many zero bytes.
+    obj = json.loads(claims_to_json(world.claims()))
+    obj["cnf"]["jwk"]["x"] = value
+    data = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+    with pytest.raises(MalformedError, match="invalid claims"):
+        claims_from_json(data, KID)

@@ -120,6 +120,65 @@ def test_truncated_frames_are_malformed(world: World) -> None:
             parse_presentation(QR_PREFIX + b45encode(frame[:cut]))
 
 
+def _verbatim_frame(world: World) -> bytes:
+    parts = split_jws(world.credential())
+    p = Presentation(
+        header=b'{"alg":"ES256","kid":"x","zip":"HBZ2"}',
+        payload=parts.payload,
+        signature=parts.signature,
+        window_tag=9,
+        challenge_bound=True,
+        proof=bytes(64),
+    )
+    return b45decode(render_presentation(p)[len(QR_PREFIX) :])
+
+
+@pytest.mark.parametrize("form", ["canonical", "verbatim"])
+def test_every_cut_of_a_frame_is_malformed_and_the_whole_frame_parses(
+    world: World, form: str
+) -> None:
+    # The frame is read by offsets checked against its length: every prefix of a
+    # valid frame that ends before the payload, down to the empty one, must come back
+    # MalformedError, never an IndexError or a presentation with a short field. (The
+    # payload runs to the frame's end: a cut inside it is refused when it inflates.)
+    frame = _frame(world) if form == "canonical" else _verbatim_frame(world)
+    whole = parse_presentation(QR_PREFIX + b45encode(frame))
+    payload_at = len(frame) - len(whole.payload)
+    for cut in range(payload_at + 1):
+        with pytest.raises(MalformedError):
+            parse_presentation(QR_PREFIX + b45encode(frame[:cut]))
+    for cut in range(payload_at + 1, len(frame) + 1):
+        p = parse_presentation(QR_PREFIX + b45encode(frame[:cut]))
+        assert (p.header, p.signature, p.proof) == (whole.header, whole.signature, whole.proof)
+        assert p.payload == frame[payload_at:cut] and len(p.proof) == 64
+
+
+def test_verbatim_frame_with_a_signature_longer_than_the_frame_is_malformed(
+    world: World,
+) -> None:
+    frame = bytearray(_verbatim_frame(world))
+    sig_len_at = 3 + int.from_bytes(frame[1:3], "big")
+    frame[sig_len_at] = 255
+    with pytest.raises(MalformedError, match="signature"):
+        parse_presentation(QR_PREFIX + b45encode(bytes(frame[: sig_len_at + 200])))
+
+
+def test_presentation_stays_frozen_and_compares_as_a_dataclass(world: World) -> None:
+    # Presentation writes its own __init__ (one store for every field, on every scan).
+    text = make_presentation(world.credential(), world.device, world.now)
+    p, twin = parse_presentation(text), parse_presentation(text)
+    assert p == twin and hash(p) == hash(twin)
+    assert (
+        p.canonical is not None
+        and Presentation(p.header, p.payload, p.signature, p.window_tag, p.challenge_bound, p.proof)
+        == p
+    )  # `canonical` is not compared, and defaults to None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.window_tag = 0  # type: ignore[misc]
+    with pytest.raises(ValueError, match="init=False"):
+        dataclasses.replace(p, signing_input=b"")
+
+
 def test_truncated_text_is_malformed(world: World) -> None:
     text = make_presentation(world.credential(), world.device, world.now)
     body = text[len(QR_PREFIX) :]

@@ -32,7 +32,7 @@ from credential.keys import (
     key_id,
     public_key_der,
 )
-from credential.payload import deflate, encode_payload
+from credential.payload import claims_to_json, deflate, encode_payload
 from credential.presentation import (
     QR_PREFIX,
     WINDOW_SECONDS,
@@ -285,6 +285,41 @@ def test_malleated_proof_signature_is_refused_as_high_s(world: World) -> None:
     denied_for(world, twin, Reason.HOLDER_PROOF_INVALID)
 
 
+def test_replay_key_is_the_sha256_of_the_proven_bytes(world: World) -> None:
+    # The proof's hash is both what its ES256 signature is verified over and the replay
+    # key: it must stay SHA-256(context || digest || window [|| H(challenge)]), so the
+    # entries a running station remembers keep matching.
+    seen: list[bytes] = []
+
+    class Recording:
+        def check_and_record(self, proof_id: bytes, expires_at: float, now: float) -> None:
+            seen.append(proof_id)
+
+    jws = world.credential()
+    for challenge in (None, b"nonce-7"):
+        text = make_presentation(jws, world.device, world.now, challenge=challenge)
+        guard = Recording()
+        v = verify_presentation(text, world.trust, world.now, replay=guard, challenge=challenge)
+        assert v.decision is Decision.ADMIT
+        signed = proof_signing_input(credential_digest(jws), window_of(world.now), challenge)
+        assert seen[-1] == hashlib.sha256(signed).digest()
+
+
+def test_one_hash_pass_gives_the_credential_digest_for_both_header_forms(world: World) -> None:
+    # The ES256 message hash and the credential digest come from one SHA-256 pass over
+    # the JWS; the digest must be the JWS's own, canonical or verbatim header alike.
+    jws = world.credential()
+    parts = split_jws(jws)
+    verbatim = forge(world, parts.header + b" ", parts.payload, parts.signature)
+    for text in (make_presentation(jws, world.device, world.now), verbatim):
+        p = parse_presentation(text)
+        v = verify_presentation(text, world.trust, world.now)  # the verbatim one is denied
+        assert v.digest_prefix == credential_digest(p.credential_jws)[:8].hex()
+    text = make_presentation(jws, world.device, world.now)
+    genuine = check_presentation(text, world.trust, world.now)
+    assert genuine.digest == credential_digest(jws) and genuine.credential_jws == jws
+
+
 def test_replay_guard_forgets_proofs_once_they_expire() -> None:
     guard = InMemoryReplayGuard(max_entries=10)
     guard.check_and_record(b"a", expires_at=100, now=0)
@@ -486,3 +521,62 @@ def test_device_key_off_the_curve_is_refused_as_invalid_holder_proof() -> None:
         _device_key(off_curve)
     with pytest.raises(KeyFormatError):
         _device_key(b"\x30\x10" + b"\x00" * 16)
+
+
+def test_device_key_coordinate_given_as_a_huge_number_is_malformed(world: World) -> None:
+    # A signed-looking code whose cnf key has a JSON number for `x`: once bytes(2**62)
+    # and a MemoryError out of verify_presentation (a number of a few billion would
+    # have allocated that many bytes on every scan).
+    claims = json.loads(claims_to_json(world.claims()))
+    claims["cnf"]["jwk"]["x"] = 2**62
+    payload = deflate(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
+    parts = split_jws(world.credential())
+    denied_for(world, forge(world, parts.header, payload, parts.signature), Reason.MALFORMED)
+
+
+def test_device_keys_load_as_p256_and_other_curves_are_refused() -> None:
+    # The loaded key's class is compared with the one learned from P-256's generator;
+    # the curve itself is fixed by the SPKI prefix. Both must keep holding.
+    from credential.errors import KeyFormatError
+    from credential.verify import _P256_PUBLIC_KEY_CLASS, _device_key
+
+    device = generate_private_key()
+    key = _device_key(public_key_der(device))
+    assert type(key) is _P256_PUBLIC_KEY_CLASS and key.curve.name == "secp256r1"
+    assert issubclass(_P256_PUBLIC_KEY_CLASS, ec.EllipticCurvePublicKey)
+    for curve in (ec.SECP384R1(), ec.SECP256K1()):
+        other = ec.generate_private_key(curve).public_key()
+        der = other.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        with pytest.raises(KeyFormatError):
+            _device_key(der)
+
+
+@pytest.mark.parametrize(
+    ("colour", "lenient", "expected"),
+    [
+        (StatusColour.GREEN, Decision.MANUAL_CHECK, Decision.MANUAL_CHECK),
+        (StatusColour.YELLOW, Decision.ADMIT, Decision.MANUAL_CHECK),
+        (StatusColour.RED, Decision.MANUAL_CHECK, Decision.DENY),
+    ],
+)
+def test_colour_reason_comes_first_and_a_stale_view_never_softens_the_decision(
+    world: World, colour: StatusColour, lenient: Decision, expected: Decision
+) -> None:
+    # The verdict's reasons are the colour's (if any), then the stale view's and the
+    # missing anchor's; a lenient policy for a stale view raises a decision, never lowers it.
+    world.trust.sync_times["GD"] = world.now - 7200
+    world.trust.full_anchor_regions.add("GD")  # the view knows every anchor: none here
+    policy = StationPolicy(max_sync_age_s=3600, on_revocation_unknown=lenient)
+    # Issued after the view's checkpoint: its anchor may not be in the view yet.
+    fresh = world.credential(colour=colour, issued_at=world.now - 60, not_before=world.now - 60)
+    text = make_presentation(fresh, world.device, world.now)
+    colour_reason = {
+        StatusColour.GREEN: (),
+        StatusColour.YELLOW: (Reason.STATUS_YELLOW,),
+        StatusColour.RED: (Reason.STATUS_RED,),
+    }[colour]
+    v = verify_presentation(text, world.trust, world.now, policy=policy)
+    assert v.reasons == (*colour_reason, Reason.REVOCATION_UNKNOWN, Reason.NOT_YET_ANCHORED)
+    assert v.decision is expected and v.display is not None and v.colour is colour
