@@ -1,0 +1,252 @@
+"""A region's own node answering every request correctly but slowly, over real HTTP on
+127.0.0.1: it must not hold a station's view of that region nor of the regions synced
+after it.
+
+GD's log holds more entries than fit in four entry bundles; GD's node is reached
+through a proxy that forwards each request and holds the answer for `DELAY_S` before
+sending it at a normal pace (the reader's header deadline and body pace never trip).
+MO's validating mirror of GD answers at once. Without a pace, a station takes GD's
+state from the slow node (it offers the largest, freshest tree first) and the pass
+lasts requests x delay; with `SourcePace` the slow node is abandoned for the mirror
+after `min_s`, GD and MO both sync, and the pass is bounded. A budget smaller than one
+full sync still converges over passes, and the station's syncer reports the
+abandonment in its outcome and log, without a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import requests
+from flask import Flask, Response, request
+
+from ledger.clients.sync import (
+    HttpLogSource,
+    LogSource,
+    RegionStatus,
+    SourcePace,
+    SyncClient,
+    SyncedTrustState,
+    mirror_prefix,
+)
+from ledger.log.entries import CredentialAnchored, CredentialRevoked, RevocationReason
+from tests.support.joint_world import (
+    Server,
+    World,
+    build_world,
+    cosigned_by,
+    shutdown,
+    wait_for,
+)
+from verifier.syncing import BackgroundSync, LedgerSyncer
+
+DELAY_S = 0.6  # seconds each answer of the slow node is held
+ANCHORS = 4 * 256 + 76  # GD: one key + these = 1101 entries, five entry bundles
+GD_SIZE = ANCHORS + 1
+MO_SIZE = 3  # one key, one anchor, its revocation
+# Small limits so the test runs in seconds; the defaults are SOURCE_* in sync.py.
+PACE = SourcePace(min_s=0.5, max_avg_s=0.1, cap_s=3.0)
+UNBOUNDED = SourcePace(min_s=1e9, max_avg_s=1e9, cap_s=1e9)  # the pass before the fix
+
+
+@dataclass
+class SlowProxy:
+    """Forwards every GET to `upstream`, holding each answer `delay_s` first."""
+
+    upstream: str
+    delay_s: float
+    server: Server
+    seen: list[str]
+    lock: threading.Lock
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def requests(self) -> int:
+        with self.lock:
+            return len(self.seen)
+
+    def reset(self) -> None:
+        with self.lock:
+            self.seen.clear()
+
+
+def _slow_proxy(upstream: str, delay_s: float) -> SlowProxy:
+    app = Flask("slow-node")
+    proxy = SlowProxy(upstream, delay_s, Server(app), [], threading.Lock())
+
+    @app.get("/<path:path>")
+    def forward(path: str) -> Response:
+        with proxy.lock:
+            proxy.seen.append(request.path)
+        answer = requests.get(f"{upstream}/{path}", timeout=10)
+        time.sleep(proxy.delay_s)
+        return Response(
+            answer.content,
+            status=answer.status_code,
+            content_type=answer.headers.get("Content-Type", "application/octet-stream"),
+        )
+
+    proxy.server.start()
+    return proxy
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    w = build_world(tmp_path_factory.mktemp("slowsrc"), [("GD", False), ("MO", False)], "all")
+    try:
+        gd, mo = w.regions["GD"], w.regions["MO"]
+        gd.register_key()
+        for start in range(0, ANCHORS, 400):
+            gd.submit(*(
+                CredentialAnchored("GD", i.to_bytes(32, "big"), i, gd.kid, 4_000_000_000)
+                for i in range(start + 1, min(start + 400, ANCHORS) + 1)
+            ))  # fmt: skip
+        mo.register_key()
+        mo.anchor(7)
+        mo.submit(CredentialRevoked("MO", 7, RevocationReason.FRAUD, 1_700_000_000))
+        wait_for(lambda: cosigned_by(gd, GD_SIZE, 2), f"GD size {GD_SIZE} cosigned")
+        wait_for(lambda: cosigned_by(mo, MO_SIZE, 2), f"MO size {MO_SIZE} cosigned")
+        mirror = f"{_mirror_of_gd(w)}/checkpoint"
+        wait_for(
+            lambda: requests.get(mirror, timeout=5).content == gd.checkpoint(),
+            "MO's mirror of GD caught up with GD's node",
+        )
+        yield w
+    finally:
+        shutdown(w)
+
+
+@pytest.fixture
+def slow(world: World) -> Iterator[SlowProxy]:
+    proxy = _slow_proxy(world.regions["GD"].url, DELAY_S)
+    try:
+        yield proxy
+    finally:
+        proxy.server.close()
+
+
+def _mirror_of_gd(world: World) -> str:
+    return mirror_prefix(world.regions["MO"].url, world.regions["GD"].keys.origin)
+
+
+def _sources(world: World, slow: SlowProxy, mirror: bool = True) -> dict[str, list[LogSource]]:
+    gd: list[LogSource] = [HttpLogSource(slow.url)]
+    if mirror:
+        gd.append(HttpLogSource(_mirror_of_gd(world)))
+    return {"GD": gd, "MO": [HttpLogSource(world.regions["MO"].url)]}
+
+
+def _station(
+    world: World, name: str, sources: dict[str, list[LogSource]], pace: SourcePace, compact: bool
+) -> SyncClient:
+    client = SyncClient(
+        world.consortium, world.tmp / f"{name}.db",
+        sources=lambda log_id: sources[log_id], compact=compact, pace=pace,
+    )  # fmt: skip
+    world.stations.append(client)
+    return client
+
+
+@pytest.mark.parametrize("compact", [False, True], ids=["full", "compact"])
+def test_slow_region_node_is_abandoned_for_the_mirror_and_every_region_syncs(
+    world: World, slow: SlowProxy, compact: bool
+) -> None:
+    mode = "compact" if compact else "full"
+    sources = _sources(world, slow)
+    mirror_name = sources["GD"][1].name
+
+    # Before: nothing limits a source's pace, so the slow node (first among equals)
+    # serves every request of GD's sync, one delay each, and MO waits behind it.
+    before = _station(world, f"before-{mode}", sources, UNBOUNDED, compact)
+    started = time.monotonic()
+    report = before.sync()
+    before_s = time.monotonic() - started
+    slow_requests = slow.requests()
+    gd = report.region("GD")
+    assert gd.status is RegionStatus.UPDATED and gd.source == slow.url
+    assert slow_requests == (2 if compact else 1 + 5)  # checkpoint + snapshot | bundles
+    assert before_s >= slow_requests * DELAY_S
+
+    # After: the slow node is abandoned once its requests took `min_s` at more than
+    # `max_avg_s` each (here: after its checkpoint), and the mirror serves GD.
+    slow.reset()
+    after = _station(world, f"after-{mode}", sources, PACE, compact)
+    started = time.monotonic()
+    report = after.sync()
+    after_s = time.monotonic() - started
+    gd, mo = report.region("GD"), report.region("MO")
+    assert gd.status is RegionStatus.UPDATED and gd.new_size == GD_SIZE
+    assert gd.source == mirror_name
+    assert any("slow source abandoned" in e for e in gd.errors), gd.errors
+    assert mo.status is RegionStatus.UPDATED and mo.new_size == MO_SIZE
+    assert slow.requests() == 1
+    assert after_s < DELAY_S + 2.0  # one slow answer, then loopback speed
+    state = SyncedTrustState(world.tmp / f"after-{mode}.db")
+    try:
+        assert state.is_revoked("MO", 7)
+        assert state.key("GD", world.regions["GD"].kid) is not None
+    finally:
+        state.close()
+    print(
+        f"\nslow GD node ({mode}, {DELAY_S} s per answer): pass {before_s:.2f} s over "
+        f"{slow_requests} slow requests before, {after_s:.2f} s with SourcePace"
+    )
+
+
+def test_a_budget_smaller_than_one_full_sync_still_converges_over_passes(
+    world: World, slow: SlowProxy
+) -> None:
+    # Only the slow node, a cap below one full sync (checkpoint + five bundles), and a
+    # pace check that never trips: each pass stages what it fetched within the cap,
+    # the next one resumes after it, nothing is fetched twice.
+    slow.delay_s = 0.15
+    pace = SourcePace(min_s=0.0, max_avg_s=10.0, cap_s=0.5)
+    client = _station(world, "budget", _sources(world, slow, mirror=False), pace, False)
+    first = client.sync("GD").region("GD")
+    assert first.status is RegionStatus.FAILED and first.new_size == 0
+    assert any("slow source abandoned" in e for e in first.errors), first.errors
+    bundles_first = sum("/entries/" in p for p in slow.seen)
+    assert 0 < bundles_first < 5
+    passes = 1
+    report = first
+    while report.status is RegionStatus.FAILED and passes < 5:
+        report = client.sync("GD").region("GD")
+        passes += 1
+    assert report.status is RegionStatus.UPDATED and report.new_size == GD_SIZE
+    assert sum("/entries/" in p for p in slow.seen) == 5  # each bundle fetched once
+    assert passes >= 2
+
+
+def test_station_syncer_reports_the_abandoned_source_without_a_traceback(
+    world: World, slow: SlowProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GD's only source is the slow node: GD stays unsynced this pass, MO syncs, and
+    # both the outcome (what `verifier sync` prints) and the background loop's log
+    # say why in one line.
+    sources = _sources(world, slow, mirror=False)
+    syncer = LedgerSyncer(
+        world.consortium, world.tmp / "kiosk.db",
+        client_factory=lambda c, p: SyncClient(c, p, sources=lambda r: sources[r], pace=PACE),
+    )  # fmt: skip
+    caplog.set_level(logging.INFO)
+    background = BackgroundSync(syncer, interval_s=60.0)
+    background.start()
+    try:
+        wait_for(lambda: syncer.last is not None, "one background sync pass")
+    finally:
+        background.stop()
+    outcome = syncer.last
+    assert outcome is not None and outcome.ok and outcome.report is not None
+    gd, mo = outcome.report.region("GD"), outcome.report.region("MO")
+    assert gd.status is RegionStatus.FAILED and mo.status is RegionStatus.UPDATED
+    assert any(e.startswith(f"{slow.url}: slow source abandoned") for e in gd.errors)
+    assert "slow source abandoned" in caplog.text
+    assert all(r.exc_info is None for r in caplog.records)
+    assert "Traceback" not in caplog.text
