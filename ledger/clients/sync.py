@@ -187,6 +187,7 @@ HttpLogSource = HttpLogReader
 SOURCE_MIN_S = 20.0  # seconds of a source's requests before its pace is judged
 SOURCE_MAX_AVG_S = 2.0  # seconds per request, averaged (a healthy bundle: < 0.5 s)
 SOURCE_CAP_S = 120.0  # seconds one source may spend on one log in one pass
+MIN_ANSWER_S = 0.1  # seconds; the least an answer is given when the cap is nearly spent
 
 
 @dataclass(frozen=True)
@@ -241,14 +242,32 @@ class PacedSource:
 
     def _timed(self, call: Callable[[], bytes]) -> bytes:
         # Judged before each request: an answer that arrived is always used, and the
-        # pass spends at most one more request (bounded by the reader) past the pace.
+        # pass spends at most one more request past the pace. That request is held to
+        # what is left of the cap when the reader takes an answer deadline (an HTTP
+        # source: its `max_answer_s`), so one slow body cannot take MAX_ANSWER_S.
         self.pace.check(self.requests, self.spent_s)
+        held = getattr(self.inner, "max_answer_s", None)
+        if isinstance(held, float):
+            left = max(self.pace.cap_s - self.spent_s, MIN_ANSWER_S)
+            self.inner.max_answer_s = min(held, left)  # type: ignore[attr-defined]
         started = self.monotonic()
         try:
             return call()
+        except LogReadError as e:
+            if isinstance(held, float) and self.spent_s + self.monotonic() - started >= (
+                self.pace.cap_s
+            ):
+                raise SlowSourceError(
+                    f"slow source abandoned: {self.requests + 1} requests took more than "
+                    f"the {self.pace.cap_s:g} s cap of this pass ({e}); staged entries are "
+                    "kept for the next source"
+                ) from e
+            raise
         finally:
             self.requests += 1
             self.spent_s += self.monotonic() - started
+            if isinstance(held, float):
+                self.inner.max_answer_s = held  # type: ignore[attr-defined]
 
     def checkpoint(self) -> bytes:
         return self._timed(self.inner.checkpoint)

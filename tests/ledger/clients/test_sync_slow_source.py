@@ -10,7 +10,9 @@ state from the slow node (it offers the largest, freshest tree first) and the pa
 lasts requests x delay; with `SourcePace` the slow node is abandoned for the mirror
 after `min_s`, GD and MO both sync, and the pass is bounded. A budget smaller than one
 full sync still converges over passes, and the station's syncer reports the
-abandonment in its outcome and log, without a traceback.
+abandonment in its outcome and log, without a traceback. One answer whose body flows
+steadily but long (fast enough for the reader's pace) is cut at what is left of the
+source's cap, not at the reader's MAX_ANSWER_S.
 """
 
 from __future__ import annotations
@@ -25,10 +27,14 @@ import pytest
 import requests
 from flask import Flask, Response, request
 
+from common.serving import serve_in_thread
+from ledger.clients.reader import LogUnreachableError
 from ledger.clients.sync import (
     HttpLogSource,
     LogSource,
+    PacedSource,
     RegionStatus,
+    SlowSourceError,
     SourcePace,
     SyncClient,
     SyncedTrustState,
@@ -220,7 +226,9 @@ def test_a_budget_smaller_than_one_full_sync_still_converges_over_passes(
         report = client.sync("GD").region("GD")
         passes += 1
     assert report.status is RegionStatus.UPDATED and report.new_size == GD_SIZE
-    assert sum("/entries/" in p for p in slow.seen) == 5  # each bundle fetched once
+    # Each bundle arrived once; at most one more per pass was cut at the cap.
+    bundles = [p for p in slow.seen if "/entries/" in p]
+    assert len(set(bundles)) == 5 and len(bundles) <= 5 + passes
     assert passes >= 2
 
 
@@ -250,3 +258,26 @@ def test_station_syncer_reports_the_abandoned_source_without_a_traceback(
     assert "slow source abandoned" in caplog.text
     assert all(r.exc_info is None for r in caplog.records)
     assert "Traceback" not in caplog.text
+
+
+def test_one_long_steady_answer_is_cut_at_what_is_left_of_the_sources_cap() -> None:
+    # 200 KiB/s, well over the reader's minimum pace: alone, the reader would wait the
+    # whole 20 s (MAX_ANSWER_S is 300 s) for this one bundle.
+    app = Flask("steady-node")
+
+    def body() -> Iterator[bytes]:
+        for _ in range(200):
+            time.sleep(0.1)
+            yield b"\x00" * 20_480
+
+    app.add_url_rule("/tile/entries/<path:rest>", "bundle", lambda rest: Response(body()))
+    with serve_in_thread(app) as served:
+        source = HttpLogSource(served.url)
+        paced = PacedSource(source, SourcePace(min_s=0.5, max_avg_s=0.1, cap_s=1.0), time.monotonic)
+        started = time.monotonic()
+        with pytest.raises(SlowSourceError, match="slow source abandoned") as cut:
+            paced.entry_bundle(0, 256)
+        took = time.monotonic() - started
+    assert isinstance(cut.value.__cause__, LogUnreachableError)
+    assert took < 2.5
+    assert source.max_answer_s == 300.0  # the reader's own limit is restored
