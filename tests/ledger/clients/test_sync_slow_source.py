@@ -18,14 +18,12 @@ source's cap, not at the reader's MAX_ANSWER_S.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 import requests
-from flask import Flask, Response, request
+from flask import Flask, Response
 
 from common.serving import serve_in_thread
 from ledger.clients.reader import LogUnreachableError
@@ -42,13 +40,13 @@ from ledger.clients.sync import (
 )
 from ledger.log.entries import CredentialAnchored, CredentialRevoked, RevocationReason
 from tests.support.joint_world import (
-    Server,
     World,
     build_world,
     cosigned_by,
     shutdown,
     wait_for,
 )
+from tests.support.slow_proxy import SlowProxy, slow_proxy
 from verifier.syncing import BackgroundSync, LedgerSyncer
 
 DELAY_S = 0.6  # seconds each answer of the slow node is held
@@ -58,49 +56,6 @@ MO_SIZE = 3  # one key, one anchor, its revocation
 # Small limits so the test runs in seconds; the defaults are SOURCE_* in sync.py.
 PACE = SourcePace(min_s=0.5, max_avg_s=0.1, cap_s=3.0)
 UNBOUNDED = SourcePace(min_s=1e9, max_avg_s=1e9, cap_s=1e9)  # the pass before the fix
-
-
-@dataclass
-class SlowProxy:
-    """Forwards every GET to `upstream`, holding each answer `delay_s` first."""
-
-    upstream: str
-    delay_s: float
-    server: Server
-    seen: list[str]
-    lock: threading.Lock
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    def requests(self) -> int:
-        with self.lock:
-            return len(self.seen)
-
-    def reset(self) -> None:
-        with self.lock:
-            self.seen.clear()
-
-
-def _slow_proxy(upstream: str, delay_s: float) -> SlowProxy:
-    app = Flask("slow-node")
-    proxy = SlowProxy(upstream, delay_s, Server(app), [], threading.Lock())
-
-    @app.get("/<path:path>")
-    def forward(path: str) -> Response:
-        with proxy.lock:
-            proxy.seen.append(request.path)
-        answer = requests.get(f"{upstream}/{path}", timeout=10)
-        time.sleep(proxy.delay_s)
-        return Response(
-            answer.content,
-            status=answer.status_code,
-            content_type=answer.headers.get("Content-Type", "application/octet-stream"),
-        )
-
-    proxy.server.start()
-    return proxy
 
 
 @pytest.fixture(scope="module")
@@ -131,11 +86,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 @pytest.fixture
 def slow(world: World) -> Iterator[SlowProxy]:
-    proxy = _slow_proxy(world.regions["GD"].url, DELAY_S)
+    proxy = slow_proxy(world.regions["GD"].url, DELAY_S)
     try:
         yield proxy
     finally:
-        proxy.server.close()
+        proxy.close()
 
 
 def _mirror_of_gd(world: World) -> str:
