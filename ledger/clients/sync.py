@@ -30,6 +30,11 @@ outside its shard's period (ledger.log.shards.check_leaf), so the union over the
 region's shards answers exactly what the shard of `exp` holds (status indices and
 digests are unique per region).
 
+Slow sources: each source, for each log, in each pass, is timed (`PacedSource`) and
+abandoned for the next one once its requests are over the pass's `SourcePace`; what it
+staged is kept, so the next source or the next pass continues from it
+(docs/ledger-protocol.md, "Slow sources").
+
 The sources sit behind `ledger.clients.reader.LogReader` (`HttpLogReader` for real,
 any in-memory fake for tests). Entry rules are the validating witnesses' job: the
 quorum vouches that they were checked; the client decodes entries but does not
