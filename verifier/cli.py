@@ -344,6 +344,9 @@ def scan(
         if ops is not None:
             ops.stop()
         trust.close()
+        # Write what the scan loop queued before closing the file under the writer:
+        # closing it first lost the last scans of a run when the writer lagged.
+        writer.close()
         log.close()
 
 
