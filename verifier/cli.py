@@ -119,6 +119,7 @@ def sync(station_dir: Path, region: str | None) -> None:
     syncer = LedgerSyncer(
         consortium, d.state_db, max_age_s=config.policy.max_sync_age_s,
         insecure_accept_self_cosigned_logs=config.insecure_accept_self_cosigned_logs,
+        pace=config.sync_pace,
     )  # fmt: skip
     bars: dict[str, Any] = {}
 
@@ -249,6 +250,7 @@ def scan(
         syncer = LedgerSyncer(
             consortium, d.state_db, max_age_s=config.policy.max_sync_age_s,
             insecure_accept_self_cosigned_logs=config.insecure_accept_self_cosigned_logs,
+            pace=config.sync_pace,
         )  # fmt: skip
     background = None
     if syncer is not None:
@@ -342,6 +344,9 @@ def scan(
         if ops is not None:
             ops.stop()
         trust.close()
+        # Write what the scan loop queued before closing the file under the writer:
+        # closing it first lost the last scans of a run when the writer lagged.
+        writer.close()
         log.close()
 
 

@@ -21,6 +21,7 @@ import tomli_w
 from credential.claims import StatusColour
 from credential.languages import DEFAULT_LANGUAGE, Language, LanguageError, parse_language
 from credential.verdict import DEFAULT_MAX_SYNC_AGE_S, Decision, StationPolicy
+from ledger.clients.sync import SourcePace
 from verifier.errors import StationConfigError
 
 CONFIG_VERSION = 1
@@ -50,6 +51,9 @@ class StationConfig:
     # Accept a consortium whose quorum one region's own witness can meet alone (then
     # that region can show this station a forked history). Off unless set by name.
     insecure_accept_self_cosigned_logs: bool = False
+    # How long one ledger source may take over one log in one sync pass
+    # (ledger.clients.sync.SourcePace; optional [sync_pace] table, defaults otherwise).
+    sync_pace: SourcePace = field(default_factory=SourcePace)
 
     def __post_init__(self) -> None:
         if not self.name or len(self.name) > 64:
@@ -84,6 +88,9 @@ def render_config(c: StationConfig) -> str:
     }
     if c.insecure_accept_self_cosigned_logs:
         doc["insecure_accept_self_cosigned_logs"] = True
+    if c.sync_pace != SourcePace():
+        doc["sync_pace"] = {"min_s": c.sync_pace.min_s, "max_avg_s": c.sync_pace.max_avg_s,
+                            "cap_s": c.sync_pace.cap_s}  # fmt: skip
     return tomli_w.dumps(doc)
 
 
@@ -136,7 +143,23 @@ def parse_config(data: str | bytes) -> StationConfig:
         # Optional: files written before shared replay memory existed keep their meaning.
         replay=_get(doc, "replay", str, "") if "replay" in doc else "memory",
         insecure_accept_self_cosigned_logs=_insecure(doc),
+        sync_pace=_sync_pace(doc),
     )
+
+
+def _sync_pace(doc: dict[str, Any]) -> SourcePace:
+    """The optional `[sync_pace]` table: any of min_s, max_avg_s, cap_s (seconds)."""
+    if "sync_pace" not in doc:
+        return SourcePace()
+    table = _get(doc, "sync_pace", dict, "")
+    unknown = sorted(set(table) - {"min_s", "max_avg_s", "cap_s"})
+    if unknown:
+        raise StationConfigError(f"sync_pace: expected min_s, max_avg_s, cap_s, found {unknown}")
+    given = {k: float(_get(table, k, (int, float), "sync_pace.")) for k in table}
+    try:
+        return SourcePace(**given)
+    except ValueError as e:
+        raise StationConfigError(f"sync_pace: {e}") from e
 
 
 def _insecure(doc: dict[str, Any]) -> bool:

@@ -26,6 +26,7 @@ from ledger.clients.sync import (
     ForkDetectedError,
     ProgressCallback,
     RegionStatus,
+    SourcePace,
     SyncClient,
     SyncedTrustState,
     SyncReport,
@@ -68,6 +69,7 @@ class LedgerSyncer:
         *,
         max_age_s: int | None = None,
         insecure_accept_self_cosigned_logs: bool = False,
+        pace: SourcePace | None = None,
     ) -> None:
         self.consortium = consortium
         self.state_db = Path(state_db)
@@ -77,6 +79,7 @@ class LedgerSyncer:
             lambda c, p: SyncClient(
                 c, p, max_age_s=max_age_s,
                 insecure_accept_self_cosigned_logs=insecure_accept_self_cosigned_logs,
+                pace=pace,
             )
         )  # fmt: skip
         self._clock = clock

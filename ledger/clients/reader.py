@@ -187,12 +187,13 @@ def bounded_request(
     *,
     limit: int,
     timeout: float = DEFAULT_TIMEOUT_S,
+    max_answer_s: float = MAX_ANSWER_S,
     **kw: Any,
 ) -> HttpAnswer:
     """Send one request and read at most `limit` body bytes (after content decoding).
 
     Raises LogUnreachableError when there is no answer, or when it trickles in slower
-    than MIN_TRANSFER_BYTES_PER_S (after `timeout`) or takes over MAX_ANSWER_S;
+    than MIN_TRANSFER_BYTES_PER_S (after `timeout`) or takes over `max_answer_s`;
     LogTooLargeError when the declared or actual body is longer than `limit`. Any status
     is returned. The status line and headers must have arrived within `timeout` +
     HEADER_SLACK_S (requests' plain adapter is swapped for DeadlineAdapter to hold them
@@ -222,7 +223,9 @@ def bounded_request(
                     raise LogTooLargeError(f"{method} {url}: body over {limit} bytes")
                 chunks.append(chunk)
                 now = time.monotonic()
-                _check_pace(method, url, size, now - body_started, now - started, timeout)
+                _check_pace(
+                    method, url, size, now - body_started, now - started, timeout, max_answer_s
+                )
             return HttpAnswer(r.status_code, r.headers, b"".join(chunks))
     except requests.RequestException as e:
         raise LogUnreachableError(f"{method} {url}: {type(e).__name__}: {e}") from e
@@ -233,16 +236,22 @@ def bounded_request(
 
 
 def _check_pace(
-    method: str, url: str, size: int, body_s: float, total_s: float, timeout: float
+    method: str,
+    url: str,
+    size: int,
+    body_s: float,
+    total_s: float,
+    timeout: float,
+    max_answer_s: float = MAX_ANSWER_S,
 ) -> None:
     """Raise LogUnreachableError for a body that, after its first `timeout` seconds,
-    averages under MIN_TRANSFER_BYTES_PER_S, or an answer older than MAX_ANSWER_S."""
-    if total_s > MAX_ANSWER_S or (
+    averages under MIN_TRANSFER_BYTES_PER_S, or an answer older than `max_answer_s`."""
+    if total_s > max_answer_s or (
         body_s > timeout and size < MIN_TRANSFER_BYTES_PER_S * (body_s - timeout)
     ):
         raise LogUnreachableError(
             f"{method} {url}: {size} bytes in {body_s:.1f} s, slower than "
-            f"{MIN_TRANSFER_BYTES_PER_S} bytes/s (or over {MAX_ANSWER_S:.0f} s in all)"
+            f"{MIN_TRANSFER_BYTES_PER_S} bytes/s (or over {max_answer_s:.1f} s in all)"
         )
 
 
@@ -268,6 +277,9 @@ class HttpLogReader:
     prefix: str
     session: requests.Session = field(default_factory=requests.Session)
     timeout: float = DEFAULT_TIMEOUT_S
+    # Seconds one whole answer may take; the sync client lowers it to what is left of
+    # a source's budget for the pass (ledger.clients.sync.PacedSource).
+    max_answer_s: float = MAX_ANSWER_S
 
     def __post_init__(self) -> None:
         self.prefix = self.prefix.rstrip("/")
@@ -279,7 +291,10 @@ class HttpLogReader:
     def get(self, path: str, limit: int) -> bytes:
         """GET `<prefix>/<path>`: the body of a 200, or a typed LogReadError."""
         url = f"{self.prefix}/{path}"
-        answer = bounded_request(self.session, "GET", url, limit=limit, timeout=self.timeout)
+        answer = bounded_request(
+            self.session, "GET", url, limit=limit, timeout=self.timeout,
+            max_answer_s=self.max_answer_s,
+        )  # fmt: skip
         if answer.status == 200:
             return answer.body
         cls = LogNotFoundError if answer.status == 404 else LogStatusError

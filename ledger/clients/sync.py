@@ -30,6 +30,11 @@ outside its shard's period (ledger.log.shards.check_leaf), so the union over the
 region's shards answers exactly what the shard of `exp` holds (status indices and
 digests are unique per region).
 
+Slow sources: each source, for each log, in each pass, is timed (`PacedSource`) and
+abandoned for the next one once its requests are over the pass's `SourcePace`; what it
+staged is kept, so the next source or the next pass continues from it
+(docs/ledger-protocol.md, "Slow sources").
+
 The sources sit behind `ledger.clients.reader.LogReader` (`HttpLogReader` for real,
 any in-memory fake for tests). Entry rules are the validating witnesses' job: the
 quorum vouches that they were checked; the client decodes entries but does not
@@ -94,6 +99,11 @@ class SyncError(LedgerError):
 
 class SourceError(SyncError):
     """A source could not be reached or answered nonsense; the next one is tried."""
+
+
+class SlowSourceError(SourceError):
+    """A source answered, but too slowly for this pass (`SourcePace`); the next one is
+    tried and what was staged from it is kept."""
 
 
 class ForkDetectedError(SyncError):
@@ -171,6 +181,119 @@ ProgressCallback = Callable[[Progress], None]
 # The sync client's names for the one read interface and its HTTP implementation.
 LogSource = LogReader
 HttpLogSource = HttpLogReader
+
+# A source's pace over one sync pass (docs/ledger-protocol.md, "Slow sources"). The
+# reader bounds each answer (ledger.clients.reader: header deadline, body pace, size),
+# but a source answering every request correctly just under the per-request timeout
+# would still hold one log's sync for hours (thousands of entry bundles) and every log
+# synced after it. So each source, for each log, in each pass, is judged on the time
+# its requests took: abandoned once they took SOURCE_MIN_S together and average more
+# than SOURCE_MAX_AVG_S each, or once they took SOURCE_CAP_S at all.
+SOURCE_MIN_S = 20.0  # seconds of a source's requests before its pace is judged
+SOURCE_MAX_AVG_S = 2.0  # seconds per request, averaged (a healthy bundle: < 0.5 s)
+SOURCE_CAP_S = 120.0  # seconds one source may spend on one log in one pass
+MIN_ANSWER_S = 0.1  # seconds; the least an answer is given when the cap is nearly spent
+
+
+@dataclass(frozen=True)
+class SourcePace:
+    """How long one source may take over one log in one pass (see SOURCE_*)."""
+
+    min_s: float = SOURCE_MIN_S
+    max_avg_s: float = SOURCE_MAX_AVG_S
+    cap_s: float = SOURCE_CAP_S
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.min_s <= self.cap_s and self.max_avg_s > 0):
+            raise ValueError(
+                f"expected 0 <= min_s <= cap_s and max_avg_s > 0, found min_s={self.min_s}, "
+                f"max_avg_s={self.max_avg_s}, cap_s={self.cap_s}"
+            )
+
+    def check(self, requests: int, spent_s: float) -> None:
+        """Raise SlowSourceError when `requests` that took `spent_s` seconds together
+        are over this pace (pure: the caller measures)."""
+        if spent_s > self.cap_s:
+            raise SlowSourceError(
+                f"slow source abandoned: {requests} requests took {spent_s:.1f} s in this "
+                f"pass (cap {self.cap_s:g} s); staged entries are kept for the next source"
+            )
+        if requests and spent_s >= self.min_s and spent_s / requests > self.max_avg_s:
+            raise SlowSourceError(
+                f"slow source abandoned: {requests} requests took {spent_s:.1f} s "
+                f"({spent_s / requests:.2f} s each, over {self.max_avg_s:g} s); "
+                "staged entries are kept for the next source"
+            )
+
+
+class PacedSource:
+    """A source as one pass sees it: every request timed, and the source abandoned
+    (SlowSourceError) as soon as its requests so far are over the pass's `SourcePace`.
+
+    Built afresh for each log in each pass, so a slow pass does not follow a source
+    into the next one (it may have recovered). The revocation calls of compact mode
+    are passed through when the source serves them."""
+
+    def __init__(self, inner: LogSource, pace: SourcePace, monotonic: Callable[[], float]) -> None:
+        self.inner = inner
+        self.pace = pace
+        self.monotonic = monotonic
+        self.requests = 0
+        self.spent_s = 0.0
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    def _timed(self, call: Callable[[], bytes]) -> bytes:
+        # Judged before each request: an answer that arrived is always used, and the
+        # pass spends at most one more request past the pace. That request is held to
+        # what is left of the cap when the reader takes an answer deadline (an HTTP
+        # source: its `max_answer_s`), so one slow body cannot take MAX_ANSWER_S.
+        self.pace.check(self.requests, self.spent_s)
+        held = getattr(self.inner, "max_answer_s", None)
+        if isinstance(held, float):
+            left = max(self.pace.cap_s - self.spent_s, MIN_ANSWER_S)
+            self.inner.max_answer_s = min(held, left)  # type: ignore[attr-defined]
+        started = self.monotonic()
+        try:
+            return call()
+        except LogReadError as e:
+            if isinstance(held, float) and self.spent_s + self.monotonic() - started >= (
+                self.pace.cap_s
+            ):
+                raise SlowSourceError(
+                    f"slow source abandoned: {self.requests + 1} requests took more than "
+                    f"the {self.pace.cap_s:g} s cap of this pass ({e}); staged entries are "
+                    "kept for the next source"
+                ) from e
+            raise
+        finally:
+            self.requests += 1
+            self.spent_s += self.monotonic() - started
+            if isinstance(held, float):
+                self.inner.max_answer_s = held  # type: ignore[attr-defined]
+
+    def checkpoint(self) -> bytes:
+        return self._timed(self.inner.checkpoint)
+
+    def tile(self, level: int, index: int, width: int = tiles.TILE_WIDTH) -> bytes:
+        return self._timed(lambda: self.inner.tile(level, index, width))
+
+    def entry_bundle(self, index: int, width: int = tiles.TILE_WIDTH) -> bytes:
+        return self._timed(lambda: self.inner.entry_bundle(index, width))
+
+    def revocation_snapshot(self, digest: bytes) -> bytes:
+        fetch = getattr(self.inner, "revocation_snapshot", None)
+        if fetch is None:
+            raise SourceError(f"{self.name} serves no revocation snapshots")
+        return self._timed(lambda: fetch(digest))
+
+    def revocation_delta(self, from_digest: bytes, to_digest: bytes) -> bytes:
+        fetch = getattr(self.inner, "revocation_delta", None)
+        if fetch is None:
+            raise SourceError(f"{self.name} serves no revocation deltas")
+        return self._timed(lambda: fetch(from_digest, to_digest))
 
 
 class CompactLogSource(LogReader, Protocol):
@@ -440,6 +563,8 @@ class SyncClient:
         compact: bool = False,
         max_age_s: int | None = None,
         insecure_accept_self_cosigned_logs: bool = False,
+        pace: SourcePace | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         # A policy that one region's own witness (or no witness) can meet lets that
         # region show a station any history it likes (docs/ledger-protocol.md §6).
@@ -466,6 +591,10 @@ class SyncClient:
         self.conn = _connect(self.path)
         self.sources = sources or (lambda region: default_sources(consortium, region))
         self.clock = clock
+        # Per source, per log, per pass (SourcePace): one slow source cannot hold a
+        # log's sync, nor every log synced after it.
+        self.pace = pace or SourcePace()
+        self.monotonic = monotonic
         self.witnesses = {
             m.witness.name: (m.id, CosignatureVerifier.from_vkey(m.witness.text))
             for m in consortium.members
@@ -542,7 +671,8 @@ class SyncClient:
         oldest = None
         if fresh and self.max_age_s is not None:
             oldest = int(self.clock()) - self.max_age_s
-        for source in self.sources(member.log_id):
+        for raw_source in self.sources(member.log_id):
+            source = PacedSource(raw_source, self.pace, self.monotonic)
             try:
                 data = source.checkpoint()
                 opened, quorum_at = self.open_checkpoint(member, data)
@@ -649,8 +779,18 @@ class SyncClient:
                 f"{region}: this state file was synced in compact mode (no right edge kept); "
                 "use compact mode or a fresh file for full sync"
             )
-        self._stage(member, trusted, source, cp.size, cp.root_hash, progress)
-        return self._commit(member, trusted, cp.size, cp.root_hash, synced_at, data)
+        taken_over = self._stage(member, trusted, source, cp.size, cp.root_hash, progress)
+        try:
+            return self._commit(member, trusted, cp.size, cp.root_hash, synced_at, data)
+        except BadEntriesError:
+            if not taken_over:
+                raise
+            # Part of what was staged came from an earlier source (or pass), which may
+            # have sent other entries; `_commit` dropped it all. This source's own
+            # entries decide: fetch them all from it, within its pace.
+            log.warning("sync %s: staged entries did not verify; refetching them", region)
+            self._stage(member, trusted, source, cp.size, cp.root_hash, progress)
+            return self._commit(member, trusted, cp.size, cp.root_hash, synced_at, data)
 
     def _stage(
         self,
@@ -660,16 +800,16 @@ class SyncClient:
         size: int,
         root: bytes,
         progress: ProgressCallback | None,
-    ) -> None:
+    ) -> int:
+        """Fetch and stage the entries `trusted.size..size`, resuming after whatever is
+        staged already; return how many were taken over that way."""
         region = member.log_id
         conn = self.conn
-        target = conn.execute(
-            "SELECT size, root_hash FROM staged_target WHERE region = ?", (region,)
-        ).fetchone()
-        if target is not None and target[0] > size:
-            # Staged for a bigger tree than this source offers: start over.
-            with _tx(conn):
-                conn.execute("DELETE FROM staged WHERE region = ?", (region,))
+        # Staged for a bigger tree than this source offers: the entries below `size`
+        # are kept (in a consistent log they are the same; the root check of `_commit`
+        # drops them all otherwise), those past it are dropped just below. A slow
+        # source abandoned part-way thus hands its progress to the next one even when
+        # that one lags a little (RFC 9162 §2.1.2: a log only appends).
         with _tx(conn):
             conn.execute(
                 "INSERT OR REPLACE INTO staged_target VALUES (?, ?, ?)", (region, size, root)
@@ -686,26 +826,34 @@ class SyncClient:
         pos = start
         while pos < size:
             rows: list[tuple[str, int, bytes]] = []
-            for _ in range(STAGE_CHUNK_BUNDLES):
-                if pos >= size:
-                    break
-                bundle_index = pos // BUNDLE_WIDTH
-                width = min(BUNDLE_WIDTH, size - bundle_index * BUNDLE_WIDTH)
-                try:
-                    leaves = tiles.decode_entry_bundle(source.entry_bundle(bundle_index, width))
-                except LedgerError as e:
-                    raise SourceError(f"bundle {bundle_index}: {e}") from e
-                if len(leaves) != width:
-                    raise SourceError(
-                        f"bundle {bundle_index}: expected {width} entries, found {len(leaves)}"
-                    )
-                for i in range(pos - bundle_index * BUNDLE_WIDTH, width):
-                    rows.append((region, bundle_index * BUNDLE_WIDTH + i, leaves[i]))
-                pos = bundle_index * BUNDLE_WIDTH + width
-            with _tx(conn):
-                conn.executemany("INSERT OR REPLACE INTO staged VALUES (?, ?, ?)", rows)
+            try:
+                for _ in range(STAGE_CHUNK_BUNDLES):
+                    if pos >= size:
+                        break
+                    bundle_index = pos // BUNDLE_WIDTH
+                    width = min(BUNDLE_WIDTH, size - bundle_index * BUNDLE_WIDTH)
+                    try:
+                        raw = source.entry_bundle(bundle_index, width)
+                        leaves = tiles.decode_entry_bundle(raw)
+                    except SlowSourceError:
+                        raise
+                    except LedgerError as e:
+                        raise SourceError(f"bundle {bundle_index}: {e}") from e
+                    if len(leaves) != width:
+                        raise SourceError(
+                            f"bundle {bundle_index}: expected {width} entries, found {len(leaves)}"
+                        )
+                    for i in range(pos - bundle_index * BUNDLE_WIDTH, width):
+                        rows.append((region, bundle_index * BUNDLE_WIDTH + i, leaves[i]))
+                    pos = bundle_index * BUNDLE_WIDTH + width
+            finally:
+                # Whatever arrived before a failure is staged too: a source abandoned
+                # mid-chunk (slow, reset) still leaves its progress to the next one.
+                with _tx(conn):
+                    conn.executemany("INSERT OR REPLACE INTO staged VALUES (?, ?, ?)", rows)
             if progress:
                 progress(Progress(region, pos - trusted.size, total))
+        return int(have)
 
     def _commit(
         self,

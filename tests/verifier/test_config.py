@@ -8,6 +8,7 @@ import pytest
 
 from credential.claims import StatusColour
 from credential.verdict import Decision, StationPolicy
+from ledger.clients.sync import SourcePace
 from verifier.config import StationConfig, StationDir, parse_config, render_config
 from verifier.errors import StationConfigError
 
@@ -103,3 +104,28 @@ def test_language_chosen_on_the_kiosk_is_kept_in_station_toml(tmp_path: Path) ->
     d.save_language(Language.PT)
     again = d.load()
     assert again.language is Language.PT and again.name == "gate-2" and again.dedupe_s == 2.5
+
+
+def test_sync_pace_round_trips_and_older_files_keep_the_defaults() -> None:
+    c = StationConfig(sync_pace=SourcePace(min_s=5.0, max_avg_s=0.5, cap_s=30.0))
+    text = render_config(c)
+    assert "[sync_pace]" in text
+    assert parse_config(text) == c
+    assert "sync_pace" not in render_config(StationConfig())
+    assert parse_config(render_config(StationConfig())).sync_pace == SourcePace()
+
+
+@pytest.mark.parametrize(
+    ("table", "problem"),
+    [
+        ("[sync_pace]\nmin_s = 30\ncap_s = 10\n", "min_s <= cap_s"),
+        ("[sync_pace]\nmax_avg_s = 0\n", "max_avg_s > 0"),
+        ("[sync_pace]\nmax_avg_s = true\n", "sync_pace.max_avg_s"),
+        ("[sync_pace]\nbudget_s = 10\n", "budget_s"),
+    ],
+)
+def test_malformed_sync_pace_names_the_problem(table: str, problem: str) -> None:
+    with pytest.raises(StationConfigError, match=problem):
+        parse_config(render_config(StationConfig()) + table)
+    with pytest.raises(StationConfigError, match=r"^sync_pace: expected <class 'dict'>"):
+        parse_config("sync_pace = 3\n" + render_config(StationConfig()))
