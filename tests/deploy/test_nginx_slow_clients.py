@@ -183,8 +183,10 @@ def test_control_slow_clients_starve_gunicorn_without_the_proxy(tmp_path: Path) 
     # in the queue behind them. One worker of its own: with two, the kernel shares
     # connections between the workers as scheduling allows, and on a busy machine one of
     # them can be left with free threads however many slow clients there are.
-    with gunicorn_issuer(tmp_path, workers=1) as upstream:
-        with SlowClients(upstream, 8 * 3 * 2):  # 32 of them hold a thread; 8 would do
-            time.sleep(1.0)
-            with pytest.raises(requests.RequestException):
-                requests.get(f"http://{upstream}/v1/status", timeout=3)
+    with (
+        gunicorn_issuer(tmp_path, workers=1) as upstream,
+        SlowClients(upstream, 8 * 3 * 2),  # 32 of them hold a thread; 8 would do
+    ):
+        time.sleep(1.0)
+        with pytest.raises(requests.RequestException):
+            requests.get(f"http://{upstream}/v1/status", timeout=3)
