@@ -255,9 +255,8 @@ def serve(
     ctx: click.Context, port: int, host: str, region: str | None, allow_from: tuple[str, ...]
 ) -> None:
     """Serve the phone-sized wallet page."""
-    from werkzeug.serving import make_server
-
     from common.local_page import LOOPBACK_NETWORKS
+    from common.serving import bind
     from mobile_stub.web import create_app
 
     app = create_app(
@@ -269,7 +268,7 @@ def serve(
         }
     )
     try:
-        server = make_server(host, port, app, threaded=True)
+        server = bind(app, host, port)
     except OSError as e:
         raise WalletError(f"cannot listen on {host}:{port}: {e.strerror}") from e
     click.echo(f"Wallet page on http://{host}:{port}/ (Ctrl-C to stop)")
