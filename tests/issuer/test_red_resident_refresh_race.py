@@ -28,6 +28,8 @@ from issuer.app import create_app, stop_app
 from issuer.models import CredentialRow, Holder, Resident
 from issuer.testing import device_header, enrol_directly, make_context, new_device, serve
 
+pytestmark = pytest.mark.slow  # four PostgreSQL races, about 15 s
+
 DOC = "G10000001"  # green in the demo data
 WAIT_S = 10.0
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -16,9 +15,7 @@ from issuer.admin import accounts_db
 from issuer.admin.accounts import Role
 from issuer.app import create_app, stop_app
 from issuer.testing import Served, make_context, serve
-from tests.issuer.admin.test_console import PASSWORD, cheap_argon2
-
-__all__ = ["cheap_argon2"]  # the fixture, imported so pytest finds it here
+from tests.issuer.admin.test_console import PASSWORD
 
 HOSTILE_NEXT = (
     "//evil.example/",
@@ -34,17 +31,26 @@ HOSTILE_NEXT = (
 )
 
 
-@pytest.fixture
-def console(tmp_path: Path) -> Iterator[Served]:
-    ctx = make_context(tmp_path, "GD")
-    accounts_db.create_account(ctx.sessions, "oper", "GD", frozenset({Role.OPERATOR}), PASSWORD, 0)
-    app = create_app(ctx.config, context=ctx, start_workers=False)
-    try:
-        with serve(app) as served:
-            yield served
-    finally:
-        stop_app(app)
-        ctx.dispose()
+@pytest.fixture(scope="module")
+def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    # One issuer for the module, with the cheap argon2 cost of test_console.
+    from argon2 import PasswordHasher
+
+    from issuer.admin import accounts
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(accounts, "_HASHER", PasswordHasher(time_cost=1, memory_cost=8192))
+        ctx = make_context(tmp_path_factory.mktemp("console"), "GD")
+        accounts_db.create_account(
+            ctx.sessions, "oper", "GD", frozenset({Role.OPERATOR}), PASSWORD, 0
+        )
+        app = create_app(ctx.config, context=ctx, start_workers=False)
+        try:
+            with serve(app) as served:
+                yield served
+        finally:
+            stop_app(app)
+            ctx.dispose()
 
 
 def _token(http: requests.Session, url: str) -> str:
