@@ -1,24 +1,32 @@
 """Serve a WSGI app (a Flask app) on a thread: the one helper the demo, the command-line
-kiosk and every test with a live server use.
+kiosk and every test with a live server use, and `ledger serve` / `wallet serve` bind.
 
 `serve_in_thread(app, host, port)` binds a threaded werkzeug server (port 0: the kernel
 picks a free one, so tests never race on a port) and runs it on a daemon thread;
 `ServedApp.url` is its base URL and `stop()` shuts it down, closes the socket and joins
 the thread. It is also a context manager. Binding errors surface as OSError (werkzeug's
-own "address in use" exit is turned into one). Production runs gunicorn instead.
+own "address in use" exit is turned into one). A connection silent for IDLE_TIMEOUT_S
+is closed. The issuer runs gunicorn behind nginx instead.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import socket
 import threading
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 LOOPBACK = "127.0.0.1"
+# Seconds a connection may stay silent (no header, body or next keep-alive request
+# byte; or not reading an answer) before the server closes it. werkzeug's default is
+# no limit: every connection anyone opened and left idle held a thread and a
+# descriptor for good, and a few hundred of them exhausted the process's descriptors.
+IDLE_TIMEOUT_S = 15.0
 JOIN_TIMEOUT_S = 5.0  # seconds to wait for the serving thread after shutdown
 
 
@@ -71,13 +79,18 @@ def free_port(host: str = LOOPBACK) -> int:
         return int(s.getsockname()[1])
 
 
-def bind(app: Any, host: str = LOOPBACK, port: int = 0) -> BaseWSGIServer:
-    """A threaded werkzeug server bound to (host, port), not yet serving."""
+def bind(
+    app: Any, host: str = LOOPBACK, port: int = 0, idle_timeout_s: float = IDLE_TIMEOUT_S
+) -> BaseWSGIServer:
+    """A threaded werkzeug server bound to (host, port), not yet serving, that closes a
+    connection silent for `idle_timeout_s` (socketserver.StreamRequestHandler applies
+    the handler's `timeout` to each connection; http.server then ends it quietly)."""
+    handler = type("IdleTimeoutHandler", (WSGIRequestHandler,), {"timeout": idle_timeout_s})
     try:
-        return make_server(host, port, app, threaded=True)
+        return make_server(host, port, app, threaded=True, request_handler=handler)
     except SystemExit as e:
-        # werkzeug reports some bind failures by printing and exiting; make them errors.
-        raise OSError(f"cannot listen on {host}:{port}") from e
+        # werkzeug reports "address in use" by printing and exiting; make it an error.
+        raise OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE)) from e
 
 
 def serve_in_thread(app: Any, host: str = LOOPBACK, port: int = 0, name: str = "wsgi") -> ServedApp:

@@ -25,7 +25,13 @@ RecipientRef = Callable[[str], str]
 
 class CodeDelivery(Protocol):
     def deliver(self, document_number: str, code: str, expires_at: int) -> str:
-        """Send the code; return a short public description of where it went."""
+        """Send the code; return `describe()`."""
+        ...
+
+    def describe(self) -> str:
+        """A short public description of where codes go: the same for every request,
+        so the answer to a code request tells nothing about the document number (an
+        unknown one is answered with it too, and nothing is sent)."""
         ...
 
 
@@ -40,6 +46,9 @@ class FileDelivery:
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE_MODE)
         with os.fdopen(fd, "a", encoding="utf-8") as f:
             f.write(f"{ref}\t{code}\t{expires_at}\n")
+        return self.describe()
+
+    def describe(self) -> str:
         return f"development delivery: code written to {self.path}"
 
 
@@ -61,4 +70,7 @@ class InMemoryDelivery:
 
     def deliver(self, document_number: str, code: str, expires_at: int) -> str:
         self.sent[document_number] = code
+        return self.describe()
+
+    def describe(self) -> str:
         return "test delivery: code kept in memory"

@@ -96,8 +96,14 @@ def request_code(ctx: IssuerContext, document_number: str, client: str) -> tuple
     now = ctx.now()
     code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
     salt = secrets.token_bytes(SALT_BYTES)
+    assert ctx.delivery is not None
     with ctx.sessions.begin() as s:
-        resident = _resident(s, ctx, document_number)
+        try:
+            resident = _resident(s, ctx, document_number)
+        except UnknownResidentError:
+            # The same answer as for a resident, and nothing sent: a 404 here told
+            # anyone without a key whether a document number is a resident's.
+            return ctx.delivery.describe(), cfg.code_ttl_s
         s.add(
             EnrolmentCode(
                 resident_id=resident.id,
@@ -107,7 +113,6 @@ def request_code(ctx: IssuerContext, document_number: str, client: str) -> tuple
                 used=False,
             )
         )
-    assert ctx.delivery is not None
     where = ctx.delivery.deliver(document_number, code, now + cfg.code_ttl_s)
     return where, cfg.code_ttl_s
 
@@ -146,7 +151,11 @@ def enrol(
     )
     now = ctx.now()
     with ctx.sessions.begin() as s:
-        resident = _resident(s, ctx, document_number)
+        try:
+            resident = _resident(s, ctx, document_number)
+        except UnknownResidentError as e:
+            # Answered as a resident without a valid code is: no residency oracle.
+            raise CodeExpiredError("no valid enrolment code: request a new one") from e
         row = s.scalars(
             select(EnrolmentCode)
             .where(EnrolmentCode.resident_id == resident.id, EnrolmentCode.used.is_(False))

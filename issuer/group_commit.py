@@ -25,7 +25,7 @@ from issuer.context import IssuerContext
 from issuer.device_auth import check_order
 from issuer.errors import IssuerError, LedgerUnavailableError, UnauthorizedError
 from issuer.fetch_reads import group_state
-from issuer.issuance import Issued, issue_many, reusable_from
+from issuer.issuance import Issued, issue_many, lock_residents, reusable_from
 from issuer.models import Holder
 from issuer.status_rules import StatusDecision
 
@@ -165,6 +165,9 @@ class GroupCommitter:
             # (fetch_reads.GROUP_STATE); `_loaded` keeps the loaded entities alive (the
             # identity map holds only weak references).
             now_max = max(job.now for job in group)
+            # Their residents first, so no status change commits between the status
+            # read below and the insert of a fresh credential (issuance.lock_residents).
+            lock_residents(s, sorted({job.holder_pk for job in group}))
             states, key_now_max, _loaded = group_state(s, [job.holder_pk for job in group], now_max)
             for job in group:
                 state = states.get(job.holder_pk)

@@ -97,6 +97,18 @@ _LATEST_ACTIVE = (
     .order_by(CredentialRow.id.desc())
     .limit(1)
 )
+# The residents behind a set of holders, row-locked until commit, in id order (two
+# groups lock in the same order, so they never deadlock). See lock_residents.
+_LOCK_RESIDENTS = (
+    select(Resident.id)
+    .where(
+        Resident.id.in_(
+            select(Holder.resident_id).where(Holder.id.in_(bindparam("holders", expanding=True)))
+        )
+    )
+    .order_by(Resident.id)
+    .with_for_update()
+)
 _INSERT_CREDENTIALS = insert(CredentialRow)
 # Outbox ids in the order of the rows given (SQLAlchemy "insertmanyvalues" with a
 # sentinel: one multi-row INSERT ... RETURNING, ids matched to their parameters).
@@ -211,6 +223,29 @@ def decide_from_rows(rows: Sequence[Any], now: int) -> StatusDecision:
         else Override(StatusColour(first.o_colour), first.o_at, first.o_until)
     )
     return decide_status(records, now, override)
+
+
+def lock_residents(session: Session, holder_pks: Sequence[int]) -> None:
+    """Row-lock the residents of these holders until commit, before their status is read.
+
+    A status change (a record, an admin override) locks its resident the same way
+    before it reads the status `before` and revokes what is outstanding. Without the
+    two locks, on PostgreSQL (READ COMMITTED) a fetch that read "green" just before a
+    red record committed could insert its fresh green credential just after the
+    status change listed the outstanding ones: a red resident kept a green credential
+    to its expiry. With them, either the fetch commits first and the status change
+    revokes its credential, or the status change commits first and the fetch reads
+    red. SQLite runs writers one at a time (BEGIN IMMEDIATE) and ignores FOR UPDATE.
+    Converted holders have no resident here; their status follows their source."""
+    if holder_pks:
+        session.connection().execute(_LOCK_RESIDENTS, {"holders": list(holder_pks)})
+
+
+def lock_resident(session: Session, resident_id: int) -> None:
+    """Row-lock one resident until commit (the status-change side of lock_residents)."""
+    session.connection().execute(
+        select(Resident.id).where(Resident.id == resident_id).with_for_update()
+    )
 
 
 def resident_status(session: Session, resident_id: int, now: int) -> StatusDecision:
@@ -402,6 +437,8 @@ def _credential_values(c: IssuedCredential) -> dict[str, Any]:
 def current_credential(ctx: IssuerContext, session: Session, holder: Holder, now: int) -> Issued:
     """The holder's current credential, or a fresh one when the status changed or the
     current one is within `refresh_before_s` of its expiry."""
+    if holder.resident_id is not None:
+        lock_resident(session, holder.resident_id)  # see lock_residents
     decision = holder_status(session, holder, now)
     same = reusable_credential(ctx, session, holder, now, decision)
     if same is not None:

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from issuer.context import IssuerContext
 from issuer.errors import RecordError, UnknownResidentError
-from issuer.issuance import resident_status, revoke_on_status_change
+from issuer.issuance import lock_resident, resident_status, revoke_on_status_change
 from issuer.models import HealthRecordRow, Resident
 from issuer.status_rules import HealthRecord, LabResult, RecordKind
 
@@ -112,6 +112,7 @@ def _store_records(
         resident = s.scalars(select(Resident).where(Resident.document_number == doc)).first()
         if resident is None:
             raise UnknownResidentError(f"no resident of {ctx.region} with that document number")
+        lock_resident(s, resident.id)  # no fetch re-issues meanwhile (lock_residents)
         before = resident_status(s, resident.id, now)
         for rec in recs:
             result = rec.result.value if rec.result else ""

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from common.secret_file import write_secret
+from common.serving import IDLE_TIMEOUT_S, bind
 from ledger.node.config import decode_ed25519_public_key, encode_ed25519_public_key
 
 MEMBER_FILE = "member.toml"
@@ -234,6 +235,13 @@ def init(
     show_default=True,
     help="Address of the metrics listener (0.0.0.0 inside a container).",
 )
+@click.option(
+    "--idle-timeout",
+    default=IDLE_TIMEOUT_S,
+    show_default=True,
+    type=click.FloatRange(0.1, 3600),
+    help="Seconds a client connection may stay silent before the node closes it.",
+)
 def serve(
     config_path: str,
     host: str,
@@ -241,10 +249,9 @@ def serve(
     consortium_file: str | None,
     metrics_port: int | None,
     metrics_host: str,
+    idle_timeout: float,
 ) -> None:
     """Serve the node (threaded werkzeug server; one process = one sequencer)."""
-    from werkzeug.serving import make_server
-
     from ledger.log.errors import LedgerError
     from ledger.serving import open_node, start_ops
 
@@ -253,7 +260,8 @@ def serve(
     except (LedgerError, OSError) as e:
         raise click.ClickException(str(e)) from e
     try:
-        server = make_server(host, port, running.app, threaded=True)
+        # Connections silent for `idle_timeout` are closed (common.serving).
+        server = bind(running.app, host, port, idle_timeout)
     except OSError as e:
         # A clear message and exit status 1, no traceback.
         running.close()

@@ -31,6 +31,19 @@ MAX_PASSPHRASE_BYTES = 1024  # bytes read from a passphrase file
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _networks(
+    _ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...]:
+    """Refuse a network that is not one at the command line, not at the first request."""
+    from common.local_page import LocalGuardError, parse_networks
+
+    try:
+        parse_networks(value)
+    except LocalGuardError as e:
+        raise click.BadParameter(str(e)) from e
+    return value
+
+
 def friendly(fn: F) -> F:
     """Turn WalletError into `error: <message>` on stderr and the error's exit code."""
 
@@ -228,12 +241,22 @@ def qr(ctx: click.Context, out: Path, region: str | None) -> None:
 @click.option("--port", default=DEFAULT_SERVE_PORT, show_default=True, type=int)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Bind address.")
 @click.option("--region", default=None, help="Region shown by default.")
+@click.option(
+    "--allow-from",
+    multiple=True,
+    metavar="CIDR",
+    callback=_networks,
+    help="Client network also served (repeatable; default: loopback only). Binding "
+    "0.0.0.0 alone does not open the page to other devices.",
+)
 @click.pass_context
 @friendly
-def serve(ctx: click.Context, port: int, host: str, region: str | None) -> None:
+def serve(
+    ctx: click.Context, port: int, host: str, region: str | None, allow_from: tuple[str, ...]
+) -> None:
     """Serve the phone-sized wallet page."""
-    from werkzeug.serving import make_server
-
+    from common.local_page import LOOPBACK_NETWORKS
+    from common.serving import bind
     from mobile_stub.web import create_app
 
     app = create_app(
@@ -241,10 +264,11 @@ def serve(ctx: click.Context, port: int, host: str, region: str | None) -> None:
             "WALLET_DIR": ctx.obj["dir"],
             "WALLET_PASSPHRASE": ctx.obj["passphrase"],
             "WALLET_REGION": region,
+            "ALLOWED_NETWORKS": (*LOOPBACK_NETWORKS, *allow_from),
         }
     )
     try:
-        server = make_server(host, port, app, threaded=True)
+        server = bind(app, host, port)
     except OSError as e:
         raise WalletError(f"cannot listen on {host}:{port}: {e.strerror}") from e
     click.echo(f"Wallet page on http://{host}:{port}/ (Ctrl-C to stop)")

@@ -11,7 +11,9 @@ Config keys: `WALLET_DIR` (Path, required), `WALLET_PASSPHRASE` (bytes or None),
 `WALLET_REGION` (region shown by default, else the store's home), `CLOCK` (callable
 returning Unix seconds; tests inject one), `ISSUER_FACTORY` (callable url ->
 IssuerApi), `ALLOWED_HOSTS` (Host header values served; the page binds loopback and
-refuses other names so a web page elsewhere cannot reach it through DNS rebinding).
+refuses other names so a web page elsewhere cannot reach it through DNS rebinding),
+`ALLOWED_NETWORKS` (client addresses served, loopback by default: bound to 0.0.0.0 the
+page still refuses another device on the network, whatever Host it sends).
 
 Errors are JSON `{"error": "<code>", "message": "..."}` with a 4xx status; nothing
 here answers 500 for a resident's state (missing key, expired credential, ...).
@@ -35,6 +37,14 @@ from flask.typing import ResponseReturnValue
 from flask_babel import Babel, gettext
 from werkzeug.exceptions import HTTPException
 
+from common.local_page import (
+    LOOPBACK_HOSTS,
+    LOOPBACK_NETWORKS,
+    LocalGuard,
+    LocalGuardError,
+    Refusal,
+    host_name,
+)
 from credential.languages import N_, Language, format_datetime, negotiate
 from mobile_stub.client import HttpIssuer, IssuerApi
 from mobile_stub.errors import (
@@ -54,7 +64,7 @@ from mobile_stub.wallet import Wallet, WalletView
 
 ISSUER_POLL_S = 300  # seconds between background refresh attempts from the page
 MIN_REFETCH_S = 0.5  # seconds; the page never refetches faster than this
-DEFAULT_ALLOWED_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+DEFAULT_ALLOWED_HOSTS = LOOPBACK_HOSTS
 
 # (HTTP status, error code, plain words for the resident) per failure; most specific first.
 ERROR_CODES: tuple[tuple[type[WalletError], int, str, str], ...] = (
@@ -154,10 +164,18 @@ def _error(e: WalletError) -> ResponseReturnValue:
 
 
 @bp.before_app_request
-def _check_host() -> ResponseReturnValue | None:
-    host = request.host.rsplit(":", 1)[0] if not request.host.endswith("]") else request.host
-    if host not in current_app.config["ALLOWED_HOSTS"]:
-        return jsonify(error="forbidden_host", message=f"host {host!r} is not served"), 403
+def _check_client() -> ResponseReturnValue | None:
+    # The page hands out a holder proof valid for its whole window: only this device
+    # (or the networks it was published to) may ask, under a loopback name (see
+    # common.local_page).
+    guard: LocalGuard = current_app.extensions["wallet_local_guard"]
+    refusal = guard.refusal(request.host, request.remote_addr)
+    if refusal is Refusal.FORBIDDEN_PEER:
+        return jsonify(error=refusal.value, message="this page answers only its own device"), 403
+    if refusal is Refusal.FORBIDDEN_HOST:
+        return jsonify(
+            error=refusal.value, message=f"host {host_name(request.host)!r} is not served"
+        ), 403
     return None
 
 
@@ -268,10 +286,16 @@ def create_app(config: dict[str, Any]) -> Flask:
         CLOCK=time.time,
         ISSUER_FACTORY=_default_issuer,
         ALLOWED_HOSTS=DEFAULT_ALLOWED_HOSTS,
+        ALLOWED_NETWORKS=LOOPBACK_NETWORKS,
         WALLET_PASSPHRASE=None,
         WALLET_REGION=None,
     )
     app.config.update(config)
+    try:
+        guard = LocalGuard.parse(app.config["ALLOWED_HOSTS"], app.config["ALLOWED_NETWORKS"])
+    except LocalGuardError as e:
+        raise WalletError(f"wallet page config: {e}") from e
+    app.extensions["wallet_local_guard"] = guard
     app.register_blueprint(bp)
     # Catalogs in mobile_stub/translations (app.root_path is the mobile_stub package).
     Babel(app, locale_selector=lambda: _language().catalog)

@@ -31,6 +31,19 @@ dir_option = click.option(
 )
 
 
+def _networks(
+    _ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...]:
+    """Refuse a network that is not one at the command line, not at the first request."""
+    from common.local_page import LocalGuardError, parse_networks
+
+    try:
+        parse_networks(value)
+    except LocalGuardError as e:
+        raise click.BadParameter(str(e)) from e
+    return value
+
+
 def _fail(e: Exception) -> click.ClickException:
     return click.ClickException(f"{type(e).__name__}: {e}")
 
@@ -165,6 +178,13 @@ def sync(station_dir: Path, region: str | None) -> None:
     show_default=True,
     help="Address the kiosk listens on (0.0.0.0 inside a container; it shows masked names).",
 )
+@click.option(
+    "--kiosk-allow-from",
+    multiple=True,
+    metavar="CIDR",
+    callback=_networks,
+    help="Client network the kiosk also answers (repeatable; default: loopback only).",
+)
 @click.option("--width", type=int, default=1280, show_default=True)
 @click.option("--height", type=int, default=720, show_default=True)
 @click.option("--fps", type=float, default=30.0, show_default=True)
@@ -198,6 +218,7 @@ def scan(
     headless: bool,
     kiosk_port: int | None,
     kiosk_host: str,
+    kiosk_allow_from: tuple[str, ...],
     width: int,
     height: int,
     fps: float,
@@ -208,6 +229,7 @@ def scan(
     metrics_host: str,
 ) -> None:
     """Scan codes from a camera, stream, video or image folder and show verdicts."""
+    from common.local_page import LOOPBACK_NETWORKS
     from common.serving import serve_in_thread
     from ledger.clients.sync import SyncedTrustState
     from verifier.errors import VerifierError
@@ -313,7 +335,13 @@ def scan(
         station.frame_listeners.append(state.on_frame)
         port = kiosk_port or config.kiosk_port
         server = serve_in_thread(
-            create_app({"KIOSK_STATE": state, "KIOSK_METRICS": metrics}),
+            create_app(
+                {
+                    "KIOSK_STATE": state,
+                    "KIOSK_METRICS": metrics,
+                    "KIOSK_ALLOWED_NETWORKS": (*LOOPBACK_NETWORKS, *kiosk_allow_from),
+                }
+            ),
             kiosk_host,
             port,
             name="kiosk",

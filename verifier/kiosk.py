@@ -18,7 +18,11 @@ switchable from the page), through the verifier's gettext catalogs (Flask-Babel,
 The JSON keeps the reason codes beside the words, for scripts.
 
 What it does not do: decode or verify (the scan loop does, in another thread), or
-listen beyond loopback unless told to. The kiosk is for the staff at this station.
+listen beyond loopback unless told to. The kiosk is for the staff at this station:
+every route but the probes answers only clients in `KIOSK_ALLOWED_NETWORKS` (loopback by
+default; bound to 0.0.0.0 it still refuses the rest of the LAN, whatever Host header
+they send) under a name in `KIOSK_ALLOWED_HOSTS` (loopback names by default: a web page
+re-pointed at 127.0.0.1 by DNS rebinding sends its own name). See common.local_page.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, render_templ
 from flask_babel import Babel, gettext
 from werkzeug.exceptions import HTTPException
 
+from common.local_page import LOOPBACK_HOSTS, LOOPBACK_NETWORKS, LocalGuard, Refusal
 from common.observability import health_blueprint, instrument
 from credential.languages import (
     DEFAULT_LANGUAGE,
@@ -63,6 +68,7 @@ STREAM_MAX_S = 6 * 3600.0  # seconds one MJPEG response lasts before the browser
 POLL_MS = 300  # milliseconds between status polls of the page
 CAMERA_LIVE_S = 2.0  # seconds without a frame after which the camera counts as disconnected
 MAX_LANGUAGE_BODY = 256  # bytes of a language switch request
+PROBE_PATHS = ("/healthz", "/readyz")  # answered to anyone: no personal data in them
 BGR = {  # outline colours on the live view
     Decision.ADMIT: (40, 170, 40),
     Decision.MANUAL_CHECK: (0, 190, 255),
@@ -362,9 +368,32 @@ def _json_error(e: HTTPException) -> tuple[Response, int]:
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """The kiosk app; `config["KIOSK_STATE"]` is the state the scan loop feeds."""
     app = Flask(__name__)
-    app.config.update(KIOSK_STATE=KioskState())
+    app.config.update(
+        KIOSK_STATE=KioskState(),
+        KIOSK_ALLOWED_HOSTS=LOOPBACK_HOSTS,
+        KIOSK_ALLOWED_NETWORKS=LOOPBACK_NETWORKS,
+    )
     if config:
         app.config.update(config)
+    guard = LocalGuard.parse(
+        app.config["KIOSK_ALLOWED_HOSTS"], app.config["KIOSK_ALLOWED_NETWORKS"]
+    )
+
+    @app.before_request
+    def _local_only() -> tuple[Response, int] | None:
+        # The probes carry no personal data and are asked by the container runtime.
+        if request.path in PROBE_PATHS:
+            return None
+        refusal = guard.refusal(request.host, request.remote_addr)
+        if refusal is None:
+            return None
+        message = (
+            "the kiosk answers only the station's own screen"
+            if refusal is Refusal.FORBIDDEN_PEER
+            else "the kiosk answers only under its own host name"
+        )
+        return jsonify({"error": refusal.value, "message": message}), 403
+
     app.register_blueprint(ui)
     app.register_blueprint(api)
     app.register_error_handler(HTTPException, _json_error)

@@ -30,6 +30,7 @@ from issuer.audit import AuditEvent, Channel, Outcome
 from issuer.context import IssuerContext
 from issuer.errors import BadRequestError, IssuerError, NotFoundError
 from issuer.issuance import (
+    lock_resident,
     reinstate_credential_row,
     resident_status,
     revoke_credential_row,
@@ -331,6 +332,7 @@ class AdminService:
             ).first()
             if resident is None or resident.region != actor.region:
                 raise NotFoundError(f"no resident of {actor.region} with that document number")
+            lock_resident(s, resident.id)  # no fetch re-issues meanwhile (lock_residents)
             before = resident_status(s, resident.id, now)
             for old in s.scalars(
                 select(StatusOverrideRow).where(

@@ -8,6 +8,7 @@ a plain page with the reason and a 4xx status - never a traceback.
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -55,6 +56,7 @@ console = Blueprint(
 csrf = CSRFProtect()  # initialised on the issuer's app by issuer.admin.wiring
 AUDIT_PAGE_ROWS = 100
 MAX_FORM_CHARS = 500
+MAX_NEXT_CHARS = 512  # characters of a `next` path after login or a language switch
 
 
 def ops() -> AdminOps:
@@ -247,11 +249,25 @@ def login() -> ResponseReturnValue:
         return render_template("console/login.html", error=e.message, username=username), status
     session.clear()
     session["sid"] = accounts_db.start_session(c.sessions, p.username, address(), c.now())
-    target = request.args.get("next", "")
-    # Only same-site relative paths: no open redirect through ?next=.
-    if not target.startswith("/console/") or target.startswith("//"):
-        target = url_for("console.overview")
-    return redirect(target)
+    return redirect(console_target(request.args.get("next", ""), "console.overview"))
+
+
+def console_target(target: str, fallback: str) -> str:
+    """Where to go after a login or a language switch: `target` if it is a plain path
+    under /console/, else the `fallback` endpoint. No open redirect through `next`
+    (no scheme, no `//host`, no backslash that a browser reads as a slash), and no
+    control character, which a Location header cannot carry: a CR LF in `next` was an
+    unhandled error after the login had already succeeded."""
+    if (
+        len(target) <= MAX_NEXT_CHARS
+        and target.startswith("/console/")
+        and "\\" not in target
+        and target.isprintable()
+        and target.isascii()
+        and posixpath.normpath(target).startswith("/console/")
+    ):
+        return target
+    return url_for(fallback)
 
 
 @console.post("/logout")
@@ -272,10 +288,7 @@ def set_language() -> ResponseReturnValue:
     except LanguageError as e:
         raise BadRequestError(str(e)) from e
     accounts_db.set_language(ops().ctx.sessions, who().principal.username, language.value)
-    target = request.form.get("next", "")
-    if not target.startswith("/console/") or target.startswith("//"):
-        target = url_for("console.credentials")
-    return redirect(target)
+    return redirect(console_target(request.form.get("next", ""), "console.credentials"))
 
 
 @console.get("/")
