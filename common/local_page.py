@@ -90,3 +90,15 @@ class LocalGuard:
         if host_name(host_header) not in self.hosts:
             return Refusal.FORBIDDEN_HOST
         return None
+
+
+def networks_option(_ctx: object, _param: object, value: tuple[str, ...]) -> tuple[str, ...]:
+    """A click option callback for `--allow-from` / `--kiosk-allow-from`: a network that
+    is not one is refused at the command line, not at the first request."""
+    import click  # only the command lines that take the option need it
+
+    try:
+        parse_networks(value)
+    except LocalGuardError as e:
+        raise click.BadParameter(str(e)) from e
+    return value

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import click
 
+from common.local_page import networks_option
 from mobile_stub.client import HttpIssuer
 from mobile_stub.errors import WalletError
 from mobile_stub.qr import print_terminal, qr_version, save_png
@@ -29,19 +30,6 @@ DEFAULT_WALLET_DIR = Path("~/.healthbridge/wallet")
 DEFAULT_SERVE_PORT = 8480
 MAX_PASSPHRASE_BYTES = 1024  # bytes read from a passphrase file
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _networks(
-    _ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]
-) -> tuple[str, ...]:
-    """Refuse a network that is not one at the command line, not at the first request."""
-    from common.local_page import LocalGuardError, parse_networks
-
-    try:
-        parse_networks(value)
-    except LocalGuardError as e:
-        raise click.BadParameter(str(e)) from e
-    return value
 
 
 def friendly(fn: F) -> F:
@@ -245,7 +233,7 @@ def qr(ctx: click.Context, out: Path, region: str | None) -> None:
     "--allow-from",
     multiple=True,
     metavar="CIDR",
-    callback=_networks,
+    callback=networks_option,
     help="Client network also served (repeatable; default: loopback only). Binding "
     "0.0.0.0 alone does not open the page to other devices.",
 )

@@ -19,6 +19,8 @@ from typing import Any
 
 import click
 
+from common.local_page import networks_option
+
 DEFAULT_DIR = "verifier-station"
 dir_option = click.option(
     "--dir",
@@ -29,19 +31,6 @@ dir_option = click.option(
     envvar="HEALTHBRIDGE_VERIFIER_DIR",
     help="The station folder.",
 )
-
-
-def _networks(
-    _ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]
-) -> tuple[str, ...]:
-    """Refuse a network that is not one at the command line, not at the first request."""
-    from common.local_page import LocalGuardError, parse_networks
-
-    try:
-        parse_networks(value)
-    except LocalGuardError as e:
-        raise click.BadParameter(str(e)) from e
-    return value
 
 
 def _fail(e: Exception) -> click.ClickException:
@@ -182,7 +171,7 @@ def sync(station_dir: Path, region: str | None) -> None:
     "--kiosk-allow-from",
     multiple=True,
     metavar="CIDR",
-    callback=_networks,
+    callback=networks_option,
     help="Client network the kiosk also answers (repeatable; default: loopback only).",
 )
 @click.option("--width", type=int, default=1280, show_default=True)
