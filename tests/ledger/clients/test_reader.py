@@ -94,26 +94,33 @@ def test_unreachable_source_is_typed() -> None:
         HttpLogReader("http://127.0.0.1:9", session, timeout=2).checkpoint()
 
 
-def test_log_reader_gives_up_on_a_dripped_checkpoint(hostile: ServedApp) -> None:
-    """A byte every 50 ms stays under every size limit and never trips the per-read
-    timeout: 32 KiB of it would hold a station's sync for half an hour. The reader
-    abandons it once it is past the timeout and slower than MIN_TRANSFER_BYTES_PER_S."""
+def checkpoint_within(reader: HttpLogReader, limit_s: float) -> tuple[BaseException | bytes, float]:
+    """Read the checkpoint on a thread; what it gave (or raised) and the seconds it took.
+    Fails if it is still reading after `limit_s`."""
     outcome: list[BaseException | bytes] = []
 
     def read() -> None:
         try:
-            outcome.append(HttpLogReader(f"{hostile.url}/drip", timeout=1).checkpoint())
+            outcome.append(reader.checkpoint())
         except BaseException as e:  # handed to the test thread
             outcome.append(e)
 
     started = time.monotonic()
     t = threading.Thread(target=read, daemon=True)
     t.start()
-    t.join(15)
-    assert not t.is_alive(), "the reader was still reading a dripped answer after 15 s"
-    assert isinstance(outcome[0], LogUnreachableError), outcome
-    assert "slower than" in str(outcome[0])
-    assert time.monotonic() - started < 5
+    t.join(limit_s)
+    assert not t.is_alive(), f"the reader was still reading after {limit_s} s"
+    return outcome[0], time.monotonic() - started
+
+
+def test_log_reader_gives_up_on_a_dripped_checkpoint(hostile: ServedApp) -> None:
+    """A byte every 50 ms stays under every size limit and never trips the per-read
+    timeout: 32 KiB of it would hold a station's sync for half an hour. The reader
+    abandons it once it is past the timeout and slower than MIN_TRANSFER_BYTES_PER_S."""
+    got, elapsed = checkpoint_within(HttpLogReader(f"{hostile.url}/drip", timeout=1), 15)
+    assert isinstance(got, LogUnreachableError), got
+    assert "slower than" in str(got)
+    assert elapsed < 5
 
 
 @pytest.fixture()
@@ -157,23 +164,11 @@ def test_log_reader_gives_up_on_dripped_headers(header_dripper: str) -> None:
     """The status line and headers are read before any body pacing applies: a byte
     every 50 ms of them never trips the per-read timeout and would hold the sync of
     every region after this source for an hour. They must arrive within the timeout."""
-    outcome: list[BaseException | bytes] = []
     session = requests.Session()  # requests' plain adapter, as callers pass in
-
-    def read() -> None:
-        try:
-            outcome.append(HttpLogReader(header_dripper, session, timeout=1).checkpoint())
-        except BaseException as e:  # handed to the test thread
-            outcome.append(e)
-
-    started = time.monotonic()
-    t = threading.Thread(target=read, daemon=True)
-    t.start()
-    t.join(15)
-    assert not t.is_alive(), "the reader was still reading dripped headers after 15 s"
-    assert isinstance(outcome[0], LogUnreachableError), outcome
-    assert "answer headers in time" in str(outcome[0])
-    assert time.monotonic() - started < 5
+    got, elapsed = checkpoint_within(HttpLogReader(header_dripper, session, timeout=1), 15)
+    assert isinstance(got, LogUnreachableError), got
+    assert "answer headers in time" in str(got)
+    assert elapsed < 5
     # The session still reads an honest source afterwards (the adapter is requests' own
     # plus the deadline).
     with serve_in_thread(_hostile_node()) as honest:
