@@ -41,8 +41,12 @@ within its reorder window). Default shape: gunicorn 1 worker x 16 threads, 16 cl
 (chosen by measurement on 2 shared cores, docs/performance.md).
 gunicorn runs as `healthbridge issuer serve` runs it (issuer/gunicorn_conf.py: request
 metrics in prometheus_client's multiprocess files), the ceiling apps likewise.
+`--history DAYS` gives every holder of the PostgreSQL runs DAYS of past life before the
+clock starts: a credential re-issued and a negative test taken each day (a daily
+re-issue adds a row a day; the fetch must cost the same a year in: the `history_days`
+field says which was measured).
 Usage: .venv/bin/python bench/issue.py [--n 1000] [--workers 1 --threads 16 --clients 16]
-       [--holders 16] [--skip-postgres] [--skip-sqlite] [--skip-ceiling]
+       [--holders 16] [--history 365] [--skip-postgres] [--skip-sqlite] [--skip-ceiling]
        [--profile SECONDS with HB_PY_SPY]
 """
 
@@ -135,7 +139,9 @@ def service_rate(tmp: Path, n: int, group: int) -> float:
     return n / elapsed
 
 
-def service_fetch_rate(tmp: Path, n: int, database_url: str, clients: int, holders_n: int) -> float:
+def service_fetch_rate(
+    tmp: Path, n: int, database_url: str, clients: int, holders_n: int, history: int = 0
+) -> float:
     """The HTTP benchmark's re-issuing fetches handed straight to the service layer: the
     same GroupCommitter fed by `clients` threads of one process, on the same PostgreSQL,
     without HTTP, Flask, the device signature check or the read round trip."""
@@ -146,6 +152,7 @@ def service_fetch_rate(tmp: Path, n: int, database_url: str, clients: int, holde
     docs = [f"M{4_000_001 + i}" for i in range(holders_n)]
     add_bench_residents(ctx, docs)
     pks = [enrol_directly(ctx, d, new_device()).issued.credential.holder_pk for d in docs]
+    add_history(ctx, docs, pks, history)
     committer = GroupCommitter(ctx)
     per_client = n // clients
     now = ctx.now()
@@ -216,6 +223,7 @@ def http_rate(
     threads: int = 16,
     holders_n: int = 16,
     profile_s: float = 0.0,
+    history: int = 0,
 ) -> dict[str, float]:
     """Fetches per second of GET /v1/credential from `clients` keep-alive connections
     (asyncio, one thread: the clients' own CPU cost is measured and reported). Every
@@ -230,7 +238,10 @@ def http_rate(
     ctx = make_context(tmp / name, "MO", database_url=database_url, **refresh, **limits)
     devices = [(new_device(), f"M{2_000_001 + i}") for i in range(holders_n)]
     add_bench_residents(ctx, [doc for _, doc in devices])
-    holders = [(dev, enrol_directly(ctx, doc, dev).holder_id) for dev, doc in devices]
+    enrolled = [enrol_directly(ctx, doc, dev) for dev, doc in devices]
+    holders = [(dev, e.holder_id) for (dev, _doc), e in zip(devices, enrolled, strict=True)]
+    pks = [e.issued.credential.holder_pk for e in enrolled]
+    add_history(ctx, [doc for _, doc in devices], pks, history)
     conf = tmp / name / "issuer.toml"
     conf.write_text(tomli_w.dumps(render_config(ctx.config)), encoding="utf-8")
     ctx.dispose()
@@ -494,6 +505,28 @@ def add_bench_residents(ctx: IssuerContext, docs: list[str]) -> None:
     )
 
 
+def add_history(ctx: IssuerContext, docs: list[str], pks: list[int], days: int) -> None:
+    """`days` of past life for each holder: a negative test a day (older than the
+    current one, so no status changes and nothing is revoked) and a credential re-issued
+    a day, the newest last."""
+    if days <= 0:
+        return
+    now = ctx.now()
+    add_records(
+        ctx,
+        [
+            (d, HealthRecord(RecordKind.TEST, now - 2 * 3_600 - k * 86_400, LabResult.NEGATIVE))
+            for d in docs
+            for k in range(1, days + 1)
+        ],
+        "bench",
+    )
+    for pk in pks:
+        with ctx.sessions.begin() as s:
+            holder = s.get_one(Holder, pk)
+            issue_many(ctx, s, [(holder, None)] * days, now)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=1000, help="issuances per measurement")
@@ -502,6 +535,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=16, help="threads per gunicorn worker")
     ap.add_argument("--clients", type=int, default=16, help="client connections")
     ap.add_argument("--holders", type=int, default=16, help="enrolled holders")
+    ap.add_argument(
+        "--history", type=int, default=0, help="days of past credentials and tests per holder"
+    )
     ap.add_argument("--skip-postgres", action="store_true")
     ap.add_argument("--skip-sqlite", action="store_true", help="no SQLite HTTP figure")
     ap.add_argument("--skip-ceiling", action="store_true", help="no web-tier ceiling")
@@ -536,11 +572,13 @@ def main() -> None:
     elif not args.skip_postgres:
         # fsync and synchronous_commit on: the figures include the durable commit.
         with throwaway_postgres("bench", durability=DURABLE, folder_prefix="hb-bench-pg-") as url:
-            base = service_fetch_rate(tmp, args.n, url, args.clients, args.holders)
+            base = service_fetch_rate(tmp, args.n, url, args.clients, args.holders, args.history)
             print(f"service layer postgres re-issuing: {base:.0f}/s", file=sys.stderr)
-            pg = http_rate(tmp, args.n, database_url=url, **shape)
+            pg = http_rate(tmp, args.n, database_url=url, history=args.history, **shape)
             print(f"http postgres re-issuing: {pg['rate']:.0f}/s", file=sys.stderr)
-            ref = http_rate(tmp, 2 * args.n, database_url=url, reissue=False, **shape)
+            ref = http_rate(
+                tmp, 2 * args.n, database_url=url, reissue=False, history=args.history, **shape
+            )
             print(f"http postgres unchanged: {ref['rate']:.0f}/s", file=sys.stderr)
             on_pg = {"reissue": pg, "refresh": ref}
             result |= {
@@ -589,6 +627,7 @@ def main() -> None:
         "sign_ceiling_per_s": round(ceiling, 1),
         "n": args.n,
         "group_commit": args.group,
+        "history_days": args.history,
         **{f"gunicorn_{k}" if k in ("workers", "threads") else k: v for k, v in shape.items()},
         "cpu_count": os.cpu_count(),
         "load_avg_1m_at_start": round(load_before, 2),

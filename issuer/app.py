@@ -113,7 +113,7 @@ def fetch_credential() -> tuple[Response, int]:
     # holder's high-water timestamp nowhere (a retry, or a request overtaken by a newer
     # one) and the current credential still fits, nothing would change: the committed
     # credential is answered without a write transaction.
-    state = read_fetch_state(c, auth.holder_id)
+    state = read_fetch_state(c, auth.holder_id, now)
     if state is None:
         raise UnauthorizedError("unknown holder")
     holder = state.holder

@@ -22,6 +22,7 @@ from issuer.context import IssuerContext
 from issuer.db import DriverRead
 from issuer.errors import ConflictError
 from issuer.issuance import (
+    RECORDS_THAT_CAN_DECIDE,
     Issued,
     IssuedCredential,
     converted_status,
@@ -109,7 +110,10 @@ FETCH_STATE = (
             OutboxRow.ref == cast(CredentialRow.status_index, String),
         ),
     )
-    .outerjoin(HealthRecordRow, HealthRecordRow.resident_id == Holder.resident_id)
+    .outerjoin(
+        HealthRecordRow,
+        and_(HealthRecordRow.resident_id == Holder.resident_id, RECORDS_THAT_CAN_DECIDE),
+    )
     .outerjoin(StatusOverrideRow, StatusOverrideRow.id == _HOLDER_OVERRIDE_ID)
     .where(Holder.holder_id == bindparam("holder_id"))
 )
@@ -162,7 +166,10 @@ GROUP_STATE = (
             OutboxRow.ref == cast(CredentialRow.status_index, String),
         ),
     )
-    .outerjoin(HealthRecordRow, HealthRecordRow.resident_id == Holder.resident_id)
+    .outerjoin(
+        HealthRecordRow,
+        and_(HealthRecordRow.resident_id == Holder.resident_id, RECORDS_THAT_CAN_DECIDE),
+    )
     .outerjoin(StatusOverrideRow, StatusOverrideRow.id == _HOLDER_OVERRIDE_ID)
     .outerjoin(_ACTIVE_KEY_ROW, true())
     .where(Holder.id.in_(bindparam("holders", expanding=True)))
@@ -179,12 +186,14 @@ class ActiveKey:
 
 
 def group_state(
-    session: Session, holder_pks: Sequence[int], now: int
+    session: Session, holder_pks: Sequence[int], now: int, records_at: int
 ) -> tuple[dict[int, HolderState], ActiveKey | None, Sequence[Any]]:
     """GROUP_STATE for the holders `holder_pks` (a missing holder is left out), the
-    signing key active at `now`, and the rows read: keep them while the holders and
-    residents are in use (the session's identity map holds only weak references)."""
-    rows = session.execute(GROUP_STATE, {"holders": sorted(set(holder_pks)), "now": now}).all()
+    signing key active at `now`, the health records that can still decide a status at
+    `records_at` or later, and the rows read: keep them while the holders and residents
+    are in use (the session's identity map holds only weak references)."""
+    params = {"holders": sorted(set(holder_pks)), "now": now, "records_at": records_at}
+    rows = session.execute(GROUP_STATE, params).all()
     by_holder: dict[int, list[Any]] = {}
     for r in rows:
         by_holder.setdefault(r[0].id, []).append(r)
@@ -237,10 +246,11 @@ class HolderState:
 FetchState = HolderState  # a fetch's state; its holder is a HolderView
 
 
-def fetch_state(conn: Connection, holder_id: str) -> FetchState | None:
-    """The holder `holder_id` and what its fetch needs, in one statement (None: no such
-    holder). `conn`: a read connection (IssuerContext.read_connection)."""
-    return _state_of(conn.execute(FETCH_STATE, {"holder_id": holder_id}).all(), holder_id)
+def fetch_state(conn: Connection, holder_id: str, now: int) -> FetchState | None:
+    """The holder `holder_id` and what its fetch at `now` needs, in one statement (None:
+    no such holder). `conn`: a read connection (IssuerContext.read_connection)."""
+    params = {"holder_id": holder_id, "records_at": now}
+    return _state_of(conn.execute(FETCH_STATE, params).all(), holder_id)
 
 
 # FETCH_STATE compiled once per engine (issuer.db.DriverRead); an engine
@@ -248,7 +258,7 @@ def fetch_state(conn: Connection, holder_id: str) -> FetchState | None:
 _DRIVER_READS: WeakKeyDictionary[Engine, DriverRead] = WeakKeyDictionary()
 
 
-def read_fetch_state(ctx: IssuerContext, holder_id: str) -> FetchState | None:
+def read_fetch_state(ctx: IssuerContext, holder_id: str, now: int) -> FetchState | None:
     """`fetch_state` run on a pooled driver connection of `ctx`, without SQLAlchemy's
     execution layer (issuer.db.DriverRead: the same statement, the same isolation,
     about a third less CPU per credential fetch: docs/performance.md)."""
@@ -256,7 +266,7 @@ def read_fetch_state(ctx: IssuerContext, holder_id: str) -> FetchState | None:
     query = _DRIVER_READS.get(engine)
     if query is None:
         query = _DRIVER_READS.setdefault(engine, DriverRead(engine, FETCH_STATE))
-    return _state_of(query.rows({"holder_id": holder_id}), holder_id)
+    return _state_of(query.rows({"holder_id": holder_id, "records_at": now}), holder_id)
 
 
 def _state_of(rows: Sequence[Any], holder_id: str) -> FetchState | None:

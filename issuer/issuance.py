@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import BigInteger, ColumnElement, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from credential.claims import HealthClaims, SourceRef, StatusBasis, StatusColour
@@ -36,6 +36,7 @@ from issuer.models import (
 )
 from issuer.sharding import check_expiry_fits, shard_of_expiry, shard_plan
 from issuer.status_rules import (
+    RECORD_HORIZON_S,
     HealthRecord,
     LabResult,
     Override,
@@ -73,8 +74,28 @@ _LATEST_OVERRIDE_ID = (
     .correlate(Resident)
     .scalar_subquery()
 )
-# Everything a status decision reads, in ONE statement: one row per health record (or
-# one row of NULLs when there is none), each carrying the active override, if any.
+
+
+def _records_that_can_decide() -> ColumnElement[bool]:
+    """The health records that can still change a status decided at or after the bind
+    parameter `records_at` (status_rules.RECORD_HORIZON_S), as a join condition: a
+    status read returns rows bounded by the rules' periods, not by the resident's
+    history (a resident testing every three days for a year has 120 tests, of which at
+    most five can matter). A record kept for `records_at` is kept for any later time."""
+    now = bindparam("records_at", type_=BigInteger)
+    terms = []
+    for kind, horizon in RECORD_HORIZON_S.items():
+        is_kind = HealthRecordRow.kind == kind.value
+        terms.append(
+            is_kind if horizon is None else and_(is_kind, HealthRecordRow.at > now - horizon)
+        )
+    return or_(*terms)
+
+
+RECORDS_THAT_CAN_DECIDE = _records_that_can_decide()
+# Everything a status decision reads, in ONE statement: one row per health record that
+# can still decide (or one row of NULLs when there is none), each carrying the active
+# override, if any.
 _STATUS_COLUMNS = (
     Resident.id.label("resident_id"),
     HealthRecordRow.kind,
@@ -87,7 +108,10 @@ _STATUS_COLUMNS = (
 _STATUS_FROM = (
     select(*_STATUS_COLUMNS)
     .select_from(Resident)
-    .outerjoin(HealthRecordRow, HealthRecordRow.resident_id == Resident.id)
+    .outerjoin(
+        HealthRecordRow,
+        and_(HealthRecordRow.resident_id == Resident.id, RECORDS_THAT_CAN_DECIDE),
+    )
     .outerjoin(StatusOverrideRow, StatusOverrideRow.id == _LATEST_OVERRIDE_ID)
 )
 _STATUS_INPUTS = _STATUS_FROM.where(Resident.id == bindparam("resident"))
@@ -249,7 +273,11 @@ def lock_resident(session: Session, resident_id: int) -> None:
 
 
 def resident_status(session: Session, resident_id: int, now: int) -> StatusDecision:
-    rows = session.connection().execute(_STATUS_INPUTS, {"resident": resident_id}).all()
+    rows = (
+        session.connection()
+        .execute(_STATUS_INPUTS, {"resident": resident_id, "records_at": now})
+        .all()
+    )
     return decide_from_rows(rows, now)
 
 

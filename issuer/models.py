@@ -91,10 +91,14 @@ class Holder(Base):
 
 class CredentialRow(Base):
     __tablename__ = "credentials"
+    # A holder's latest active credential (every fetch reads it) in one index descent,
+    # whatever the holder's history: a daily re-issue adds a row a day, and by
+    # (holder_pk) alone the fetch read every one of them (migration 0810).
+    __table_args__ = (Index("ix_credentials_holder_state_id", "holder_pk", "state", "id"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     credential_id: Mapped[str] = mapped_column(String(64), unique=True)
     status_index: Mapped[int] = mapped_column(BigInteger, unique=True)
-    holder_pk: Mapped[int] = mapped_column(ForeignKey("holders.id"), index=True)
+    holder_pk: Mapped[int] = mapped_column(ForeignKey("holders.id"))
     kid: Mapped[str] = mapped_column(String(64))
     colour: Mapped[str] = mapped_column(String(8))
     basis: Mapped[str] = mapped_column(String(16))

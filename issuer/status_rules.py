@@ -20,9 +20,10 @@ isolation period ending); the issuer caps credential validity at it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from types import MappingProxyType
 
 from credential.claims import StatusBasis, StatusColour
 
@@ -173,3 +174,34 @@ def decide_status(
     return StatusDecision(
         StatusColour.YELLOW, StatusBasis.ADMIN, None, None, StatusRule.NO_EVIDENCE
     )
+
+
+# How far back a record of each kind can still change a decision (None: at any age).
+# A resident who tests every few days for a year has hundreds of records; reading only
+# these keeps a status read bounded by the rules' periods, not by the history.
+#   test: a positive counts ISOLATION_S (R2), a negative NEGATIVE_TEST_S (R4).
+#   recovery: RECOVERY_S (R5). In R2 it only counts when not older than a positive
+#     that is itself within ISOLATION_S, which is shorter.
+#   contact / contact_cleared: CONTACT_FLAG_S (R3); a clearing only counts when not
+#     older than a flag that is itself within CONTACT_FLAG_S.
+#   vaccination: any age: R6 counts every dose, and a first dose years ago still makes
+#     a recent second one a full course.
+# Dropping older records leaves every `latest(...)` of decide_status either unchanged
+# or one that no rule can use; tests/issuer/test_status_rules.py checks the
+# equivalence on generated histories.
+RECORD_HORIZON_S: Mapping[RecordKind, int | None] = MappingProxyType(
+    {
+        RecordKind.TEST: max(ISOLATION_S, NEGATIVE_TEST_S),
+        RecordKind.RECOVERY: RECOVERY_S,
+        RecordKind.CONTACT: CONTACT_FLAG_S,
+        RecordKind.CONTACT_CLEARED: CONTACT_FLAG_S,
+        RecordKind.VACCINATION: None,
+    }
+)
+
+
+def can_still_decide(record: HealthRecord, now: int) -> bool:
+    """Whether `record` may still change decide_status at `now` (RECORD_HORIZON_S);
+    records dated after `now` are kept, as they will count once their time comes."""
+    horizon = RECORD_HORIZON_S[record.kind]
+    return horizon is None or record.at > now - horizon

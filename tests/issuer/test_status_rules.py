@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from credential.claims import StatusBasis, StatusColour
 from issuer.status_rules import (
     DAY_S,
@@ -11,6 +14,7 @@ from issuer.status_rules import (
     Override,
     RecordKind,
     StatusRule,
+    can_still_decide,
     decide_status,
 )
 
@@ -77,3 +81,51 @@ def test_future_dated_records_do_not_count_yet() -> None:
 def test_no_records_is_yellow() -> None:
     d = decide_status([], NOW)
     assert (d.colour, d.valid_until) == (StatusColour.YELLOW, None)
+
+
+_RECORDS = st.builds(
+    lambda kind, age, positive: HealthRecord(
+        kind,
+        max(0, NOW - age),
+        (LabResult.POSITIVE if positive else LabResult.NEGATIVE)
+        if kind is RecordKind.TEST
+        else None,
+    ),
+    st.sampled_from(list(RecordKind)),
+    # Around every period's edge: hours, two weeks, half a year, a year; a few future.
+    st.integers(min_value=-2 * DAY_S, max_value=800 * DAY_S)
+    | st.sampled_from([72 * 3_600, 14 * DAY_S, 180 * DAY_S, 365 * DAY_S, 379 * DAY_S]).flatmap(
+        lambda edge: st.integers(edge - 2, edge + 2)
+    ),
+    st.booleans(),
+)
+
+
+@settings(max_examples=3_000, deadline=None)
+@given(st.lists(_RECORDS, max_size=12))
+def test_a_long_history_decides_as_its_recent_records_do(records: list[HealthRecord]) -> None:
+    # What the issuer's status reads leave out (RECORD_HORIZON_S) can never change a
+    # decision: the read is bounded by the rules' periods, not by the resident's history.
+    kept = [r for r in records if can_still_decide(r, NOW)]
+    assert decide_status(kept, NOW) == decide_status(records, NOW)
+
+
+def test_old_tests_and_recoveries_are_left_out_but_every_dose_is_kept() -> None:
+    years_ago = NOW - 3 * 365 * DAY_S
+    assert not can_still_decide(
+        HealthRecord(RecordKind.TEST, NOW - 15 * DAY_S, LabResult.NEGATIVE), NOW
+    )
+    assert can_still_decide(
+        HealthRecord(RecordKind.TEST, NOW - 13 * DAY_S, LabResult.POSITIVE), NOW
+    )
+    assert not can_still_decide(HealthRecord(RecordKind.RECOVERY, NOW - 181 * DAY_S), NOW)
+    assert can_still_decide(HealthRecord(RecordKind.VACCINATION, years_ago), NOW)
+    # A first dose three years ago still makes last month's dose a full course.
+    doses = [
+        HealthRecord(RecordKind.VACCINATION, years_ago),
+        HealthRecord(RecordKind.VACCINATION, NOW - 30 * DAY_S),
+    ]
+    assert (
+        decide_status([r for r in doses if can_still_decide(r, NOW)], NOW).rule
+        is StatusRule.VACCINATION
+    )
