@@ -9,6 +9,13 @@ kind), in the same transaction: the counts are exactly what committed, a rolled-
 transaction counts nothing, and the overview reads at most 24 × 2 × `SLOTS` rows
 whatever the day's volume.
 
+The same transaction also counts a holder's first credential under the channel it
+came through (`first_enrolment`, `first_conversion`): issuer.metrics derives its
+issuance counters (enrolment, conversion, refresh = anchored minus firsts) from these
+exact counts, so a row that commits late behind a newer one is counted all the same.
+Readers pick the kinds they show: the overview reads `credential_anchored` and
+`credential_revoked` only.
+
 How: writers note what they add in the session (`note`); just before the session
 commits, one upsert per (hour, kind) adds the transaction's totals. Each commit adds
 to one of `SLOTS` rows of its (hour, kind), chosen at random, so that concurrent
@@ -17,7 +24,8 @@ row lock; readers sum the slots. Rows are upserted in key order, so two transact
 never take the same two row locks in opposite orders.
 
 What it does not: count anything else, or prune: the table grows by at most
-24 × 2 × `SLOTS` rows a day (`prune` drops hours older than a cut-off).
+24 × 4 × `SLOTS` rows a day (`prune` drops hours older than a cut-off; keep at least
+issuer.metrics.LATE_COMMIT_S of them, the hours its counters re-read).
 """
 
 from __future__ import annotations
@@ -36,7 +44,13 @@ from issuer.models import ActivityHourRow, OutboxRow
 
 ISSUED_KIND = "credential_anchored"  # outbox kinds (issuer.issuance)
 REVOKED_KIND = "credential_revoked"
-COUNTED_KINDS = (ISSUED_KIND, REVOKED_KIND)
+# A holder's first credential, by the channel it came through (Holder.via); noted by
+# issuer.issuance.issue_first_credential beside its `credential_anchored` count.
+FIRST_ENROLMENT_KIND = "first_enrolment"
+FIRST_CONVERSION_KIND = "first_conversion"
+FIRST_KINDS = {"enrolment": FIRST_ENROLMENT_KIND, "conversion": FIRST_CONVERSION_KIND}
+OUTBOX_KINDS = (ISSUED_KIND, REVOKED_KIND)  # counted from outbox rows of that kind
+COUNTED_KINDS = (*OUTBOX_KINDS, FIRST_ENROLMENT_KIND, FIRST_CONVERSION_KIND)
 HOUR_S = 3600  # seconds
 SLOTS = 16  # rows per (hour, kind) that concurrent commits spread over
 _PENDING = "hb_activity"  # session.info key: this transaction's counts, not yet written
@@ -45,6 +59,14 @@ _PENDING = "hb_activity"  # session.info key: this transaction's counts, not yet
 def hour_of(t: int) -> int:
     """The start (Unix time) of the UTC hour holding `t`."""
     return t - t % HOUR_S
+
+
+def first_kind(via: str) -> str:
+    """The kind counting a holder's first credential through channel `via`."""
+    try:
+        return FIRST_KINDS[via]
+    except KeyError:
+        raise ValueError(f"expected a channel in {sorted(FIRST_KINDS)}, found {via!r}") from None
 
 
 def note(session: Session, kind: str, at: int, n: int = 1) -> None:
@@ -96,11 +118,14 @@ def track(sessions: sessionmaker[Session]) -> None:
     event.listen(sessions, "after_rollback", _discard)
 
 
-def counts_since(session: Session, start: int) -> list[tuple[int, str, int]]:
-    """(hour, kind, count) for every hour from `start` on, slots summed."""
+def counts_since(
+    session: Session, start: int, kinds: Iterable[str] = COUNTED_KINDS
+) -> list[tuple[int, str, int]]:
+    """(hour, kind, count) for every hour from `start` on and each of `kinds`, slots
+    summed: a range of the primary key (hour, kind, slot)."""
     rows = session.execute(
         select(ActivityHourRow.hour, ActivityHourRow.kind, func.sum(ActivityHourRow.n))
-        .where(ActivityHourRow.hour >= start)
+        .where(ActivityHourRow.hour >= start, ActivityHourRow.kind.in_(list(kinds)))
         .group_by(ActivityHourRow.hour, ActivityHourRow.kind)
     ).all()
     return [(int(h), str(k), int(n)) for h, k, n in rows]
