@@ -10,6 +10,7 @@ stamped in an hour the previous scrape already read."""
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,8 +21,8 @@ from sqlalchemy.orm import Session
 
 from issuer import activity
 from issuer.context import IssuerContext, ManualClock
-from issuer.issuance import next_status_indices, revoke_credential_row
-from issuer.metrics import issuer_registry
+from issuer.issuance import issue_many, next_status_indices, revoke_credential_row
+from issuer.metrics import IssuanceTally, IssuanceTotals, issuance_counts, issuer_registry
 from issuer.models import CredentialRow, Holder, OutboxRow
 from issuer.testing import enrol_directly, make_context, new_device
 
@@ -143,3 +144,83 @@ def test_commit_stamped_in_an_hour_already_scraped_is_counted(any_ctx: IssuerCon
     assert counter(registry, "healthbridge_credentials_revoked") == 2
     enrol_directly(ctx, "G10000003", new_device())
     assert counter(registry, "healthbridge_credentials_issued", "enrolment") == 1
+
+
+def test_tally_reads_only_recent_hours_and_caches_closed_ones() -> None:
+    """IssuanceTally alone (no database): the rows a scrape reads start at its horizon,
+    which moves forward as hours close and never back; a closed hour's sum is kept."""
+    h = 3600
+    tally = IssuanceTally(late_s=2 * h)
+    base = T0 - T0 % h
+    assert tally.horizon(T0) == base - 2 * h
+    first = tally.update(T0, [(base, activity.ISSUED_KIND, 5)])  # before counting began
+    assert first == IssuanceTotals(0, 0, 0, 0)
+    rows = [
+        (base, activity.ISSUED_KIND, 7),  # two committed since
+        (base, activity.FIRST_ENROLMENT_KIND, 1),
+        (base, activity.REVOKED_KIND, 1),
+        (base - 10 * h, activity.ISSUED_KIND, 99),  # before the horizon: not the tally's
+    ]
+    assert tally.update(T0 + 60, rows) == IssuanceTotals(1, 0, 1, 1)
+    # Three hours on, `base` is closed: its sums are kept and it is not read again.
+    later = T0 + 3 * h
+    assert tally.horizon(later) == base - 2 * h
+    assert tally.update(later, rows[:3]) == IssuanceTotals(1, 0, 1, 1)
+    assert tally.horizon(later) == base + h
+    # A commit stamped in the closed hour after that is beyond the bound (LATE_COMMIT_S).
+    assert tally.update(later + 60, [(base, activity.ISSUED_KIND, 8)]) == IssuanceTotals(1, 0, 1, 1)
+    # A clock stepping back does not reopen closed hours.
+    assert tally.horizon(T0) == base + h
+    now_rows = [(base + h, activity.FIRST_CONVERSION_KIND, 2), (base + h, activity.ISSUED_KIND, 3)]
+    assert tally.update(T0, now_rows) == IssuanceTotals(1, 2, 2, 1)
+
+
+def test_counters_match_the_rows_after_concurrent_writers_and_scrapes(
+    ctx: IssuerContext,
+) -> None:
+    """Four writers issue and revoke on PostgreSQL while a scraper scrapes without
+    pause: at the end the counters hold exactly what the rows hold."""
+    for i in range(1, 5):  # the seeded residents
+        enrol_directly(ctx, f"G1000000{i}", new_device())
+    registry = issuer_registry(ctx)
+    assert counter(registry, "healthbridge_credentials_issued", "refresh") == 0
+    with ctx.sessions() as s:
+        pks = list(s.scalars(select(Holder.id)))
+    errors: list[BaseException] = []
+    writing = threading.Event()
+
+    def writer(pk: int) -> None:
+        try:
+            for _ in range(5):
+                with ctx.sessions.begin() as s:
+                    issue_many(ctx, s, [(s.get_one(Holder, pk), None)] * 2, ctx.now())
+                with ctx.sessions.begin() as s:
+                    row = s.scalars(
+                        select(CredentialRow)
+                        .where(CredentialRow.holder_pk == pk, CredentialRow.state == "active")
+                        .limit(1)
+                    ).one()
+                    revoke_credential_row(ctx, s, row, "admin", ctx.now())
+        except BaseException as e:
+            errors.append(e)
+
+    def scraper() -> None:
+        while writing.is_set():
+            generate_latest(registry)
+
+    writing.set()
+    threads = [threading.Thread(target=writer, args=(pk,)) for pk in pks]
+    scraping = threading.Thread(target=scraper)
+    scraping.start()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    writing.clear()
+    scraping.join()
+    assert not errors, errors
+    rows = issuance_counts(ctx)
+    assert (rows.enrolment, rows.refresh, rows.revoked) == (4, 4 * 5 * 2, 4 * 5)
+    assert counter(registry, "healthbridge_credentials_issued", "refresh") == rows.refresh
+    assert counter(registry, "healthbridge_credentials_revoked") == rows.revoked
+    assert counter(registry, "healthbridge_credentials_issued", "enrolment") == 0
