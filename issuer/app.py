@@ -24,7 +24,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from common.observability import health_blueprint, instrument
-from issuer import anchor, conversion, enrolment, http_limits, lineage
+from issuer import anchor, conversion, enrolment, http_limits, lineage, replica
 from issuer.admin.wiring import init_console
 from issuer.config import IssuerConfig
 from issuer.context import IssuerContext
@@ -313,6 +313,7 @@ def create_app(
     c = context or IssuerContext.open(config)
     c.config = config  # a test may hand in a context opened with an earlier variant
     app.extensions["issuer"] = c
+    replica.install(app, c)  # X-Issuer-Replica: an opaque name, never an address
     if trust is not None:
         app.extensions["issuer.trust"] = trust
     for bp in (wallet, authority, meta):

@@ -21,6 +21,9 @@ from issuer.errors import ConfigError
 
 ENV_PREFIX = "HB_ISSUER_"
 REGION_RE = re.compile(r"^[A-Z]{2,8}$")
+# A replica's name in its answers (issuer.replica): a short token that starts with a
+# letter and holds no dot or colon, so it can never be an IP address or host:port.
+REPLICA_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
 
 DEFAULT_CREDENTIAL_VALIDITY_S = 24 * 3_600  # seconds a credential is valid at most
 DEFAULT_REFRESH_BEFORE_S = 6 * 3_600  # re-issue when less than this is left
@@ -77,6 +80,10 @@ class IssuerConfig:
     # client address of rate limits, login backoff and the audit log is then taken
     # from that many hops back. 0: the peer address is the client (no proxy).
     trusted_proxies: int = 0
+    # This process's name in the `X-Issuer-Replica` header of its answers (an operator
+    # tells replicas apart behind the proxy). Empty: a keyed hash of the host name and
+    # process id (issuer.replica). Never an address: REPLICA_NAME_RE.
+    replica_name: str = ""
 
     def __post_init__(self) -> None:
         if not REGION_RE.fullmatch(self.region):
@@ -89,6 +96,11 @@ class IssuerConfig:
             object.__setattr__(self, "sync_state_path", self.data_dir / "sync-state.db")
         if not 0 <= self.trusted_proxies <= 4:
             raise ConfigError(f"trusted_proxies must be 0-4, found {self.trusted_proxies}")
+        if self.replica_name and not REPLICA_NAME_RE.fullmatch(self.replica_name):
+            raise ConfigError(
+                "replica_name must be 1-32 letters, digits, '-' or '_', starting with a "
+                f"letter (never an address), found {self.replica_name!r}"
+            )
         if self.credential_validity_s <= 0 or self.refresh_before_s < 0:
             raise ConfigError("credential_validity_s must be > 0 and refresh_before_s >= 0")
 

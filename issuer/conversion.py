@@ -48,7 +48,7 @@ from credential.verify import check_presentation
 from issuer.context import IssuerContext
 from issuer.enrolment import HOLDER_ID_BYTES, decode_device_key
 from issuer.errors import BadRequestError, ConfigError, PresentationRefusedError
-from issuer.issuance import Issued, current_credential, issue_credential
+from issuer.issuance import Issued, current_credential, issue_first_credential
 from issuer.models import CredentialRow, Holder, SeenProof
 from ledger.clients.sync import SyncClient, SyncedTrustState
 from ledger.log.consortium import Consortium
@@ -225,7 +225,7 @@ def convert(
         )
         s.add(holder)
         s.flush()
-        issued = issue_credential(ctx, s, holder, int(now))
+        issued = issue_first_credential(ctx, s, holder, int(now))
     return holder.holder_id, issued
 
 

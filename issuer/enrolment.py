@@ -27,7 +27,7 @@ from issuer.errors import (
     UnknownResidentError,
     WrongCodeError,
 )
-from issuer.issuance import Issued, issue_credential
+from issuer.issuance import Issued, issue_first_credential
 from issuer.models import EnrolmentCode, Holder, RateEvent, Resident
 
 CODE_DIGITS = 8  # decimal digits of a one-time code
@@ -178,5 +178,5 @@ def enrol(
         )
         s.add(holder)
         s.flush()
-        issued = issue_credential(ctx, s, holder, now)
+        issued = issue_first_credential(ctx, s, holder, now)
     return Enrolled(holder.holder_id, issued)

@@ -359,6 +359,19 @@ def issue_credential(
     return issue_many(ctx, session, [(holder, decision)], now)[0]
 
 
+def issue_first_credential(
+    ctx: IssuerContext, session: Session, holder: Holder, now: int
+) -> Issued:
+    """The first credential of a holder created in this same transaction (enrolment or
+    conversion: no other transaction can see the holder yet, so no credential of its
+    can precede this one). Counted under the holder's channel in the hourly counts
+    (issuer.activity), in the same transaction: issuer.metrics reads a refresh as an
+    anchored credential that is not a first one."""
+    issued = issue_credential(ctx, session, holder, now)
+    activity.note(session, activity.first_kind(holder.via), now)
+    return issued
+
+
 def issue_many(
     ctx: IssuerContext,
     session: Session,

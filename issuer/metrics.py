@@ -3,13 +3,18 @@
 What it does: `IssuerStateCollector` reads the issuer's database at scrape time: the
 anchoring outbox (rows waiting, age of the oldest), credentials issued by kind
 (first issue through enrolment or conversion, and refreshes), credentials revoked,
-and whether the database answered. Counting committed rows keeps the numbers right
-across gunicorn workers and whichever process serves them; each scrape reads only the
-rows added since the previous one (primary-key ranges), see bench/metrics.py.
+and whether the database answered. The issuance counters come from the exact hourly
+counts that every issuance and revocation writes in its own transaction
+(issuer.activity), so they hold what committed, in whatever order it committed, on
+SQLite and PostgreSQL alike; a scrape reads a bounded number of those small rows
+whatever the size of the tables (`IssuanceTally`, bench/metrics.py).
 `issuer_registry(ctx)` is one registry with that collector; `readiness_checks(ctx)`
 says whether the database answers and the active signing key is readable. Request
 latency comes from common.observability.instrument. Labels are kinds and channels,
 never a person's data.
+
+`issuance_counts` counts the same figures from the rows themselves (the credentials
+and outbox tables): a reference for tests and for the benchmark, never run by a scrape.
 
 `start_master_ops()` is the gunicorn master's listener (issuer/gunicorn_conf.py):
 the database-derived gauges plus every worker's request histogram through
@@ -21,7 +26,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
@@ -32,6 +38,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import aliased
 
 from common.observability import NotReadyError, ReadinessCheck, start_ops_server
+from issuer import activity
 from issuer.context import IssuerContext
 from issuer.models import CredentialRow, Holder, OutboxRow, SigningKeyRow
 
@@ -42,6 +49,23 @@ CHECKS_KEY = "issuer.readiness"
 METRICS_PORT_ENV = "HB_ISSUER_METRICS_PORT"  # the gunicorn master's metrics listener
 METRICS_HOST_ENV = "HB_ISSUER_METRICS_HOST"
 REVOKED_KIND = "credential_revoked"  # issuer.issuance.revoke_credential_row's outbox kind
+# How long after the time stamped on its rows (its `now`) a transaction may commit and
+# still be counted: the hours that recent are read again on every scrape. A commit
+# later than that is left out of the counters of the processes already running (the
+# console's overview, which reads the hourly counts themselves, still shows it).
+# Nothing in the issuer holds a transaction open for long: group commits wait at most
+# issuer.group_commit.WAIT_S, SQLite writers issuer.db.SQLITE_BUSY_TIMEOUT_S.
+LATE_COMMIT_S = 24 * activity.HOUR_S  # seconds
+
+
+@dataclass(frozen=True)
+class IssuanceTotals:
+    """The issuance counters: credentials issued by kind, and revoked."""
+
+    enrolment: int
+    conversion: int
+    refresh: int
+    revoked: int
 
 
 @dataclass(frozen=True)
@@ -71,8 +95,10 @@ def issuance_counts(
     what was issued since the last call, not the size of the tables). A holder's first
     credential counts for the channel it came through (enrolment or conversion); each
     later one for that holder is a refresh. Revocations are the outbox's
-    `credential_revoked` rows. Rows are assumed to commit in id order (true of SQLite's
-    single writer; on PostgreSQL a row committed late behind a newer one is missed)."""
+    `credential_revoked` rows. A reference count from the rows (tests, bench/metrics.py):
+    used with `after_*` ids from an earlier call it would miss, on PostgreSQL, a row
+    committed late behind a newer one, which is why the collector reads the hourly
+    counts instead (IssuanceTally)."""
     earlier = aliased(CredentialRow)
     again = (
         exists()
@@ -134,31 +160,80 @@ def outbox_quarantined(ctx: IssuerContext) -> int:
         return int(s.scalar(select(func.count()).where(OutboxRow.quarantined_at.is_not(None))) or 0)
 
 
+class IssuanceTally:
+    """Running totals of the issuance counters, from the hourly counts (issuer.activity).
+
+    Why not the rows above the highest id seen: on PostgreSQL an id is taken when a
+    row is inserted, not when it commits; with issuer replicas and group commits a
+    transaction holding id 100 can commit after the one holding id 101 was counted,
+    and a scrape in between moves past 100 for good. The hourly counts are written in
+    the transaction of the rows they count, so each (hour, kind) sum only ever grows
+    by what committed, whatever the order.
+
+    How: each kind's total is (the sums of the closed hours, cached) + (the sums of the
+    recent hours, read again on every scrape) - (the sums at the first scrape, so the
+    counters start at 0 when the process starts counting, as Prometheus expects of a
+    counter). An hour is closed once it ended more than `late_s` before the scrape: a
+    commit within `late_s` of the time stamped on its rows is always counted, one
+    stamped in a closed hour is not (LATE_COMMIT_S). A scrape reads at
+    most (late_s / 1 h + 1) hours x 4 kinds x activity.SLOTS rows of the table's
+    primary key, whatever the volume issued. Refreshes are the anchored credentials
+    that are not a holder's first (issuer.issuance.issue_first_credential).
+
+    A pure accumulator: `update` takes the rows read and the scrape's time."""
+
+    def __init__(self, late_s: int = LATE_COMMIT_S) -> None:
+        self.late_s = late_s
+        self.open_from: int | None = None  # first hour read again on each scrape
+        self._closed: Counter[str] = Counter()  # sums of hours [start, open_from)
+        self._base: Counter[str] | None = None  # sums at the first scrape
+
+    def horizon(self, now: int) -> int:
+        """The first hour that a scrape at `now` must read."""
+        return self.open_from if self.open_from is not None else self._opening(now)
+
+    def _opening(self, now: int) -> int:
+        return activity.hour_of(now - self.late_s)
+
+    def update(self, now: int, rows: Iterable[tuple[int, str, int]]) -> IssuanceTotals:
+        """Totals after a scrape at `now` that read `rows` (hour, kind, count) for
+        every hour from `horizon(now)` on."""
+        start = self.horizon(now)
+        closing = max(start, self._opening(now))  # never moves back (clock skew)
+        recent: Counter[str] = Counter()
+        for hour, kind, n in rows:
+            if hour < start:
+                continue
+            (self._closed if hour < closing else recent)[kind] += n
+        self.open_from = closing
+        total = self._closed + recent
+        if self._base is None:
+            self._base = total.copy()
+        d = {k: total[k] - self._base[k] for k in activity.COUNTED_KINDS}
+        enrolment = d[activity.FIRST_ENROLMENT_KIND]
+        conversion = d[activity.FIRST_CONVERSION_KIND]
+        refresh = d[activity.ISSUED_KIND] - enrolment - conversion
+        return IssuanceTotals(enrolment, conversion, refresh, d[activity.REVOKED_KIND])
+
+
 @dataclass(eq=False)  # registries key collectors by identity
 class IssuerStateCollector(Collector):
     """The outbox figures are read on every scrape (indexed, cheap). The issuance
-    counters are this process's running totals since it started: each scrape adds the
-    rows that arrived since the previous one (issuance_counts), so a scrape costs what
-    was issued in between, whatever the size of the tables. Prometheus reads a restart
-    as a counter reset (rate() and increase() handle it)."""
+    counters are this process's running totals since its first scrape (IssuanceTally,
+    read from issuer.activity's hourly counts): a scrape reads at most 25 x 4 x 16 small
+    rows of those, whatever the size of the tables. Prometheus reads a restart as a counter
+    reset (rate() and increase() handle it)."""
 
     ctx: IssuerContext
-    _totals: dict[str, int] = field(default_factory=dict)
-    _after: tuple[int, int] | None = None
+    _tally: IssuanceTally = field(default_factory=IssuanceTally)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def _issuance(self) -> IssuanceCounts:
+    def _issuance(self) -> IssuanceTotals:
         with self._lock:
-            if self._after is None:
-                self._after = newest_ids(self.ctx)  # count from now on
-            got = issuance_counts(self.ctx, *self._after)
-            self._after = (got.last_credential_id, got.last_outbox_id)
-            for kind in ("enrolment", "conversion", "refresh", "revoked"):
-                self._totals[kind] = self._totals.get(kind, 0) + getattr(got, kind)
-            t = self._totals
-            return IssuanceCounts(
-                t["enrolment"], t["conversion"], t["refresh"], t["revoked"], *self._after
-            )
+            now = self.ctx.now()
+            with self.ctx.read_session() as s:
+                rows = activity.counts_since(s, self._tally.horizon(now))
+            return self._tally.update(now, rows)
 
     def collect(self) -> Iterator[Metric]:
         region = self.ctx.region

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -137,6 +138,13 @@ class OutboxRow(Base):
     __table_args__ = (
         Index("ix_outbox_pending", "log_index", "id"),
         Index("ix_outbox_kind_ref", "kind", "ref"),  # a credential's anchor row, by index
+        # Only the quarantined rows (rare): every scrape counts them (issuer.metrics).
+        Index(
+            "ix_outbox_quarantined",
+            "quarantined_at",
+            sqlite_where=text("quarantined_at IS NOT NULL"),
+            postgresql_where=text("quarantined_at IS NOT NULL"),
+        ),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))

@@ -56,7 +56,8 @@ def hourly_activity(ctx: IssuerContext, now: int, hours: int = DAY_HOURS) -> Hou
     start = (now // HOUR_S - (hours - 1)) * HOUR_S
     issued, revoked = [0] * hours, [0] * hours
     with ctx.read_session() as s:
-        for hour, kind, n in activity.counts_since(s, start):
+        # Only these two kinds: the table also holds the metrics' first-credential counts.
+        for hour, kind, n in activity.counts_since(s, start, (ISSUED_KIND, REVOKED_KIND)):
             b = (hour - start) // HOUR_S
             if 0 <= b < hours:
                 (issued if kind == ISSUED_KIND else revoked)[b] += n

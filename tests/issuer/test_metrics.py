@@ -143,3 +143,70 @@ def test_a_refused_outbox_entry_is_counted_as_quarantined_not_as_waiting(
     assert 'healthbridge_outbox_quarantined{region="GD"} 1.0' in text
     assert 'healthbridge_outbox_depth{region="GD"} 0.0' in text
     assert outbox_lag(ctx) == (0, None)
+
+
+def test_conversion_is_counted_for_its_channel_as_the_rows_count_it(tmp_path: Path) -> None:
+    """A conversion over HTTP counts as the converted holder's first credential
+    (kind conversion), the same figure a count over the rows gives."""
+    import time
+
+    import requests
+
+    from credential.presentation import make_presentation
+    from issuer.conversion import StaticTrustSource
+    from issuer.testing import serve
+    from tests.issuer.test_conversion import trust_of
+
+    gd, mo = make_context(tmp_path, "GD"), make_context(tmp_path, "MO")
+    app = create_app(
+        mo.config, context=mo, trust=StaticTrustSource(trust_of(gd)), start_workers=False
+    )
+    registry = app.extensions[METRICS_KEY]
+    assert 'healthbridge_credentials_issued_total{kind="conversion",region="MO"} 0.0' in (
+        generate_latest(registry).decode()
+    )
+    device = new_device()
+    enrolled = enrol_directly(gd, "G10000001", device)
+    qr = make_presentation(enrolled.issued.credential.jws, device, time.time())
+    with serve(app) as served:
+        r = requests.post(f"{served.url}/v1/conversion", json={"presentation": qr}, timeout=10)
+    assert r.status_code == 201, r.text
+    text = generate_latest(registry).decode()
+    for kind, n in (("enrolment", 0), ("conversion", 1), ("refresh", 0)):
+        assert f'healthbridge_credentials_issued_total{{kind="{kind}",region="MO"}} {n}.0' in text
+    counts = issuance_counts(mo)
+    assert (counts.enrolment, counts.conversion, counts.refresh) == (0, 1, 0)
+
+
+def test_a_scrape_never_scans_a_whole_table(tmp_path: Path) -> None:
+    """Every statement a scrape sends reads through an index (SQLite's query plan
+    names no full SCAN of the outbox, the credentials or the holders): a scrape costs
+    the same with 100 million rows as with ten (bench/metrics.py)."""
+    from sqlalchemy import event
+
+    ctx = make_context(tmp_path)
+    enrol_directly(ctx, "G10000001", new_device())
+    registry = create_app(ctx.config, context=ctx, start_workers=False).extensions[METRICS_KEY]
+    generate_latest(registry)  # the first scrape: where counting starts
+    engine = ctx.sessions.kw["bind"]
+    sent: list[tuple[str, object]] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("SELECT"):
+            sent.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        generate_latest(registry)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert sent
+    with engine.connect() as conn:
+        for statement, parameters in sent:
+            plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
+            for row in plan:
+                detail = str(row[-1])
+                assert not any(
+                    detail.startswith(f"SCAN {t}") and "INDEX" not in detail
+                    for t in ("outbox", "credentials", "holders")
+                ), (statement, detail)
