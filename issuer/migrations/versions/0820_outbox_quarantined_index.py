@@ -6,15 +6,15 @@ read the whole outbox, which holds every anchor ever written (bench/metrics.py).
 index holds only the quarantined rows (a handful: each is an alarm), so it costs the
 writers nothing.
 
-Revision ID: 0810_outbox_quarantined_index
-Revises: 0800_activity_hourly
+Revision ID: 0820_outbox_quarantined_index
+Revises: 0810_credentials_latest_index
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0810_outbox_quarantined_index"
-down_revision = "0800_activity_hourly"
+revision = "0820_outbox_quarantined_index"
+down_revision = "0810_credentials_latest_index"
 branch_labels = None
 depends_on = None
 
