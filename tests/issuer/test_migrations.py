@@ -49,3 +49,68 @@ def test_upgrade_head_on_empty_sqlite_yields_the_models_schema(tmp_path: Path) -
 @pytest.mark.postgres
 def test_upgrade_head_on_empty_postgres_yields_the_models_schema(fresh_postgres_url: str) -> None:
     assert drift_after_upgrade(fresh_postgres_url) == []
+
+
+def _upgrade(engine: object, target: str) -> None:
+    from alembic import command
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.connect() as conn:  # type: ignore[attr-defined]
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, target)
+        conn.commit()
+
+
+@pytest.mark.postgres
+def test_an_interrupted_concurrent_index_build_is_redone_on_the_next_start(
+    fresh_postgres_url: str,
+) -> None:
+    # 0810 builds its index CONCURRENTLY, outside a transaction: a build cut short
+    # leaves an INVALID index of that name behind, which the next start must replace
+    # rather than keep (an invalid index is never used) or trip over.
+    from sqlalchemy import text
+
+    engine = make_engine(fresh_postgres_url)
+    try:
+        _upgrade(engine, "0800_activity_hourly")
+        with engine.connect() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO holders (id, holder_id, device_key, via, created_at,"
+                    " last_auth_ts) VALUES (1, 'h', '\\x00', 'enrolment', 0, 0)"
+                )
+            )
+            for i in (1, 2):
+                conn.execute(
+                    text(
+                        "INSERT INTO credentials (credential_id, status_index, holder_pk, kid,"
+                        " colour, basis, rule, issued_at, expires_at, digest, jws, state)"
+                        " VALUES (:c, :i, 1, 'k', 'green', 'test', 'R4', 0, 1, :d, 'j', 'active')"
+                    ),
+                    {"c": f"c{i}", "i": i, "d": bytes([i])},
+                )
+            conn.commit()
+        auto = engine.execution_options(isolation_level="AUTOCOMMIT")
+        with auto.connect() as conn, pytest.raises(Exception, match="could not create unique"):
+            # Fails on the two rows of holder 1, as a cut build would: INVALID, same name.
+            conn.execute(
+                text(
+                    "CREATE UNIQUE INDEX CONCURRENTLY ix_credentials_holder_state_id"
+                    " ON credentials (holder_pk)"
+                )
+            )
+        migrate(engine)
+        with engine.connect() as conn:
+            valid, columns = conn.execute(
+                text(
+                    "SELECT i.indisvalid, pg_get_indexdef(i.indexrelid) FROM pg_index i"
+                    " JOIN pg_class c ON c.oid = i.indexrelid"
+                    " WHERE c.relname = 'ix_credentials_holder_state_id'"
+                )
+            ).one()
+        assert valid
+        assert "(holder_pk, state, id)" in columns
+    finally:
+        engine.dispose()
+    assert drift_after_upgrade(fresh_postgres_url) == []

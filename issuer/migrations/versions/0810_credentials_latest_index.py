@@ -13,6 +13,7 @@ Revision ID: 0810_credentials_latest_index
 Revises: 0800_activity_hourly
 """
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0810_credentials_latest_index"
@@ -24,13 +25,30 @@ NEW = "ix_credentials_holder_state_id"
 OLD = "ix_credentials_holder_pk"
 
 
+# A CONCURRENTLY build that was interrupted (a restart, a lost connection) leaves an
+# invalid index behind; it is dropped and built again on the next start.
+_INVALID = sa.text(
+    "SELECT 1 FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid"
+    " WHERE c.relname = :name AND NOT i.indisvalid"
+)
+
+
 def upgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
+    bind = op.get_bind()
+    if bind.dialect.name == "postgresql":
         with op.get_context().autocommit_block():
+            if bind.execute(_INVALID, {"name": NEW}).first() is not None:
+                op.drop_index(NEW, table_name="credentials", postgresql_concurrently=True)
             op.create_index(
-                NEW, "credentials", ["holder_pk", "state", "id"], postgresql_concurrently=True
+                NEW,
+                "credentials",
+                ["holder_pk", "state", "id"],
+                postgresql_concurrently=True,
+                if_not_exists=True,
             )
-            op.drop_index(OLD, table_name="credentials", postgresql_concurrently=True)
+            op.drop_index(
+                OLD, table_name="credentials", postgresql_concurrently=True, if_exists=True
+            )
     else:
         op.create_index(NEW, "credentials", ["holder_pk", "state", "id"])
         op.drop_index(OLD, table_name="credentials")
