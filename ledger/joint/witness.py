@@ -163,6 +163,7 @@ class EvidenceKind(StrEnum):
     INCONSISTENT_PROOF = "inconsistent_proof"
     RULE_VIOLATION = "rule_violation"
     FROZEN_GROWTH = "frozen_growth"
+    BAD_FROZEN_LINE = "bad_frozen_line"
 
 
 def is_frozen_note(note: bytes) -> bool:
@@ -560,7 +561,19 @@ class Witness:
                     f"{origin} froze at size {latest.size}; refusing size {opened.checkpoint.size}",
                     latest.size,
                 )
-            self._check_frozen_line(origin, opened, latest, now)
+            try:
+                self._check_frozen_line(origin, opened, latest, now)
+            except FrozenLineError as e:
+                # The note is signed by the log key: the log itself declared a freeze
+                # the consortium's schedule does not imply (another shard, another end,
+                # early, or a log that is no shard). Kept, so the other region can show
+                # it; a retry of the same note is the same incident (add_evidence).
+                held = latest.note if latest else b""
+                self._evidence(
+                    origin, EvidenceKind.BAD_FROZEN_LINE, opened.checkpoint.size, held,
+                    req.checkpoint, str(e), now,
+                )  # fmt: skip
+                raise
             if self.consortium.require_revocation_commitment and (
                 find_extension(opened.checkpoint.extensions) is None
             ):

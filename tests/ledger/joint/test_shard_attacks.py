@@ -188,7 +188,16 @@ def test_witness_refuses_frozen_lines_the_schedule_does_not_imply(world: World) 
     status = requests.get(f"{w.mo_url}/v1/witness/status", timeout=5).json()
     witnessed = {x["origin"]: x["size"] for x in status["logs"]}
     assert witnessed[f"{w.gd.origin}/0"] == keys and witnessed[f"{w.gd.origin}/1"] == keys
-    assert requests.get(f"{w.mo_url}/v1/alarms", timeout=5).json()["alarms"] == []
+    # Each note is signed by the log's key: the log itself declared a freeze its
+    # schedule does not imply. Both witnesses keep every such note once, as evidence
+    # the other region can show; the same note sent again is the same incident.
+    r = _add(w.mo_url, cp0.size, _note(w, 0, cp0.size, cp0.root_hash, twice))
+    assert r.status_code == 422
+    alarms = requests.get(f"{w.mo_url}/v1/alarms", timeout=5).json()["alarms"]
+    assert [a["kind"] for a in alarms] == ["bad_frozen_line"] * (len(bad) + 1)
+    assert {a["origin"] for a in alarms} == {f"{w.gd.origin}/0", f"{w.gd.origin}/1"}
+    at_gd = requests.get(f"{w.gd_url}/v1/alarms", timeout=5).json()["alarms"]
+    assert [(a["kind"], a["origin"]) for a in at_gd] == [("bad_frozen_line", w.mo.origin)]
 
 
 def test_witness_refuses_a_frozen_shard_taken_back(world: World) -> None:
