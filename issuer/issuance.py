@@ -14,7 +14,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from sqlalchemy import BigInteger, ColumnElement, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy import Sequence as DbSequence
 from sqlalchemy.orm import Session
 
 from credential.claims import HealthClaims, SourceRef, StatusBasis, StatusColour
@@ -57,6 +68,11 @@ _ADD_TO_COUNTER = (
     .where(Counter.name == STATUS_INDEX_COUNTER)
     .values(value=Counter.value + bindparam("count"))
     .returning(Counter.value)
+)
+# PostgreSQL: `count` values of the status index sequence in one round trip.
+STATUS_INDEX_SEQUENCE = DbSequence("status_index_seq")
+_RESERVE_FROM_SEQUENCE = select(STATUS_INDEX_SEQUENCE.next_value()).select_from(
+    func.generate_series(1, bindparam("count", type_=BigInteger))
 )
 _ACTIVE_KEY = (
     select(SigningKeyRow)
@@ -194,15 +210,27 @@ def ensure_counters(session: Session) -> None:
 
 
 def next_status_index(session: Session) -> int:
-    """Increment and return the region's status index (UPDATE ... RETURNING holds the
-    row lock until commit on PostgreSQL; SQLite runs writers one at a time)."""
-    return next_status_indices(session, 1).start
+    """Reserve and return one of the region's status indices (next_status_indices)."""
+    return next_status_indices(session, 1)[0]
 
 
-def next_status_indices(session: Session, count: int) -> range:
-    """Reserve `count` consecutive status indices with one counter update."""
+def next_status_indices(session: Session, count: int) -> Sequence[int]:
+    """Reserve `count` fresh status indices, in increasing order.
+
+    On PostgreSQL they come from the sequence `status_index_seq` (migration 0830):
+    `nextval` takes no lock that lasts to commit, so the issuer replicas of a region
+    (and the group commits of one) reserve indices while another transaction is still
+    committing. The counter row did that with `UPDATE ... RETURNING`, whose row lock
+    each transaction held through its commit: every issuance of the region, on every
+    host, queued behind the previous one's durable commit. A rolled-back transaction
+    leaves its indices unused; the ledger asks only that an index is anchored once
+    (ledger.log.rules, `duplicate_status_index`), and the stations' bitmaps take gaps.
+    On SQLite (one writer at a time) the counter row gives consecutive indices."""
     if count <= 0:
         raise ValueError(f"expected a positive count of status indices, found {count}")
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        return sorted(conn.execute(_RESERVE_FROM_SEQUENCE, {"count": count}).scalars())
     # A plain Core UPDATE ... RETURNING on the session's connection: the ORM's bulk
     # update path (session synchronisation) cost more than the statement itself. The
     # counter row is created on first use only, so the common case is one statement.
