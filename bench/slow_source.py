@@ -56,7 +56,7 @@ from ledger.log.entries import (  # noqa: E402
 )
 from ledger.log.merkle import leaf_hash, root_hash  # noqa: E402
 from ledger.log.note import NoteSigner  # noqa: E402
-from ledger.log.tiles import encode_entry_bundle  # noqa: E402
+from ledger.log.tiles import TileId, encode_entry_bundle, tiles_of_tree  # noqa: E402
 
 BUNDLES = 40  # entry bundles in GD's log (10,240 entries)
 DELAY_S = 0.25  # seconds the slow node holds each answer
@@ -110,6 +110,7 @@ def serve(leaves: list[bytes], note: bytes, delay_s: float) -> Iterator[str]:
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     app = Flask("bench-slow-source")
+    hash_tiles = tiles_of_tree([leaf_hash(x) for x in leaves])
 
     @app.get("/checkpoint")
     def checkpoint() -> Response:
@@ -123,6 +124,12 @@ def serve(leaves: list[bytes], note: bytes, delay_s: float) -> Iterator[str]:
         index = int(n.replace("x", "").replace("/", ""))
         width = int(w) if w else 256
         return Response(encode_entry_bundle(leaves[index * 256 : index * 256 + width]))
+
+    @app.get("/tile/<int:level>/<path:rest>")
+    def tile(level: int, rest: str) -> Response:
+        time.sleep(delay_s)
+        t = TileId.parse_path(f"tile/{level}/{rest}")
+        return Response(hash_tiles[(t.level, t.index)][: t.width * 32])
 
     with serve_in_thread(app) as served:
         yield served.url
