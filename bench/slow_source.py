@@ -8,6 +8,10 @@ Prints progress lines, then one JSON object on the last line:
 - pass_paced_s: the same pass with `SourcePace` scaled to the bench's delay
   (PACE below): the node is abandoned after `min_s`, the mirror serves the rest;
 - ceiling_fast_s: the same sync from the fast mirror alone, measured in the same run;
+- hostile_*: the same pass from a node that is as slow and serves every entry bundle
+  wrong (leaves rotated), the fast mirror after it: the pass time, the bundles the
+  node served, and the bundles the mirror served (`BUNDLES` when nothing is fetched
+  twice);
 - default_pace_*: with the shipped defaults (ledger.clients.sync.SOURCE_*) and the
   attack's own numbers (each answer just under the 10 s request timeout, a region of
   1,000,000 entries), how long the slow node holds one pass, computed with
@@ -56,7 +60,7 @@ from ledger.log.entries import (  # noqa: E402
 )
 from ledger.log.merkle import leaf_hash, root_hash  # noqa: E402
 from ledger.log.note import NoteSigner  # noqa: E402
-from ledger.log.tiles import encode_entry_bundle  # noqa: E402
+from ledger.log.tiles import TileId, encode_entry_bundle, tiles_of_tree  # noqa: E402
 
 BUNDLES = 40  # entry bundles in GD's log (10,240 entries)
 DELAY_S = 0.25  # seconds the slow node holds each answer
@@ -104,12 +108,21 @@ def _log() -> tuple[Consortium, list[bytes], bytes]:
 
 
 @contextmanager
-def serve(leaves: list[bytes], note: bytes, delay_s: float) -> Iterator[str]:
-    """The node's tlog-tiles read paths over loopback HTTP, each answer held delay_s."""
+def serve(
+    leaves: list[bytes],
+    note: bytes,
+    delay_s: float,
+    wrong: bool = False,
+    record: list[int] | None = None,
+) -> Iterator[str]:
+    """The node's tlog-tiles read paths over loopback HTTP, each answer held delay_s;
+    `wrong`: every entry bundle's leaves rotated by one (well formed, not the logged
+    ones); `record` collects the index of every bundle served."""  # fmt: skip
     from flask import Flask, Response
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     app = Flask("bench-slow-source")
+    hash_tiles = tiles_of_tree([leaf_hash(x) for x in leaves])
 
     @app.get("/checkpoint")
     def checkpoint() -> Response:
@@ -122,7 +135,18 @@ def serve(leaves: list[bytes], note: bytes, delay_s: float) -> Iterator[str]:
         n, _, w = rest.partition(".p/")
         index = int(n.replace("x", "").replace("/", ""))
         width = int(w) if w else 256
+        if record is not None:
+            record.append(index)
+        if wrong:
+            chunk = leaves[index * 256 : index * 256 + width]
+            return Response(encode_entry_bundle(chunk[1:] + chunk[:1]))
         return Response(encode_entry_bundle(leaves[index * 256 : index * 256 + width]))
+
+    @app.get("/tile/<int:level>/<path:rest>")
+    def tile(level: int, rest: str) -> Response:
+        time.sleep(delay_s)
+        t = TileId.parse_path(f"tile/{level}/{rest}")
+        return Response(hash_tiles[(t.level, t.index)][: t.width * 32])
 
     with serve_in_thread(app) as served:
         yield served.url
@@ -171,6 +195,18 @@ def main() -> None:
         say(f"no pace: {unbounded:.2f} s, GD from {'the slow node' if src_u == slow else src_u}")
         paced, src_p = one_pass(consortium, [slow, fast], PACE, Path(tmp) / "p.db")
         say(f"with {PACE}: {paced:.2f} s, GD from {'the mirror' if src_p == fast else src_p}")
+    # A hostile node: slow, and every bundle it serves wrong; the fast mirror after it.
+    from_hostile: list[int] = []
+    from_mirror: list[int] = []
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        serve(leaves, note, DELAY_S, wrong=True, record=from_hostile) as hostile,
+        serve(leaves, note, 0.0, record=from_mirror) as mirror,
+    ):
+        hostile_s, src_h = one_pass(consortium, [hostile, mirror], PACE, Path(tmp) / "h.db")
+    say(f"hostile node then mirror: {hostile_s:.2f} s, GD from "
+        f"{'the mirror' if src_h == mirror else src_h}; bundles served: hostile "
+        f"{len(from_hostile)}, mirror {len(from_mirror)} of {BUNDLES}")  # fmt: skip
     requests, held = default_pace_hold_s()
     attack_requests = 1 + -(-ATTACK_ENTRIES // 256)  # checkpoint + every bundle
     result = {
@@ -181,6 +217,9 @@ def main() -> None:
         "pass_paced_s": round(paced, 2),
         "ceiling_fast_s": round(ceiling, 2),
         "paced_source_is_mirror": src_p == fast,
+        "hostile_pass_s": round(hostile_s, 2),
+        "hostile_bundles_served": len(from_hostile),
+        "hostile_pass_mirror_bundles": len(from_mirror),
         "default_pace_attack_answer_s": ATTACK_ANSWER_S,
         "default_pace_slow_requests": requests,
         "default_pace_hold_s": round(held, 1),

@@ -7,8 +7,10 @@ every other member's validating mirror), the client:
 1. fetches the checkpoint and opens it with the region's log key (C2SP tlog-checkpoint);
 2. checks that its cosignatures meet the consortium's quorum (C2SP tlog-policy);
 3. refuses rollback (a smaller tree than it trusts) and forks (same size, other root);
-4. fetches the new entry bundles (C2SP tlog-tiles), stages them durably chunk by chunk
-   (an interrupted sync resumes where it stopped), and recomputes the root from its
+4. fetches the new entry bundles (C2SP tlog-tiles), checks each one as it arrives
+   against the checkpoint's hash tiles (`ledger.log.tree_tiles`: a source serving a
+   wrong bundle is abandoned at once, before it is staged), stages them durably chunk
+   by chunk (an interrupted sync resumes where it stopped), and recomputes the root from its
    stored compact range (the right edge of the tree) plus the new leaf hashes: equal to
    the checkpoint's root proves both that the entries are the logged ones and that the
    new tree extends the one it trusted (RFC 9162 §2.1: the old right edge determines
@@ -33,7 +35,9 @@ digests are unique per region).
 Slow sources: each source, for each log, in each pass, is timed (`PacedSource`) and
 abandoned for the next one once its requests are over the pass's `SourcePace`; what it
 staged is kept, so the next source or the next pass continues from it
-(docs/ledger-protocol.md, "Slow sources").
+(docs/ledger-protocol.md, "Slow sources"). Because every staged bundle was checked
+against a cosigned tree's tiles, a source cannot stage wrong entries for the next one
+to trip over (docs/ledger-protocol.md, "Entries checked as they arrive"; `_stage`).
 
 The sources sit behind `ledger.clients.reader.LogReader` (`HttpLogReader` for real,
 any in-memory fake for tests). Entry rules are the validating witnesses' job: the
@@ -59,7 +63,7 @@ from pyroaring import FrozenBitMap
 from common.private_files import private_sqlite
 from credential.keys import SigningAlg
 from credential.trust import RegisteredKey
-from ledger.clients.reader import HttpLogReader, LogReader, LogReadError
+from ledger.clients.reader import HttpLogReader, LogNotFoundError, LogReader, LogReadError
 from ledger.log import tiles
 from ledger.log.checkpoint import CosignatureVerifier, OpenedCheckpoint, open_checkpoint
 from ledger.log.consortium import Consortium, Member, QuorumError
@@ -73,7 +77,7 @@ from ledger.log.entries import (
     decode_entry,
     decode_leaf_entry,
 )
-from ledger.log.errors import LedgerError
+from ledger.log.errors import LedgerError, TileMismatchError
 from ledger.log.merkle import EMPTY_ROOT, HASH_SIZE, leaf_hash, node_hash
 from ledger.log.note import NoteVerifier
 from ledger.log.revocation import MAX_STATUS_INDEX as MAX_STATUS_INDEX_32
@@ -86,6 +90,7 @@ from ledger.log.revocation import (
     open_snapshot,
 )
 from ledger.log.shards import Shard, ShardState
+from ledger.log.tree_tiles import CheckpointTiles
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +109,12 @@ class SourceError(SyncError):
 class SlowSourceError(SourceError):
     """A source answered, but too slowly for this pass (`SourcePace`); the next one is
     tried and what was staged from it is kept."""
+
+
+class WrongEntriesError(SourceError):
+    """A source served an entry bundle or hash tile that is not part of the checkpoint's
+    tree; it is abandoned at once, and what it served before (each bundle checked) stays
+    staged for the next source."""
 
 
 class ForkDetectedError(SyncError):
@@ -278,7 +289,10 @@ class PacedSource:
         return self._timed(self.inner.checkpoint)
 
     def tile(self, level: int, index: int, width: int = tiles.TILE_WIDTH) -> bytes:
-        return self._timed(lambda: self.inner.tile(level, index, width))
+        fetch = getattr(self.inner, "tile", None)
+        if fetch is None:
+            raise SourceError(f"{self.name} serves no hash tiles")
+        return self._timed(lambda: fetch(level, index, width))
 
     def entry_bundle(self, index: int, width: int = tiles.TILE_WIDTH) -> bytes:
         return self._timed(lambda: self.inner.entry_bundle(index, width))
@@ -394,7 +408,8 @@ CREATE TABLE IF NOT EXISTS compact_snapshot (
 CREATE TABLE IF NOT EXISTS staged (
     region TEXT NOT NULL, idx INTEGER NOT NULL, leaf BLOB NOT NULL,
     PRIMARY KEY (region, idx));
-CREATE TABLE IF NOT EXISTS staged_target (
+DROP TABLE IF EXISTS staged_target;
+CREATE TABLE IF NOT EXISTS staged_tree (
     region TEXT PRIMARY KEY, size INTEGER NOT NULL, root_hash BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS keys (
     region TEXT NOT NULL, kid TEXT NOT NULL, alg TEXT NOT NULL, public_key_der BLOB NOT NULL,
@@ -507,7 +522,7 @@ def _apply_entry(
         )
 
 
-_LOG_TABLES = ("log_state", "compact_snapshot", "staged", "staged_target", "revoked", "anchors")
+_LOG_TABLES = ("log_state", "compact_snapshot", "staged", "staged_tree", "revoked", "anchors")
 
 
 def _log_ids(conn: sqlite3.Connection, region: str) -> list[str]:
@@ -548,6 +563,39 @@ def _combine(region: str, reports: list[RegionReport], dropped: tuple[str, ...])
         tuple(reports),
         dropped,
     )
+
+
+def _fetch_tile(source: LogSource, tile: tiles.TileId) -> bytes:
+    """One hash tile of a tree from a source; a partial one falls back to the full tile
+    cut to width (C2SP tlog-tiles "Partial Tiles": a log may delete a partial tile once
+    the full one exists, as a source whose tree grew past the checkpoint may have)."""
+    try:
+        try:
+            return source.tile(tile.level, tile.index, tile.width)
+        except LogNotFoundError:
+            if not tile.is_partial:
+                raise
+            return source.tile(tile.level, tile.index)[: tile.width * HASH_SIZE]
+    except SlowSourceError:
+        raise
+    except LedgerError as e:
+        raise SourceError(f"tile {tile.path()}: {e}") from e
+
+
+@contextmanager
+def _refusing_wrong(size: int) -> Iterator[None]:
+    """Around a `CheckpointTiles` check: a tile or bundle outside the tree abandons the
+    source at once (WrongEntriesError), a malformed one is a plain SourceError."""
+    try:
+        yield
+    except TileMismatchError as e:
+        raise WrongEntriesError(
+            f"source served entries that do not match checkpoint {size}: {e}"
+        ) from e
+    except SourceError:
+        raise
+    except LedgerError as e:
+        raise SourceError(str(e)) from e
 
 
 class SyncClient:
@@ -599,6 +647,8 @@ class SyncClient:
             m.witness.name: (m.id, CosignatureVerifier.from_vkey(m.witness.text))
             for m in consortium.members
         }
+        # Per log: the hash tiles accepted for the tree being synced (`_checked_tiles`).
+        self._tiles: dict[str, CheckpointTiles] = {}
 
     def close(self) -> None:
         self.conn.close()
@@ -785,12 +835,22 @@ class SyncClient:
         except BadEntriesError:
             if not taken_over:
                 raise
-            # Part of what was staged came from an earlier source (or pass), which may
-            # have sent other entries; `_commit` dropped it all. This source's own
-            # entries decide: fetch them all from it, within its pace.
-            log.warning("sync %s: staged entries did not verify; refetching them", region)
+            # Every staged bundle was checked against a cosigned tree's tiles; those taken
+            # over were checked against another tree than this one (`_stage`), and the
+            # root says the two disagree: a split view, not a source's lie. `_commit`
+            # dropped them all; this source's own entries, checked against this tree,
+            # decide.
+            log.error("sync %s: staged entries did not verify; refetching them", region)
             self._stage(member, trusted, source, cp.size, cp.root_hash, progress)
             return self._commit(member, trusted, cp.size, cp.root_hash, synced_at, data)
+
+    def _checked_tiles(self, log_id: str, size: int, root: bytes) -> CheckpointTiles:
+        """The accepted tiles of the tree (size, root) of a log, kept across sources and
+        passes while the tree is the same: they are facts about it, whoever served them."""
+        held = self._tiles.get(log_id)
+        if held is None or held.size != size or held.root != root:
+            held = self._tiles[log_id] = CheckpointTiles(size, root)
+        return held
 
     def _stage(
         self,
@@ -801,18 +861,44 @@ class SyncClient:
         root: bytes,
         progress: ProgressCallback | None,
     ) -> int:
-        """Fetch and stage the entries `trusted.size..size`, resuming after whatever is
-        staged already; return how many were taken over that way."""
+        """Fetch, check and stage the entries `trusted.size..size`, resuming after whatever
+        is staged already; return how many were taken over that way.
+
+        Each bundle is checked as it arrives against the hash tiles of the tree (size,
+        root) (`ledger.log.tree_tiles.CheckpointTiles`: the right edge once, then the
+        tiles on each bundle's path), so a source that serves a wrong bundle or tile is
+        refused at once (`WrongEntriesError`), nothing of it staged; the bundles it
+        served before, each checked, stay staged for the next source. `staged_tree`
+        records the tree the staged entries were checked against. Entries staged
+        earlier, by another source or pass, are trusted no more than fresh ones:
+
+        - checked against this same tree: exactly as a fresh bundle would be;
+        - checked against another tree (N1, R1), a quorum-cosigned checkpoint like this
+          one: entry i < min(N1, N) is leaf i of both trees if N and N1 are consistent,
+          which the quorum's witnesses check before they cosign (C2SP tlog-witness; RFC
+          9162 §2.1.2: a log only appends). That is not taken on faith either: `_commit`
+          recomputes the root from the trusted right edge and every staged leaf, which
+          proves the staged entries to be this tree's leaves whatever tree they were
+          checked against; only a split view (two cosigned trees that disagree) fails
+          it, and then `_advance` refetches every entry from this source, checked
+          against this tree. Entries at N or past it are dropped;
+        - staged without any record (by a client that did not check bundles as they
+          arrived): dropped, and fetched again.
+        """
         region = member.log_id
         conn = self.conn
         # Staged for a bigger tree than this source offers: the entries below `size`
-        # are kept (in a consistent log they are the same; the root check of `_commit`
-        # drops them all otherwise), those past it are dropped just below. A slow
-        # source abandoned part-way thus hands its progress to the next one even when
-        # that one lags a little (RFC 9162 §2.1.2: a log only appends).
+        # are kept (see above), those past it are dropped. A slow source abandoned
+        # part-way thus hands its progress to the next one even when that one lags a
+        # little.
         with _tx(conn):
+            held = conn.execute(
+                "SELECT size, root_hash FROM staged_tree WHERE region = ?", (region,)
+            ).fetchone()
+            if held is None:
+                conn.execute("DELETE FROM staged WHERE region = ?", (region,))
             conn.execute(
-                "INSERT OR REPLACE INTO staged_target VALUES (?, ?, ?)", (region, size, root)
+                "INSERT OR REPLACE INTO staged_tree VALUES (?, ?, ?)", (region, size, root)
             )
             conn.execute(
                 "DELETE FROM staged WHERE region = ? AND (idx < ? OR idx >= ?)",
@@ -824,6 +910,11 @@ class SyncClient:
         if progress:
             progress(Progress(region, have, total))
         pos = start
+        checked = self._checked_tiles(region, size, root)
+        if pos < size and not checked.edge_checked:
+            edge = {(t.level, t.index): _fetch_tile(source, t) for t in checked.right_edge()}
+            with _refusing_wrong(size):
+                checked.add_right_edge(edge)
         while pos < size:
             rows: list[tuple[str, int, bytes]] = []
             try:
@@ -832,6 +923,10 @@ class SyncClient:
                         break
                     bundle_index = pos // BUNDLE_WIDTH
                     width = min(BUNDLE_WIDTH, size - bundle_index * BUNDLE_WIDTH)
+                    for t in checked.needed_for_bundle(bundle_index):
+                        body = _fetch_tile(source, t)
+                        with _refusing_wrong(size):
+                            checked.add(t, body)
                     try:
                         raw = source.entry_bundle(bundle_index, width)
                         leaves = tiles.decode_entry_bundle(raw)
@@ -843,12 +938,15 @@ class SyncClient:
                         raise SourceError(
                             f"bundle {bundle_index}: expected {width} entries, found {len(leaves)}"
                         )
+                    with _refusing_wrong(size):
+                        checked.check_bundle(bundle_index, leaves)
                     for i in range(pos - bundle_index * BUNDLE_WIDTH, width):
                         rows.append((region, bundle_index * BUNDLE_WIDTH + i, leaves[i]))
                     pos = bundle_index * BUNDLE_WIDTH + width
             finally:
-                # Whatever arrived before a failure is staged too: a source abandoned
-                # mid-chunk (slow, reset) still leaves its progress to the next one.
+                # Whatever arrived and was checked before a failure is staged too: a
+                # source abandoned mid-chunk (slow, reset, wrong) still leaves its
+                # progress to the next one.
                 with _tx(conn):
                     conn.executemany("INSERT OR REPLACE INTO staged VALUES (?, ?, ?)", rows)
             if progress:
@@ -879,7 +977,7 @@ class SyncClient:
         if got != size or computed != root:
             with _tx(conn):
                 conn.execute("DELETE FROM staged WHERE region = ?", (region,))
-                conn.execute("DELETE FROM staged_target WHERE region = ?", (region,))
+                conn.execute("DELETE FROM staged_tree WHERE region = ?", (region,))
             # A cosigned root that our trusted right edge cannot reach is a fork unless the
             # source simply sent other entries; either way nothing is applied.
             raise BadEntriesError(
@@ -897,7 +995,7 @@ class SyncClient:
                 (region, trusted.origin, size, root, b"".join(frontier), data, synced_at),
             )
             conn.execute("DELETE FROM staged WHERE region = ?", (region,))
-            conn.execute("DELETE FROM staged_target WHERE region = ?", (region,))
+            conn.execute("DELETE FROM staged_tree WHERE region = ?", (region,))
         return TrustedLog(region, trusted.origin, size, root, tuple(frontier), synced_at)
 
     def _advance_compact(

@@ -60,3 +60,8 @@ class StorageError(LedgerError):
 
 class EntryError(LedgerError, ValueError):
     """A log entry or timestamped leaf is malformed, non-canonical or invalid."""
+
+
+class TileMismatchError(TileError):
+    """A hash tile or entry bundle is well formed but not part of the checkpoint's tree
+    (C2SP tlog-tiles; `ledger.log.tree_tiles`)."""

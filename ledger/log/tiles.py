@@ -295,6 +295,17 @@ def append_leaves(
     return out
 
 
+class _EmptyTree:
+    def read_tile(self, level: int, index: int) -> bytes:
+        raise TileError(f"expected no tile {level}/{index} in the empty tree")
+
+
+def tiles_of_tree(leaf_hashes: Sequence[bytes]) -> dict[tuple[int, int], bytes]:
+    """Every hash tile of the tree of `leaf_hashes`, {(level, index): bytes}, the
+    rightmost of each level partial (the whole tree appended to the empty one)."""
+    return append_leaves(0, leaf_hashes, _EmptyTree())
+
+
 def encode_entry_bundle(entries: Sequence[bytes]) -> bytes:
     """Big-endian uint16 length-prefixed entries (tlog-tiles "Log entries")."""
     if not 1 <= len(entries) <= TILE_WIDTH:

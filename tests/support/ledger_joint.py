@@ -126,6 +126,8 @@ class MemorySource:
     timestamp: int = 1_700_000_000
     down: bool = False
     bundle_calls: int = 0
+    tile_calls: int = 0
+    _tiles: tuple[int, dict[tuple[int, int], bytes]] | None = None
 
     def checkpoint(self) -> bytes:
         from ledger.log.checkpoint import attach_signatures, cosign
@@ -137,6 +139,20 @@ class MemorySource:
         cp = self.log.checkpoint()
         lines = [cosign(cp, w.witness_signer, self.timestamp) for w in self.cosigners]
         return attach_signatures(self.log.signed(), lines)
+
+    def tile(self, level: int, index: int, width: int = 256) -> bytes:
+        """The hash tile of the log's current tree (C2SP tlog-tiles), cut to `width`."""
+        from ledger.log.tiles import tiles_of_tree
+
+        self.tile_calls += 1
+        if self._tiles is None or self._tiles[0] != len(self.log.leaves):
+            self._tiles = (len(self.log.leaves), tiles_of_tree(self.log.hashes()))
+        data = self._tiles[1].get((level, index), b"")
+        if len(data) < width * 32:
+            from ledger.clients.sync import SourceError
+
+            raise SourceError(f"{self.name} has no tile {level}/{index} of width {width}")
+        return data[: width * 32]
 
     def entry_bundle(self, index: int, width: int) -> bytes:
         from ledger.log.tiles import encode_entry_bundle

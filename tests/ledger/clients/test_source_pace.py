@@ -1,7 +1,8 @@
 """A source's pace over one sync pass (ledger.clients.sync.SourcePace), against
 in-memory sources and a fake monotonic clock: when a slow source is abandoned, what
-it staged is handed to the next source (even one that lags a little), and entries an
-abandoned source staged wrongly cost the next source a refetch, not the sync."""
+it staged is handed to the next source (even one that lags a little), and a wrong
+bundle from a slow source is refused as it arrives, so it is never staged for the next
+source to refetch."""
 
 from __future__ import annotations
 
@@ -133,13 +134,14 @@ def test_slow_nodes_staged_entries_are_handed_to_a_lagging_mirror(tmp_path: Path
     assert SyncedTrustState(tmp_path / "state.db").tree_size("GD") == BUNDLES * 256 - 5
 
 
-def test_wrong_entries_from_an_abandoned_source_cost_the_next_one_a_refetch(
-    tmp_path: Path,
+def test_wrong_bundle_from_a_slow_source_is_refused_and_never_costs_a_refetch(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     gd, mo = member_keys("GD"), member_keys("MO")
     ticker = Ticker()
     leaves = _anchors(gd, BUNDLES * 256)
-    wrong = _anchors(gd, BUNDLES * 256, salt=1)
+    wrong = list(leaves)
+    wrong[256:512] = _anchors(gd, BUNDLES * 256, salt=1)[256:512]  # bundle 1 rewritten
     node = SlowSource(MemoryLog(gd, leaves), [gd, mo], name="GD-node", ticker=ticker, wrong=wrong)
     mirror = MemorySource(MemoryLog(gd, leaves), [gd, mo], name="MO-mirror")
     sources = {"GD": [node, mirror], "MO": [MemorySource(MemoryLog(mo), [gd, mo])]}
@@ -147,5 +149,14 @@ def test_wrong_entries_from_an_abandoned_source_cost_the_next_one_a_refetch(
     report = client.sync("GD").region("GD")
     assert report.status is RegionStatus.UPDATED and report.source == "MO-mirror"
     assert report.new_size == BUNDLES * 256
-    # Resumed after the node's two (wrong) bundles, failed the root check, refetched.
-    assert mirror.bundle_calls == (BUNDLES - 2) + BUNDLES
+    # The node's bundle 0 was checked and staged; its bundle 1 was refused as it
+    # arrived (before its pace ran out), and the mirror resumed at bundle 1, once.
+    assert node.bundle_calls == 2 and mirror.bundle_calls == BUNDLES - 1
+    assert any(
+        e.startswith("GD-node: source served entries that do not match checkpoint 2560")
+        for e in report.errors
+    ), report.errors
+    assert "refetching" not in caplog.text
+    # The tiles the node served and were accepted are facts about the tree: the
+    # mirror is not asked for them again.
+    assert mirror.tile_calls == 0 and node.tile_calls > 0
