@@ -68,6 +68,14 @@ _ACTIVE_KEY = (
     .order_by(SigningKeyRow.not_before.desc())
     .limit(1)
 )
+# The state of one signing key, share-locked until commit (signing_key_for). KEY SHARE
+# is the weakest row lock PostgreSQL has: it conflicts only with the FOR UPDATE of a key
+# change (issuer.keymgmt), so concurrent issuances never wait on each other.
+_LOCK_KEY = (
+    select(SigningKeyRow.state)
+    .where(SigningKeyRow.kid == bindparam("kid"))
+    .with_for_update(read=True, key_share=True)
+)
 _LATEST_OVERRIDE_ID = (
     select(func.max(StatusOverrideRow.id))
     .where(StatusOverrideRow.resident_id == Resident.id, StatusOverrideRow.active.is_(True))
@@ -233,6 +241,40 @@ def active_signing_key(session: Session, now: int) -> SigningKeyRow:
     return row
 
 
+def _still_active(session: Session, kid: str) -> bool:
+    # A locking read sees the row's latest committed version (PostgreSQL re-reads it
+    # once a conflicting lock is released), not the statement snapshot the key was
+    # chosen from.
+    state = session.connection().execute(_LOCK_KEY, {"kid": kid}).scalar_one_or_none()
+    return state == "active"
+
+
+def signing_key_for(
+    session: Session, now: int, chosen: SigningKeyChoice | None = None
+) -> SigningKeyChoice:
+    """The key to sign with at `now` (`chosen`, when the caller read it already),
+    share-locked until the caller commits.
+
+    A key change (issuer.keymgmt) row-locks the active keys before it takes the
+    retirement time and writes its log entries, so it waits for every issuance that
+    holds the key: what the old key signed commits, and enters the outbox, before the
+    `KeyRevoked` entry, with an `iat` before its `retired_at`. Without the lock, on
+    PostgreSQL (READ COMMITTED) an issuance that chose the key just before a rotation
+    committed signed with the retired key after it: its anchor reached the log behind
+    the retirement and was refused (`key_not_active`), so the credential was never
+    anchored. An issuance whose key was retired while it waited takes the new key.
+    SQLite runs writers one at a time (BEGIN IMMEDIATE): no lock is taken there."""
+    key: SigningKeyChoice = chosen if chosen is not None else active_signing_key(session, now)
+    if session.get_bind().dialect.name == "sqlite":
+        return key  # one writer at a time: no key change can commit meanwhile
+    if _still_active(session, key.kid):
+        return key
+    key = active_signing_key(session, now)  # committed by the key change we waited for
+    if _still_active(session, key.kid):
+        return key
+    raise SigningKeyError("the signing key changed twice during this issuance: retry")
+
+
 def decide_from_rows(rows: Sequence[Any], now: int) -> StatusDecision:
     """The status of one resident from its `_STATUS_FROM` rows."""
     records = [
@@ -388,8 +430,8 @@ def issue_many(
     credential as the signature."""
     if not holders:
         return []
-    if key is None:  # else: the key active at `now`, read by the caller (group_state)
-        key = active_signing_key(session, now)
+    # `key`, when given: the key active at `now`, read by the caller (group_state).
+    key = signing_key_for(session, now, key)
     private_key = ctx.keys.signing_key(key.kid)
     alg = SigningAlg(key.alg)
     indices = next_status_indices(session, len(holders))
