@@ -48,6 +48,7 @@ from issuer.status_rules import (
 
 STATUS_INDEX_COUNTER = "status_index"
 REVOKE_REASON_STATUS_CHANGE = "status_change"
+KEY_COMPROMISED = "compromised"  # the state issuer.keymgmt gives a key revoked for compromise
 
 # The statements of every credential fetch, built once: building a statement (argument
 # coercion, cache key) cost more than running it on SQLite. Values go in as bind
@@ -123,8 +124,17 @@ _STATUS_FROM = (
     .outerjoin(StatusOverrideRow, StatusOverrideRow.id == _LATEST_OVERRIDE_ID)
 )
 _STATUS_INPUTS = _STATUS_FROM.where(Resident.id == bindparam("resident"))
+# The state of the key a credential was signed with, as a column of the credential
+# fetch reads (issuer.fetch_reads): `key_state`, read by IssuedCredential.of.
+KEY_STATE_OF_CREDENTIAL = (
+    select(SigningKeyRow.state)
+    .where(SigningKeyRow.kid == CredentialRow.kid)
+    .correlate(CredentialRow)
+    .scalar_subquery()
+    .label("key_state")
+)
 _LATEST_ACTIVE = (
-    select(CredentialRow)
+    select(CredentialRow, KEY_STATE_OF_CREDENTIAL)
     .where(CredentialRow.holder_pk == bindparam("holder"), CredentialRow.state == "active")
     .order_by(CredentialRow.id.desc())
     .limit(1)
@@ -168,10 +178,17 @@ class IssuedCredential:
     digest: bytes
     jws: str
     state: str = "active"
+    # Signed by a key since revoked for compromise: stations refuse it (all of them in
+    # compact mode, those anchored after the compromise time in full mode).
+    key_compromised: bool = False
 
     @classmethod
-    def of(cls, row: Any) -> IssuedCredential:
-        """From a `credentials` row (an ORM object or a Core row with those columns)."""
+    def of(cls, row: Any, key_state: str | None = None) -> IssuedCredential:
+        """From a `credentials` row (an ORM object or a Core row with those columns),
+        and the state of its signing key (`key_state`, or the row's `key_state` column
+        when it has one: KEY_STATE_OF_CREDENTIAL)."""
+        if key_state is None:
+            key_state = getattr(row, "key_state", None)
         return cls(
             row.credential_id,
             row.status_index,
@@ -185,6 +202,7 @@ class IssuedCredential:
             row.digest,
             row.jws,
             row.state,
+            key_state == KEY_COMPROMISED,
         )
 
 
@@ -529,24 +547,30 @@ def current_credential(ctx: IssuerContext, session: Session, holder: Holder, now
     return issue_credential(ctx, session, holder, now, decision)
 
 
-def latest_active_row(session: Session, holder: Holder) -> CredentialRow | None:
-    return session.scalars(_LATEST_ACTIVE, {"holder": holder.id}).first()
+def latest_active(session: Session, holder: Holder) -> IssuedCredential | None:
+    """The holder's latest active credential, with the state of its signing key."""
+    found = session.execute(_LATEST_ACTIVE, {"holder": holder.id}).first()
+    return None if found is None else IssuedCredential.of(found[0], found[1])
 
 
-def fits_time(ctx: IssuerContext, row: CredentialRow | IssuedCredential, now: int) -> bool:
-    """Issued already, not within `refresh_before_s` of its expiry, and in the current
+def fits_time(ctx: IssuerContext, row: IssuedCredential, now: int) -> bool:
+    """Issued already, not within `refresh_before_s` of its expiry, in the current
     credential format (a credential of an older format, which disclosed the status
-    basis, is replaced at the holder's next fetch instead of being handed out again)."""
+    basis, is replaced at the holder's next fetch instead of being handed out again),
+    and not signed by a key since revoked for compromise: stations refuse such a
+    credential (`key_compromised`), so the holder's next fetch gets one signed by the
+    active key instead of the refused one until the routine refresh, hours later."""
     return (
         row.expires_at - now > ctx.config.refresh_before_s
         and row.issued_at <= now
+        and not row.key_compromised
         and is_current_format(row.jws)
     )
 
 
-def reused(session: Session, row: CredentialRow) -> Issued:
+def reused(session: Session, row: IssuedCredential) -> Issued:
     box = session.scalars(_ANCHOR_ROW, {"ref": str(row.status_index)}).first()
-    return Issued(IssuedCredential.of(row), int(box or 0), False)
+    return Issued(row, int(box or 0), False)
 
 
 def reusable_from(
@@ -574,15 +598,16 @@ def reusable_credential(
     holder: Holder,
     now: int,
     decision: StatusDecision,
-    latest: CredentialRow | Literal[False] | None = False,
+    latest: IssuedCredential | Literal[False] | None = False,
 ) -> Issued | None:
     """The holder's active credential if it still matches `decision` and is not near
     its expiry (then no re-issue is due), else None. `latest`, when given (None: the
     holder has none), is the holder's latest active credential already read."""
-    row = latest_active_row(session, holder) if latest is False else latest
+    row = latest_active(session, holder) if latest is False else latest
+    if row is None:
+        return None
     if (
-        row is not None
-        and row.colour == decision.colour.value
+        row.colour == decision.colour.value
         and row.basis == decision.basis.value
         and fits_time(ctx, row, now)
     ):
