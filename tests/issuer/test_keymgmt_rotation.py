@@ -86,18 +86,22 @@ def _waiters(engine) -> int:  # type: ignore[no-untyped-def]
         return int(c.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar_one())
 
 
+@pytest.mark.parametrize("change", ["rotation", "compromise"])
 @pytest.mark.parametrize("group_commit", [True, False], ids=["group-commit", "plain"])
-def test_rotation_racing_a_fetch_never_leaves_a_credential_the_log_refuses(
-    tmp_path: Path, fresh_postgres_url: str, group_commit: bool
+def test_key_change_racing_a_fetch_never_leaves_a_credential_the_log_refuses(
+    tmp_path: Path, fresh_postgres_url: str, group_commit: bool, change: str
 ) -> None:
     """On PostgreSQL: a wallet's fetch has chosen the signing key and is about to insert
-    its fresh credential when a key administrator rotates. The test pins that
-    interleaving: its own connection holds a SHARE ROW EXCLUSIVE lock on `credentials`,
-    so the fetch stops at its insert; the rotation runs; the lock is let go. Before, the
-    rotation committed at once and the fetch then committed a credential signed by the
-    retired key behind the `KeyRevoked` entry: the node refused its anchor
-    (`key_not_active`), the row was quarantined and the resident held a credential no
-    station would ever find on the log."""
+    its fresh credential when a key administrator rotates (or revokes the key for a
+    compromise found a minute ago). The test pins that interleaving: its own connection
+    holds a SHARE ROW EXCLUSIVE lock on `credentials`, so the fetch stops at its insert;
+    the key change runs; the lock is let go. Before, the key change committed at once
+    and the fetch then committed a credential signed by the retired key behind the
+    `KeyRevoked` entry: the node refused its anchor (`key_not_active`), the row was
+    quarantined and the resident held a credential no station would ever find on the
+    log. (After a compromise, stations refuse the credential anyway, anchored after the
+    compromise time: the holder's next fetch replaces it,
+    tests/issuer/test_refresh_after_key_compromise.py.)"""
     ctx = make_context(tmp_path, database_url=fresh_postgres_url, refresh_before_s=10 * 86_400)
     device = new_device()
     holder_id = enrol_directly(ctx, "G10000001", device).holder_id
@@ -118,7 +122,10 @@ def test_rotation_racing_a_fetch_never_leaves_a_credential_the_log_refuses(
                 )
 
             def rotate() -> None:
-                answers["rotate"] = keymgmt.rotate_key(ctx)
+                if change == "rotation":
+                    answers["rotate"] = keymgmt.rotate_key(ctx)
+                else:
+                    answers["rotate"] = keymgmt.revoke_key(ctx, old_kid, ctx.now() - 60)
 
             fetching = threading.Thread(target=fetch)
             fetching.start()
@@ -144,7 +151,7 @@ def test_rotation_racing_a_fetch_never_leaves_a_credential_the_log_refuses(
         with ctx.sessions() as s:
             old = s.get_one(SigningKeyRow, old_kid)
             assert old.retired_at is not None
-            if claims.kid == old_kid:  # signed before the rotation: valid at stations
+            if claims.kid == old_kid:  # signed before the key change
                 assert claims.issued_at < old.retired_at
     finally:
         blocker.close()
