@@ -10,7 +10,7 @@ guard and the station's challenge. No I/O, no clock. Each step raises its own
 2. issuer region is a consortium member
 3. key registered by that region under that kid; not compromised before anchoring
 4. JWS signature with the algorithm pinned by the registered key; key active at iat
-5. validity window, with CLOCK_SKEW_LEEWAY_S
+5. validity window (nbf, exp; iat not in the future), with CLOCK_SKEW_LEEWAY_S
 6. holder proof by the `cnf` device key over digest + window (+ challenge); fresh
    window; not replayed
 7. revocation as of the synced checkpoint; sync age against the policy; for a
@@ -376,9 +376,15 @@ def _run(
     if key.retired_at is not None and claims.issued_at >= key.retired_at:
         raise KeyRetiredError(f"iat {claims.issued_at} after retirement {key.retired_at}")
 
-    # 5. Validity window.
+    # 5. Validity window. An honest issuer stamps `iat` = `nbf` = its clock (RFC 7519
+    # §4.1.5-6); an `iat` ahead of ours beyond the leeway is refused like a future `nbf`.
+    # Left through, it read as "newer than the view" at step 7c for as long as it stayed
+    # ahead: an off-ledger code signed with a registered key passed for NOT_YET_ANCHORED
+    # (the policy's call) instead of NOT_ANCHORED (always a denial).
     if now + CLOCK_SKEW_LEEWAY_S < claims.not_before:
         raise NotYetValidError(f"valid from {claims.not_before}, now {int(now)}")
+    if now + CLOCK_SKEW_LEEWAY_S < claims.issued_at:
+        raise NotYetValidError(f"issued at {claims.issued_at}, in the future of {int(now)}")
     if now - CLOCK_SKEW_LEEWAY_S >= claims.expires_at:
         raise ExpiredError(f"expired at {claims.expires_at}, now {int(now)}")
 

@@ -22,6 +22,7 @@ from issuer.context import IssuerContext
 from issuer.db import DriverRead
 from issuer.errors import ConflictError
 from issuer.issuance import (
+    KEY_STATE_OF_CREDENTIAL,
     RECORDS_THAT_CAN_DECIDE,
     Issued,
     IssuedCredential,
@@ -88,6 +89,7 @@ _CREDENTIAL_COLUMNS = (
     CredentialRow.digest,
     CredentialRow.jws,
     CredentialRow.state,
+    KEY_STATE_OF_CREDENTIAL,  # a compromised key's credential is not handed out again
 )
 FETCH_STATE = (
     select(

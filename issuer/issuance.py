@@ -59,6 +59,7 @@ from issuer.status_rules import (
 
 STATUS_INDEX_COUNTER = "status_index"
 REVOKE_REASON_STATUS_CHANGE = "status_change"
+KEY_COMPROMISED = "compromised"  # the state issuer.keymgmt gives a key revoked for compromise
 
 # The statements of every credential fetch, built once: building a statement (argument
 # coercion, cache key) cost more than running it on SQLite. Values go in as bind
@@ -83,6 +84,14 @@ _ACTIVE_KEY = (
     )
     .order_by(SigningKeyRow.not_before.desc())
     .limit(1)
+)
+# The state of one signing key, share-locked until commit (signing_key_for). KEY SHARE
+# is the weakest row lock PostgreSQL has: it conflicts only with the FOR UPDATE of a key
+# change (issuer.keymgmt), so concurrent issuances never wait on each other.
+_LOCK_KEY = (
+    select(SigningKeyRow.state)
+    .where(SigningKeyRow.kid == bindparam("kid"))
+    .with_for_update(read=True, key_share=True)
 )
 _LATEST_OVERRIDE_ID = (
     select(func.max(StatusOverrideRow.id))
@@ -131,8 +140,17 @@ _STATUS_FROM = (
     .outerjoin(StatusOverrideRow, StatusOverrideRow.id == _LATEST_OVERRIDE_ID)
 )
 _STATUS_INPUTS = _STATUS_FROM.where(Resident.id == bindparam("resident"))
+# The state of the key a credential was signed with, as a column of the credential
+# fetch reads (issuer.fetch_reads): `key_state`, read by IssuedCredential.of.
+KEY_STATE_OF_CREDENTIAL = (
+    select(SigningKeyRow.state)
+    .where(SigningKeyRow.kid == CredentialRow.kid)
+    .correlate(CredentialRow)
+    .scalar_subquery()
+    .label("key_state")
+)
 _LATEST_ACTIVE = (
-    select(CredentialRow)
+    select(CredentialRow, KEY_STATE_OF_CREDENTIAL)
     .where(CredentialRow.holder_pk == bindparam("holder"), CredentialRow.state == "active")
     .order_by(CredentialRow.id.desc())
     .limit(1)
@@ -176,10 +194,17 @@ class IssuedCredential:
     digest: bytes
     jws: str
     state: str = "active"
+    # Signed by a key since revoked for compromise: stations refuse it (all of them in
+    # compact mode, those anchored after the compromise time in full mode).
+    key_compromised: bool = False
 
     @classmethod
-    def of(cls, row: Any) -> IssuedCredential:
-        """From a `credentials` row (an ORM object or a Core row with those columns)."""
+    def of(cls, row: Any, key_state: str | None = None) -> IssuedCredential:
+        """From a `credentials` row (an ORM object or a Core row with those columns),
+        and the state of its signing key (`key_state`, or the row's `key_state` column
+        when it has one: KEY_STATE_OF_CREDENTIAL)."""
+        if key_state is None:
+            key_state = getattr(row, "key_state", None)
         return cls(
             row.credential_id,
             row.status_index,
@@ -193,6 +218,7 @@ class IssuedCredential:
             row.digest,
             row.jws,
             row.state,
+            key_state == KEY_COMPROMISED,
         )
 
 
@@ -259,6 +285,40 @@ def active_signing_key(session: Session, now: int) -> SigningKeyRow:
     if row is None:
         raise SigningKeyError("no active signing key: run `healthbridge issuer keys rotate`")
     return row
+
+
+def _still_active(session: Session, kid: str) -> bool:
+    # A locking read sees the row's latest committed version (PostgreSQL re-reads it
+    # once a conflicting lock is released), not the statement snapshot the key was
+    # chosen from.
+    state = session.connection().execute(_LOCK_KEY, {"kid": kid}).scalar_one_or_none()
+    return state == "active"
+
+
+def signing_key_for(
+    session: Session, now: int, chosen: SigningKeyChoice | None = None
+) -> SigningKeyChoice:
+    """The key to sign with at `now` (`chosen`, when the caller read it already),
+    share-locked until the caller commits.
+
+    A key change (issuer.keymgmt) row-locks the active keys before it takes the
+    retirement time and writes its log entries, so it waits for every issuance that
+    holds the key: what the old key signed commits, and enters the outbox, before the
+    `KeyRevoked` entry, with an `iat` before its `retired_at`. Without the lock, on
+    PostgreSQL (READ COMMITTED) an issuance that chose the key just before a rotation
+    committed signed with the retired key after it: its anchor reached the log behind
+    the retirement and was refused (`key_not_active`), so the credential was never
+    anchored. An issuance whose key was retired while it waited takes the new key.
+    SQLite runs writers one at a time (BEGIN IMMEDIATE): no lock is taken there."""
+    key: SigningKeyChoice = chosen if chosen is not None else active_signing_key(session, now)
+    if session.get_bind().dialect.name == "sqlite":
+        return key  # one writer at a time: no key change can commit meanwhile
+    if _still_active(session, key.kid):
+        return key
+    key = active_signing_key(session, now)  # committed by the key change we waited for
+    if _still_active(session, key.kid):
+        return key
+    raise SigningKeyError("the signing key changed twice during this issuance: retry")
 
 
 def decide_from_rows(rows: Sequence[Any], now: int) -> StatusDecision:
@@ -416,8 +476,8 @@ def issue_many(
     credential as the signature."""
     if not holders:
         return []
-    if key is None:  # else: the key active at `now`, read by the caller (group_state)
-        key = active_signing_key(session, now)
+    # `key`, when given: the key active at `now`, read by the caller (group_state).
+    key = signing_key_for(session, now, key)
     private_key = ctx.keys.signing_key(key.kid)
     alg = SigningAlg(key.alg)
     indices = next_status_indices(session, len(holders))
@@ -515,24 +575,30 @@ def current_credential(ctx: IssuerContext, session: Session, holder: Holder, now
     return issue_credential(ctx, session, holder, now, decision)
 
 
-def latest_active_row(session: Session, holder: Holder) -> CredentialRow | None:
-    return session.scalars(_LATEST_ACTIVE, {"holder": holder.id}).first()
+def latest_active(session: Session, holder: Holder) -> IssuedCredential | None:
+    """The holder's latest active credential, with the state of its signing key."""
+    found = session.execute(_LATEST_ACTIVE, {"holder": holder.id}).first()
+    return None if found is None else IssuedCredential.of(found[0], found[1])
 
 
-def fits_time(ctx: IssuerContext, row: CredentialRow | IssuedCredential, now: int) -> bool:
-    """Issued already, not within `refresh_before_s` of its expiry, and in the current
+def fits_time(ctx: IssuerContext, row: IssuedCredential, now: int) -> bool:
+    """Issued already, not within `refresh_before_s` of its expiry, in the current
     credential format (a credential of an older format, which disclosed the status
-    basis, is replaced at the holder's next fetch instead of being handed out again)."""
+    basis, is replaced at the holder's next fetch instead of being handed out again),
+    and not signed by a key since revoked for compromise: stations refuse such a
+    credential (`key_compromised`), so the holder's next fetch gets one signed by the
+    active key instead of the refused one until the routine refresh, hours later."""
     return (
         row.expires_at - now > ctx.config.refresh_before_s
         and row.issued_at <= now
+        and not row.key_compromised
         and is_current_format(row.jws)
     )
 
 
-def reused(session: Session, row: CredentialRow) -> Issued:
+def reused(session: Session, row: IssuedCredential) -> Issued:
     box = session.scalars(_ANCHOR_ROW, {"ref": str(row.status_index)}).first()
-    return Issued(IssuedCredential.of(row), int(box or 0), False)
+    return Issued(row, int(box or 0), False)
 
 
 def reusable_from(
@@ -560,15 +626,16 @@ def reusable_credential(
     holder: Holder,
     now: int,
     decision: StatusDecision,
-    latest: CredentialRow | Literal[False] | None = False,
+    latest: IssuedCredential | Literal[False] | None = False,
 ) -> Issued | None:
     """The holder's active credential if it still matches `decision` and is not near
     its expiry (then no re-issue is due), else None. `latest`, when given (None: the
     holder has none), is the holder's latest active credential already read."""
-    row = latest_active_row(session, holder) if latest is False else latest
+    row = latest_active(session, holder) if latest is False else latest
+    if row is None:
+        return None
     if (
-        row is not None
-        and row.colour == decision.colour.value
+        row.colour == decision.colour.value
         and row.basis == decision.basis.value
         and fits_time(ctx, row, now)
     ):

@@ -47,8 +47,13 @@ def list_keys(session: Session) -> list[SigningKeyRow]:
 def _retire(
     ctx: IssuerContext, s: Session, row: SigningKeyRow, now: int, compromised_at: int | None
 ) -> int:
-    # A retired key revoked later for compromise stays retired from its first retirement.
-    retired_at = now if row.retired_at is None else min(row.retired_at, now)
+    # Credentials carry whole seconds, and a station refuses one whose iat is at or
+    # after its key's retired_at: the key may have signed earlier in this very second,
+    # so its retirement starts with the next one. (The row lock taken before `now`,
+    # _lock_active, makes sure no issuance still signs with it.) A retired key revoked
+    # later for compromise stays retired from its first retirement.
+    ends = now + 1
+    retired_at = ends if row.retired_at is None else min(row.retired_at, ends)
     row.retired_at = retired_at
     row.compromised_at = compromised_at
     row.state = KEY_STATE_RETIRED if compromised_at is None else KEY_STATE_COMPROMISED
@@ -59,18 +64,30 @@ def _retire(
     return add_outbox(s, "key_revoked", row.kid, entry, now).id
 
 
+def _lock_active(s: Session) -> list[SigningKeyRow]:
+    """The active keys, row-locked until commit. Every issuance holds a share lock on
+    the key it signs with (issuance.signing_key_for), so this waits until what they
+    signed is committed with its outbox row: taken before the key change reads the
+    time and writes its entries, the old key's anchors precede its `KeyRevoked` on the
+    log and their iat precedes its `retired_at`."""
+    return list(
+        s.scalars(select(SigningKeyRow).where(SigningKeyRow.state == "active").with_for_update())
+    )
+
+
 def rotate_key(
     ctx: IssuerContext,
     alg: SigningAlg = SigningAlg.ES256,
     in_transaction: InTransaction | None = None,
 ) -> KeyChange:
     """Create a new active key, register it, and retire the keys active until now."""
-    now = ctx.now()
     kid, key = ctx.keys.create_signing_key(alg)
     der = public_key_der(key)
     with ctx.sessions.begin() as s:
+        olds = _lock_active(s)
+        now = ctx.now()  # after the lock: no issuance with the old keys is in flight
         ids = []
-        for old in s.scalars(select(SigningKeyRow).where(SigningKeyRow.state == "active")):
+        for old in olds:
             ids.append(_retire(ctx, s, old, now, None))
         not_after = now + ctx.config.key_validity_s
         s.add(
@@ -102,13 +119,14 @@ def revoke_key(
     in_transaction: InTransaction | None = None,
 ) -> KeyChange:
     """Revoke a key: for compromise (with the compromise time) or plain retirement."""
-    now = ctx.now()
-    if compromised_at is not None and compromised_at > now:
-        raise ConflictError(f"compromise time {compromised_at} is in the future (now {now})")
+    if compromised_at is not None and compromised_at > ctx.now():
+        raise ConflictError(f"compromise time {compromised_at} is in the future (now {ctx.now()})")
     with ctx.sessions.begin() as s:
-        row = s.get(SigningKeyRow, kid)
+        _lock_active(s)  # as rotate_key: issuances with the key finish first
+        row = s.get(SigningKeyRow, kid, with_for_update=True)
         if row is None:
             raise NotFoundError(f"no signing key {kid}")
+        now = ctx.now()
         if row.state == KEY_STATE_COMPROMISED:
             raise ConflictError(f"key {kid} is already revoked for compromise")
         if row.state == KEY_STATE_RETIRED and compromised_at is None:

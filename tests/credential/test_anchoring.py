@@ -8,7 +8,12 @@ from credential.errors import NotAnchoredError, NotYetAnchoredError
 from credential.issue import credential_digest
 from credential.presentation import make_presentation
 from credential.verdict import Decision, Reason, StationPolicy, describe
-from credential.verify import ANCHOR_GRACE_S, check_presentation, verify_presentation
+from credential.verify import (
+    ANCHOR_GRACE_S,
+    CLOCK_SKEW_LEEWAY_S,
+    check_presentation,
+    verify_presentation,
+)
 from tests.credential.conftest import World
 from tests.credential.test_verify import denied_for
 
@@ -60,3 +65,37 @@ def test_compact_view_refuses_a_status_index_never_anchored(world: World) -> Non
     denied_for(world, text, Reason.NOT_ANCHORED)
     ok = make_presentation(world.credential(status_index=2), world.device, world.now)
     assert verify_presentation(ok, world.trust, world.now).admitted
+
+
+@pytest.mark.parametrize("mode", ["full", "compact"])
+def test_off_ledger_code_with_a_future_iat_is_not_passed_off_as_not_yet_anchored(
+    world: World, mode: str
+) -> None:
+    """Whoever holds a registered signing key (a dishonest region, or a thief before the
+    compromise is known) signs a code that never reaches the log, claiming it was
+    issued a week from now, valid from now. A station that knows the log (every anchor,
+    or the anchored indices) took it for one issued after its view: `NOT_YET_ANCHORED`,
+    for as long as the claimed `iat` stayed ahead, so a station whose policy sends
+    unknown states to a manual check showed staff a green code to check by eye instead
+    of refusing an off-ledger one. An honest issuer's `iat` is its `nbf`: an `iat`
+    ahead of the station's clock beyond the leeway is refused like a future `nbf`."""
+    if mode == "full":
+        world.trust.full_anchor_regions.add("GD")
+    else:
+        world.trust.anchored_indices["GD"] = {1, 2, 3}
+    jws = world.credential(
+        status_index=9, issued_at=world.now + 7 * 86_400, not_before=world.now - 10
+    )
+    text = make_presentation(jws, world.device, world.now)
+    lenient = StationPolicy(on_revocation_unknown=Decision.MANUAL_CHECK)
+    v = verify_presentation(text, world.trust, world.now, policy=lenient)
+    assert v.decision is Decision.DENY and v.reasons == (Reason.NOT_YET_VALID,)
+    # An honest code issued at the edge of the leeway is still taken as it comes.
+    edge = world.credential(
+        status_index=2,
+        issued_at=world.now + CLOCK_SKEW_LEEWAY_S,
+        not_before=world.now + CLOCK_SKEW_LEEWAY_S,
+    )
+    v = verify_presentation(make_presentation(edge, world.device, world.now), world.trust,
+                            world.now, policy=lenient)  # fmt: skip
+    assert Reason.NOT_YET_VALID not in v.reasons
