@@ -167,10 +167,10 @@ class GroupCommitter:
             now_max = max(job.now for job in group)
             # Their residents first, so no status change commits between the status
             # read below and the insert of a fresh credential (issuance.lock_residents).
-            lock_residents(s, sorted({job.holder_pk for job in group}))
+            pks = sorted({job.holder_pk for job in group})
+            lock_residents(s, pks)
             # Records read for the group's earliest time serve every later one.
             now_min = min(job.now for job in group)
-            pks = [job.holder_pk for job in group]
             states, key_now_max, _loaded = group_state(s, pks, now_max, now_min)
             for job in group:
                 state = states.get(job.holder_pk)

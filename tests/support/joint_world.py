@@ -18,7 +18,7 @@ from werkzeug.serving import make_server
 
 from credential.keys import SigningAlg, generate_private_key, key_id, public_key_der
 from ledger.clients.client import LedgerClient
-from ledger.clients.sync import SyncClient, SyncedTrustState
+from ledger.clients.sync import SyncClient, SyncedTrustState, mirror_prefix
 from ledger.joint.api import JointServices
 from ledger.log.consortium import Consortium
 from ledger.log.entries import (
@@ -202,3 +202,8 @@ def cosigned_by(region: Region, size: int, n: int) -> bool:
     note = region.checkpoint()
     lines = note.decode().split("\n\n", 1)[1]
     return f"\n{size}\n".encode() in note and lines.count("\u2014 ") >= n + 1
+
+
+def mirror_of(world: World, origin_region: str, at: str) -> str:
+    """The URL prefix of the mirror that region `at`'s node keeps of `origin_region`'s log."""
+    return mirror_prefix(world.regions[at].url, world.regions[origin_region].keys.origin)

@@ -39,7 +39,6 @@ from ledger.clients.sync import (
     SourcePace,
     SyncClient,
     SyncedTrustState,
-    mirror_prefix,
 )
 from ledger.log.entries import (
     CredentialAnchored,
@@ -52,7 +51,15 @@ from ledger.log.entries import (
     encode_leaf,
 )
 from ledger.log.tiles import decode_entry_bundle, encode_entry_bundle, parse_entry_bundle_path
-from tests.support.joint_world import Server, World, build_world, cosigned_by, shutdown, wait_for
+from tests.support.joint_world import (
+    Server,
+    World,
+    build_world,
+    cosigned_by,
+    mirror_of,
+    shutdown,
+    wait_for,
+)
 from tests.support.slow_proxy import SlowProxy, slow_proxy
 
 FULL_BUNDLES = 7
@@ -143,7 +150,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         for start in range(0, len(entries), 400):
             gd.submit(*entries[start : start + 400])
         wait_for(lambda: cosigned_by(gd, GD_SIZE, 2), f"GD size {GD_SIZE} cosigned")
-        mirror = f"{_mirror_of_gd(w)}/checkpoint"
+        mirror = f"{mirror_of(w, 'GD', at='MO')}/checkpoint"
         wait_for(
             lambda: requests.get(mirror, timeout=5).content == gd.checkpoint(),
             "MO's mirror of GD caught up with GD's node",
@@ -153,15 +160,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         shutdown(w)
 
 
-def _mirror_of_gd(world: World) -> str:
-    return mirror_prefix(world.regions["MO"].url, world.regions["GD"].keys.origin)
-
-
 @pytest.fixture
 def sources(world: World) -> Iterator[tuple[Hostile, SlowProxy]]:
     gd = world.regions["GD"]
     hostile = hostile_proxy(gd.url, gd.kid)
-    mirror = slow_proxy(_mirror_of_gd(world), 0.0)  # forwards at once, records paths
+    mirror = slow_proxy(mirror_of(world, "GD", at="MO"), 0.0)  # forwards at once, records paths
     try:
         yield hostile, mirror
     finally:

@@ -36,13 +36,13 @@ from ledger.clients.sync import (
     SourcePace,
     SyncClient,
     SyncedTrustState,
-    mirror_prefix,
 )
 from ledger.log.entries import CredentialAnchored, CredentialRevoked, RevocationReason
 from tests.support.joint_world import (
     World,
     build_world,
     cosigned_by,
+    mirror_of,
     shutdown,
     wait_for,
 )
@@ -74,7 +74,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         mo.submit(CredentialRevoked("MO", 7, RevocationReason.FRAUD, 1_700_000_000))
         wait_for(lambda: cosigned_by(gd, GD_SIZE, 2), f"GD size {GD_SIZE} cosigned")
         wait_for(lambda: cosigned_by(mo, MO_SIZE, 2), f"MO size {MO_SIZE} cosigned")
-        mirror = f"{_mirror_of_gd(w)}/checkpoint"
+        mirror = f"{mirror_of(w, 'GD', at='MO')}/checkpoint"
         wait_for(
             lambda: requests.get(mirror, timeout=5).content == gd.checkpoint(),
             "MO's mirror of GD caught up with GD's node",
@@ -93,14 +93,10 @@ def slow(world: World) -> Iterator[SlowProxy]:
         proxy.close()
 
 
-def _mirror_of_gd(world: World) -> str:
-    return mirror_prefix(world.regions["MO"].url, world.regions["GD"].keys.origin)
-
-
 def _sources(world: World, slow: SlowProxy, mirror: bool = True) -> dict[str, list[LogSource]]:
     gd: list[LogSource] = [HttpLogSource(slow.url)]
     if mirror:
-        gd.append(HttpLogSource(_mirror_of_gd(world)))
+        gd.append(HttpLogSource(mirror_of(world, "GD", at="MO")))
     return {"GD": gd, "MO": [HttpLogSource(world.regions["MO"].url)]}
 
 

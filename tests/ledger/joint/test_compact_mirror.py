@@ -20,7 +20,6 @@ from ledger.clients.sync import (
     RegionStatus,
     SyncClient,
     SyncedTrustState,
-    mirror_prefix,
 )
 from ledger.joint.api import make_engine
 from ledger.joint.mirror import MirroredSnapshot, MirrorStore, origin_hash
@@ -32,6 +31,7 @@ from tests.support.joint_world import (
     World,
     build_world,
     cosigned_by,
+    mirror_of,
     shutdown,
     wait_for,
 )
@@ -51,10 +51,6 @@ def _digest(note: bytes) -> bytes:
     d = find_extension(cp.extensions)
     assert d is not None
     return d
-
-
-def _mo_mirror_of_gd(world: World) -> str:
-    return mirror_prefix(world.regions["MO"].url, world.regions["GD"].keys.origin)
 
 
 def _gd_with_a_revocation(world: World) -> bytes:
@@ -81,7 +77,7 @@ def test_gd_down_compact_station_syncs_revocations_from_mo_mirror(world: World) 
     station = _compact(world, "fresh")
     report = station.sync("GD").region("GD")
     assert report.status is RegionStatus.UPDATED and report.new_size == 4
-    assert report.source == _mo_mirror_of_gd(world)
+    assert report.source == mirror_of(world, "GD", at="MO")
     assert any("503" in e for e in report.errors)  # the node was tried first
     state = SyncedTrustState(world.tmp / "fresh.db")
     try:
@@ -99,7 +95,7 @@ def test_gd_down_compact_station_syncs_revocations_from_mo_mirror(world: World) 
         new_digest = _digest(gd.checkpoint())
         gd.server.stop()
         delta = requests.get(
-            f"{_mo_mirror_of_gd(world)}/revocation/delta/{digest.hex()}/{new_digest.hex()}",
+            f"{mirror_of(world, 'GD', at='MO')}/revocation/delta/{digest.hex()}/{new_digest.hex()}",
             timeout=5,
         )
         assert delta.status_code == 200 and "immutable" in delta.headers["Cache-Control"]
@@ -107,7 +103,7 @@ def test_gd_down_compact_station_syncs_revocations_from_mo_mirror(world: World) 
         assert parsed.to_digest == new_digest and parsed.flipped == frozenset({1, 2})
         again = station.sync("GD").region("GD")
         assert again.status is RegionStatus.UPDATED and again.new_size == 6
-        assert again.source == _mo_mirror_of_gd(world)
+        assert again.source == mirror_of(world, "GD", at="MO")
         assert state.is_revoked("GD", 2) and not state.is_revoked("GD", 1)
     finally:
         state.close()
@@ -116,7 +112,7 @@ def test_gd_down_compact_station_syncs_revocations_from_mo_mirror(world: World) 
 def test_mirror_snapshot_urls_match_the_node_and_refuse_garbage(world: World) -> None:
     gd = world.regions["GD"]
     digest = _gd_with_a_revocation(world)
-    prefix = _mo_mirror_of_gd(world)
+    prefix = mirror_of(world, "GD", at="MO")
     from_mirror = requests.get(f"{prefix}/revocation/snapshot/{digest.hex()}", timeout=5)
     from_node = requests.get(f"{gd.url}/revocation/snapshot/{digest.hex()}", timeout=5)
     assert from_mirror.status_code == 200 and from_mirror.content == from_node.content
@@ -149,7 +145,7 @@ def test_mirror_serving_a_snapshot_that_misses_the_digest_is_refused(world: Worl
     ).content
     gd.submit(CredentialRevoked("GD", 1, RevocationReason.FRAUD, 1_700_000_000))
     wait_for(lambda: cosigned_by(gd, 3, 2), "GD size 3 cosigned")
-    genuine = _mo_mirror_of_gd(world)
+    genuine = mirror_of(world, "GD", at="MO")
     rogue_app = Flask("rogue-mirror")
 
     @rogue_app.get("/checkpoint")
